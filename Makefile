@@ -1,0 +1,105 @@
+# gkd build. `make` builds libgkd.a and bin/gkd; `make test` runs the Check
+# suites; `make bench` runs the benchmarks; `make debug` builds with sanitizers.
+# Sources are found by wildcard so a new module needs no Makefile edit.
+
+PREFIX   ?= /usr/local
+CC       ?= cc
+DEPS_OK  := $(shell ./scripts/deps.sh >&2 && echo yes)
+ifneq ($(DEPS_OK),yes)
+$(error missing dependencies (see the line above))
+endif
+
+PKGS     := openblas check yaml-0.1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs openblas yaml-0.1)
+CHECK_LIBS := $(shell pkg-config --libs check)
+
+OPT      ?= -O2
+WARN     := -Wall -Wextra -Werror
+CFLAGS   += -std=c11 $(WARN) $(OPT) -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -fopenmp -lm
+
+BUILD    ?= build
+LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*.c src/*/*.c))
+CLI_SRC  := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC:= $(wildcard bench/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/check_main.o
+LIB      := $(BUILD)/libgkd.a
+GKD      := bin/gkd
+
+VERSION  := 0.1.0
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -DGKD_GIT_COMMIT=\"$(GIT_COMMIT)\"
+
+.PHONY: all test bench debug install clean main fuzz fixtures
+all: $(GKD)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# The program collects every `int cmd_NAME(int argc, char **argv)` in
+# src/cli/cmd_*.c, so a new subcommand is one new file.
+$(BUILD)/src/cli/commands.h: $(wildcard src/cli/cmd_*.c)
+	@mkdir -p $(dir $@)
+	sed -n 's/^int cmd_\([a-z0-9_]*\)(int argc, char \*\*argv).*/X(\1)/p' $^ /dev/null > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/src/cli/main.o: src/cli/main.c $(BUILD)/src/cli/commands.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD)/src/cli -c $< -o $@
+
+$(GKD): $(CLI_OBJ) $(LIB)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+# The test runner collects every `Suite *NAME_suite(void)` in tests/test_*.c.
+$(BUILD)/tests/suites.h: $(TEST_SRC)
+	@mkdir -p $(dir $@)
+	sed -n 's/^Suite \*\([a-z0-9_]*_suite\)(void).*/X(\1)/p' $(TEST_SRC) /dev/null > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/check_main.o: tests/check_main.c $(BUILD)/tests/suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD)/tests -c $< -o $@
+
+$(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
+
+# SUITE=name runs one suite; the TAP log goes to build/tests.tap.
+test: $(BUILD)/gkd_tests $(GKD)
+	GKD_BIN=$(abspath $(GKD)) GKD_ROOT=$(CURDIR) ./$(BUILD)/gkd_tests $(SUITE)
+
+main: $(GKD)
+	./$(GKD) run
+
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench: $(BENCH_SRC:%.c=$(BUILD)/%) 
+	@for b in $^; do echo "== $$b"; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$b || exit 1; done
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  for p in bench/peer_*.py; do [ -f $$p ] && /usr/bin/python3 $$p; done; \
+	else echo "bench: python3-torch not installed; PyTorch peer skipped (apt-get install python3-torch)"; fi
+
+debug:
+	$(MAKE) BUILD=build-debug OPT="-O0 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" GKD=bin/gkd-debug bin/gkd-debug build-debug/gkd_tests
+
+install: $(GKD) $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/gkd
+	install -m 755 $(GKD) $(DESTDIR)$(PREFIX)/bin/gkd
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libgkd.a
+	install -m 644 include/gkd/*.h $(DESTDIR)$(PREFIX)/include/gkd/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' gkd.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gkd.pc
+
+clean:
+	rm -rf build build-debug bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

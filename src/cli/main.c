@@ -1,0 +1,40 @@
+/* The gkd program: dispatches to the subcommands in src/cli/cmd_*.c
+ * (collected into commands.h by the Makefile). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define X(name) int cmd_##name(int argc, char **argv);
+#include "commands.h"
+#undef X
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+} commands[] = {
+#define X(name) {#name, cmd_##name},
+#include "commands.h"
+#undef X
+    {NULL, NULL}};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: gkd <command> [options]   (gkd <command> --help for its options)\ncommands:\n");
+    for (int i = 0; commands[i].name; i++) fprintf(f, "  %s\n", commands[i].name);
+    fprintf(f, "  version\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("gkd %s (%s)\n", GKD_VERSION, GKD_GIT_COMMIT);
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
+    for (int i = 0; commands[i].name; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "gkd: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}
