@@ -25,4 +25,36 @@ void gkd_seqbatch_free(gkd_seqbatch *b);
  *  at the end. */
 void gkd_seqbatch_targets(const gkd_seqbatch *b, int *targets, float *mask);
 
+
+/* ---- generation ---- */
+
+typedef struct {
+    float temperature;  /* 0 = greedy (argmax) */
+    int top_k;          /* 0 = off */
+    float top_p;        /* 1 = off */
+    int max_new_tokens; /* generated tokens per sequence, EOS included */
+} gkd_sample_options;
+
+#define GKD_SAMPLE_OPTIONS_INIT {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .max_new_tokens = 16}
+
+typedef struct gkd_sampler gkd_sampler; /* KV caches and scratch for up to max_B sequences */
+
+/** A sampler for `model`. `mix` (may be NULL) is a second model of the same
+ *  vocabulary for teacher-mixed sampling (see gkd_sampler_generate). */
+int gkd_sampler_new(gkd_sampler **out, gkd_model *model, gkd_model *mix, int max_B);
+void gkd_sampler_free(gkd_sampler *s);
+
+/** Complete every sequence of `batch` (tokens[0..prompt_len) filled in):
+ *  prefill the prompt, then one token per step for every live sequence until
+ *  EOS or max_new_tokens (or the context end). Sets len and eos; pads with
+ *  PAD. Sequence b draws from gkd_rng_derive(seed, GKD_RNG_SAMPLE,
+ *  stream_ids[b], 0), so its rollout does not depend on its batch position
+ *  or the thread count. With mix != NULL and mix_alpha > 0, each token is
+ *  drawn from mix_alpha * p_mix + (1 - mix_alpha) * p_model (both after
+ *  temperature/top-k/top-p); if iw is not NULL it receives per position
+ *  (B, cap) the single-step importance weight p_model(y) / p_mixture(y) of
+ *  the drawn token (1 where nothing was drawn). */
+int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_options *opt,
+                         float mix_alpha, uint64_t seed, const uint64_t *stream_ids, float *iw);
+
 #endif

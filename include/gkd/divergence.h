@@ -1,0 +1,49 @@
+/* Token-level divergences between teacher p = softmax(z_T / tau) and student
+ * q = softmax(z_S / tau), with value and gradient w.r.t. the student logits
+ * z_S (the teacher gets no gradient). Values are exact divergences (not
+ * cross-entropies offset by the teacher's entropy).
+ *
+ *   fkl       KL(p || q)                     rkl       KL(q || p)
+ *   jsd(b)    b KL(p||m) + (1-b) KL(q||m),   m = b p + (1-b) q,  0 < b < 1
+ *   skl(a)    KL(p || a p + (1-a) q)         srkl(a)   KL(q || (1-a) p + a q)
+ *   tvd       1/2 sum |p - q|
+ */
+#ifndef GKD_DIVERGENCE_H
+#define GKD_DIVERGENCE_H
+
+#include <stddef.h>
+
+typedef enum {
+    GKD_DIV_FKL = 0,
+    GKD_DIV_RKL,
+    GKD_DIV_JSD,
+    GKD_DIV_SKL,
+    GKD_DIV_SRKL,
+    GKD_DIV_TVD,
+    GKD_DIV_CE,     /* cross-entropy on ground-truth tokens (no teacher) */
+    GKD_DIV_PG_RKL  /* sampled-token reverse KL as a reward (student rollouts only) */
+} gkd_divergence_kind;
+
+typedef struct {
+    gkd_divergence_kind kind;
+    double param; /* beta for jsd, alpha for skl/srkl; unused otherwise */
+} gkd_divergence;
+
+/** Parse "fkl", "rkl", "jsd(0.5)", "skl(0.1)", "srkl", "tvd", "ce", "pg_rkl"
+ *  ("skl"/"srkl" default alpha 0.1; "jsd" default beta 0.5). jsd with
+ *  beta <= 0 or >= 1 is an error pointing to fkl/rkl. */
+int gkd_divergence_parse(gkd_divergence *out, const char *s);
+/** Canonical spelling, e.g. "jsd(0.9)"; returns buf. */
+char *gkd_divergence_format(const gkd_divergence *d, char *buf, size_t cap);
+
+/** Per position n < N (rows of V logits) with weight[n] != 0 (weight may be
+ *  NULL = all 1): values[n] = D(p_n, q_n) (0 where weight is 0). Returns the
+ *  sum over n of weight[n] * values[n]. If dstudent is not NULL, ACCUMULATES
+ *  scale * weight[n] * dD/dz_S into dstudent (N, V) (chain rule through tau
+ *  included). values may be NULL. Kinds fkl..tvd only; numerically safe for
+ *  logits of +-80 and (near) one-hot distributions. Parallel over n. */
+double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
+                           const float *teacher_logits, const float *weight, int N, int V,
+                           float tau, float scale, float *values, float *dstudent);
+
+#endif
