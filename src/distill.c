@@ -1,0 +1,464 @@
+/* One distillation step and the state it needs (see include/gkd/distill.h).
+ *
+ * Shapes: B batch rows, T the longest sequence of the step's batch, V the
+ * vocabulary, cap the context (rows of a gkd_seqbatch are cap long). */
+#include "distill_step.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gkd/error.h"
+#include "gkd/rng.h"
+
+static int needs_teacher_scores(const gkd_distill_options *o) {
+    return o->divergence.kind != GKD_DIV_CE;
+}
+
+static int needs_teacher(const gkd_distill_options *o) {
+    return needs_teacher_scores(o) || o->schedule.seqkd > 0 || o->schedule.teacher_mix > 0;
+}
+
+void gkd_distill_state_free(gkd_distill_state *s) {
+    if (!s) return;
+    gkd_adamw_free(s->opt);
+    gkd_schedule_free(s->schedule);
+    gkd_sampler_free(s->student_sampler);
+    gkd_sampler_free(s->teacher_sampler);
+    gkd_sampler_free(s->mixed_sampler);
+    gkd_seqbatch_free(&s->batch);
+    gkd_seqbatch_free(&s->sub);
+    free(s->examples);
+    free(s->choices);
+    free(s->rows);
+    free(s->stream_ids);
+    free(s->targets_cap);
+    free(s->mask_cap);
+    free(s->tokens_bt);
+    free(s->targets_bt);
+    free(s->mask_bt);
+    free(s->weight_bt);
+    free(s->iw);
+    free(s->sub_iw);
+    free(s->rewards);
+    free(s->advantages);
+    free(s->dlogits);
+    if (s->seqkd_cache) {
+        for (size_t i = 0; i < s->seqkd_cache_n; i++) free(s->seqkd_cache[i]);
+        free(s->seqkd_cache);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *teacher,
+                           const gkd_tokenizer *tok, const gkd_task *task,
+                           const gkd_distill_options *opt) {
+    int rc = 0;
+    memset(s, 0, sizeof *s);
+    s->student = student;
+    s->teacher = teacher;
+    s->tok = tok;
+    s->task = task;
+    s->opt = NULL;
+    s->o = *opt;
+    const int B = opt->batch, cap = student->config.max_seq_len, V = student->config.vocab_size;
+    if (B < 1 || opt->steps < 0) return gkd_error(GKD_EINVAL, "distill: batch must be >= 1 and steps >= 0");
+    if (gkd_tokenizer_vocab_size(tok) > V)
+        return gkd_error(GKD_EMISMATCH, "distill: the tokenizer has %d tokens but the student only %d",
+                         gkd_tokenizer_vocab_size(tok), V);
+    if (needs_teacher(opt)) {
+        if (!teacher) return gkd_error(GKD_EINVAL, "distill: this configuration needs a teacher");
+        if (teacher->config.vocab_size != V || teacher->config.max_seq_len < cap)
+            return gkd_error(GKD_EMISMATCH,
+                             "distill: teacher (vocabulary %d, context %d) does not fit the student "
+                             "(vocabulary %d, context %d)",
+                             teacher->config.vocab_size, teacher->config.max_seq_len, V, cap);
+    }
+    if (opt->divergence.kind == GKD_DIV_PG_RKL &&
+        (opt->schedule.lambda < 1 || opt->schedule.teacher_mix > 0 || opt->schedule.replay != GKD_REPLAY_OFF))
+        return gkd_error(GKD_EINVAL, "distill: pg_rkl is valid only on student rollouts (lambda 1, "
+                                     "no teacher_mix, no replay)");
+    if (gkd_task_size(task, GKD_SPLIT_TRAIN) == 0) return gkd_error(GKD_EINVAL, "distill: the task has no training examples");
+
+    gkd_adamw_config ac = GKD_ADAMW_CONFIG_INIT;
+    ac.weight_decay = opt->weight_decay;
+    if ((rc = gkd_adamw_new(&s->opt, student, &ac))) goto done;
+    gkd_schedule_options so = opt->schedule;
+    so.seq_cap = cap;
+    if (so.total_steps < 1) so.total_steps = opt->steps > 0 ? opt->steps : 1;
+    if ((rc = gkd_schedule_new(&s->schedule, &so, opt->seed))) goto done;
+    if ((rc = gkd_sampler_new(&s->student_sampler, student, NULL, B))) goto done;
+    if (teacher && (rc = gkd_sampler_new(&s->teacher_sampler, teacher, NULL, B))) goto done;
+    if (teacher && opt->schedule.teacher_mix > 0 &&
+        (rc = gkd_sampler_new(&s->mixed_sampler, student, teacher, B)))
+        goto done;
+    if ((rc = gkd_seqbatch_new(&s->batch, B, cap)) || (rc = gkd_seqbatch_new(&s->sub, B, cap))) goto done;
+    size_t BC = (size_t)B * cap;
+    s->examples = calloc(B, sizeof *s->examples);
+    s->choices = calloc(B, sizeof *s->choices);
+    s->rows = calloc(B, sizeof *s->rows);
+    s->stream_ids = calloc(B, sizeof *s->stream_ids);
+    s->targets_cap = calloc(BC, sizeof(int));
+    s->mask_cap = calloc(BC, sizeof(float));
+    s->tokens_bt = calloc(BC, sizeof(int));
+    s->targets_bt = calloc(BC, sizeof(int));
+    s->mask_bt = calloc(BC, sizeof(float));
+    s->weight_bt = calloc(BC, sizeof(float));
+    s->iw = calloc(BC, sizeof(float));
+    s->sub_iw = calloc(BC, sizeof(float));
+    s->rewards = calloc(BC, sizeof(float));
+    s->advantages = calloc(BC, sizeof(float));
+    s->dlogits = calloc(BC * (size_t)V, sizeof(float));
+    if (!s->examples || !s->choices || !s->rows || !s->stream_ids || !s->targets_cap || !s->mask_cap ||
+        !s->tokens_bt || !s->targets_bt || !s->mask_bt || !s->weight_bt || !s->iw || !s->sub_iw ||
+        !s->rewards || !s->advantages || !s->dlogits) {
+        rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
+        goto done;
+    }
+    if (opt->schedule.seqkd > 0 && opt->seqkd_cache) {
+        s->seqkd_cache_n = gkd_task_size(task, GKD_SPLIT_TRAIN);
+        s->seqkd_cache = calloc(s->seqkd_cache_n, sizeof *s->seqkd_cache);
+        if (!s->seqkd_cache) { rc = gkd_error(GKD_ENOMEM, "distill: out of memory for the SeqKD cache"); goto done; }
+    }
+done:
+    if (rc) gkd_distill_state_free(s);
+    return rc;
+}
+
+/* ---- building the batch ---- */
+
+static void copy_row(gkd_seqbatch *dst, int drow, const gkd_seqbatch *src, int srow) {
+    memcpy(dst->tokens + (size_t)drow * dst->cap, src->tokens + (size_t)srow * src->cap,
+           sizeof(int) * (size_t)dst->cap);
+    dst->prompt_len[drow] = src->prompt_len[srow];
+    dst->len[drow] = src->len[srow];
+    dst->eos[drow] = src->eos[srow];
+}
+
+static void clear_row(gkd_seqbatch *b, int row) {
+    int *t = b->tokens + (size_t)row * b->cap;
+    for (int i = 0; i < b->cap; i++) t[i] = GKD_TOK_PAD;
+}
+
+/* Row `row` of b := BOS prompt SEP [reference EOS] of train example i. */
+static int encode_example(gkd_distill_state *s, gkd_seqbatch *b, int row, size_t i, int with_reference) {
+    clear_row(b, row);
+    int *ids = b->tokens + (size_t)row * b->cap;
+    int rc = with_reference
+                 ? gkd_task_encode_example(s->task, s->tok, GKD_SPLIT_TRAIN, i, ids, b->cap,
+                                           &b->prompt_len[row], &b->len[row])
+                 : gkd_task_encode_prompt(s->task, s->tok, GKD_SPLIT_TRAIN, i, ids, b->cap,
+                                          &b->prompt_len[row], &b->len[row]);
+    b->eos[row] = with_reference && rc == 0;
+    return rc;
+}
+
+/* Stream of row r at `step`: unique over (step, row) so no two rollouts of
+ * a run share random numbers. Cached SeqKD rollouts use the example index
+ * in a separate range, so they are the same whenever they are generated. */
+static uint64_t rollout_stream(long step, int B, int row) { return (uint64_t)step * (uint64_t)B + (uint64_t)row; }
+static uint64_t seqkd_cache_stream(size_t example) { return (UINT64_C(1) << 62) + example; }
+
+/* Generate completions for the rows listed in rows[0..n) with `sampler`. */
+static int generate_rows(gkd_distill_state *s, gkd_sampler *sampler, float mix_alpha, const int *rows,
+                         int n, const uint64_t *streams) {
+    gkd_seqbatch *sub = &s->sub;
+    int B = sub->B;
+    for (int j = 0; j < n; j++) copy_row(sub, j, &s->batch, rows[j]);
+    /* The sampler completes every row it is given: give it exactly n. */
+    sub->B = n;
+    int rc = gkd_sampler_generate(sampler, sub, &s->o.sample, mix_alpha, s->o.seed, streams,
+                                  mix_alpha > 0 ? s->sub_iw : NULL);
+    sub->B = B;
+    if (rc) return gkd_error_wrap(rc, "rollouts");
+    for (int j = 0; j < n; j++) {
+        copy_row(&s->batch, rows[j], sub, j);
+        if (mix_alpha > 0)
+            memcpy(s->iw + (size_t)rows[j] * sub->cap, s->sub_iw + (size_t)j * sub->cap,
+                   sizeof(float) * (size_t)sub->cap);
+    }
+    return 0;
+}
+
+static int rows_with_source(const gkd_distill_state *s, gkd_source src, int *rows) {
+    int n = 0;
+    for (int b = 0; b < s->o.batch; b++)
+        if (s->choices[b].source == src) rows[n++] = b;
+    return n;
+}
+
+static int teacher_rows(gkd_distill_state *s, long step) {
+    int n = rows_with_source(s, GKD_SRC_TEACHER, s->rows);
+    if (n == 0) return 0;
+    if (!s->seqkd_cache) {
+        for (int j = 0; j < n; j++) s->stream_ids[j] = rollout_stream(step, s->o.batch, s->rows[j]);
+        return generate_rows(s, s->teacher_sampler, 0, s->rows, n, s->stream_ids);
+    }
+    /* Offline SeqKD: each prompt's teacher output is generated once and reused. */
+    int m = 0, *missing = s->rows;
+    for (int j = 0; j < n; j++) {
+        int r = s->rows[j];
+        size_t ex = s->examples[r];
+        if (s->seqkd_cache[ex]) {
+            const int *c = s->seqkd_cache[ex];
+            int *dst = s->batch.tokens + (size_t)r * s->batch.cap;
+            memcpy(dst, c + 3, sizeof(int) * (size_t)s->batch.cap);
+            s->batch.prompt_len[r] = c[0];
+            s->batch.len[r] = c[1];
+            s->batch.eos[r] = (unsigned char)c[2];
+        } else {
+            missing[m] = r;
+            s->stream_ids[m] = seqkd_cache_stream(ex);
+            m++;
+        }
+    }
+    if (m == 0) return 0;
+    int rc = generate_rows(s, s->teacher_sampler, 0, missing, m, s->stream_ids);
+    if (rc) return rc;
+    for (int j = 0; j < m; j++) {
+        int r = missing[j];
+        size_t ex = s->examples[r];
+        if (s->seqkd_cache[ex]) continue; /* the same prompt twice in one batch */
+        int *c = malloc(sizeof(int) * (size_t)(s->batch.cap + 3));
+        if (!c) return gkd_error(GKD_ENOMEM, "SeqKD cache: out of memory");
+        c[0] = s->batch.prompt_len[r];
+        c[1] = s->batch.len[r];
+        c[2] = s->batch.eos[r];
+        memcpy(c + 3, s->batch.tokens + (size_t)r * s->batch.cap, sizeof(int) * (size_t)s->batch.cap);
+        s->seqkd_cache[ex] = c;
+    }
+    return 0;
+}
+
+static int replay_rows(gkd_distill_state *s, long step) {
+    int n = rows_with_source(s, GKD_SRC_REPLAY, s->rows);
+    if (n == 0) return 0;
+    gkd_seqbatch *sub = &s->sub;
+    int B = sub->B;
+    sub->B = n;
+    int rc = gkd_schedule_replay(s->schedule, step, sub, NULL);
+    sub->B = B;
+    if (rc) return gkd_error_wrap(rc, "replay");
+    for (int j = 0; j < n; j++) copy_row(&s->batch, s->rows[j], sub, j);
+    return 0;
+}
+
+/* Fill s->batch for `step` (1-based) and record the step's sources. */
+static int build_batch(gkd_distill_state *s, long step) {
+    const int B = s->o.batch;
+    int rc;
+    size_t ntrain = gkd_task_size(s->task, GKD_SPLIT_TRAIN);
+    gkd_rng rng = gkd_rng_derive(s->o.seed, GKD_RNG_DATA, (uint64_t)step, 0);
+    for (int b = 0; b < B; b++) s->examples[b] = gkd_rng_below(&rng, (uint32_t)ntrain);
+    if ((rc = gkd_schedule_step(s->schedule, step, B, s->choices))) return rc;
+    for (int b = 0; b < B; b++) {
+        int with_ref = s->choices[b].source == GKD_SRC_DATA;
+        if ((rc = encode_example(s, &s->batch, b, s->examples[b], with_ref))) return rc;
+    }
+    for (size_t i = 0; i < (size_t)B * s->batch.cap; i++) s->iw[i] = 1.0f;
+    int n = rows_with_source(s, GKD_SRC_STUDENT, s->rows);
+    for (int j = 0; j < n; j++) s->stream_ids[j] = rollout_stream(step, B, s->rows[j]);
+    if (n && (rc = generate_rows(s, s->student_sampler, 0, s->rows, n, s->stream_ids))) return rc;
+    n = rows_with_source(s, GKD_SRC_MIXED, s->rows);
+    for (int j = 0; j < n; j++) s->stream_ids[j] = rollout_stream(step, B, s->rows[j]);
+    if (n && (rc = generate_rows(s, s->mixed_sampler, (float)s->o.schedule.teacher_mix, s->rows, n,
+                                 s->stream_ids)))
+        return rc;
+    if ((rc = teacher_rows(s, step))) return rc;
+    if ((rc = replay_rows(s, step))) return rc;
+    gkd_replay *buf = gkd_schedule_buffer(s->schedule);
+    for (int b = 0; b < B && buf; b++)
+        if (s->choices[b].store && (rc = gkd_replay_push(buf, &s->batch, b))) return gkd_error_wrap(rc, "replay buffer");
+    return 0;
+}
+
+/* Compact the (B, cap) batch to (B, T) tokens, targets, mask and loss weights. */
+static void layout_batch(gkd_distill_state *s, gkd_step_stats *st) {
+    const gkd_seqbatch *b = &s->batch;
+    const int B = b->B, cap = b->cap;
+    int T = 1;
+    for (int r = 0; r < B; r++)
+        if (b->len[r] > T) T = b->len[r];
+    s->T = T;
+    gkd_seqbatch_targets(b, s->targets_cap, s->mask_cap);
+    double valid = 0;
+    int seqs = 0;
+    for (int r = 0; r < B; r++) {
+        double n = 0;
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)r * cap + t, j = (size_t)r * T + t;
+            s->tokens_bt[j] = b->tokens[i];
+            s->targets_bt[j] = s->targets_cap[i];
+            s->mask_bt[j] = s->mask_cap[i];
+            n += s->mask_cap[i];
+        }
+        valid += n;
+        seqs += n > 0;
+    }
+    for (int r = 0; r < B; r++) {
+        double n = 0;
+        for (int t = 0; t < T; t++) n += s->mask_bt[(size_t)r * T + t];
+        for (int t = 0; t < T; t++) {
+            size_t j = (size_t)r * T + t;
+            double w = 0;
+            if (s->mask_bt[j] != 0)
+                w = s->o.per_sequence ? 1.0 / (n * seqs) : 1.0 / valid;
+            /* Teacher-mixed tokens: the importance weight p_S / p_mix of the
+             * drawn token (at t+1), clipped at 1 so it never amplifies noise. */
+            if (s->o.mix_importance && w != 0) {
+                float iw = s->iw[(size_t)r * cap + t + 1];
+                w *= iw < 1.0f ? iw : 1.0f;
+            }
+            s->weight_bt[j] = (float)w;
+        }
+    }
+    st->tokens = (long)valid;
+    double gen = 0;
+    int rollouts = 0;
+    for (int r = 0; r < B; r++) {
+        gkd_source src = s->choices[r].source;
+        if (src == GKD_SRC_STUDENT || src == GKD_SRC_MIXED || src == GKD_SRC_TEACHER || src == GKD_SRC_REPLAY) {
+            gen += b->len[r] - b->prompt_len[r];
+            rollouts++;
+        }
+    }
+    st->rollout_len = rollouts ? gen / rollouts : 0;
+}
+
+/* Weighted cross-entropy of targets: returns sum_n w_n * CE_n and
+ * accumulates scale * w_n * dCE_n/dz into dlogits. */
+static double weighted_ce(float *dlogits, const float *logits, const int *targets, const float *w,
+                          int N, int V, float scale) {
+    double total = 0;
+    double *row_loss = malloc(sizeof(double) * (size_t)N);
+    if (!row_loss) return NAN;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        row_loss[n] = 0;
+        if (w[n] == 0) continue;
+        const float *z = logits + (size_t)n * V;
+        float *dz = dlogits + (size_t)n * V;
+        double mx = z[0];
+        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
+        double lse = mx + log(sum);
+        row_loss[n] = w[n] * (lse - z[targets[n]]);
+        for (int v = 0; v < V; v++) {
+            double p = exp(z[v] - lse);
+            dz[v] += (float)(scale * w[n] * (p - (v == targets[n])));
+        }
+    }
+    for (int n = 0; n < N; n++) total += row_loss[n];
+    free(row_loss);
+    return total;
+}
+
+static int check_finite_grads(const gkd_model *m, long step) {
+    const float *g = m->grads_memory;
+    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
+        for (size_t i = 0; i < m->param_sizes[k]; i++)
+            if (!isfinite(g[i]))
+                return gkd_error(GKD_ENAN, "step %ld: non-finite gradient in tensor '%s'", step,
+                                 gkd_param_names[k]);
+        g += m->param_sizes[k];
+    }
+    return 0;
+}
+
+/* The hybrid term: cross-entropy on the ground truth of the same prompts. */
+static int hybrid_ce(gkd_distill_state *s, long step, double *ce) {
+    const int B = s->o.batch;
+    for (int b = 0; b < B; b++) {
+        int rc = encode_example(s, &s->batch, b, s->examples[b], 1);
+        if (rc) return rc;
+    }
+    gkd_step_stats unused = {0};
+    int mix_importance = s->o.mix_importance;
+    s->o.mix_importance = 0; /* ground truth was not sampled */
+    layout_batch(s, &unused);
+    s->o.mix_importance = mix_importance;
+    int rc = gkd_model_forward(s->student, s->tokens_bt, B, s->T);
+    if (rc) return rc;
+    size_t NV = (size_t)B * s->T * s->student->config.vocab_size;
+    memset(s->dlogits, 0, sizeof(float) * NV);
+    *ce = weighted_ce(s->dlogits, s->student->logits, s->targets_bt, s->weight_bt, B * s->T,
+                      s->student->config.vocab_size, s->o.ce_weight);
+    if (!isfinite(*ce)) return gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
+    return gkd_model_backward(s->student, s->dlogits);
+}
+
+int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st) {
+    const int B = s->o.batch, V = s->student->config.vocab_size;
+    int rc;
+    double t0 = gkd_now();
+    memset(st, 0, sizeof *st);
+    st->ce = NAN;
+    if ((rc = build_batch(s, step))) return gkd_error_wrap(rc, "step %ld", step);
+    for (int b = 0; b < B; b++) st->source_count[s->choices[b].source]++;
+    layout_batch(s, st);
+    const int T = s->T, N = B * T;
+    double t1 = gkd_now();
+    st->time_sample = t1 - t0;
+
+    gkd_model_zero_grad(s->student);
+    const float *zt = NULL;
+    if (needs_teacher_scores(&s->o)) {
+        if ((rc = gkd_model_forward(s->teacher, s->tokens_bt, B, T))) return rc;
+        zt = s->teacher->logits;
+    }
+    double t2 = gkd_now();
+    st->time_teacher = t2 - t1;
+    if ((rc = gkd_model_forward(s->student, s->tokens_bt, B, T))) return rc;
+    const float *zs = s->student->logits;
+    memset(s->dlogits, 0, sizeof(float) * (size_t)N * V);
+    const float tau = s->o.loss_temperature;
+    switch (s->o.divergence.kind) {
+    case GKD_DIV_CE:
+        st->divergence = weighted_ce(s->dlogits, zs, s->targets_bt, s->weight_bt, N, V, 1.0f);
+        st->loss = st->divergence;
+        break;
+    case GKD_DIV_PG_RKL: {
+        for (int b = 0; b < B; b++)
+            if (s->choices[b].source != GKD_SRC_STUDENT)
+                return gkd_error(GKD_EINVAL, "step %ld: pg_rkl needs student rollouts, got a %s batch",
+                                 step, gkd_source_name(s->choices[b].source));
+        double r = gkd_pg_rkl_rewards(s->rewards, zs, zt, s->targets_bt, s->mask_bt, N, V, tau);
+        (void)r;
+        gkd_pg_advantages(s->advantages, s->rewards, s->mask_bt, B, T, s->o.pg_advantage);
+        st->loss = gkd_pg_loss(zs, s->targets_bt, s->advantages, s->weight_bt, N, V, tau, 1.0f, s->dlogits);
+        /* Logged: the sampled-token estimate of reverse KL, mean like the loss. */
+        double est = 0;
+        for (int n = 0; n < N; n++) est -= (double)s->weight_bt[n] * s->rewards[n];
+        st->divergence = est;
+        break;
+    }
+    default:
+        st->divergence = gkd_divergence_eval(&s->o.divergence, zs, zt, s->weight_bt, N, V, tau, 1.0f,
+                                             NULL, s->dlogits);
+        st->loss = st->divergence;
+    }
+    if (!isfinite(st->loss)) return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g)", step, st->loss);
+    if ((rc = gkd_model_backward(s->student, s->dlogits))) return rc;
+    if (s->o.ce_weight > 0) {
+        if ((rc = hybrid_ce(s, step, &st->ce))) return rc;
+        st->loss += s->o.ce_weight * st->ce;
+    }
+    double t3 = gkd_now();
+    st->time_student = t3 - t2;
+
+    if ((rc = check_finite_grads(s->student, step))) return rc;
+    st->grad_norm = gkd_clip_grad_norm(s->student->grads_memory, s->student->num_params, s->o.clip);
+    if (!isfinite(st->grad_norm))
+        return gkd_error(GKD_ENAN, "step %ld: the gradient norm is not finite", step);
+    gkd_lr_schedule lr = {s->o.lr, s->o.lr_min, s->o.warmup, s->o.steps};
+    st->lr = gkd_lr_at(&lr, step - 1);
+    if ((rc = gkd_adamw_step(s->opt, s->student->params_memory, s->student->grads_memory,
+                             s->student->num_params, (float)st->lr)))
+        return rc;
+    for (size_t i = 0; i < s->student->num_params; i++)
+        if (!isfinite(s->student->params_memory[i]))
+            return gkd_error(GKD_ENAN, "step %ld: the update made a parameter non-finite", step);
+    st->time_update = gkd_now() - t3;
+    return 0;
+}
