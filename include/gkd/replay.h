@@ -46,7 +46,7 @@ int gkd_replay_sample(const gkd_replay *r, uint64_t seed, uint64_t step, gkd_seq
                       int *items);
 
 /** Serialize to a malloc'd blob (little-endian, magic, version, FNV-1a 64
- *  checksum; see docs/divergences.md). The caller frees *blob. */
+ *  checksum; see docs/schedule.md). The caller frees *blob. */
 int gkd_replay_save(const gkd_replay *r, unsigned char **blob, size_t *size);
 /** A new buffer equal to the saved one (same items in the same order).
  *  GKD_EFORMAT (bad magic or fields), GKD_EVERSION, GKD_ECORRUPT
