@@ -46,4 +46,39 @@ double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
                            const float *teacher_logits, const float *weight, int N, int V,
                            float tau, float scale, float *values, float *dstudent);
 
+/* ---- pg_rkl: sampled-token reverse KL as a policy-gradient reward ----
+ * On student rollouts y ~ q, KL(q || p) of the sequence is the expectation of
+ * sum_t [log q(y_t) - log p(y_t)], so the per-token reward is
+ *   r_t = log p(y_t) - log q(y_t)   (p, q at the loss temperature tau)
+ * and the student maximizes E[sum_t A_t] with the REINFORCE surrogate
+ *   L = -sum_t w_t A_t log q(y_t),   A_t held constant (no gradient),
+ *   dL/dz_j = -w_t A_t (onehot(y_t)_j - q_j) / tau.
+ * Rows are positions n = b*T + t of B sequences of T steps; y_n is the
+ * next-token target at position n. */
+
+/** Advantage estimator for pg_rkl. */
+typedef enum {
+    GKD_PG_PER_TOKEN = 0,   /* A_t = r_t (lowest variance, myopic) */
+    GKD_PG_REWARD_TO_GO     /* A_t = sum_{s >= t, w_s != 0} r_s within the sequence */
+} gkd_pg_advantage;
+
+/** rewards[n] = log p(y_n) - log q(y_n) where weight[n] != 0 (weight may be
+ *  NULL = all 1), 0 elsewhere; y_n = targets[n] in [0, V). Returns the sum of
+ *  weight[n] * rewards[n] (minus the sampled-token estimate of the summed
+ *  reverse KL). Parallel over n, deterministic. */
+double gkd_pg_rkl_rewards(float *rewards, const float *student_logits, const float *teacher_logits,
+                          const int *targets, const float *weight, int N, int V, float tau);
+
+/** advantages (B, T) from rewards (B, T): per token, or reward-to-go summed
+ *  backwards over positions with weight != 0 of the same sequence (weight may
+ *  be NULL). Positions with weight 0 get 0. */
+void gkd_pg_advantages(float *advantages, const float *rewards, const float *weight, int B, int T,
+                       gkd_pg_advantage kind);
+
+/** Surrogate L = -sum_n weight[n] advantages[n] log q_n(y_n); returns L. If
+ *  dstudent is not NULL, ACCUMULATES scale * dL/dz_S (advantages held
+ *  constant) into dstudent (N, V). Parallel over n, deterministic. */
+double gkd_pg_loss(const float *student_logits, const int *targets, const float *advantages,
+                   const float *weight, int N, int V, float tau, float scale, float *dstudent);
+
 #endif

@@ -1,0 +1,395 @@
+/* Token-level divergences and their gradients w.r.t. the student logits.
+ *
+ * Notation (one row = one position, V = vocabulary): x_i = z_S,i / tau,
+ * log q_i = x_i - lse(x), log p_i = z_T,i / tau - lse(z_T / tau). Everything
+ * is computed in double from log-probabilities, so no probability is ever
+ * divided by or logged: logits of +-80 and one-hot rows stay finite, and a
+ * term p_i log(p_i / .) with p_i that underflows to 0 contributes 0.
+ *
+ * Chain rule through the softmax: dq_i/dz_j = q_i (delta_ij - q_j) / tau, so
+ * for any F(q) with g_i = dF/dq_i,
+ *     dF/dz_j = q_j (g_j - sum_i q_i g_i) / tau.                      (*)
+ * Additive constants in g cancel. Per divergence:
+ *   fkl   F = sum p (log p - log q)         dF/dz_j = (q_j - p_j) / tau
+ *   rkl   F = sum q (log q - log p)         g_i = log q_i - log p_i (+1)
+ *         dF/dz_j = q_j (log q_j - log p_j - F) / tau
+ *   jsd   m = b p + (1-b) q, F = b KL(p||m) + (1-b) KL(q||m)
+ *         g_i = (1-b)(log q_i - log m_i)   (the p/m and q/m terms cancel)
+ *         dF/dz_j = (1-b) q_j (log q_j - log m_j - KL(q||m)) / tau
+ *   skl   m = a p + (1-a) q, F = KL(p||m), g_i = -(1-a) p_i / m_i
+ *         with w_i = q_i p_i / m_i (<= p_i / (1-a)), S = sum w:
+ *         dF/dz_j = (1-a) (q_j S - w_j) / tau
+ *   srkl  m = (1-a) p + a q, F = KL(q||m), g_i = log q_i - log m_i - a q_i / m_i (+1)
+ *         (a q_i / m_i <= 1), with h_i = g_i, H = sum q h:
+ *         dF/dz_j = q_j (h_j - H) / tau
+ *   tvd   F = 1/2 sum |p - q|, g_i = sign(q_i - p_i) / 2 (0 at equality)
+ *         dF/dz_j = q_j (g_j - sum q g) / tau
+ * skl(0) and srkl(0) take the fkl/rkl paths so they are exactly fkl/rkl.
+ */
+#include "gkd/divergence.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gkd/error.h"
+#include "gkd/parse.h"
+
+/* ---- names ---- */
+
+static const struct {
+    const char *name;
+    gkd_divergence_kind kind;
+    int has_param;
+    double def;
+} DIVS[] = {
+    {"fkl", GKD_DIV_FKL, 0, 0.0},   {"rkl", GKD_DIV_RKL, 0, 0.0},
+    {"jsd", GKD_DIV_JSD, 1, 0.5},   {"skl", GKD_DIV_SKL, 1, 0.1},
+    {"srkl", GKD_DIV_SRKL, 1, 0.1}, {"tvd", GKD_DIV_TVD, 0, 0.0},
+    {"ce", GKD_DIV_CE, 0, 0.0},     {"pg_rkl", GKD_DIV_PG_RKL, 0, 0.0},
+};
+#define NDIVS ((int)(sizeof DIVS / sizeof DIVS[0]))
+
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 31 || lb > 31) return 99;
+    int d[32][32];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (tolower((unsigned char)a[i - 1]) != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+int gkd_divergence_parse(gkd_divergence *out, const char *s) {
+    if (!s || !*s) return gkd_error(GKD_EINVAL, "divergence: empty name");
+    const char *open = strchr(s, '(');
+    size_t nlen = open ? (size_t)(open - s) : strlen(s);
+    char name[32];
+    if (nlen == 0 || nlen >= sizeof name)
+        return gkd_error(GKD_EINVAL, "divergence: '%s' is not a divergence", s);
+    memcpy(name, s, nlen);
+    name[nlen] = '\0';
+
+    int k = -1;
+    for (int i = 0; i < NDIVS; i++)
+        if (strcmp(name, DIVS[i].name) == 0) k = i;
+    if (k < 0) {
+        int best = -1, bestd = 3;
+        for (int i = 0; i < NDIVS; i++) {
+            int d = edit_distance(name, DIVS[i].name);
+            if (d < bestd) bestd = d, best = i;
+        }
+        if (best >= 0)
+            return gkd_error(GKD_EINVAL, "divergence: unknown '%s' (did you mean '%s'?)", s,
+                             DIVS[best].name);
+        return gkd_error(GKD_EINVAL,
+                         "divergence: unknown '%s' (one of fkl, rkl, jsd(b), skl(a), srkl(a), tvd, "
+                         "ce, pg_rkl)",
+                         s);
+    }
+
+    gkd_divergence d = {DIVS[k].kind, DIVS[k].def};
+    if (open) {
+        if (!DIVS[k].has_param)
+            return gkd_error(GKD_EINVAL, "divergence: '%s' takes no parameter", s);
+        size_t rest = strlen(open + 1);
+        if (rest < 2 || open[rest] != ')')
+            return gkd_error(GKD_EINVAL, "divergence: '%s': expected %s(number)", s, name);
+        char num[64];
+        if (rest - 1 >= sizeof num) return gkd_error(GKD_EINVAL, "divergence: '%s': parameter too long", s);
+        memcpy(num, open + 1, rest - 1);
+        num[rest - 1] = '\0';
+        double v;
+        int rc = gkd_parse_double(&v, num, -1e300, 1e300, s);
+        if (rc) return rc;
+        if (d.kind == GKD_DIV_JSD) {
+            if (!(v > 0.0 && v < 1.0))
+                return gkd_error(GKD_EINVAL,
+                                 "%s: beta must be in (0, 1); use fkl or rkl for the endpoints "
+                                 "(JSD(beta)/beta -> KL(p||q) as beta -> 0)",
+                                 s);
+        } else if (!(v >= 0.0 && v < 1.0)) {
+            return gkd_error(GKD_EINVAL, "%s: alpha must be in [0, 1) (alpha 0 is %s)", s,
+                             d.kind == GKD_DIV_SKL ? "fkl" : "rkl");
+        }
+        d.param = v;
+    }
+    *out = d;
+    return 0;
+}
+
+char *gkd_divergence_format(const gkd_divergence *d, char *buf, size_t cap) {
+    const char *name = "?";
+    int has_param = 0;
+    for (int i = 0; i < NDIVS; i++)
+        if (DIVS[i].kind == d->kind) name = DIVS[i].name, has_param = DIVS[i].has_param;
+    if (cap == 0) return buf;
+    if (!has_param) {
+        snprintf(buf, cap, "%s", name);
+        return buf;
+    }
+    /* The shortest spelling that parses back to the same double (so 0.1
+     * prints as "0.1", not 0.10000000000000001). */
+    char num[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec, d->param);
+        if (strtod(num, NULL) == d->param) break;
+    }
+    snprintf(buf, cap, "%s(%s)", name, num);
+    return buf;
+}
+
+/* ---- per-row math ---- */
+
+/* log(exp(a) + exp(b)), exact when one side is -inf. */
+static inline double lse2(double a, double b) {
+    double m = a > b ? a : b;
+    if (m == -INFINITY) return -INFINITY;
+    return m + log(exp(a - m) + exp(b - m));
+}
+
+/* lse(z / tau) over one row, accumulated in double. */
+static double row_lse(const float *z, int V, double inv_tau) {
+    double m = -INFINITY;
+    for (int i = 0; i < V; i++) {
+        double x = (double)z[i] * inv_tau;
+        if (x > m) m = x;
+    }
+    double s = 0.0;
+    for (int i = 0; i < V; i++) s += exp((double)z[i] * inv_tau - m);
+    return m + log(s);
+}
+
+/* Value of D for one row; if drow != NULL adds c * dD/dz_S to it. */
+static double row_divergence(gkd_divergence_kind kind, double param, const float *zs,
+                             const float *zt, int V, double tau, double c, float *drow) {
+    const double it = 1.0 / tau;
+    const double lq0 = row_lse(zs, V, it), lp0 = row_lse(zt, V, it);
+#define LOGQ(i) ((double)zs[i] * it - lq0)
+#define LOGP(i) ((double)zt[i] * it - lp0)
+    if (kind == GKD_DIV_SKL && param == 0.0) kind = GKD_DIV_FKL;
+    if (kind == GKD_DIV_SRKL && param == 0.0) kind = GKD_DIV_RKL;
+    double val = 0.0;
+    const double gc = c * it; /* every gradient carries 1/tau */
+
+    switch (kind) {
+    case GKD_DIV_FKL:
+        for (int i = 0; i < V; i++) {
+            double lp = LOGP(i), p = exp(lp);
+            if (p > 0.0) val += p * (lp - LOGQ(i));
+        }
+        if (drow)
+            for (int j = 0; j < V; j++) drow[j] += (float)(gc * (exp(LOGQ(j)) - exp(LOGP(j))));
+        break;
+    case GKD_DIV_RKL:
+        for (int i = 0; i < V; i++) {
+            double lq = LOGQ(i), q = exp(lq);
+            if (q > 0.0) val += q * (lq - LOGP(i));
+        }
+        if (drow)
+            for (int j = 0; j < V; j++) {
+                double lq = LOGQ(j);
+                drow[j] += (float)(gc * exp(lq) * (lq - LOGP(j) - val));
+            }
+        break;
+    case GKD_DIV_JSD: {
+        const double b = param, lb = log(b), l1b = log1p(-b);
+        double kl_pm = 0.0, kl_qm = 0.0;
+        for (int i = 0; i < V; i++) {
+            double lp = LOGP(i), lq = LOGQ(i), lm = lse2(lb + lp, l1b + lq);
+            double p = exp(lp), q = exp(lq);
+            if (p > 0.0) kl_pm += p * (lp - lm);
+            if (q > 0.0) kl_qm += q * (lq - lm);
+        }
+        val = b * kl_pm + (1.0 - b) * kl_qm;
+        if (drow)
+            for (int j = 0; j < V; j++) {
+                double lp = LOGP(j), lq = LOGQ(j), lm = lse2(lb + lp, l1b + lq);
+                drow[j] += (float)(gc * (1.0 - b) * exp(lq) * (lq - lm - kl_qm));
+            }
+        break;
+    }
+    case GKD_DIV_SKL: {
+        const double a = param, la = log(a), l1a = log1p(-a);
+        double S = 0.0;
+        for (int i = 0; i < V; i++) {
+            double lp = LOGP(i), lq = LOGQ(i), lm = lse2(la + lp, l1a + lq), p = exp(lp);
+            if (p > 0.0) val += p * (lp - lm);
+            S += exp(lq + lp - lm);
+        }
+        if (drow)
+            for (int j = 0; j < V; j++) {
+                double lp = LOGP(j), lq = LOGQ(j), lm = lse2(la + lp, l1a + lq);
+                drow[j] += (float)(gc * (1.0 - a) * (exp(lq) * S - exp(lq + lp - lm)));
+            }
+        break;
+    }
+    case GKD_DIV_SRKL: {
+        const double a = param, la = log(a), l1a = log1p(-a);
+        double H = 0.0;
+        for (int i = 0; i < V; i++) {
+            double lp = LOGP(i), lq = LOGQ(i), lm = lse2(l1a + lp, la + lq), q = exp(lq);
+            if (q > 0.0) {
+                val += q * (lq - lm);
+                H += q * (lq - lm - a * exp(lq - lm));
+            }
+        }
+        if (drow)
+            for (int j = 0; j < V; j++) {
+                double lp = LOGP(j), lq = LOGQ(j), lm = lse2(l1a + lp, la + lq);
+                double h = lq - lm - a * exp(lq - lm);
+                drow[j] += (float)(gc * exp(lq) * (h - H));
+            }
+        break;
+    }
+    case GKD_DIV_TVD: {
+        double G = 0.0;
+        for (int i = 0; i < V; i++) {
+            double p = exp(LOGP(i)), q = exp(LOGQ(i));
+            val += 0.5 * fabs(p - q);
+            G += q * 0.5 * ((q > p) - (q < p));
+        }
+        if (drow)
+            for (int j = 0; j < V; j++) {
+                double p = exp(LOGP(j)), q = exp(LOGQ(j));
+                double g = 0.5 * ((q > p) - (q < p));
+                drow[j] += (float)(gc * q * (g - G));
+            }
+        break;
+    }
+    default:
+        assert(!"gkd_divergence_eval: kind has no dense form (ce, pg_rkl)");
+        break;
+    }
+#undef LOGQ
+#undef LOGP
+    return val;
+}
+
+/* Rows are processed in chunks so per-row values can be summed serially in
+ * row order (deterministic for any thread count) without heap scratch. */
+enum { CHUNK = 512 };
+
+double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
+                           const float *teacher_logits, const float *weight, int N, int V,
+                           float tau, float scale, float *values, float *dstudent) {
+    assert(d && student_logits && teacher_logits && N >= 0 && V > 0 && tau > 0.0f);
+    assert(d->kind <= GKD_DIV_TVD);
+    double total = 0.0;
+    double rowval[CHUNK];
+    for (int n0 = 0; n0 < N; n0 += CHUNK) {
+        int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
+#pragma omp parallel for schedule(static)
+        for (int n = n0; n < n1; n++) {
+            double w = weight ? (double)weight[n] : 1.0;
+            double v = 0.0;
+            if (w != 0.0) {
+                float *drow = dstudent ? dstudent + (size_t)n * V : NULL;
+                v = row_divergence(d->kind, d->param, student_logits + (size_t)n * V,
+                                   teacher_logits + (size_t)n * V, V, (double)tau,
+                                   (double)scale * w, drow);
+            }
+            rowval[n - n0] = w * v;
+            if (values) values[n] = (float)v;
+        }
+        for (int n = n0; n < n1; n++) total += rowval[n - n0];
+    }
+    return total;
+}
+
+/* ---- pg_rkl ---- */
+
+double gkd_pg_rkl_rewards(float *rewards, const float *student_logits, const float *teacher_logits,
+                          const int *targets, const float *weight, int N, int V, float tau) {
+    assert(rewards && student_logits && teacher_logits && targets && V > 0 && tau > 0.0f);
+    const double it = 1.0 / (double)tau;
+    double total = 0.0;
+    double rowval[CHUNK];
+    for (int n0 = 0; n0 < N; n0 += CHUNK) {
+        int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
+#pragma omp parallel for schedule(static)
+        for (int n = n0; n < n1; n++) {
+            double w = weight ? (double)weight[n] : 1.0;
+            double r = 0.0;
+            if (w != 0.0) {
+                const float *zs = student_logits + (size_t)n * V, *zt = teacher_logits + (size_t)n * V;
+                int y = targets[n];
+                assert(y >= 0 && y < V);
+                double lq = (double)zs[y] * it - row_lse(zs, V, it);
+                double lp = (double)zt[y] * it - row_lse(zt, V, it);
+                r = lp - lq;
+            }
+            rewards[n] = (float)r;
+            rowval[n - n0] = w * r;
+        }
+        for (int n = n0; n < n1; n++) total += rowval[n - n0];
+    }
+    return total;
+}
+
+void gkd_pg_advantages(float *advantages, const float *rewards, const float *weight, int B, int T,
+                       gkd_pg_advantage kind) {
+    assert(advantages && rewards && B >= 0 && T >= 0);
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *r = rewards + (size_t)b * T;
+        const float *w = weight ? weight + (size_t)b * T : NULL;
+        float *A = advantages + (size_t)b * T;
+        double acc = 0.0;
+        for (int t = T - 1; t >= 0; t--) {
+            if (w && w[t] == 0.0f) {
+                A[t] = 0.0f;
+                continue;
+            }
+            if (kind == GKD_PG_REWARD_TO_GO) {
+                acc += (double)r[t];
+                A[t] = (float)acc;
+            } else {
+                A[t] = r[t];
+            }
+        }
+    }
+}
+
+double gkd_pg_loss(const float *student_logits, const int *targets, const float *advantages,
+                   const float *weight, int N, int V, float tau, float scale, float *dstudent) {
+    assert(student_logits && targets && advantages && V > 0 && tau > 0.0f);
+    const double it = 1.0 / (double)tau;
+    double total = 0.0;
+    double rowval[CHUNK];
+    for (int n0 = 0; n0 < N; n0 += CHUNK) {
+        int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
+#pragma omp parallel for schedule(static)
+        for (int n = n0; n < n1; n++) {
+            double w = weight ? (double)weight[n] : 1.0;
+            double l = 0.0;
+            if (w != 0.0) {
+                const float *zs = student_logits + (size_t)n * V;
+                int y = targets[n];
+                assert(y >= 0 && y < V);
+                double lse = row_lse(zs, V, it), A = (double)advantages[n];
+                l = -w * A * ((double)zs[y] * it - lse);
+                if (dstudent) {
+                    /* d(-A log q_y)/dz_j = -A (delta_jy - q_j) / tau */
+                    double c = (double)scale * w * A * it;
+                    float *drow = dstudent + (size_t)n * V;
+                    for (int j = 0; j < V; j++) {
+                        double q = exp((double)zs[j] * it - lse);
+                        drow[j] += (float)(c * (q - (j == y)));
+                    }
+                }
+            }
+            rowval[n - n0] = l;
+        }
+        for (int n = n0; n < n1; n++) total += rowval[n - n0];
+    }
+    return total;
+}
