@@ -241,6 +241,13 @@ int gkd_cell_last_step(char *out, size_t cap, const char *cell_dir) {
     int rc = join_path(path, sizeof path, cell_dir, "metrics.csv");
     if (rc) return rc;
     if ((rc = read_file(&text, path)) || !text) return rc;
+    /* A row without its newline is still being appended: not a step yet. */
+    size_t len = strlen(text);
+    if (len && text[len - 1] != '\n') {
+        char *cut = strrchr(text, '\n');
+        if (cut) cut[1] = '\0';
+        else text[0] = '\0';
+    }
     char *cursor = text, *header = next_line(&cursor), *line, *last = NULL;
     while ((line = next_line(&cursor)))
         if (*line) last = line;
