@@ -171,6 +171,7 @@ static void sb_add_shell_word(strbuf *b, const char *w) {
 int gkd_slurm_gkd_command(char **out, const char *gkd_bin, const char *exp_yaml, const char *results_root) {
     char bin[PATH_MAX], yaml[PATH_MAX], res[PATH_MAX];
     *out = NULL;
+    if (!gkd_bin) gkd_bin = "/proc/self/exe"; /* the running gkd program itself */
     if (!realpath(gkd_bin, bin)) return gkd_error(GKD_EIO, "gkd program %s: %s", gkd_bin, strerror(errno));
     if (!realpath(exp_yaml, yaml)) return gkd_error(GKD_EIO, "experiment file %s: %s", exp_yaml, strerror(errno));
     if (results_root) {

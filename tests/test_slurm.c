@@ -170,6 +170,15 @@ START_TEST(test_gkd_command_line) {
     ck_assert_str_eq(cmd, expected);
     free(cmd);
 
+    /* No program given: the running one (here the test binary). */
+    char self[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath("/proc/self/exe", self));
+    ck_assert_int_eq(gkd_slurm_gkd_command(&cmd, NULL, yaml, NULL), 0);
+    snprintf(expected, sizeof expected,
+             "OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK %s run %s --cell $SLURM_ARRAY_TASK_ID", self, yaml);
+    ck_assert_str_eq(cmd, expected);
+    free(cmd);
+
     ck_assert_int_eq(gkd_slurm_gkd_command(&cmd, gkd_bin, "/nonexistent/e.yaml", NULL), GKD_EIO);
     ck_assert_ptr_null(cmd);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), "/nonexistent/e.yaml"));

@@ -25,8 +25,9 @@ int gkd_slurm_options_check(const gkd_slurm_options *opt);
 /** The command of each array task for the `gkd` program:
  *  `OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK <gkd_bin> run <exp_yaml> --cell
  *  $SLURM_ARRAY_TASK_ID [--results <results_root>]` with both paths made
- *  absolute (they must exist) and shell-quoted where needed. results_root
- *  may be NULL. *out is malloc'd. */
+ *  absolute (they must exist) and shell-quoted where needed. gkd_bin NULL
+ *  means the running program (/proc/self/exe); results_root may be NULL.
+ *  *out is malloc'd. */
 int gkd_slurm_gkd_command(char **out, const char *gkd_bin, const char *exp_yaml,
                           const char *results_root);
 

@@ -164,7 +164,8 @@ while :; do
   esac
   if [ "$(date +%s)" -ge "$deadline" ]; then
     show_logs
-    die "node $HOST not idle after ${WAIT}s (sinfo state: '${state:-no answer}')"
+    reason=$(sinfo -h -N -n "$HOST" -o '%E' 2>/dev/null | head -n 1 || true)
+    die "node $HOST not idle after ${WAIT}s (sinfo state: '${state:-no answer}'${reason:+, reason: $reason})"
   fi
   sleep 1
 done
