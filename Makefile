@@ -103,3 +103,16 @@ clean:
 	rm -rf build build-debug bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- Slurm integration test (separate from `make test`) --------------------
+# Brings up a real single-node Slurm (tests/slurm/start.sh: as root, installs
+# slurm-wlm and munge if missing), submits job arrays through libgkd, checks
+# the outputs and `gkd status`, and stops Slurm again.
+.PHONY: slurm-test
+$(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
+	GKD_BIN=$(abspath $(GKD)) SLURM_DRIVER=$(abspath $(BUILD)/tests/slurm/slurm_driver) \
+	  tests/slurm/test_slurm_submit.sh
