@@ -1,0 +1,13 @@
+/* Small file-system helpers shared by the runner and the writers. */
+#ifndef GKD_FSUTIL_H
+#define GKD_FSUTIL_H
+
+/** mkdir -p: create dir and its missing parents (mode 0755). */
+int gkd_mkdir_p(const char *dir);
+/** rm -r: remove path and, if a directory, everything below it. A missing
+ *  path is not an error. */
+int gkd_remove_tree(const char *path);
+/** 1 if path exists (any type). */
+int gkd_path_exists(const char *path);
+
+#endif

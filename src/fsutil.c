@@ -1,0 +1,45 @@
+#include "gkd/fsutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gkd/error.h"
+
+int gkd_mkdir_p(const char *dir) {
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path) return gkd_error(GKD_EINVAL, "invalid directory name '%s'", dir);
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0') continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return gkd_error(GKD_EIO, "cannot create directory %s: %s", path, strerror(errno));
+        path[i] = c;
+    }
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int gkd_remove_tree(const char *path) {
+    if (!gkd_path_exists(path)) return 0;
+    if (nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
+        return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int gkd_path_exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}

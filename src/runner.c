@@ -1,0 +1,603 @@
+/* Runs the cells of an experiment (include/gkd/runner.h).
+ *
+ * <results>/<exp>/
+ *   grid.csv                  cell,dir,<axes>: every cell in grid order
+ *   shared/teacher-<hash>/    the teacher every cell with that hash uses
+ *   shared/student-<hash>/    the SFT student init shared across non-seed axes
+ *   <cell>/                   config.yaml, config.hash, axes.csv, run.json,
+ *                             metrics.csv, eval.csv, timings.csv,
+ *                             checkpoint.ckpt, final.ckpt, markers
+ * Shared artifacts are built under an flock, so parallel cells (or Slurm
+ * array tasks on a shared file system) build each one once. */
+#define _GNU_SOURCE
+#include "gkd/runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+
+#include "gkd/cell_status.h"
+#include "gkd/checkpoint.h"
+#include "gkd/csv.h"
+#include "gkd/distill.h"
+#include "gkd/error.h"
+#include "gkd/experiment.h"
+#include "gkd/fsutil.h"
+#include "gkd/table.h"
+
+#define PATH_CAP 4096
+
+/* ---- progress ---- */
+
+typedef struct {
+    const char *cell;
+    size_t done, total;
+    double started;
+    double last_heartbeat;
+    const char *cell_dir;
+    int tty;
+} progress_ctx;
+
+static double wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void on_progress(void *vctx, long step, long steps, const char *line) {
+    progress_ctx *c = vctx;
+    double now = wall_now();
+    if (c->cell_dir && now - c->last_heartbeat > GKD_CELL_HEARTBEAT_SECONDS / 2) {
+        gkd_cell_heartbeat(c->cell_dir);
+        c->last_heartbeat = now;
+    }
+    int is_eval = strstr(line, " eval ") != NULL;
+    if (c->tty) {
+        double el = now - c->started;
+        double eta = step > 0 ? el / step * (steps - step) : 0;
+        fprintf(stderr, "\r\033[K[%zu/%zu cells] %s: %s (ETA %.0fs)", c->done, c->total, c->cell, line, eta);
+        if (is_eval && step == steps) fputc('\n', stderr);
+    } else if (is_eval) {
+        fprintf(stderr, "[%zu/%zu cells] %s: %s\n", c->done, c->total, c->cell, line);
+    }
+}
+
+static void plain_progress(void *vctx, long step, long steps, const char *line) {
+    progress_ctx *c = vctx;
+    (void)step;
+    (void)steps;
+    if (c->tty) fprintf(stderr, "\r\033[K%s: %s", c->cell, line);
+}
+
+/* ---- small writers ---- */
+
+static int write_text(const char *path, const char *text) { return gkd_file_write_atomic(path, text, strlen(text)); }
+
+static void iso_time(char *out, size_t cap) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* JSON string body: escape quotes, backslashes and control characters. */
+static void json_escape(char *out, size_t cap, const char *s) {
+    size_t j = 0;
+    for (; *s && j + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') { out[j++] = '\\'; out[j++] = (char)ch; }
+        else if (ch < 0x20) j += (size_t)snprintf(out + j, cap - j, "\\u%04x", ch);
+        else out[j++] = (char)ch;
+    }
+    out[j] = '\0';
+}
+
+static int write_run_json(const char *dir, const char *started, const char *ended) {
+    char host[256] = "", path[PATH_CAP], text[4096], blas[512];
+    gethostname(host, sizeof host - 1);
+    json_escape(blas, sizeof blas, openblas_get_config());
+    char hostq[512];
+    json_escape(hostq, sizeof hostq, host);
+    snprintf(path, sizeof path, "%s/run.json", dir);
+    snprintf(text, sizeof text,
+             "{\n  \"gkd_version\": \"%s\",\n  \"git_commit\": \"%s\",\n  \"compiler\": \"%s\",\n"
+             "  \"blas\": \"%s\",\n  \"threads\": %d,\n  \"host\": \"%s\",\n  \"started\": \"%s\",\n"
+             "  \"ended\": %s%s%s\n}\n",
+             GKD_VERSION, GKD_GIT_COMMIT, "gcc " __VERSION__, blas, omp_get_max_threads(), hostq, started,
+             ended ? "\"" : "", ended ? ended : "null", ended ? "\"" : "");
+    return write_text(path, text);
+}
+
+static int write_axes_csv(const char *dir, const gkd_cell_config *c) {
+    gkd_csv_buf b = GKD_CSV_BUF_INIT;
+    char path[PATH_CAP];
+    int rc = gkd_csv_buf_str(&b, "key");
+    rc = rc ? rc : gkd_csv_buf_str(&b, "value");
+    rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    for (int i = 0; i < c->num_axes && !rc; i++) {
+        rc = gkd_csv_buf_str(&b, c->axes[i].name);
+        rc = rc ? rc : gkd_csv_buf_str(&b, c->axes[i].value);
+        rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    }
+    snprintf(path, sizeof path, "%s/axes.csv", dir);
+    rc = rc ? rc : gkd_file_write_atomic(path, b.data, b.len);
+    gkd_csv_buf_free(&b);
+    return rc;
+}
+
+static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
+    gkd_csv_buf b = GKD_CSV_BUF_INIT;
+    char path[PATH_CAP];
+    int rc = gkd_csv_buf_str(&b, "cell");
+    rc = rc ? rc : gkd_csv_buf_str(&b, "dir");
+    for (int a = 0; a < gkd_experiment_num_axes(exp) && !rc; a++) {
+        const char *key, *name;
+        size_t nv;
+        gkd_experiment_axis(exp, a, &key, &name, &nv);
+        rc = gkd_csv_buf_str(&b, name);
+    }
+    rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    for (size_t i = 0; i < gkd_experiment_num_cells(exp) && !rc; i++) {
+        gkd_cell_config c;
+        if ((rc = gkd_experiment_cell(exp, i, &c))) break;
+        rc = gkd_csv_buf_long(&b, (long)i);
+        rc = rc ? rc : gkd_csv_buf_str(&b, c.name);
+        for (int a = 0; a < c.num_axes && !rc; a++) rc = gkd_csv_buf_str(&b, c.axes[a].value);
+        rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    }
+    snprintf(path, sizeof path, "%s/grid.csv", exp_dir);
+    rc = rc ? rc : gkd_file_write_atomic(path, b.data, b.len);
+    gkd_csv_buf_free(&b);
+    return rc;
+}
+
+/* ---- filters ---- */
+
+static int values_equal(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    return *a && *b && !*ea && !*eb && x == y;
+}
+
+/* --only 'divergence=rkl,lambda=1': every listed axis must match. */
+static int cell_matches(const gkd_cell_config *c, const char *only, int *unknown_axis) {
+    if (!only || !*only) return 1;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", only);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) { *unknown_axis = 1; return 0; }
+        *eq = '\0';
+        int found = 0, ok = 0;
+        for (int a = 0; a < c->num_axes; a++)
+            if (!strcmp(c->axes[a].name, tok) || !strcmp(c->axes[a].key, tok)) {
+                found = 1;
+                ok = values_equal(c->axes[a].value, eq + 1);
+            }
+        if (!found) { *unknown_axis = 1; return 0; }
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* ---- shared artifacts ---- */
+
+typedef struct {
+    int fd;
+} file_lock;
+
+static int lock_acquire(file_lock *l, const char *path) {
+    l->fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (l->fd < 0) return gkd_error(GKD_EIO, "cannot open lock %s: %s", path, strerror(errno));
+    while (flock(l->fd, LOCK_EX) != 0)
+        if (errno != EINTR) { close(l->fd); return gkd_error(GKD_EIO, "cannot lock %s: %s", path, strerror(errno)); }
+    return 0;
+}
+
+static void lock_release(file_lock *l) {
+    if (l->fd >= 0) { flock(l->fd, LOCK_UN); close(l->fd); }
+    l->fd = -1;
+}
+
+static void train_options(gkd_distill_options *o, const gkd_train_options *t, uint64_t seed, int max_new) {
+    gkd_distill_options d = GKD_DISTILL_OPTIONS_INIT;
+    d.divergence.kind = GKD_DIV_CE;
+    d.steps = t->steps;
+    d.batch = t->batch;
+    d.lr = t->lr;
+    d.lr_min = t->lr * 0.1;
+    d.warmup = t->warmup;
+    d.weight_decay = (float)t->weight_decay;
+    d.clip = (float)t->clip;
+    d.seed = seed;
+    d.eval_every = 0;
+    d.checkpoint_every = t->steps >= 500 ? 500 : 0;
+    d.eval_n = 200;
+    d.eval_samples = 0;
+    d.sample.max_new_tokens = max_new;
+    *o = d;
+}
+
+/* Train (or load) a supervised model into shared/<kind>-<hash>/final.ckpt. */
+static int shared_supervised(gkd_model **out, const char *exp_dir, const char *kind, const char *hash,
+                             const gkd_model_config *cfg, const gkd_train_options *t, uint64_t seed,
+                             int max_new, const gkd_tokenizer *tok, const gkd_task *task, int tty) {
+    char dir[PATH_CAP], lockpath[PATH_CAP], final[PATH_CAP];
+    snprintf(dir, sizeof dir, "%s/shared/%s-%s", exp_dir, kind, hash);
+    snprintf(lockpath, sizeof lockpath, "%s/shared/%s-%s.lock", exp_dir, kind, hash);
+    snprintf(final, sizeof final, "%s/final.ckpt", dir);
+    int rc = gkd_mkdir_p(dir);
+    if (rc) return rc;
+    file_lock lock = {-1};
+    if ((rc = lock_acquire(&lock, lockpath))) return rc;
+    gkd_model *m = NULL;
+    if (gkd_path_exists(final)) {
+        gkd_checkpoint_data d;
+        if ((rc = gkd_checkpoint_load(&d, final, NULL))) goto done;
+        m = d.model;
+        d.owns_model = 0;
+        gkd_checkpoint_data_free(&d);
+    } else {
+        if ((rc = gkd_model_new(&m, cfg))) goto done;
+        gkd_model_init_weights(m, seed);
+        gkd_distill_options o;
+        train_options(&o, t, seed, max_new);
+        progress_ctx pc = {.cell = kind, .tty = tty};
+        fprintf(stderr, "gkd: training the shared %s %s (%d steps)\n", kind, hash, t->steps);
+        rc = gkd_distill_run(m, NULL, tok, task, &o, dir, plain_progress, &pc);
+        if (tty) fputc('\n', stderr);
+        if (rc) rc = gkd_error_wrap(rc, "%s %s", kind, hash);
+    }
+done:
+    lock_release(&lock);
+    if (rc) gkd_model_free(m);
+    else *out = m;
+    return rc;
+}
+
+static int load_model(gkd_model **out, gkd_tokenizer **tok_out, const char *path) {
+    gkd_checkpoint_data d;
+    int rc = gkd_checkpoint_load(&d, path, NULL);
+    if (rc) return rc;
+    *out = d.model;
+    d.owns_model = 0;
+    if (tok_out) { *tok_out = d.tokenizer; d.tokenizer = NULL; }
+    gkd_checkpoint_data_free(&d);
+    return 0;
+}
+
+/* ---- one cell ---- */
+
+static void distill_options(gkd_distill_options *o, const gkd_cell_config *c) {
+    gkd_distill_options d = GKD_DISTILL_OPTIONS_INIT;
+    const gkd_distill_config *x = &c->distill;
+    gkd_divergence_parse(&d.divergence, x->divergence); /* validated when the file was loaded */
+    d.ce_weight = (float)x->ce_weight;
+    d.loss_temperature = (float)x->loss_temperature;
+    d.per_sequence = x->reduction == GKD_REDUCE_SEQUENCE;
+    d.schedule.lambda = x->lambda;
+    d.schedule.per_example = x->per_example;
+    d.schedule.seqkd = x->seqkd;
+    d.schedule.teacher_mix = x->teacher_mix;
+    d.seqkd_cache = x->seqkd_cache;
+    d.schedule.replay = x->replay.mode == GKD_REPLAY_CFG_FIXED      ? GKD_REPLAY_FIXED
+                        : x->replay.mode == GKD_REPLAY_CFG_ADAPTIVE ? GKD_REPLAY_ADAPTIVE
+                                                                    : GKD_REPLAY_OFF;
+    d.schedule.capacity = x->replay.capacity;
+    d.schedule.p_replay = x->replay.prob;
+    d.schedule.init_threshold = x->replay.init;
+    d.schedule.threshold_step = x->replay.step;
+    d.schedule.total_steps = x->opt.steps > 0 ? x->opt.steps : 1;
+    d.sample.temperature = (float)x->temperature;
+    d.sample.top_k = x->top_k;
+    d.sample.top_p = (float)x->top_p;
+    d.sample.max_new_tokens = x->max_new_tokens;
+    d.steps = x->opt.steps;
+    d.batch = x->opt.batch;
+    d.lr = x->opt.lr;
+    d.lr_min = x->opt.lr * 0.1;
+    d.warmup = x->opt.warmup;
+    d.weight_decay = (float)x->opt.weight_decay;
+    d.clip = (float)x->opt.clip;
+    d.seed = c->seed;
+    d.eval_every = c->eval.every;
+    d.checkpoint_every = x->checkpoint_every;
+    d.eval_n = c->eval.n;
+    d.eval_samples = c->eval.samples;
+    d.eval_temperature = (float)c->eval.temperature;
+    d.eval_greedy = c->eval.decode == GKD_DECODE_GREEDY;
+    *o = d;
+}
+
+/* Cell state on disk: 1 done with this config, 0 to run; refuses a changed config. */
+static int check_cell_dir(const char *dir, const char *hash, int force, int *done) {
+    char path[PATH_CAP], *old = NULL;
+    size_t len;
+    *done = 0;
+    snprintf(path, sizeof path, "%s/config.hash", dir);
+    if (!gkd_path_exists(path)) return 0;
+    int rc = gkd_file_read(&old, &len, path);
+    if (rc) return rc;
+    int same = len >= strlen(hash) && !strncmp(old, hash, strlen(hash));
+    free(old);
+    if (!same) {
+        if (!force)
+            return gkd_error(GKD_EMISMATCH,
+                             "%s holds results of a different config (the experiment file changed); "
+                             "rerun with --force to discard them",
+                             dir);
+        return gkd_remove_tree(dir);
+    }
+    snprintf(path, sizeof path, "%s/done", dir);
+    *done = gkd_path_exists(path);
+    return 0;
+}
+
+static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, size_t total, int tty) {
+    char dir[PATH_CAP], path[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1], started[32];
+    gkd_task *task = NULL;
+    gkd_tokenizer *tok = NULL;
+    gkd_model *teacher = NULL, *student = NULL;
+    int rc, marked = 0;
+    snprintf(dir, sizeof dir, "%s/%s", exp_dir, c->name);
+    if ((rc = gkd_mkdir_p(dir))) return rc;
+    gkd_cell_config_hash(c, hash);
+    iso_time(started, sizeof started);
+    if ((rc = gkd_cell_mark_running(dir))) goto done;
+    marked = 1;
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if ((rc = gkd_cell_config_save_yaml(c, path))) goto done;
+    snprintf(path, sizeof path, "%s/config.hash", dir);
+    char line[GKD_HASH_HEX_LEN + 2];
+    snprintf(line, sizeof line, "%s\n", hash);
+    if ((rc = write_text(path, line))) goto done;
+    if ((rc = write_axes_csv(dir, c)) || (rc = write_run_json(dir, started, NULL))) goto done;
+
+    if ((rc = gkd_task_new(&task, &c->task))) goto done;
+    int max_new = c->distill.max_new_tokens;
+    /* teacher */
+    if (c->teacher_checkpoint) {
+        if ((rc = load_model(&teacher, &tok, c->teacher_checkpoint))) goto done;
+    }
+    if (!tok && (rc = gkd_task_tokenizer(task, &tok))) goto done;
+    if (!teacher) {
+        char th[GKD_HASH_HEX_LEN + 1];
+        gkd_cell_teacher_hash(c, th);
+        gkd_model_config tc = c->teacher_model;
+        tc.vocab_size = gkd_tokenizer_vocab_size(tok);
+        if ((rc = shared_supervised(&teacher, exp_dir, "teacher", th, &tc, &c->teacher_train, c->teacher_seed,
+                                    max_new, tok, task, tty)))
+            goto done;
+    }
+    /* student */
+    gkd_model_config sc = c->student_model;
+    sc.vocab_size = teacher->config.vocab_size;
+    if (sc.max_seq_len == 0) sc.max_seq_len = teacher->config.max_seq_len;
+    if (c->student_init == GKD_INIT_CHECKPOINT) {
+        if ((rc = load_model(&student, NULL, c->student_checkpoint))) goto done;
+    } else if (c->student_init == GKD_INIT_SFT && c->student_sft.steps > 0) {
+        char sh[GKD_HASH_HEX_LEN + 1];
+        gkd_cell_student_init_hash(c, sh);
+        if ((rc = shared_supervised(&student, exp_dir, "student", sh, &sc, &c->student_sft, c->seed, max_new, tok,
+                                    task, tty)))
+            goto done;
+    } else {
+        if ((rc = gkd_model_new(&student, &sc))) goto done;
+        gkd_model_init_weights(student, c->seed);
+    }
+    /* distill */
+    gkd_distill_options o;
+    distill_options(&o, c);
+    progress_ctx pc = {.cell = c->name, .done = done_before, .total = total, .started = wall_now(),
+                       .last_heartbeat = wall_now(), .cell_dir = dir, .tty = tty};
+    if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, on_progress, &pc))) goto done;
+    char ended[32];
+    iso_time(ended, sizeof ended);
+    if ((rc = write_run_json(dir, started, ended))) goto done;
+    rc = gkd_cell_mark_done(dir);
+done:
+    if (rc && marked) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", gkd_last_error());
+        gkd_cell_mark_failed(dir, msg);
+        gkd_error(rc, "%s", msg);
+    }
+    gkd_model_free(student);
+    gkd_model_free(teacher);
+    gkd_tokenizer_free(tok);
+    gkd_task_free(task);
+    return rc;
+}
+
+/* ---- the default table ---- */
+
+/* Rows: the first non-seed axis; columns: the second, if any. */
+static int print_default_table(const gkd_experiment *exp, const char *exp_dir) {
+    const char *rows = NULL, *cols = NULL;
+    for (int a = 0; a < gkd_experiment_num_axes(exp); a++) {
+        const char *key, *name;
+        size_t nv;
+        gkd_experiment_axis(exp, a, &key, &name, &nv);
+        if (!strcmp(name, "seed") || nv < 2) continue;
+        if (!rows) rows = name;
+        else if (!cols) cols = name;
+    }
+    if (!rows) return 0;
+    const char *metrics[] = {"exact_match", "fkl_ref", "teacher_nll"};
+    gkd_table_opts to = GKD_TABLE_OPTS_INIT;
+    to.rows = rows;
+    to.cols = cols;
+    to.metrics = metrics;
+    to.nmetrics = 3;
+    gkd_table *t = NULL;
+    char *text = NULL;
+    int rc = gkd_table_build(&t, exp_dir, &to);
+    if (!rc) rc = gkd_table_render(&text, t, GKD_FMT_MD, 0, 3);
+    if (!rc) {
+        printf("\n%s\n", text);
+        printf("(gkd table %s --rows %s%s%s --metric exact_match,fkl_ref,teacher_nll)\n", exp_dir, rows,
+               cols ? " --cols " : "", cols ? cols : "");
+    }
+    free(text);
+    gkd_table_free(t);
+    return rc;
+}
+
+/* ---- the grid ---- */
+
+typedef struct {
+    size_t *cells;
+    size_t n;
+} selection;
+
+static int select_cells(selection *sel, const gkd_experiment *exp, const gkd_run_options *opt) {
+    size_t total = gkd_experiment_num_cells(exp);
+    sel->cells = calloc(total ? total : 1, sizeof *sel->cells);
+    sel->n = 0;
+    if (!sel->cells) return gkd_error(GKD_ENOMEM, "out of memory");
+    if (opt->cell >= 0 && (size_t)opt->cell >= total)
+        return gkd_error(GKD_EINVAL, "--cell %ld: the experiment has %zu cells (0..%zu)", opt->cell, total,
+                         total - 1);
+    for (size_t i = 0; i < total; i++) {
+        if (opt->cell >= 0 && (size_t)opt->cell != i) continue;
+        gkd_cell_config c;
+        int rc = gkd_experiment_cell(exp, i, &c), unknown = 0;
+        if (rc) return rc;
+        int ok = cell_matches(&c, opt->only, &unknown);
+        if (unknown)
+            return gkd_error(GKD_EINVAL, "--only '%s': use axis=value pairs with axes of this grid", opt->only);
+        if (ok) sel->cells[sel->n++] = i;
+    }
+    return 0;
+}
+
+static int run_local(const gkd_experiment *exp, const char *exp_dir, const selection *sel,
+                     const gkd_run_options *opt) {
+    int tty = isatty(STDERR_FILENO);
+    size_t skipped = 0, ran = 0, failed = 0;
+    size_t *todo = calloc(sel->n ? sel->n : 1, sizeof *todo), ntodo = 0;
+    if (!todo) return gkd_error(GKD_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t k = 0; k < sel->n; k++) {
+        gkd_cell_config c;
+        char dir[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1];
+        int done;
+        if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) goto out;
+        snprintf(dir, sizeof dir, "%s/%s", exp_dir, c.name);
+        gkd_cell_config_hash(&c, hash);
+        if ((rc = check_cell_dir(dir, hash, opt->force, &done))) goto out;
+        if (done) skipped++;
+        else todo[ntodo++] = sel->cells[k];
+    }
+    if (skipped && ntodo) fprintf(stderr, "gkd: %zu of %zu cells already done, running %zu\n", skipped, sel->n, ntodo);
+    int jobs = opt->jobs > 0 ? opt->jobs : 1;
+    if (jobs > (int)ntodo) jobs = ntodo > 0 ? (int)ntodo : 1;
+    if (jobs == 1) {
+        for (size_t k = 0; k < ntodo; k++) {
+            gkd_cell_config c;
+            if ((rc = gkd_experiment_cell(exp, todo[k], &c))) goto out;
+            if (!tty) fprintf(stderr, "[%zu/%zu cells] %s: start\n", skipped + k, sel->n, c.name);
+            rc = run_cell(&c, exp_dir, skipped + k, sel->n, tty);
+            if (rc) goto out;
+            ran++;
+        }
+    } else {
+        /* N cells at once, each a child process with cores / N threads. The
+         * shared artifacts are built under locks, so the first child to need
+         * a teacher trains it and the others wait. */
+        int threads = omp_get_num_procs() / jobs;
+        if (threads < 1) threads = 1;
+        size_t next = 0;
+        int running = 0;
+        while (next < ntodo || running > 0) {
+            while (running < jobs && next < ntodo) {
+                gkd_cell_config c;
+                if ((rc = gkd_experiment_cell(exp, todo[next], &c))) goto out;
+                fflush(NULL);
+                pid_t pid = fork();
+                if (pid < 0) { rc = gkd_error(GKD_EIO, "fork: %s", strerror(errno)); goto out; }
+                if (pid == 0) {
+                    omp_set_num_threads(threads);
+                    openblas_set_num_threads(threads);
+                    int crc = run_cell(&c, exp_dir, skipped + next, sel->n, 0);
+                    if (crc) fprintf(stderr, "gkd run: cell %s: %s\n", c.name, gkd_last_error());
+                    fflush(NULL);
+                    _exit(crc ? 1 : 0);
+                }
+                fprintf(stderr, "[%zu/%zu cells] %s: started (pid %d, %d threads)\n", skipped + ran + failed,
+                        sel->n, c.name, (int)pid, threads);
+                next++;
+                running++;
+            }
+            int status;
+            pid_t pid = wait(&status);
+            if (pid < 0) { if (errno == EINTR) continue; break; }
+            running--;
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) ran++;
+            else failed++;
+        }
+        if (failed) rc = gkd_error(GKD_ESTATE, "%zu of %zu cells failed (see their 'failed' markers; rerun to resume)",
+                                   failed, ntodo);
+    }
+out:
+    free(todo);
+    if (!rc && ntodo == 0 && sel->n > 0) fprintf(stderr, "gkd: all %zu cells already done\n", sel->n);
+    return rc;
+}
+
+int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
+    gkd_experiment *exp = NULL;
+    selection sel = {0};
+    char exp_dir[PATH_CAP];
+    int rc = gkd_experiment_load(&exp, path);
+    if (rc) return rc;
+    if ((rc = select_cells(&sel, exp, opt))) goto done;
+    snprintf(exp_dir, sizeof exp_dir, "%s/%s", opt->results, gkd_experiment_name(exp));
+    if (opt->dry_run) {
+        for (size_t k = 0; k < sel.n; k++) {
+            gkd_cell_config c;
+            if ((rc = gkd_experiment_cell(exp, sel.cells[k], &c))) goto done;
+            printf("%zu\t%s\n", sel.cells[k], c.name);
+        }
+        printf("%zu of %zu cells\n", sel.n, gkd_experiment_num_cells(exp));
+        goto done;
+    }
+    if ((rc = gkd_mkdir_p(exp_dir))) goto done;
+    if ((rc = write_grid_csv(exp_dir, exp))) goto done;
+    if (opt->executor == GKD_EXECUTOR_SLURM) {
+        gkd_cell_config c0;
+        if ((rc = gkd_experiment_cell(exp, 0, &c0))) goto done;
+        gkd_slurm_options so = GKD_SLURM_OPTIONS_INIT;
+        so.partition = opt->slurm.partition ? opt->slurm.partition : (*c0.slurm.partition ? c0.slurm.partition : NULL);
+        so.time = opt->slurm.time ? opt->slurm.time : c0.slurm.time;
+        so.cpus_per_task = opt->slurm.cpus_per_task > 0 ? opt->slurm.cpus_per_task : c0.slurm.cpus_per_task;
+        so.mem = opt->slurm.mem ? opt->slurm.mem : (*c0.slurm.mem ? c0.slurm.mem : NULL);
+        so.max_parallel = opt->slurm.max_parallel;
+        char *cmd = NULL, job[64];
+        if ((rc = gkd_slurm_gkd_command(&cmd, NULL, path, opt->results))) goto done;
+        rc = gkd_slurm_run_array(job, sizeof job, gkd_experiment_name(exp), exp_dir,
+                                 (int)gkd_experiment_num_cells(exp), &so, cmd);
+        free(cmd);
+        if (!rc) printf("submitted job array %s (%zu cells); follow it with: gkd status %s\n", job,
+                        gkd_experiment_num_cells(exp), exp_dir);
+        goto done;
+    }
+    if ((rc = run_local(exp, exp_dir, &sel, opt))) goto done;
+    if (opt->table && opt->cell < 0) rc = print_default_table(exp, exp_dir);
+done:
+    free(sel.cells);
+    gkd_experiment_free(exp);
+    return rc;
+}
