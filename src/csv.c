@@ -78,11 +78,23 @@ static int format_nonfinite(char *out, size_t size, double v) {
     return 1;
 }
 
+/* %g switches to an exponent once the exponent reaches the precision, so
+ * 50 would print as 5e+01; below 1e17 print such values with enough
+ * digits to stay plain (the value is unchanged: only zeros are added). */
+static void plain_integer_digits(char *out, size_t size, int prec, double v) {
+    if (!strchr(out, 'e') || v == 0) return;
+    int exp10 = (int)floor(log10(fabs(v)));
+    if (exp10 >= prec && exp10 < 17) snprintf(out, size, "%.*g", exp10 + 1, v);
+}
+
 void gkd_format_double(char *out, size_t size, double v) {
     if (format_nonfinite(out, size, v)) return;
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(out, size, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) return;
+        if (strtod(out, NULL) == v) {
+            plain_integer_digits(out, size, prec, v);
+            return;
+        }
     }
 }
 
@@ -90,7 +102,10 @@ static void format_float(char *out, size_t size, float v) {
     if (format_nonfinite(out, size, v)) return;
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(out, size, "%.*g", prec, (double)v);
-        if (strtof(out, NULL) == v) return;
+        if (strtof(out, NULL) == v) {
+            plain_integer_digits(out, size, prec, v);
+            return;
+        }
     }
 }
 
