@@ -294,13 +294,11 @@ int gkd_results_open(gkd_results **out, const char *dir) {
         rc = gkd_error(GKD_ENOMEM, "out of memory");
         goto done;
     }
+    for (int a = 0; a < r->naxes; a++)
+        if (all_numeric(r->values[a], r->nvalues[a])) sort_numeric(r->values[a], r->nvalues[a]);
+    /* grid.csv, when present, overrides the order of the axes it lists. */
     struct stat st;
-    if (stat(grid_path, &st) == 0) {
-        if ((rc = apply_grid(r, grid_path))) goto done;
-    } else {
-        for (int a = 0; a < r->naxes; a++)
-            if (all_numeric(r->values[a], r->nvalues[a])) sort_numeric(r->values[a], r->nvalues[a]);
-    }
+    if (stat(grid_path, &st) == 0 && (rc = apply_grid(r, grid_path))) goto done;
     *out = r;
     r = NULL;
 done:
