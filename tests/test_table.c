@@ -288,6 +288,37 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* Bad eval.csv contents are reported with file:line. */
+START_TEST(test_bad_eval_file) {
+    char dir[] = "/tmp/gkd_test_table_tree_XXXXXX", cmd[512], path[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cp -r " ABL "/. '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/c00/eval.csv", dir);
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "method";
+    o.cols = "temperature";
+    o.metrics = m;
+    o.nmetrics = 1;
+    gkd_table *t = NULL;
+    char want[512];
+    const char *ragged = "step,exact_match,mean_len\n10,0.1,7\n20,0.2\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, ragged, strlen(ragged)), 0);
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s:3: expected 3 fields, got 2", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    const char *text = "step,exact_match,mean_len\n10,0.1,7\n20,abc,6\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, text, strlen(text)), 0);
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s:3: column 'exact_match': 'abc' is not a number", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    ck_assert_ptr_null(t);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* The program: skipped count on stderr, --out, exit codes. */
 START_TEST(test_cli) {
     const char *bin = getenv("GKD_BIN");
@@ -332,6 +363,7 @@ Suite *table_suite(void) {
     tcase_add_test(tc, test_csv_output);
     tcase_add_test(tc, test_fallback_order_and_where);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_bad_eval_file);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;
