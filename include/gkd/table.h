@@ -1,0 +1,71 @@
+/* Paper-style tables from a results tree: one metric value per finished
+ * cell (at the final or the best evaluation), mean ± sample std over seeds
+ * per (row value, column value), best per column in bold, rendered as
+ * GitHub Markdown, LaTeX (booktabs) or CSV. See docs/results.md. */
+#ifndef GKD_TABLE_H
+#define GKD_TABLE_H
+
+#include "gkd/results.h"
+
+/** Which way a metric improves. */
+typedef enum {
+    GKD_DIR_NONE = 0,    /* no bold, no --at best (mean_len, unknown names) */
+    GKD_DIR_HIGHER = 1,
+    GKD_DIR_LOWER = -1
+} gkd_metric_dir;
+
+/** Direction of a metric or loss column by name. */
+gkd_metric_dir gkd_metric_direction(const char *name);
+
+/** Upper 97.5% quantile of Student's t with `df` >= 1 degrees of freedom
+ *  (exact to 9 digits for df <= 30, Cornish-Fisher expansion above). */
+double gkd_student_t975(int df);
+
+typedef enum { GKD_AT_FINAL = 0, GKD_AT_BEST = 1 } gkd_table_at;
+typedef enum { GKD_FMT_MD = 0, GKD_FMT_LATEX = 1, GKD_FMT_CSV = 2 } gkd_table_format;
+
+typedef struct {
+    const char *rows;           /* axis shown as rows (required) */
+    const char *cols;           /* axis shown as columns (NULL: one column per metric) */
+    const char *const *metrics; /* eval.csv columns */
+    int nmetrics;
+    gkd_table_at at;
+    const gkd_where *where;
+    int nwhere;
+} gkd_table_opts;
+
+#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0}
+
+/** Aggregate of one (metric, row, column) group over seeds. */
+typedef struct {
+    int n;       /* cells with a value; 0: empty group */
+    double mean;
+    double std;  /* sample std (n-1); 0 when n == 1 */
+    double ci95; /* half-width t(0.975, n-1) * std / sqrt(n); 0 when n == 1 */
+    int best;    /* best in its column by the metric's direction */
+} gkd_table_stat;
+
+typedef struct {
+    char *rows, *cols;     /* axis names (cols NULL if none) */
+    int nrows, ncols, nmetrics;
+    char **row_values;     /* (nrows) */
+    char **col_values;     /* (ncols); ncols == 1 and col_values[0] = "" without --cols */
+    char **metrics;        /* (nmetrics) */
+    gkd_table_at at;
+    char *where;           /* "k=v, k=v" or NULL, for the caption */
+    gkd_table_stat *stats; /* (nmetrics, nrows, ncols) */
+    int ncells;            /* finished cells used */
+    int nskipped;          /* matching cells without `done` */
+} gkd_table;
+
+/** Build the table for the experiment directory `dir`. */
+int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *opts);
+void gkd_table_free(gkd_table *t);
+/** The stat of (metric m, row i, column j). */
+const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j);
+
+/** Render as text (malloc'd into *out). `ci95` shows the 95% confidence
+ *  half-width instead of the std; `digits` decimals (3 is usual). */
+int gkd_table_render(char **out, const gkd_table *t, gkd_table_format fmt, int ci95, int digits);
+
+#endif

@@ -1,0 +1,146 @@
+/* gkd table: a paper-style table (mean ± std over seeds) from a results tree. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gkd/csv.h"
+#include "gkd/error.h"
+#include "gkd/parse.h"
+#include "gkd/table.h"
+
+static void table_usage(FILE *f) {
+    fprintf(f,
+            "usage: gkd table results/<experiment> --rows AXIS [--cols AXIS] --metric M[,M...]\n"
+            "                 [--at final|best] [--format md|latex|csv] [--ci95] [--digits N]\n"
+            "                 [--where AXIS=VALUE]... [--out FILE]\n"
+            "Mean ± sample std over seeds of each finished cell's metric, grouped by the\n"
+            "--rows and --cols axes; best per column in bold. See docs/results.md.\n");
+}
+
+/* "--name value" or "--name=value"; advances *i past a separate value. */
+static const char *flag_value(int argc, char **argv, int *i, const char *name, int *err) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "gkd table: %s needs a value\n", name);
+        *err = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cmd_table(int argc, char **argv) {
+    int status = 1, ci95 = 0, err = 0, nmetrics = 0, nwhere = 0;
+    long digits = 3;
+    const char *dir = NULL, *out = NULL, *v;
+    char *metric_list = NULL, *text = NULL;
+    const char **metrics = calloc((size_t)argc + 1, sizeof *metrics);
+    gkd_where *where = calloc((size_t)argc + 1, sizeof *where);
+    gkd_table *t = NULL;
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    gkd_table_format fmt = GKD_FMT_MD;
+    size_t mlen = 1;
+    for (int i = 1; i < argc; i++) mlen += strlen(argv[i]) + 1;
+    metric_list = calloc(mlen, 1);
+    if (!metrics || !where || !metric_list) {
+        fprintf(stderr, "gkd table: out of memory\n");
+        goto done;
+    }
+    char *mcur = metric_list;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            table_usage(stdout);
+            status = 0;
+            goto done;
+        } else if ((v = flag_value(argc, argv, &i, "--rows", &err))) {
+            o.rows = v;
+        } else if (!err && (v = flag_value(argc, argv, &i, "--cols", &err))) {
+            o.cols = v;
+        } else if (!err && (v = flag_value(argc, argv, &i, "--metric", &err))) {
+            strcpy(mcur, v);
+            for (char *tok = strtok(mcur, ","); tok; tok = strtok(NULL, ",")) metrics[nmetrics++] = tok;
+            mcur += strlen(v) + 1;
+        } else if (!err && (v = flag_value(argc, argv, &i, "--at", &err))) {
+            if (!strcmp(v, "final")) o.at = GKD_AT_FINAL;
+            else if (!strcmp(v, "best")) o.at = GKD_AT_BEST;
+            else {
+                fprintf(stderr, "gkd table: --at must be final or best, not '%s'\n", v);
+                status = 2;
+                goto done;
+            }
+        } else if (!err && (v = flag_value(argc, argv, &i, "--format", &err))) {
+            if (!strcmp(v, "md")) fmt = GKD_FMT_MD;
+            else if (!strcmp(v, "latex")) fmt = GKD_FMT_LATEX;
+            else if (!strcmp(v, "csv")) fmt = GKD_FMT_CSV;
+            else {
+                fprintf(stderr, "gkd table: --format must be md, latex or csv, not '%s'\n", v);
+                status = 2;
+                goto done;
+            }
+        } else if (!err && (v = flag_value(argc, argv, &i, "--digits", &err))) {
+            if (gkd_parse_long(&digits, v, 0, 12, "--digits")) {
+                fprintf(stderr, "gkd table: %s\n", gkd_last_error());
+                status = 2;
+                goto done;
+            }
+        } else if (!err && (v = flag_value(argc, argv, &i, "--where", &err))) {
+            if (gkd_where_parse(&where[nwhere], v)) {
+                fprintf(stderr, "gkd table: %s\n", gkd_last_error());
+                status = 2;
+                goto done;
+            }
+            nwhere++;
+        } else if (!err && (v = flag_value(argc, argv, &i, "--out", &err))) {
+            out = v;
+        } else if (!err && !strcmp(a, "--ci95")) {
+            ci95 = 1;
+        } else if (!err && a[0] != '-' && !dir) {
+            dir = a;
+        } else {
+            if (!err) fprintf(stderr, "gkd table: unexpected argument '%s' (see gkd table --help)\n", a);
+            status = 2;
+            goto done;
+        }
+        if (err) {
+            status = 2;
+            goto done;
+        }
+    }
+    if (!dir || !o.rows || nmetrics == 0) {
+        fprintf(stderr, "gkd table: a results directory, --rows and --metric are required (see gkd table --help)\n");
+        status = 2;
+        goto done;
+    }
+    o.metrics = metrics;
+    o.nmetrics = nmetrics;
+    o.where = where;
+    o.nwhere = nwhere;
+    if (gkd_table_build(&t, dir, &o) || gkd_table_render(&text, t, fmt, ci95, (int)digits)) {
+        fprintf(stderr, "gkd table: %s\n", gkd_last_error());
+        goto done;
+    }
+    if (t->nskipped > 0)
+        fprintf(stderr, "gkd table: skipped %d incomplete cell%s (no done marker)\n", t->nskipped,
+                t->nskipped == 1 ? "" : "s");
+    if (out) {
+        if (gkd_file_write_atomic(out, text, strlen(text))) {
+            fprintf(stderr, "gkd table: %s\n", gkd_last_error());
+            goto done;
+        }
+    } else {
+        fputs(text, stdout);
+    }
+    status = 0;
+done:
+    for (int i = 0; i < nwhere; i++) gkd_where_free(&where[i]);
+    free(where);
+    free(metrics);
+    free(metric_list);
+    free(text);
+    gkd_table_free(t);
+    return status;
+}

@@ -1,0 +1,555 @@
+/* Paper-style tables: aggregation over seeds and Markdown/LaTeX/CSV output. */
+#include "gkd/table.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gkd/csv.h"
+#include "gkd/error.h"
+
+gkd_metric_dir gkd_metric_direction(const char *name) {
+    static const char *const higher[] = {"exact_match", "char_accuracy", "token_accuracy", "bleu", "chrf",
+                                         "rouge_l", "accept_rate", "accept_tokens", "distinct_1", "distinct_2",
+                                         "eos_rate", "precision", "coverage"};
+    static const char *const lower[] = {"nll_ref", "teacher_nll", "fkl_ref", "rkl_ref", "fkl_samples",
+                                        "rkl_samples", "self_bleu", "kl_data", "loss", "divergence"};
+    for (size_t i = 0; i < sizeof higher / sizeof *higher; i++)
+        if (!strcmp(name, higher[i])) return GKD_DIR_HIGHER;
+    for (size_t i = 0; i < sizeof lower / sizeof *lower; i++)
+        if (!strcmp(name, lower[i])) return GKD_DIR_LOWER;
+    return GKD_DIR_NONE;
+}
+
+double gkd_student_t975(int df) {
+    /* t(0.975, df) for df = 1..30. */
+    static const double table[30] = {
+        12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851,
+        2.364624252,  2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830,
+        2.160368656,  2.144786688, 2.131449546, 2.119905299, 2.109815578, 2.100922040,
+        2.093024054,  2.085963447, 2.079613845, 2.073873068, 2.068657610, 2.063898562,
+        2.059538553,  2.055529439, 2.051830516, 2.048407142, 2.045229642, 2.042272456};
+    if (df < 1) return NAN;
+    if (df <= 30) return table[df - 1];
+    /* Cornish-Fisher expansion around the normal quantile; error < 1e-7 for df > 30. */
+    const double z = 1.959963984540054, v = df;
+    double z2 = z * z, z3 = z2 * z, z5 = z3 * z2, z7 = z5 * z2, z9 = z7 * z2;
+    return z + (z3 + z) / (4 * v) + (5 * z5 + 16 * z3 + 3 * z) / (96 * v * v) +
+           (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * v * v * v) +
+           (79 * z9 + 776 * z7 + 1482 * z5 - 1920 * z3 - 945 * z) / (92160 * v * v * v * v);
+}
+
+void gkd_table_free(gkd_table *t) {
+    if (!t) return;
+    for (int i = 0; i < t->nrows; i++) free(t->row_values[i]);
+    for (int j = 0; j < t->ncols; j++) free(t->col_values[j]);
+    for (int m = 0; m < t->nmetrics; m++) free(t->metrics[m]);
+    free(t->row_values);
+    free(t->col_values);
+    free(t->metrics);
+    free(t->rows);
+    free(t->cols);
+    free(t->where);
+    free(t->stats);
+    free(t);
+}
+
+const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j) {
+    return &t->stats[((size_t)m * t->nrows + i) * t->ncols + j];
+}
+
+/* The metric of one cell: the last measured value (largest step) for
+ * `final`, the best by direction for `best`. Returns 1 with *v set, 0 if the
+ * column holds no value, or a negative error naming file:line. */
+static int cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gkd_metric_dir dir) {
+    int step_col = gkd_csv_col(ev, "step");
+    int found = 0;
+    double best = 0, best_step = -INFINITY;
+    for (size_t r = 0; r < ev->nrows; r++) {
+        double x = 0, step = (double)r;
+        int rc = gkd_results_number(&x, gkd_csv_get(ev, r, col));
+        if (rc < 0) return gkd_error_wrap(rc, "%s:%ld: column '%s'", ev->path, ev->lines[r], ev->header[col]);
+        if (rc == 0) continue;
+        if (step_col >= 0) {
+            rc = gkd_results_number(&step, gkd_csv_get(ev, r, step_col));
+            if (rc <= 0)
+                return gkd_error(GKD_EFORMAT, "%s:%ld: column 'step': not a number", ev->path, ev->lines[r]);
+        }
+        int take;
+        if (!found) take = 1;
+        else if (at == GKD_AT_FINAL) take = step >= best_step;
+        else take = dir == GKD_DIR_HIGHER ? x > best : x < best;
+        if (take) {
+            best = x;
+            best_step = step;
+        }
+        found = 1;
+    }
+    *v = best;
+    return found;
+}
+
+typedef struct {
+    double *v;
+    int n, cap;
+} dvec;
+
+static int dvec_push(dvec *d, double x) {
+    if (d->n == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 4;
+        double *p = realloc(d->v, (size_t)cap * sizeof *p);
+        if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
+        d->v = p;
+        d->cap = cap;
+    }
+    d->v[d->n++] = x;
+    return 0;
+}
+
+/* Values of axis `name` present among the selected cells, in axis order. */
+static int present_values(char ***out, int *nout, const gkd_results *r, const char *name, const int *sel, int nsel) {
+    int a = gkd_results_axis(r, name);
+    char **vals = calloc((size_t)r->nvalues[a] + 1, sizeof *vals);
+    if (!vals) return gkd_error(GKD_ENOMEM, "out of memory");
+    int n = 0;
+    for (int k = 0; k < r->nvalues[a]; k++) {
+        int used = 0;
+        for (int i = 0; i < nsel && !used; i++) {
+            const char *v = gkd_result_cell_axis(&r->cells[sel[i]], name);
+            used = v && !strcmp(v, r->values[a][k]);
+        }
+        if (used && !(vals[n++] = strdup(r->values[a][k]))) {
+            for (int i = 0; i < n - 1; i++) free(vals[i]);
+            free(vals);
+            return gkd_error(GKD_ENOMEM, "out of memory");
+        }
+    }
+    *out = vals;
+    *nout = n;
+    return 0;
+}
+
+static int index_of(char **list, int n, const char *s) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(list[i], s)) return i;
+    return -1;
+}
+
+static void finish_stats(gkd_table *t, dvec *groups) {
+    size_t ngroups = (size_t)t->nmetrics * t->nrows * t->ncols;
+    for (size_t g = 0; g < ngroups; g++) {
+        gkd_table_stat *s = &t->stats[g];
+        dvec *d = &groups[g];
+        s->n = d->n;
+        if (d->n == 0) continue;
+        double sum = 0;
+        for (int k = 0; k < d->n; k++) sum += d->v[k];
+        s->mean = sum / d->n;
+        if (d->n > 1) {
+            double ss = 0;
+            for (int k = 0; k < d->n; k++) ss += (d->v[k] - s->mean) * (d->v[k] - s->mean);
+            s->std = sqrt(ss / (d->n - 1));
+            s->ci95 = gkd_student_t975(d->n - 1) * s->std / sqrt((double)d->n);
+        }
+    }
+    for (int m = 0; m < t->nmetrics; m++) {
+        gkd_metric_dir dir = gkd_metric_direction(t->metrics[m]);
+        if (dir == GKD_DIR_NONE) continue;
+        for (int j = 0; j < t->ncols; j++) {
+            int filled = 0, have = 0;
+            double best = 0;
+            for (int i = 0; i < t->nrows; i++) {
+                const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                if (!s->n) continue;
+                filled++;
+                if (!have || (dir == GKD_DIR_HIGHER ? s->mean > best : s->mean < best)) best = s->mean;
+                have = 1;
+            }
+            if (filled < 2) continue; /* bold means "best among several" */
+            for (int i = 0; i < t->nrows; i++) {
+                gkd_table_stat *s = (gkd_table_stat *)gkd_table_at_cell(t, m, i, j);
+                /* Means that differ only by rounding noise are ties. */
+                s->best = s->n && fabs(s->mean - best) <= 1e-9 * fmax(1.0, fabs(best));
+            }
+        }
+    }
+}
+
+int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
+    int rc = 0, *sel = NULL, nsel = 0, nskipped = 0;
+    gkd_results *r = NULL;
+    gkd_csv *ev = NULL;
+    dvec *groups = NULL;
+    int *metric_seen = NULL;
+    char *path = NULL;
+    size_t ngroups_alloc = 0;
+    gkd_table *t = calloc(1, sizeof *t);
+    if (!t) return gkd_error(GKD_ENOMEM, "out of memory");
+    if (!o->rows) {
+        rc = gkd_error(GKD_EINVAL, "a --rows axis is required");
+        goto done;
+    }
+    if (o->nmetrics < 1) {
+        rc = gkd_error(GKD_EINVAL, "at least one --metric is required");
+        goto done;
+    }
+    if (o->cols && !strcmp(o->rows, o->cols)) {
+        rc = gkd_error(GKD_EINVAL, "--rows and --cols name the same axis '%s'", o->rows);
+        goto done;
+    }
+    for (int m = 0; m < o->nmetrics; m++)
+        if (o->at == GKD_AT_BEST && gkd_metric_direction(o->metrics[m]) == GKD_DIR_NONE) {
+            rc = gkd_error(GKD_EINVAL, "--at best: metric '%s' has no better direction (use --at final)",
+                           o->metrics[m]);
+            goto done;
+        }
+    if ((rc = gkd_results_open(&r, dir))) goto done;
+    const char *grouped[2] = {o->rows, o->cols};
+    if ((rc = gkd_results_select(&sel, &nsel, &nskipped, r, o->where, o->nwhere, grouped, 2))) goto done;
+    t->at = o->at;
+    t->ncells = nsel;
+    t->nskipped = nskipped;
+    t->nmetrics = o->nmetrics;
+    if (!(t->rows = strdup(o->rows)) || (o->cols && !(t->cols = strdup(o->cols)))) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = present_values(&t->row_values, &t->nrows, r, o->rows, sel, nsel))) goto done;
+    if (o->cols) {
+        if ((rc = present_values(&t->col_values, &t->ncols, r, o->cols, sel, nsel))) goto done;
+    } else {
+        t->col_values = calloc(1, sizeof *t->col_values);
+        if (!t->col_values || !(t->col_values[0] = strdup(""))) {
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+        t->ncols = 1;
+    }
+    t->metrics = calloc((size_t)o->nmetrics, sizeof *t->metrics);
+    if (!t->metrics) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int m = 0; m < o->nmetrics; m++)
+        if (!(t->metrics[m] = strdup(o->metrics[m]))) {
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+    if (o->nwhere > 0) {
+        size_t len = 1;
+        for (int i = 0; i < o->nwhere; i++) len += strlen(o->where[i].key) + strlen(o->where[i].value) + 3;
+        if (!(t->where = malloc(len))) {
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+        size_t n = 0;
+        for (int i = 0; i < o->nwhere; i++)
+            n += (size_t)snprintf(t->where + n, len - n, "%s%s=%s", i ? ", " : "", o->where[i].key, o->where[i].value);
+    }
+    size_t ngroups = (size_t)t->nmetrics * t->nrows * t->ncols;
+    t->stats = calloc(ngroups, sizeof *t->stats);
+    groups = calloc(ngroups, sizeof *groups);
+    if (groups) ngroups_alloc = ngroups;
+    metric_seen = calloc((size_t)t->nmetrics, sizeof *metric_seen);
+    if (!t->stats || !groups || !metric_seen) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int s = 0; s < nsel; s++) {
+        const gkd_result_cell *c = &r->cells[sel[s]];
+        free(path);
+        size_t len = strlen(c->dir) + 16;
+        if (!(path = malloc(len))) {
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+        snprintf(path, len, "%s/eval.csv", c->dir);
+        gkd_csv_free(ev);
+        ev = NULL;
+        if ((rc = gkd_csv_read(&ev, path))) goto done;
+        int i = index_of(t->row_values, t->nrows, gkd_result_cell_axis(c, o->rows));
+        int j = o->cols ? index_of(t->col_values, t->ncols, gkd_result_cell_axis(c, o->cols)) : 0;
+        for (int m = 0; m < t->nmetrics; m++) {
+            int col = gkd_csv_col(ev, t->metrics[m]);
+            if (col < 0) continue;
+            metric_seen[m] = 1;
+            double v = 0;
+            rc = cell_value(&v, ev, col, o->at, gkd_metric_direction(t->metrics[m]));
+            if (rc < 0) goto done;
+            if (rc == 1 && (rc = dvec_push(&groups[((size_t)m * t->nrows + i) * t->ncols + j], v))) goto done;
+            rc = 0;
+        }
+    }
+    for (int m = 0; m < t->nmetrics; m++)
+        if (!metric_seen[m]) {
+            char cols[512];
+            size_t n = 0;
+            cols[0] = '\0';
+            for (int k = 0; k < ev->ncols && n + 1 < sizeof cols; k++)
+                if (strcmp(ev->header[k], "step"))
+                    n += (size_t)snprintf(cols + n, sizeof cols - n, "%s%s", n ? ", " : "", ev->header[k]);
+            rc = gkd_error(GKD_EINVAL, "unknown metric '%s': no eval.csv of %s has that column (columns: %s)",
+                           t->metrics[m], dir, cols);
+            goto done;
+        }
+    finish_stats(t, groups);
+    *out = t;
+    t = NULL;
+done:
+    for (size_t g = 0; groups && g < ngroups_alloc; g++) free(groups[g].v);
+    free(groups);
+    free(metric_seen);
+    free(path);
+    free(sel);
+    gkd_csv_free(ev);
+    gkd_results_free(r);
+    gkd_table_free(t);
+    return rc;
+}
+
+/* ---- rendering ---------------------------------------------------------- */
+
+static int put(gkd_csv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(gkd_csv_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return gkd_error(GKD_EINVAL, "format error");
+    size_t need = b->len + (size_t)n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < need) cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
+        b->data = p;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+static void latex_escape(char *out, size_t size, const char *s) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (; *s && n + 20 < size; s++) {
+        const char *rep = NULL;
+        switch (*s) {
+        case '_': rep = "\\_"; break;
+        case '%': rep = "\\%"; break;
+        case '&': rep = "\\&"; break;
+        case '#': rep = "\\#"; break;
+        case '$': rep = "\\$"; break;
+        case '{': rep = "\\{"; break;
+        case '}': rep = "\\}"; break;
+        case '~': rep = "\\textasciitilde{}"; break;
+        case '^': rep = "\\textasciicircum{}"; break;
+        case '\\': rep = "\\textbackslash{}"; break;
+        default: break;
+        }
+        if (rep) n += (size_t)snprintf(out + n, size - n, "%s", rep);
+        else out[n++] = *s, out[n] = '\0';
+    }
+}
+
+static void md_escape(char *out, size_t size, const char *s) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (; *s && n + 4 < size; s++) {
+        if (*s == '|' || *s == '*' || *s == '\\') out[n++] = '\\';
+        out[n++] = *s;
+        out[n] = '\0';
+    }
+}
+
+/* The common n of all non-empty groups, or 0 when it varies. */
+static int uniform_n(const gkd_table *t) {
+    int n = -1;
+    size_t ng = (size_t)t->nmetrics * t->nrows * t->ncols;
+    for (size_t g = 0; g < ng; g++) {
+        if (!t->stats[g].n) continue;
+        if (n < 0) n = t->stats[g].n;
+        else if (n != t->stats[g].n) return 0;
+    }
+    return n < 0 ? 0 : n;
+}
+
+/* Cell text: mean, "± spread" when n > 1, " (n=k)" when n varies. */
+static void cell_text(char *out, size_t size, const gkd_table_stat *s, int latex, int ci95, int digits, int un) {
+    if (!s->n) {
+        snprintf(out, size, "%s", latex ? "--" : "–");
+        return;
+    }
+    int k = snprintf(out, size, "%.*f", digits, s->mean);
+    if (s->n > 1)
+        k += snprintf(out + k, size - (size_t)k, " %s %.*f", latex ? "$\\pm$" : "±", digits, ci95 ? s->ci95 : s->std);
+    if (!un) snprintf(out + k, size - (size_t)k, latex ? " {\\scriptsize ($n{=}%d$)}" : " (n=%d)", s->n);
+}
+
+static const char *arrow(const char *metric, int latex) {
+    gkd_metric_dir d = gkd_metric_direction(metric);
+    if (d == GKD_DIR_HIGHER) return latex ? " $\\uparrow$" : " ↑";
+    if (d == GKD_DIR_LOWER) return latex ? " $\\downarrow$" : " ↓";
+    return "";
+}
+
+/* One sentence under the table: what the numbers are. */
+static void caption(char *out, size_t size, const gkd_table *t, int latex, int ci95) {
+    int un = uniform_n(t);
+    const char *pm = latex ? "$\\pm$" : "±";
+    size_t k = 0;
+    if (t->nmetrics == 1) {
+        char name[256];
+        if (latex) latex_escape(name, sizeof name, t->metrics[0]);
+        else snprintf(name, sizeof name, "%s", t->metrics[0]);
+        k += (size_t)snprintf(out + k, size - k, "%s%s: ", name, arrow(t->metrics[0], latex));
+    }
+    const char *spread = ci95 ? "95% CI half-width (Student t, n-1 df)" : "sample std (n-1)";
+    if (latex) spread = ci95 ? "95\\% CI half-width (Student $t$, $n-1$ df)" : "sample std ($n-1$)";
+    if (un == 1)
+        k += (size_t)snprintf(out + k, size - k, "single run per cell (%s)", latex ? "$n = 1$" : "n = 1");
+    else if (un > 1)
+        k += (size_t)snprintf(out + k, size - k, "mean %s %s over %s%d%s seeds per cell", pm, spread,
+                              latex ? "$n = " : "n = ", un, latex ? "$" : "");
+    else
+        k += (size_t)snprintf(out + k, size - k, "mean %s %s over seeds, n per cell in parentheses (mean only for %s)",
+                              pm, spread, latex ? "$n = 1$" : "n = 1");
+    k += (size_t)snprintf(out + k, size - k, ", at the %s evaluation",
+                          t->at == GKD_AT_BEST ? "best" : "final");
+    if (t->where) {
+        char w[512];
+        if (latex) latex_escape(w, sizeof w, t->where);
+        else snprintf(w, sizeof w, "%s", t->where);
+        k += (size_t)snprintf(out + k, size - k, "; %s", w);
+    }
+    int any_dir = 0;
+    for (int m = 0; m < t->nmetrics; m++) any_dir |= gkd_metric_direction(t->metrics[m]) != GKD_DIR_NONE;
+    if (any_dir && t->nrows > 1) k += (size_t)snprintf(out + k, size - k, "; best per column in bold");
+    snprintf(out + k, size - k, ".");
+}
+
+static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
+    char a[512], c[512];
+    int rc = 0, un = uniform_n(t);
+    md_escape(a, sizeof a, t->rows);
+    rc |= put(b, "| %s |", a);
+    for (int m = 0; m < t->nmetrics; m++)
+        for (int j = 0; j < t->ncols; j++) {
+            md_escape(c, sizeof c, t->col_values[j]);
+            if (!t->cols) rc |= put(b, " %s%s |", t->metrics[m], arrow(t->metrics[m], 0));
+            else if (t->nmetrics == 1) rc |= put(b, " %s=%s |", t->cols, c);
+            else rc |= put(b, " %s%s (%s=%s) |", t->metrics[m], arrow(t->metrics[m], 0), t->cols, c);
+        }
+    rc |= put(b, "\n| :-- |");
+    for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= put(b, " --: |");
+    rc |= put(b, "\n");
+    for (int i = 0; i < t->nrows; i++) {
+        md_escape(a, sizeof a, t->row_values[i]);
+        rc |= put(b, "| %s |", a);
+        for (int m = 0; m < t->nmetrics; m++)
+            for (int j = 0; j < t->ncols; j++) {
+                const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                cell_text(c, sizeof c, s, 0, ci95, digits, un);
+                rc |= put(b, s->best ? " **%s** |" : " %s |", c);
+            }
+        rc |= put(b, "\n");
+    }
+    char cap[2048];
+    caption(cap, sizeof cap, t, 0, ci95);
+    rc |= put(b, "\n%c%s\n", cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
+    return rc ? GKD_ENOMEM : 0;
+}
+
+static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
+    char a[512], c[1024];
+    int rc = 0, un = uniform_n(t);
+    rc |= put(b, "\\begin{table}[t]\n\\centering\n\\begin{tabular}{l");
+    for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= put(b, "c");
+    rc |= put(b, "}\n\\toprule\n");
+    latex_escape(a, sizeof a, t->rows);
+    if (t->cols) {
+        for (int m = 0; m < t->nmetrics; m++) {
+            latex_escape(c, sizeof c, t->metrics[m]);
+            rc |= put(b, " & \\multicolumn{%d}{c}{%s%s}", t->ncols, c, arrow(t->metrics[m], 1));
+        }
+        rc |= put(b, " \\\\\n");
+        for (int m = 0; m < t->nmetrics; m++)
+            rc |= put(b, "%s\\cmidrule(lr){%d-%d}", m ? " " : "", 2 + m * t->ncols, 1 + (m + 1) * t->ncols);
+        rc |= put(b, "\n%s", a);
+        char colname[256];
+        latex_escape(colname, sizeof colname, t->cols);
+        for (int m = 0; m < t->nmetrics; m++)
+            for (int j = 0; j < t->ncols; j++) {
+                latex_escape(c, sizeof c, t->col_values[j]);
+                rc |= put(b, " & %s=%s", colname, c);
+            }
+    } else {
+        rc |= put(b, "%s", a);
+        for (int m = 0; m < t->nmetrics; m++) {
+            latex_escape(c, sizeof c, t->metrics[m]);
+            rc |= put(b, " & %s%s", c, arrow(t->metrics[m], 1));
+        }
+    }
+    rc |= put(b, " \\\\\n\\midrule\n");
+    for (int i = 0; i < t->nrows; i++) {
+        latex_escape(a, sizeof a, t->row_values[i]);
+        rc |= put(b, "%s", a);
+        for (int m = 0; m < t->nmetrics; m++)
+            for (int j = 0; j < t->ncols; j++) {
+                const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                cell_text(c, sizeof c, s, 1, ci95, digits, un);
+                rc |= put(b, s->best ? " & \\textbf{%s}" : " & %s", c);
+            }
+        rc |= put(b, " \\\\\n");
+    }
+    char cap[2048];
+    caption(cap, sizeof cap, t, 1, ci95);
+    rc |= put(b, "\\bottomrule\n\\end{tabular}\n\\caption{%c%s}\n\\end{table}\n",
+              cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
+    return rc ? GKD_ENOMEM : 0;
+}
+
+static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
+    int rc = 0;
+    rc |= gkd_csv_buf_str(b, t->rows);
+    if (t->cols) rc |= gkd_csv_buf_str(b, t->cols);
+    rc |= gkd_csv_buf_str(b, "metric");
+    rc |= gkd_csv_buf_str(b, "mean");
+    rc |= gkd_csv_buf_str(b, "std");
+    rc |= gkd_csv_buf_str(b, "n");
+    if (ci95) rc |= gkd_csv_buf_str(b, "ci95");
+    rc |= gkd_csv_buf_end_row(b);
+    for (int m = 0; m < t->nmetrics; m++)
+        for (int i = 0; i < t->nrows; i++)
+            for (int j = 0; j < t->ncols; j++) {
+                const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                rc |= gkd_csv_buf_str(b, t->row_values[i]);
+                if (t->cols) rc |= gkd_csv_buf_str(b, t->col_values[j]);
+                rc |= gkd_csv_buf_str(b, t->metrics[m]);
+                rc |= s->n ? gkd_csv_buf_double(b, s->mean) : gkd_csv_buf_empty(b);
+                rc |= s->n > 1 ? gkd_csv_buf_double(b, s->std) : gkd_csv_buf_empty(b);
+                rc |= gkd_csv_buf_long(b, s->n);
+                if (ci95) rc |= s->n > 1 ? gkd_csv_buf_double(b, s->ci95) : gkd_csv_buf_empty(b);
+                rc |= gkd_csv_buf_end_row(b);
+            }
+    return rc ? GKD_ENOMEM : 0;
+}
+
+int gkd_table_render(char **out, const gkd_table *t, gkd_table_format fmt, int ci95, int digits) {
+    gkd_csv_buf b = GKD_CSV_BUF_INIT;
+    if (digits < 0 || digits > 12) return gkd_error(GKD_EINVAL, "digits %d out of range [0, 12]", digits);
+    int rc = fmt == GKD_FMT_MD ? render_md(&b, t, ci95, digits)
+             : fmt == GKD_FMT_LATEX ? render_latex(&b, t, ci95, digits)
+                                    : render_csv(&b, t, ci95);
+    if (rc) {
+        gkd_csv_buf_free(&b);
+        return gkd_error(rc, "out of memory while rendering the table");
+    }
+    *out = b.data;
+    return 0;
+}
