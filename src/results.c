@@ -166,13 +166,13 @@ static void sort_numeric(char **v, int n) {
     }
 }
 
-/* Order cells and axis values by grid.csv: header index,cell,<axes...>. */
+/* Order cells and axis values by grid.csv: header cell,dir,<axes...>. */
 static int apply_grid(gkd_results *r, const char *grid_path) {
     int rc = 0;
     gkd_csv *g = NULL;
     if ((rc = gkd_csv_read(&g, grid_path))) goto done;
-    if (g->ncols < 2 || strcmp(g->header[0], "index") || strcmp(g->header[1], "cell")) {
-        rc = gkd_error(GKD_EFORMAT, "%s:1: expected a header starting with 'index,cell'", grid_path);
+    if (g->ncols < 2 || strcmp(g->header[0], "cell") || strcmp(g->header[1], "dir")) {
+        rc = gkd_error(GKD_EFORMAT, "%s:1: expected a header starting with 'cell,dir'", grid_path);
         goto done;
     }
     /* Axis values: first appearance in grid rows. */

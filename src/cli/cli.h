@@ -5,4 +5,44 @@
 #ifndef GKD_CLI_H
 #define GKD_CLI_H
 
+#include "gkd/model.h"
+#include "gkd/task.h"
+#include "gkd/tokenizer.h"
+
+/** "--name value" or "--name=value" at argv[*i]: returns the value and
+ *  advances *i past a separate value; NULL if argv[*i] is another flag.
+ *  A missing value prints "gkd CMD: --name needs a value" and sets *err. */
+const char *cli_flag(int argc, char **argv, int *i, const char *name, int *err);
+
+/** Task flags (--task, --digits, --op, --rationale, --train, --eval,
+ *  --min-len, --max-len, --alphabet, --k, --zipf, --length, --path,
+ *  --eval-path, --eval-fraction, --chunk, --prompt-chars, --data-seed):
+ *  1 if argv[*i] was one (and was applied), 0 if not, -1 on a bad value
+ *  (message printed). */
+int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char *cmd);
+extern const char cli_task_flags_help[];
+
+/** Model shape flags (--layers, --d-model, --heads, --context): as above. */
+int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const char *cmd);
+extern const char cli_model_flags_help[];
+
+/** Load a checkpoint's model and tokenizer (prints the error). */
+int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok);
+
+/** Print "gkd CMD: <last error>" and return 1. */
+int cli_fail(const char *cmd);
+
+
+
+#include "gkd/distill.h"
+
+/** Optimization and bookkeeping flags shared by train and distill (--steps,
+ *  --batch, --lr, --lr-min, --warmup, --weight-decay, --clip, --seed,
+ *  --eval-every, --eval-n, --eval-samples, --checkpoint-every,
+ *  --max-new-tokens): as cli_task_flag. */
+int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const char *cmd);
+extern const char cli_train_flags_help[];
+
+/** Print a progress line to stderr (rewritten in place on a terminal). */
+void cli_progress(void *ctx, long step, long steps, const char *line);
 #endif

@@ -1,0 +1,169 @@
+/* Flag parsing shared by the subcommands. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gkd/checkpoint.h"
+#include "gkd/error.h"
+#include "gkd/parse.h"
+
+const char *cli_flag(int argc, char **argv, int *i, const char *name, int *err) {
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "gkd %s: %s needs a value\n", argv[0], name);
+        *err = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+int cli_fail(const char *cmd) {
+    fprintf(stderr, "gkd %s: %s\n", cmd, gkd_last_error());
+    return 1;
+}
+
+const char cli_task_flags_help[] =
+    "task: --task arith|reverse|sort|modes|pairs|text [--data-seed N] [--train N] [--eval N]\n"
+    "      arith: --digits N --op add|sub|mul [--rationale]\n"
+    "      reverse/sort: --min-len N --max-len N --alphabet CHARS\n"
+    "      modes: --k N --zipf S --length N\n"
+    "      pairs: --path FILE.tsv [--eval-path FILE.tsv | --eval-fraction F]\n"
+    "      text: --path FILE.txt [--chunk N --prompt-chars N --eval-fraction F]\n";
+
+static int bad(const char *cmd) {
+    fprintf(stderr, "gkd %s: %s\n", cmd, gkd_last_error());
+    return -1;
+}
+
+int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char *cmd) {
+    int err = 0;
+    const char *v;
+    long n;
+    double d;
+    if (!strcmp(argv[*i], "--rationale")) { tc->rationale = 1; return 1; }
+#define LONG_FLAG(flag, field, lo, hi)                                                      \
+    if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
+        if (gkd_parse_long(&n, v, lo, hi, flag)) return bad(cmd);                            \
+        tc->field = (int)n;                                                                  \
+        return 1;                                                                            \
+    }
+    if ((v = cli_flag(argc, argv, i, "--task", &err))) { tc->name = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--op", &err))) { tc->op = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--alphabet", &err))) { tc->alphabet = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--path", &err))) { tc->path = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--eval-path", &err))) { tc->eval_path = v; return 1; }
+    LONG_FLAG("--digits", digits, 1, 9)
+    LONG_FLAG("--train", train, 1, 10000000)
+    LONG_FLAG("--eval", eval, 1, 1000000)
+    LONG_FLAG("--min-len", min_len, 1, 1000)
+    LONG_FLAG("--max-len", max_len, 1, 1000)
+    LONG_FLAG("--k", modes_k, 1, 1000)
+    LONG_FLAG("--length", modes_len, 1, 1000)
+    LONG_FLAG("--chunk", chunk, 2, 100000)
+    LONG_FLAG("--prompt-chars", prompt_chars, 1, 100000)
+#undef LONG_FLAG
+    if ((v = cli_flag(argc, argv, i, "--data-seed", &err))) {
+        if (gkd_parse_long(&n, v, 0, 2147483647L, "--data-seed")) return bad(cmd);
+        tc->seed = (uint64_t)n;
+        return 1;
+    }
+    if ((v = cli_flag(argc, argv, i, "--zipf", &err))) {
+        if (gkd_parse_double(&d, v, 0, 100, "--zipf")) return bad(cmd);
+        tc->zipf_s = d;
+        return 1;
+    }
+    if ((v = cli_flag(argc, argv, i, "--eval-fraction", &err))) {
+        if (gkd_parse_double(&d, v, 0, 1, "--eval-fraction")) return bad(cmd);
+        tc->eval_fraction = d;
+        return 1;
+    }
+    return err ? -1 : 0;
+}
+
+const char cli_model_flags_help[] = "model: --layers N --d-model N --heads N --context N\n";
+
+int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const char *cmd) {
+    int err = 0;
+    const char *v;
+    long n;
+#define LONG_FLAG(flag, field, lo, hi)                                                      \
+    if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
+        if (gkd_parse_long(&n, v, lo, hi, flag)) return bad(cmd);                            \
+        mc->field = (int)n;                                                                  \
+        return 1;                                                                            \
+    }
+    LONG_FLAG("--layers", n_layer, 1, 64)
+    LONG_FLAG("--d-model", n_embd, 1, 4096)
+    LONG_FLAG("--heads", n_head, 1, 64)
+    LONG_FLAG("--context", max_seq_len, 2, 4096)
+#undef LONG_FLAG
+    return err ? -1 : 0;
+}
+
+int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok) {
+    gkd_checkpoint_data d;
+    if (gkd_checkpoint_load(&d, path, NULL)) return cli_fail(cmd);
+    if (!d.tokenizer) {
+        gkd_checkpoint_data_free(&d);
+        fprintf(stderr, "gkd %s: %s stores no tokenizer, so its outputs cannot be decoded\n", cmd, path);
+        return 1;
+    }
+    *model = d.model;
+    *tok = d.tokenizer;
+    d.owns_model = 0;
+    d.tokenizer = NULL;
+    gkd_checkpoint_data_free(&d);
+    return 0;
+}
+
+const char cli_train_flags_help[] =
+    "training: --steps N --batch N --lr X [--lr-min X --warmup N --weight-decay X --clip X]\n"
+    "          --seed N [--eval-every N --eval-n N --eval-samples N --checkpoint-every N]\n"
+    "          [--max-new-tokens N]\n";
+
+int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const char *cmd) {
+    int err = 0;
+    const char *v;
+    long n;
+    double d;
+#define LONG_FLAG(flag, field, lo, hi)                                                      \
+    if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
+        if (gkd_parse_long(&n, v, lo, hi, flag)) return bad(cmd);                            \
+        o->field = n;                                                                        \
+        return 1;                                                                            \
+    }
+#define DOUBLE_FLAG(flag, field, lo, hi)                                                    \
+    if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
+        if (gkd_parse_double(&d, v, lo, hi, flag)) return bad(cmd);                          \
+        o->field = d;                                                                        \
+        return 1;                                                                            \
+    }
+    LONG_FLAG("--steps", steps, 0, 100000000)
+    LONG_FLAG("--batch", batch, 1, 65536)
+    LONG_FLAG("--warmup", warmup, 0, 100000000)
+    LONG_FLAG("--seed", seed, 0, 2147483647L)
+    LONG_FLAG("--eval-every", eval_every, 0, 100000000)
+    LONG_FLAG("--eval-n", eval_n, 1, 1000000)
+    LONG_FLAG("--eval-samples", eval_samples, 0, 1000)
+    LONG_FLAG("--checkpoint-every", checkpoint_every, 0, 100000000)
+    LONG_FLAG("--max-new-tokens", sample.max_new_tokens, 1, 4096)
+    DOUBLE_FLAG("--lr", lr, 0, 10)
+    DOUBLE_FLAG("--lr-min", lr_min, 0, 10)
+    DOUBLE_FLAG("--weight-decay", weight_decay, 0, 10)
+    DOUBLE_FLAG("--clip", clip, 0, 1e6)
+#undef LONG_FLAG
+#undef DOUBLE_FLAG
+    return err ? -1 : 0;
+}
+
+void cli_progress(void *ctx, long step, long steps, const char *line) {
+    (void)ctx;
+    static int tty = -1;
+    if (tty < 0) tty = isatty(2);
+    if (tty) fprintf(stderr, "\r\033[K%s%s", line, step == steps && strstr(line, " eval ") ? "\n" : "");
+    else if (strstr(line, " eval ")) fprintf(stderr, "%s\n", line);
+}

@@ -1,0 +1,142 @@
+/* gkd distill: one distillation run from the command line (the same code an
+ * experiment file drives). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gkd/distill.h"
+#include "gkd/error.h"
+#include "gkd/fsutil.h"
+#include "gkd/parse.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: gkd distill --teacher T.ckpt (--student S.ckpt | [model flags]) --task NAME [task flags]\n"
+            "                   [--divergence fkl|rkl|jsd(B)|skl(A)|srkl(A)|tvd|ce|pg_rkl] [--lambda X]\n"
+            "                   [--per-example] [--seqkd X] [--seqkd-cache] [--teacher-mix X] [--mix-importance]\n"
+            "                   [--replay off|fixed|adaptive --replay-capacity N --replay-prob X\n"
+            "                    --replay-init X --replay-step X] [--ce-weight X] [--loss-temperature X]\n"
+            "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
+            "                   [--temperature X --top-k N --top-p X] [training flags] --out DIR\n"
+            "Writes DIR/metrics.csv (a row per step), DIR/eval.csv, DIR/timings.csv and\n"
+            "DIR/final.ckpt; resumes from DIR/checkpoint.ckpt. A student given by model flags\n"
+            "starts from random weights.\n%s%s%s",
+            cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
+}
+
+static int parse_double_flag(double *out, const char *v, double lo, double hi, const char *flag) {
+    if (gkd_parse_double(out, v, lo, hi, flag)) {
+        fprintf(stderr, "gkd distill: %s\n", gkd_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_distill(int argc, char **argv) {
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    gkd_model_config mc = {0, 0, 2, 64, 2};
+    gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
+    const char *out = NULL, *teacher_path = NULL, *student_path = NULL, *v;
+    double d;
+    long n;
+    for (int i = 1; i < argc; i++) {
+        int err = 0, r;
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if ((r = cli_task_flag(&tc, argc, argv, &i, "distill")) || (r = cli_model_flag(&mc, argc, argv, &i, "distill")) ||
+            (r = cli_train_flag(&o, argc, argv, &i, "distill"))) {
+            if (r < 0) return 2;
+            continue;
+        }
+        if (!strcmp(a, "--per-example")) { o.schedule.per_example = 1; continue; }
+        if (!strcmp(a, "--seqkd-cache")) { o.seqkd_cache = 1; continue; }
+        if (!strcmp(a, "--mix-importance")) { o.mix_importance = 1; continue; }
+        if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
+        if ((v = cli_flag(argc, argv, &i, "--teacher", &err))) { teacher_path = v; continue; }
+        if ((v = cli_flag(argc, argv, &i, "--student", &err))) { student_path = v; continue; }
+        if ((v = cli_flag(argc, argv, &i, "--divergence", &err))) {
+            if (gkd_divergence_parse(&o.divergence, v)) { cli_fail("distill"); return 2; }
+            continue;
+        }
+#define DOUBLE_OPT(flag, lvalue, lo, hi)                                                   \
+    if ((v = cli_flag(argc, argv, &i, flag, &err))) {                                       \
+        if (parse_double_flag(&d, v, lo, hi, flag)) return 2;                               \
+        lvalue = d;                                                                          \
+        continue;                                                                            \
+    }
+        DOUBLE_OPT("--lambda", o.schedule.lambda, 0, 1)
+        DOUBLE_OPT("--seqkd", o.schedule.seqkd, 0, 1)
+        DOUBLE_OPT("--teacher-mix", o.schedule.teacher_mix, 0, 1)
+        DOUBLE_OPT("--replay-prob", o.schedule.p_replay, 0, 1)
+        DOUBLE_OPT("--replay-init", o.schedule.init_threshold, 0, 1)
+        DOUBLE_OPT("--replay-step", o.schedule.threshold_step, 1e-9, 1)
+        DOUBLE_OPT("--ce-weight", o.ce_weight, 0, 1e6)
+        DOUBLE_OPT("--loss-temperature", o.loss_temperature, 1e-3, 1e3)
+        DOUBLE_OPT("--temperature", o.sample.temperature, 0, 1e3)
+        DOUBLE_OPT("--top-p", o.sample.top_p, 1e-9, 1)
+#undef DOUBLE_OPT
+        if ((v = cli_flag(argc, argv, &i, "--top-k", &err))) {
+            if (gkd_parse_long(&n, v, 0, 1 << 20, "--top-k")) { cli_fail("distill"); return 2; }
+            o.sample.top_k = (int)n;
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--replay-capacity", &err))) {
+            if (gkd_parse_long(&n, v, 1, 10000000, "--replay-capacity")) { cli_fail("distill"); return 2; }
+            o.schedule.capacity = (int)n;
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--replay", &err))) {
+            if (!strcmp(v, "off")) o.schedule.replay = GKD_REPLAY_OFF;
+            else if (!strcmp(v, "fixed")) o.schedule.replay = GKD_REPLAY_FIXED;
+            else if (!strcmp(v, "adaptive")) o.schedule.replay = GKD_REPLAY_ADAPTIVE;
+            else { fprintf(stderr, "gkd distill: --replay: '%s' is not off, fixed or adaptive\n", v); return 2; }
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--reduction", &err))) {
+            if (!strcmp(v, "token")) o.per_sequence = 0;
+            else if (!strcmp(v, "sequence")) o.per_sequence = 1;
+            else { fprintf(stderr, "gkd distill: --reduction: '%s' is not token or sequence\n", v); return 2; }
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--pg-advantage", &err))) {
+            if (!strcmp(v, "token")) o.pg_advantage = GKD_PG_PER_TOKEN;
+            else if (!strcmp(v, "to-go")) o.pg_advantage = GKD_PG_REWARD_TO_GO;
+            else { fprintf(stderr, "gkd distill: --pg-advantage: '%s' is not token or to-go\n", v); return 2; }
+            continue;
+        }
+        if (err) return 2;
+        fprintf(stderr, "gkd distill: unknown option '%s'\n", a);
+        usage(stderr);
+        return 2;
+    }
+    if (!out || !teacher_path) { fprintf(stderr, "gkd distill: --teacher and --out are required\n"); return 2; }
+    gkd_task *task = NULL;
+    gkd_tokenizer *tok = NULL, *stok = NULL;
+    gkd_model *teacher = NULL, *student = NULL;
+    int status = 1;
+    if (cli_load("distill", teacher_path, &teacher, &tok)) goto done;
+    if (student_path) {
+        if (cli_load("distill", student_path, &student, &stok)) goto done;
+        if (!gkd_tokenizer_equal(tok, stok)) {
+            fprintf(stderr, "gkd distill: %s and %s have different vocabularies\n", teacher_path, student_path);
+            goto done;
+        }
+    } else {
+        mc.vocab_size = teacher->config.vocab_size;
+        if (mc.max_seq_len == 0) mc.max_seq_len = teacher->config.max_seq_len;
+        if (gkd_model_new(&student, &mc)) { cli_fail("distill"); goto done; }
+        gkd_model_init_weights(student, o.seed);
+    }
+    if (o.schedule.total_steps < o.steps) o.schedule.total_steps = o.steps > 0 ? o.steps : 1;
+    if (gkd_task_new(&task, &tc) || gkd_mkdir_p(out)) { cli_fail("distill"); goto done; }
+    if (gkd_distill_run(student, teacher, tok, task, &o, out, cli_progress, NULL)) { cli_fail("distill"); goto done; }
+    printf("%s/final.ckpt\n", out);
+    status = 0;
+done:
+    gkd_model_free(student);
+    gkd_model_free(teacher);
+    gkd_tokenizer_free(tok);
+    gkd_tokenizer_free(stok);
+    gkd_task_free(task);
+    return status;
+}
