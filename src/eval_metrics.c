@@ -371,30 +371,109 @@ done:
     return result;
 }
 
+/* Stable bottom-up merge sort of indices into `all` by n-gram, so equal
+ * n-grams keep their sample order. */
+static void sort_indices(size_t *idx, size_t *tmp, size_t m, const span *const *all, int n) {
+    for (size_t width = 1; width < m; width *= 2) {
+        for (size_t lo = 0; lo < m; lo += 2 * width) {
+            size_t mid = lo + width < m ? lo + width : m, hi = lo + 2 * width < m ? lo + 2 * width : m;
+            size_t a = lo, b = mid, w = lo;
+            while (a < mid && b < hi) tmp[w++] = ngram_cmp(all[idx[b]], all[idx[a]], n) < 0 ? idx[b++] : idx[a++];
+            while (a < mid) tmp[w++] = idx[a++];
+            while (b < hi) tmp[w++] = idx[b++];
+        }
+        memcpy(idx, tmp, m * sizeof *idx);
+    }
+}
+
+/* Self-BLEU in O(total n-grams log): for each distinct n-gram, the largest
+ * count in any sample and the runner-up give, for every sample i, the largest
+ * count among the OTHER samples (the clip of NLTK's multi-reference
+ * modified precision) without comparing sample pairs. */
 double gkd_metric_self_bleu(const char *const *samples, size_t n, gkd_metric_unit unit) {
     if (n < 2) return NAN;
-    bleu_sent *s = calloc(n, sizeof *s);
-    const bleu_sent **others = malloc(n * sizeof *others);
+    seq *s = calloc(n, sizeof *s);
+    bleu_stats *st = calloc(n, sizeof *st);
+    const span **all = NULL;
+    size_t *owner = NULL, *tmpi = NULL, *where = NULL, *hist = NULL;
     double result = NAN;
-    size_t built = 0;
-    if (!s || !others) goto done;
-    for (; built < n; built++)
-        if (bleu_sent_build(&s[built], samples[built], unit)) goto done;
+    size_t built = 0, total_tokens = 0;
+    if (!s || !st) goto done;
+    for (; built < n; built++) {
+        if (seq_build(&s[built], samples[built], unit, 0)) goto done;
+        total_tokens += s[built].n;
+    }
+    all = malloc((total_tokens + 1) * sizeof *all);
+    tmpi = malloc((total_tokens + 1) * sizeof *tmpi);
+    owner = malloc((total_tokens + 1) * sizeof *owner);
+    /* where[k]: the sample n-gram all[k] belongs to. */
+    where = malloc((total_tokens + 1) * sizeof *where);
+    if (!all || !tmpi || !owner || !where) goto done;
+    for (int order = 1; order <= BLEU_ORDER; order++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t mi = s[i].n >= (size_t)order ? s[i].n - (size_t)order + 1 : 0;
+            for (size_t k = 0; k < mi; k++) all[m++] = s[i].t + k;
+            st[i].den[order] = mi > 0 ? mi : 1;
+        }
+        size_t k0 = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t mi = s[i].n >= (size_t)order ? s[i].n - (size_t)order + 1 : 0;
+            for (size_t k = 0; k < mi; k++) where[k0 + k] = i;
+            k0 += mi;
+        }
+        for (size_t k = 0; k < m; k++) owner[k] = k;
+        sort_indices(owner, tmpi, m, all, order);
+        for (size_t g = 0; g < m;) {
+            size_t end = g + 1;
+            while (end < m && ngram_cmp(all[owner[end]], all[owner[g]], order) == 0) end++;
+            /* Per-sample runs inside the group: max, its sample, runner-up. */
+            size_t best = 0, best_i = SIZE_MAX, second = 0;
+            for (size_t r = g; r < end;) {
+                size_t i = where[owner[r]], c = 0;
+                while (r < end && where[owner[r]] == i) r++, c++;
+                if (c > best) second = best, best = c, best_i = i;
+                else if (c > second) second = c;
+            }
+            for (size_t r = g; r < end;) {
+                size_t i = where[owner[r]], c = 0;
+                while (r < end && where[owner[r]] == i) r++, c++;
+                size_t clip = i == best_i ? second : best;
+                st[i].num[order] += c < clip ? c : clip;
+            }
+            g = end;
+        }
+    }
+    /* Closest other length (the shorter on a tie) from a length histogram. */
+    size_t max_len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i].n > max_len) max_len = s[i].n;
+    hist = calloc(max_len + 1, sizeof *hist);
+    if (!hist) goto done;
+    for (size_t i = 0; i < n; i++) hist[s[i].n]++;
     double sum = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t k = 0;
-        for (size_t j = 0; j < n; j++)
-            if (j != i) others[k++] = &s[j];
-        bleu_stats st;
-        memset(&st, 0, sizeof st);
-        bleu_add(&st, &s[i], others, k);
-        sum += bleu_score(&st, 1);
+        size_t h = s[i].n, bestl = h;
+        hist[h]--; /* exclude the sample itself */
+        for (size_t d = 0; d <= max_len; d++) {
+            if (d <= h && hist[h - d]) { bestl = h - d; break; }
+            if (h + d <= max_len && hist[h + d]) { bestl = h + d; break; }
+        }
+        hist[h]++;
+        st[i].hyp_len = h;
+        st[i].ref_len = bestl;
+        sum += bleu_score(&st[i], 1);
     }
     result = sum / (double)n;
 done:
-    for (size_t j = 0; s && j < built; j++) bleu_sent_free(&s[j]);
+    for (size_t j = 0; s && j < built; j++) free(s[j].t);
     free(s);
-    free(others);
+    free(st);
+    free(all);
+    free(tmpi);
+    free(owner);
+    free(where);
+    free(hist);
     return result;
 }
 

@@ -214,6 +214,33 @@ START_TEST(test_bleu_hand_cases) {
     /* No unigram match: exactly 0. */
     const char *h2[] = {"x y z w"};
     ck_assert_double_eq(gkd_metric_corpus_bleu(h2, r, NULL, 1, GKD_UNIT_WORDS), 0.0);
+    /* Self-BLEU (one pass over pooled n-grams) equals the mean of pairwise
+     * sentence BLEU against the other samples, on random samples. */
+    enum { NS = 40 };
+    static char buf[NS][16];
+    const char *smp[NS], *others[NS];
+    unsigned x = 12345;
+    for (int i = 0; i < NS; i++) {
+        int len = 0, L = (int)((x = x * 1103515245u + 12345u) >> 16) % 9;
+        for (int k = 0; k < L; k++) {
+            x = x * 1103515245u + 12345u;
+            buf[i][len++] = (char)("aabbcd  "[(x >> 16) % 8]);
+        }
+        buf[i][len] = 0;
+        smp[i] = buf[i];
+    }
+    for (int unit = 0; unit < 2; unit++) {
+        double mean = 0;
+        for (int i = 0; i < NS; i++) {
+            int k = 0;
+            for (int j = 0; j < NS; j++)
+                if (j != i) others[k++] = smp[j];
+            mean += gkd_metric_sentence_bleu(smp[i], others, NS - 1, unit, 1);
+        }
+        mean /= NS;
+        ck_assert(mean > 0.01);
+        ck_assert_double_eq_tol(gkd_metric_self_bleu(smp, NS, unit), mean, 1e-13);
+    }
     /* Self-BLEU needs two samples. */
     ck_assert(isnan(gkd_metric_self_bleu(h, 1, GKD_UNIT_WORDS)));
     /* Invalid UTF-8 (byte outputs) is counted, not rejected. */
