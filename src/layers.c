@@ -236,20 +236,52 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
+/* exp(x) for x <= 0 (Cephes expf polynomial, plain float arithmetic so the
+ * compiler can vectorize it; glibc's tanhf went through a slow expm1f and
+ * took a third of the training time). Arguments below -87 are clamped, so
+ * the result stays a normal float. */
+static inline float exp_nonpos(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float fn = x * 1.44269504088896341f + 12582912.0f; /* round to integer */
+    fn -= 12582912.0f;
+    float r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int bits = ((int)fn + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+/* tanh with absolute error < 1e-7 over all floats (measured against double
+ * tanh); GELU only needs absolute accuracy since it uses 1 + tanh. */
+static inline float tanh_abs(float u) {
+    float a = u < 0.0f ? -u : u;
+    float e = exp_nonpos(-2.0f * a);
+    float t = (1.0f - e) / (1.0f + e);
+    return u < 0.0f ? -t : t;
+}
+
 void gkd_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanh_abs(GELU_SCALE * (x + 0.044715f * x * x * x)));
     }
 }
 
 void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float th = tanh_abs(u);
         float sech2 = 1.0f - th * th;
         float local = 0.5f * (1.0f + th) +
                       0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
