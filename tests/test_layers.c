@@ -242,6 +242,20 @@ START_TEST(test_gelu_backward) {
     ck_assert_float_eq_tol(y[1], 10.0f, 1e-5f);
     double want = 0.5 * (1 + tanh(sqrt(2 / M_PI) * (1 + 0.044715)));
     ck_assert_double_eq_tol(y[2], want, 1e-6);
+    /* the whole range against the double-precision formula (the float tanh
+     * inside is a polynomial approximation): relative error of gelu where it
+     * is not tiny, absolute error near its zeros */
+    enum { NG = 4001 };
+    float *xs = malloc(NG * sizeof(float)), *ys = malloc(NG * sizeof(float));
+    for (int i = 0; i < NG; i++) xs[i] = -20.0f + 40.0f * i / (NG - 1);
+    gkd_gelu_forward(ys, xs, NG);
+    for (int i = 0; i < NG; i++) {
+        double xd = xs[i];
+        double g = 0.5 * xd * (1 + tanh(sqrt(2 / M_PI) * (xd + 0.044715 * xd * xd * xd)));
+        ck_assert_msg(fabs(ys[i] - g) <= 1e-6 * (1 + fabs(g)), "gelu(%g) = %.9g want %.9g", xd,
+                      ys[i], g);
+    }
+    free(xs), free(ys);
     free(c.inp), free(c.out), free(c.R), free(d);
 }
 END_TEST
