@@ -18,9 +18,11 @@
  * inside an OpenMP loop (the OpenMP build of OpenBLAS runs single-threaded
  * inside an active parallel region; with one thread it is single-threaded
  * anyway). Each tile computes the same bits whichever thread runs it. */
-#define TILE_M 64
-#define TILE_N 256
 #define SMALL_GEMM_FLOPS (32.0 * 64.0 * 64.0) /* below OpenBLAS's own 64^3 threading threshold */
+#define GEMM_SPLIT 4   /* tiles per product: enough for 2-4 threads, few repacks */
+#define GEMM_MIN_SPLIT_DIM 128
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -31,11 +33,19 @@ void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    const int mt = (M + TILE_M - 1) / TILE_M, nt = (N + TILE_N - 1) / TILE_N;
+    /* Split the larger of rows and columns into GEMM_SPLIT tiles; sizes are
+     * multiples of 16 so the kernels see full register blocks. The grid
+     * depends on (M, N) only. */
+    int tm = M, tn = N;
+    if (M >= N && M >= GEMM_MIN_SPLIT_DIM)
+        tm = round_up((M + GEMM_SPLIT - 1) / GEMM_SPLIT, 16);
+    else if (N > M && N >= GEMM_MIN_SPLIT_DIM)
+        tn = round_up((N + GEMM_SPLIT - 1) / GEMM_SPLIT, 16);
+    const int mt = (M + tm - 1) / tm, nt = (N + tn - 1) / tn;
 #pragma omp parallel for schedule(static)
     for (int tile = 0; tile < mt * nt; tile++) {
-        int r0 = (tile / nt) * TILE_M, c0 = (tile % nt) * TILE_N;
-        int rm = M - r0 < TILE_M ? M - r0 : TILE_M, cn = N - c0 < TILE_N ? N - c0 : TILE_N;
+        int r0 = (tile / nt) * tm, c0 = (tile % nt) * tn;
+        int rm = M - r0 < tm ? M - r0 : tm, cn = N - c0 < tn ? N - c0 : tn;
         const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
         const float *b = trans_b ? B + (size_t)c0 * ldb : B + c0;
         cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta,

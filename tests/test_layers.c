@@ -139,10 +139,13 @@ END_TEST
 
 START_TEST(test_sgemm_tiles) {
     /* every transpose combination, padded leading dimensions, beta != 0,
-     * shapes that cut into several partial tiles */
-    const int M = 131, N = 300, K = 70, pad = 3;
+     * shapes cut into row tiles, column tiles (partial last tiles) and one
+     * below the tiling threshold */
+    static const int shapes[3][3] = {{131, 100, 70}, {60, 300, 70}, {20, 30, 9}};
+    for (int si = 0; si < 3; si++)
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], pad = 3;
             int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
             float *A = rand_array((size_t)(ta ? K : M) * lda, 1.0f, 20 + ta);
             float *B = rand_array((size_t)(tb ? N : K) * ldb, 1.0f, 30 + tb);
