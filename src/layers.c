@@ -86,21 +86,44 @@ void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
     }
 }
 
+/* Row reductions with 8 fixed partial sums (lane k takes elements k, k+8,
+ * ...), combined in a fixed order: the compiler can vectorize them, and the
+ * result does not depend on threads or on the alignment of the row. */
+#define LANES 8
+
+static inline float combine_lanes(const float *acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static float row_sum(const float *x, int C) {
+    float acc[LANES] = {0};
+    int c = 0;
+    for (; c + LANES <= C; c += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += x[c + k];
+    for (int k = 0; c < C; c++, k++) acc[k] += x[c];
+    return combine_lanes(acc);
+}
+
+static float row_sq_dev(const float *x, float m, int C) {
+    float acc[LANES] = {0};
+    int c = 0;
+    for (; c + LANES <= C; c += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float d = x[c + k] - m;
+            acc[k] += d * d;
+        }
+    for (int k = 0; c < C; c++, k++) acc[k] += (x[c] - m) * (x[c] - m);
+    return combine_lanes(acc);
+}
+
 void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
-        double s = 0.0;
-        for (int c = 0; c < C; c++) s += x[c];
-        float m = (float)(s / C);
-        double v = 0.0;
-        for (int c = 0; c < C; c++) {
-            double d = (double)x[c] - m;
-            v += d * d;
-        }
-        float r = (float)(1.0 / sqrt(v / C + 1e-5));
+        float m = row_sum(x, C) / C;
+        float r = 1.0f / sqrtf(row_sq_dev(x, m, C) / C + 1e-5f);
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = r;
@@ -114,17 +137,23 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float *di = dinp + (size_t)n * C;
-        float m = mean[n], r = rstd[n];
-        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        for (int c = 0; c < C; c++) {
-            float norm = (x[c] - m) * r;
+        const float m = mean[n], r = rstd[n];
+        float acc1[LANES] = {0}, acc2[LANES] = {0};
+        int c = 0;
+        for (; c + LANES <= C; c += LANES)
+            for (int k = 0; k < LANES; k++) {
+                float dnorm = w[c + k] * d[c + k];
+                acc1[k] += dnorm;
+                acc2[k] += dnorm * ((x[c + k] - m) * r);
+            }
+        for (int k = 0; c < C; c++, k++) {
             float dnorm = w[c] * d[c];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * norm;
+            acc1[k] += dnorm;
+            acc2[k] += dnorm * ((x[c] - m) * r);
         }
-        dnorm_mean /= C;
-        dnorm_norm_mean /= C;
-        for (int c = 0; c < C; c++) {
+        const float dnorm_mean = combine_lanes(acc1) / C;
+        const float dnorm_norm_mean = combine_lanes(acc2) / C;
+        for (c = 0; c < C; c++) {
             float norm = (x[c] - m) * r;
             float dnorm = w[c] * d[c];
             di[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * r;
@@ -289,11 +318,28 @@ static inline float tanh_abs(float u) {
     return t;
 }
 
+static inline float gelu_inner(float x) { return GELU_SCALE * (x + 0.044715f * x * x * x); }
+
+static inline float gelu_local_grad(float x, float th) {
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
 void gkd_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanh_abs(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanh_abs(gelu_inner(x)));
+    }
+}
+
+void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float t = tanh_abs(gelu_inner(x));
+        th[i] = t;
+        out[i] = 0.5f * x * (1.0f + t);
     }
 }
 
@@ -301,13 +347,14 @@ void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanh_abs(u);
-        float sech2 = 1.0f - th * th;
-        float local = 0.5f * (1.0f + th) +
-                      0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dinp[i] += local * dout[i];
+        dinp[i] += gelu_local_grad(x, tanh_abs(gelu_inner(x))) * dout[i];
     }
+}
+
+void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
+                             size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] += gelu_local_grad(inp[i], th[i]) * dout[i];
 }
 
 void gkd_residual_forward(float *out, const float *a, const float *b, size_t n) {

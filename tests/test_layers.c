@@ -237,6 +237,14 @@ START_TEST(test_gelu_backward) {
     float *d = zeros(c.n);
     gkd_gelu_backward(d, c.inp, c.R, c.n);
     CHECK_FD(gelu_obj, &c, c.inp, d, c.n, "gelu");
+    /* the cached pair computes the same bits as the plain pair */
+    float *out2 = zeros(c.n), *th = zeros(c.n), *d2 = zeros(c.n);
+    gkd_gelu_forward_cache(out2, th, c.inp, c.n);
+    gkd_gelu_forward(c.out, c.inp, c.n);
+    ck_assert(memcmp(out2, c.out, c.n * sizeof(float)) == 0);
+    gkd_gelu_backward_cache(d2, c.inp, th, c.R, c.n);
+    ck_assert(memcmp(d2, d, c.n * sizeof(float)) == 0);
+    free(out2), free(th), free(d2);
     /* closed form values: gelu(0) = 0, gelu(x) ~ x for large x, and the
      * tanh formula at x = 1 */
     float x[3] = {0.0f, 10.0f, 1.0f}, y[3];
