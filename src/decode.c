@@ -7,15 +7,17 @@
  * The arithmetic mirrors gkd_model_forward (pre-LN blocks, tanh GELU, tied
  * LM head) row by row, so the logits of position p equal those of a full
  * forward over the same prefix up to float rounding. Matrix products batch
- * all rows into one sgemm per weight matrix; the rest is parallel over rows
- * (and heads), each output written by one thread, so results do not depend
- * on the thread count. */
-#include <cblas.h>
+ * all rows into one call per weight matrix (rowdot.c: a fixed summation
+ * order per element, unlike sgemm, so a row's logits do not depend on the
+ * other rows of the batch); the rest is parallel over rows and heads, each
+ * output written by one thread, so results do not depend on the thread
+ * count either. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "decode_rows.h"
+#include "rowdot.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 
@@ -132,12 +134,7 @@ static void layernorm_rows(float *out, const float *inp, const float *w, const f
 /* out (n, OC) = inp (n, IC) @ w^T (w is (OC, IC)) + bias */
 static void matmul_rows(float *out, const float *inp, const float *w, const float *bias, int n,
                         int IC, int OC) {
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int r = 0; r < n; r++) memcpy(out + (size_t)r * OC, bias, (size_t)OC * sizeof(float));
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, OC, IC, 1.0f, inp, IC, w, IC,
-                bias ? 1.0f : 0.0f, out, OC);
+    gkd_rowdot_matmul(out, inp, w, bias, n, IC, OC);
 }
 
 static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const int *pos) {
