@@ -21,7 +21,7 @@
 #include "gkd/error.h"
 #include "gkd/model.h"
 
-#define LN_EPS 1e-5f
+#define LN_EPS 1e-5
 
 struct gkd_kv_cache {
     int B, L, NH, maxT, hs, C, V;
@@ -117,16 +117,16 @@ static void layernorm_rows(float *out, const float *inp, const float *w, const f
     for (int r = 0; r < n; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
-        float mean = 0.0f;
-        for (int i = 0; i < C; i++) mean += x[i];
-        mean /= C;
-        float var = 0.0f;
+        /* Double accumulation, as in the full forward (layers.c). */
+        double s = 0.0;
+        for (int i = 0; i < C; i++) s += x[i];
+        float mean = (float)(s / C);
+        double var = 0.0;
         for (int i = 0; i < C; i++) {
-            float d = x[i] - mean;
+            double d = (double)x[i] - mean;
             var += d * d;
         }
-        var /= C;
-        float rstd = 1.0f / sqrtf(var + LN_EPS);
+        float rstd = (float)(1.0 / sqrt(var / C + LN_EPS));
         for (int i = 0; i < C; i++) o[i] = (x[i] - mean) * rstd * w[i] + b[i];
     }
 }
