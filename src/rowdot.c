@@ -105,7 +105,8 @@ tile(float *out, const float *inp, const float *w, const float *bias, int r0, in
 void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
                        int IC, int OC) {
     int nr = (n + TILE_R - 1) / TILE_R, no = (OC + TILE_O - 1) / TILE_O;
-#pragma omp parallel for collapse(2) schedule(static)
+    /* Small products stay on one thread (a barrier would cost more). */
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * IC * OC >= 65536)
     for (int tr = 0; tr < nr; tr++) {
         for (int to = 0; to < no; to++) {
             int r0 = tr * TILE_R, o0 = to * TILE_O;

@@ -215,7 +215,7 @@ int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_o
     for (;;) {
         /* One token for every live sequence; each b touches only its own
          * row of every buffer, so the loop is order-free. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * V >= 8192)
         for (int b = 0; b < B; b++) {
             if (!s->live[b]) continue;
             const float *lg = s->logits + (size_t)b * V;
