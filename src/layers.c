@@ -8,6 +8,40 @@
 #include <math.h>
 #include <string.h>
 
+/* OpenBLAS's own threading is NOT thread-count independent: with 2 threads
+ * it partitions the result differently and picks different edge kernels, so
+ * a 512x384x128 product differs in thousands of elements between
+ * OMP_NUM_THREADS=1 and 2 (measured with OpenBLAS 0.3 on this machine).
+ * gkd_sgemm therefore cuts the result into a fixed grid of tiles that
+ * depends only on the shape, and runs one single-threaded sgemm per tile
+ * inside an OpenMP loop (the OpenMP build of OpenBLAS runs single-threaded
+ * inside an active parallel region; with one thread it is single-threaded
+ * anyway). Each tile computes the same bits whichever thread runs it. */
+#define TILE_M 64
+#define TILE_N 256
+#define SMALL_GEMM_FLOPS (32.0 * 64.0 * 64.0) /* below OpenBLAS's own 64^3 threading threshold */
+
+void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if ((double)M * N * K <= SMALL_GEMM_FLOPS) {
+        /* Single call: cheaper than a parallel region, still one tile. */
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const int mt = (M + TILE_M - 1) / TILE_M, nt = (N + TILE_N - 1) / TILE_N;
+#pragma omp parallel for schedule(static)
+    for (int tile = 0; tile < mt * nt; tile++) {
+        int r0 = (tile / nt) * TILE_M, c0 = (tile % nt) * TILE_N;
+        int rm = M - r0 < TILE_M ? M - r0 : TILE_M, cn = N - c0 < TILE_N ? N - c0 : TILE_N;
+        const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
+        const float *b = trans_b ? B + (size_t)c0 * ldb : B + c0;
+        cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta,
+                    C + (size_t)r0 * ldc + c0, ldc);
+    }
+}
+
 /* Column blocks for reductions over rows (bias, LayerNorm and embedding
  * gradients): each thread owns whole columns, so sums keep their order. */
 #define COL_BLOCK 32
@@ -108,18 +142,15 @@ void gkd_matmul_forward(float *out, const float *inp, const float *w, const floa
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out,
-                OC);
+    gkd_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
 void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC) {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C,
-                    1.0f, dinp, C);
+        gkd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
-                    1.0f, dw, C);
+        gkd_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
         int nblocks = (OC + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
@@ -205,20 +236,52 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
+/* exp(x) for x <= 0 (Cephes expf polynomial, plain float arithmetic so the
+ * compiler can vectorize it; glibc's tanhf went through a slow expm1f and
+ * took a third of the training time). Arguments below -87 are clamped, so
+ * the result stays a normal float. */
+static inline float exp_nonpos(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float fn = x * 1.44269504088896341f + 12582912.0f; /* round to integer */
+    fn -= 12582912.0f;
+    float r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int bits = ((int)fn + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+/* tanh with absolute error < 1e-7 over all floats (measured against double
+ * tanh); GELU only needs absolute accuracy since it uses 1 + tanh. */
+static inline float tanh_abs(float u) {
+    float a = u < 0.0f ? -u : u;
+    float e = exp_nonpos(-2.0f * a);
+    float t = (1.0f - e) / (1.0f + e);
+    return u < 0.0f ? -t : t;
+}
+
 void gkd_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + tanh_abs(GELU_SCALE * (x + 0.044715f * x * x * x)));
     }
 }
 
 void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float th = tanh_abs(u);
         float sech2 = 1.0f - th * th;
         float local = 0.5f * (1.0f + th) +
                       0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);

@@ -8,16 +8,21 @@
  *
  * Determinism: every function parallelizes (OpenMP) over independent output
  * elements or over independent blocks, and every sum is evaluated in a fixed
- * order, so results are bit-identical for any OMP_NUM_THREADS. Matrix
- * products use OpenBLAS cblas_sgemm; OpenBLAS splits sgemm work over the
- * rows and columns of the result, never over the inner (K) dimension, so its
- * results do not depend on the thread count either (tests/test_model.c
- * checks this bit for bit). Inside our own parallel regions the OpenMP build
- * of OpenBLAS runs each sgemm single-threaded (omp_in_parallel). */
+ * order, so results are bit-identical for any OMP_NUM_THREADS
+ * (tests/test_model.c checks this bit for bit). Matrix products go through
+ * gkd_sgemm, which runs single-threaded OpenBLAS sgemms on a fixed tile grid:
+ * OpenBLAS's own threading changes results with the thread count. */
 #ifndef GKD_LAYERS_H
 #define GKD_LAYERS_H
 
 #include <stddef.h>
+
+/** Row-major C (M,N) = alpha op(A) op(B) + beta C, op = transpose if trans_*.
+ *  Thread-count independent: the result is cut into a fixed tile grid that
+ *  depends only on (M, N, K), one single-threaded cblas_sgemm per tile, tiles
+ *  run in parallel. Safe to call inside an OpenMP parallel region. */
+void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /** out (B,T,C) = wte[inp[b,t]] + wpe[t]. Tokens must be in [0, V). */
 void gkd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
