@@ -16,12 +16,14 @@ typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
 #define LOAD(p) (*(const v8u *)(p))
 
-static inline float reduce8(v8 a) {
+/* Vectors go by pointer: passing them by value would tie the ABI to AVX. */
+static inline float reduce8(const v8 *v) {
+    const v8 a = *v;
     float s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
     return (s0 + s2) + (s1 + s3);
 }
 
-static inline float finish(v8 acc, const float *x, const float *wr, int k0, int IC,
+static inline float finish(const v8 *acc, const float *x, const float *wr, int k0, int IC,
                            const float *bias, int o) {
     float s = reduce8(acc);
     for (int k = k0; k < IC; k++) s += x[k] * wr[k];
@@ -55,22 +57,22 @@ tile(float *out, const float *inp, const float *w, const float *bias, int r0, in
                 a30 += x * y0; a31 += x * y1; a32 += x * y2; a33 += x * y3;
             }
             float *q0 = out + (size_t)r * OC + o, *q1 = q0 + OC, *q2 = q1 + OC, *q3 = q2 + OC;
-            q0[0] = finish(a00, x0, w0, K8, IC, bias, o);
-            q0[1] = finish(a01, x0, w1, K8, IC, bias, o + 1);
-            q0[2] = finish(a02, x0, w2, K8, IC, bias, o + 2);
-            q0[3] = finish(a03, x0, w3, K8, IC, bias, o + 3);
-            q1[0] = finish(a10, x1, w0, K8, IC, bias, o);
-            q1[1] = finish(a11, x1, w1, K8, IC, bias, o + 1);
-            q1[2] = finish(a12, x1, w2, K8, IC, bias, o + 2);
-            q1[3] = finish(a13, x1, w3, K8, IC, bias, o + 3);
-            q2[0] = finish(a20, x2, w0, K8, IC, bias, o);
-            q2[1] = finish(a21, x2, w1, K8, IC, bias, o + 1);
-            q2[2] = finish(a22, x2, w2, K8, IC, bias, o + 2);
-            q2[3] = finish(a23, x2, w3, K8, IC, bias, o + 3);
-            q3[0] = finish(a30, x3, w0, K8, IC, bias, o);
-            q3[1] = finish(a31, x3, w1, K8, IC, bias, o + 1);
-            q3[2] = finish(a32, x3, w2, K8, IC, bias, o + 2);
-            q3[3] = finish(a33, x3, w3, K8, IC, bias, o + 3);
+            q0[0] = finish(&a00, x0, w0, K8, IC, bias, o);
+            q0[1] = finish(&a01, x0, w1, K8, IC, bias, o + 1);
+            q0[2] = finish(&a02, x0, w2, K8, IC, bias, o + 2);
+            q0[3] = finish(&a03, x0, w3, K8, IC, bias, o + 3);
+            q1[0] = finish(&a10, x1, w0, K8, IC, bias, o);
+            q1[1] = finish(&a11, x1, w1, K8, IC, bias, o + 1);
+            q1[2] = finish(&a12, x1, w2, K8, IC, bias, o + 2);
+            q1[3] = finish(&a13, x1, w3, K8, IC, bias, o + 3);
+            q2[0] = finish(&a20, x2, w0, K8, IC, bias, o);
+            q2[1] = finish(&a21, x2, w1, K8, IC, bias, o + 1);
+            q2[2] = finish(&a22, x2, w2, K8, IC, bias, o + 2);
+            q2[3] = finish(&a23, x2, w3, K8, IC, bias, o + 3);
+            q3[0] = finish(&a30, x3, w0, K8, IC, bias, o);
+            q3[1] = finish(&a31, x3, w1, K8, IC, bias, o + 1);
+            q3[2] = finish(&a32, x3, w2, K8, IC, bias, o + 2);
+            q3[3] = finish(&a33, x3, w3, K8, IC, bias, o + 3);
         }
         for (; o < o1; o++) {
             const float *wr = w + (size_t)o * IC;
@@ -82,10 +84,10 @@ tile(float *out, const float *inp, const float *w, const float *bias, int r0, in
                 a2 += LOAD(x2 + k) * y;
                 a3 += LOAD(x3 + k) * y;
             }
-            out[(size_t)r * OC + o] = finish(a0, x0, wr, K8, IC, bias, o);
-            out[(size_t)(r + 1) * OC + o] = finish(a1, x1, wr, K8, IC, bias, o);
-            out[(size_t)(r + 2) * OC + o] = finish(a2, x2, wr, K8, IC, bias, o);
-            out[(size_t)(r + 3) * OC + o] = finish(a3, x3, wr, K8, IC, bias, o);
+            out[(size_t)r * OC + o] = finish(&a0, x0, wr, K8, IC, bias, o);
+            out[(size_t)(r + 1) * OC + o] = finish(&a1, x1, wr, K8, IC, bias, o);
+            out[(size_t)(r + 2) * OC + o] = finish(&a2, x2, wr, K8, IC, bias, o);
+            out[(size_t)(r + 3) * OC + o] = finish(&a3, x3, wr, K8, IC, bias, o);
         }
     }
     for (; r < r1; r++) {
@@ -94,7 +96,7 @@ tile(float *out, const float *inp, const float *w, const float *bias, int r0, in
             const float *wr = w + (size_t)o * IC;
             v8 a = {0};
             for (int k = 0; k < K8; k += 8) a += LOAD(x + k) * LOAD(wr + k);
-            out[(size_t)r * OC + o] = finish(a, x, wr, K8, IC, bias, o);
+            out[(size_t)r * OC + o] = finish(&a, x, wr, K8, IC, bias, o);
         }
     }
 }
