@@ -5,7 +5,19 @@
  * every live sequence. A sequence draws only from its own stream, at most
  * one uniform per generated token, and the decoder's rows do not depend on
  * each other (rowdot.c), so a rollout is the same alone or in any batch and
- * with any thread count. */
+ * with any thread count.
+ *
+ * Choices the header leaves open:
+ * - stream_ids == NULL means stream id b for sequence b.
+ * - Greedy (temperature 0) without mixing takes the argmax (lowest id on
+ *   ties) and draws nothing; with mixing each model's distribution is the
+ *   one-hot of its argmax and the mixture is sampled as usual.
+ * - top-k keeps exactly k tokens, top-p the smallest prefix (by decreasing
+ *   probability, ties by lower id) reaching cumulative probability >= p of
+ *   the top-k-renormalized distribution (sample_filter.c).
+ * - A sequence stops after EOS, after max_new_tokens generated tokens, or
+ *   at min(cap, context length) tokens; the rest of its row becomes PAD. A
+ *   prompt already at that limit generates nothing. */
 #include <stdlib.h>
 #include <string.h>
 
