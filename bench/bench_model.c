@@ -1,0 +1,119 @@
+/* Model throughput: forward and forward+backward tokens/s and achieved
+ * GFLOP/s for two shapes, next to the machine's sgemm ceiling measured in the
+ * same run. Lines are greppable:
+ *   bench sgemm n=1024 gflops=...
+ *   bench model <shape> <fwd|fwdbwd> tokens_per_s=... gflops=... ms_per_iter=...
+ * bench/peer_torch.py prints the same lines with `peer_torch` for PyTorch. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gkd/error.h"
+#include "gkd/model.h"
+#include "gkd/rng.h"
+
+typedef struct {
+    const char *name;
+    gkd_model_config cfg;
+    int B, T;
+} shape;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Matmul FLOPs of one forward per token: 2 * (weights used per token) plus
+ * attention scores and weighted sums over the full T x T square (what both
+ * gkd and the PyTorch peer compute). Backward costs twice the forward. */
+static double forward_flops(const shape *s) {
+    double L = s->cfg.n_layer, C = s->cfg.n_embd, V = s->cfg.vocab_size, T = s->T;
+    double per_token = 2.0 * (12.0 * L * C * C + C * V) + L * 4.0 * T * C;
+    return per_token * s->B * s->T;
+}
+
+static void bench_sgemm(void) {
+    const int n = 1024;
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n);
+    float *c = malloc(sizeof(float) * n * n);
+    for (int i = 0; i < n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        double dt = now() - t0;
+        best = dt < best ? dt : best;
+    }
+    printf("bench sgemm n=%d gflops=%.1f\n", n, 2.0 * n * n * n / best * 1e-9);
+    free(a), free(b), free(c);
+}
+
+static int bench_shape(const shape *s) {
+    int rc = 0;
+    gkd_model *m = NULL;
+    int *tok = NULL, *tgt = NULL;
+    float *dl = NULL, *losses = NULL;
+    size_t BT = (size_t)s->B * s->T, V = s->cfg.vocab_size;
+    if ((rc = gkd_model_new(&m, &s->cfg)) < 0) goto done;
+    gkd_model_init_weights(m, 1);
+    tok = malloc(BT * sizeof(int)), tgt = malloc(BT * sizeof(int));
+    dl = malloc(BT * V * sizeof(float)), losses = malloc(BT * sizeof(float));
+    if (!tok || !tgt || !dl || !losses) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    gkd_rng r = gkd_rng_derive(1, GKD_RNG_DATA, 0, 0);
+    for (size_t i = 0; i < BT; i++) {
+        tok[i] = (int)gkd_rng_below(&r, (uint32_t)V);
+        tgt[i] = (int)gkd_rng_below(&r, (uint32_t)V);
+    }
+    const double fl = forward_flops(s);
+    for (int mode = 0; mode < 2; mode++) {
+        int iters = 0;
+        double t0 = 0;
+        /* one warm-up iteration, then at least 3 iterations and 1.5 s */
+        for (int it = -1;; it++) {
+            if (it == 0) t0 = now();
+            if ((rc = gkd_model_forward(m, tok, s->B, s->T)) < 0) goto done;
+            if (mode == 1) {
+                gkd_cross_entropy(dl, losses, m->logits, tgt, NULL, (int)BT, (int)V);
+                gkd_model_zero_grad(m);
+                if ((rc = gkd_model_backward(m, dl)) < 0) goto done;
+            }
+            if (it >= 0) iters++;
+            if (iters >= 3 && now() - t0 >= 1.5) break;
+        }
+        double dt = (now() - t0) / iters;
+        printf("bench model %s %s tokens_per_s=%.0f gflops=%.1f ms_per_iter=%.2f\n", s->name,
+               mode ? "fwdbwd" : "fwd", BT / dt, (mode ? 3.0 : 1.0) * fl / dt * 1e-9, dt * 1e3);
+    }
+done:
+    free(tok), free(tgt), free(dl), free(losses);
+    gkd_model_free(m);
+    return rc;
+}
+
+int main(void) {
+    static const shape shapes[] = {
+        {"tiny", {64, 64, 4, 128, 4}, 16, 64},
+        {"small", {256, 128, 6, 256, 8}, 16, 128},
+    };
+    printf("bench model threads=%d\n", omp_get_max_threads());
+    bench_sgemm();
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        if (bench_shape(&shapes[i]) < 0) {
+            fprintf(stderr, "bench_model: %s\n", gkd_last_error());
+            return 1;
+        }
+    }
+    /* ---- decode benchmark (KV cache) goes here: greedy, B=16, T/2 new
+     * tokens after a T/2 prompt, per shape, printing
+     *   bench model <shape> decode tokens_per_s=...
+     * (added with src/decode.c). ---- */
+    return 0;
+}

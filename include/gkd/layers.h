@@ -1,0 +1,89 @@
+/* Forward/backward pairs of the GPT layers, in the style of llm.c: outputs
+ * first, forward caches what backward needs, backward accumulates (+=) into
+ * its gradient outputs (callers zero them when they want a plain gradient).
+ *
+ * Dimensions: N rows (= B*T tokens), B batch, T time, C channels (input
+ * width), OC output channels, NH heads, hs = C/NH head size, V vocabulary.
+ * All arrays are row-major float32.
+ *
+ * Determinism: every function parallelizes (OpenMP) over independent output
+ * elements or over independent blocks, and every sum is evaluated in a fixed
+ * order, so results are bit-identical for any OMP_NUM_THREADS
+ * (tests/test_model.c checks this bit for bit). Matrix products go through
+ * gkd_sgemm, which runs single-threaded OpenBLAS sgemms on a fixed tile grid:
+ * OpenBLAS's own threading changes results with the thread count. */
+#ifndef GKD_LAYERS_H
+#define GKD_LAYERS_H
+
+#include <stddef.h>
+
+/** Row-major C (M,N) = alpha op(A) op(B) + beta C, op = transpose if trans_*.
+ *  Thread-count independent: the result is cut into a fixed tile grid that
+ *  depends only on (M, N, K), one single-threaded cblas_sgemm per tile, tiles
+ *  run in parallel. Safe to call inside an OpenMP parallel region. */
+void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/** out (B,T,C) = wte[inp[b,t]] + wpe[t]. Tokens must be in [0, V). */
+void gkd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
+                         int T, int C);
+/** dwte (V,C) += scatter of dout by token; dwpe (maxT,C) += sum over b. */
+void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
+                          int T, int C);
+
+/** LayerNorm over the last axis (eps 1e-5, biased variance, as PyTorch) of
+ *  N rows. mean/rstd (N) may be NULL (inference). */
+void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, int N, int C);
+/** dinp (N,C), dw (C), db (C) += gradients, from the cached mean/rstd. */
+void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean, const float *rstd,
+                            int N, int C);
+
+/** out (N,OC) = inp (N,C) @ w^T + bias, w is (OC,C) (nn.Linear layout);
+ *  bias may be NULL. */
+void gkd_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                        int C, int OC);
+/** dinp (N,C) += dout @ w; dw (OC,C) += dout^T @ inp; dbias (OC) += column
+ *  sums of dout. Any of dinp, dw, dbias may be NULL (not needed). */
+void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, int N, int C, int OC);
+
+/** Causal multi-head self-attention. qkv (B,T,3C) holds q, k, v side by side,
+ *  head h in channels [h*hs, (h+1)*hs) of each; out (B,T,C); att
+ *  (B,NH,T,T) receives the softmax probabilities (zeros above the diagonal),
+ *  which backward needs. Scores are scaled by 1/sqrt(hs). */
+void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+/** dqkv (B,T,3C) += gradient. datt (B,NH,T,T) is scratch (overwritten). */
+void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH);
+
+/** tanh-approximated GELU (GPT-2, PyTorch approximate='tanh'), n elements. */
+void gkd_gelu_forward(float *out, const float *inp, size_t n);
+/** dinp += gelu'(inp) * dout. */
+void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+/** Training variants: forward also stores th (n) = the tanh term, so backward
+ *  need not recompute it. Same results as the plain pair. */
+void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n);
+void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
+                             size_t n);
+
+/** out = a + b (out may alias a or b). */
+void gkd_residual_forward(float *out, const float *a, const float *b, size_t n);
+/** da += dout; db += dout. */
+void gkd_residual_backward(float *da, float *db, const float *dout, size_t n);
+
+/** Row-wise softmax of N rows of V logits (max-subtracted; probs may alias
+ *  logits). */
+void gkd_softmax_forward(float *probs, const float *logits, int N, int V);
+
+/** Masked mean cross-entropy of N rows: losses[i] = -log softmax(logits[i])
+ *  [targets[i]] where mask is NULL or mask[i] != 0, else 0; returns their
+ *  mean over masked-in rows (0 if none), summed in double in row order. If
+ *  dlogits is not NULL it is written (not accumulated) with d(mean)/dlogits:
+ *  (softmax - onehot) / count on masked-in rows, 0 elsewhere. Targets of
+ *  masked-in rows must be in [0, V). */
+double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
+                                         const int *targets, const float *mask, int N, int V);
+
+#endif

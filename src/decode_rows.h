@@ -1,0 +1,21 @@
+/* Private: the row-level decoder behind gkd_model_decode_step, shared with
+ * the sampler so a prompt can be prefilled in one call. */
+#ifndef GKD_DECODE_ROWS_H
+#define GKD_DECODE_ROWS_H
+
+#include "gkd/model.h"
+
+/** Run n rows through the model with the KV cache. Row r is token tok[r] at
+ *  position pos[r] of cached sequence seq[r]; all rows' keys/values are
+ *  written to the cache before attention, so one call may hold consecutive
+ *  positions of one sequence (a prompt prefill). Positions before pos[r] not
+ *  in this call must already be cached. Rows with out_row[r] >= 0 get their
+ *  next-token logits written to logits + out_row[r] * V; other rows skip the
+ *  LM head. A row's result does not depend on the other rows in the call. */
+int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
+                    const int *tok, const int *out_row, float *logits);
+
+/** Number of sequences the cache was created for. */
+int gkd_kv_cache_batch(const gkd_kv_cache *c);
+
+#endif

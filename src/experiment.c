@@ -1,0 +1,436 @@
+/* Loading an experiment file: libyaml document -> settings per schema key ->
+ * axes -> every cell built and checked. Nothing is kept from an invalid file. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "experiment_internal.h"
+#include "gkd/error.h"
+
+#define MAX_FILE_BYTES (1 << 20)
+
+char *exp_strdup(gkd_experiment *e, const char *s) {
+    if (e->num_allocs == e->cap_allocs) {
+        size_t cap = e->cap_allocs ? 2 * e->cap_allocs : 64;
+        void **a = realloc(e->allocs, cap * sizeof *a);
+        if (!a) return NULL;
+        e->allocs = a;
+        e->cap_allocs = cap;
+    }
+    char *d = strdup(s);
+    if (d) e->allocs[e->num_allocs++] = d;
+    return d;
+}
+
+void gkd_experiment_free(gkd_experiment *e) {
+    if (!e) return;
+    for (size_t i = 0; i < e->num_allocs; i++) free(e->allocs[i]);
+    free(e->allocs);
+    if (e->set)
+        for (int k = 0; k < exp_num_keys; k++) free(e->set[k].values);
+    free(e->set);
+    free(e->defaults);
+    free(e->file);
+    free(e->dir);
+    free(e);
+}
+
+/* Prefix the current message with the 1-based position. */
+static int at(const gkd_experiment *e, int rc, int line, int col) {
+    return gkd_error_wrap(rc, "%s:%d:%d", e->file, line, col);
+}
+
+static int at_mark(const gkd_experiment *e, int rc, yaml_mark_t m) {
+    return at(e, rc, (int)m.line + 1, (int)m.column + 1);
+}
+
+static const char *node_kind(const yaml_node_t *n) {
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a scalar";
+}
+
+static const char *expected(const exp_key *k) {
+    switch (k->kind) {
+    case K_INT: case K_U64: case K_SEEDS: return "an integer";
+    case K_DOUBLE: return "a number";
+    case K_BOOL: return "true or false";
+    case K_ENUM: case K_ENUM_STR: return k->choices;
+    case K_DIV: return "a divergence";
+    case K_PATH: return "a path";
+    case K_INIT: return "sft, random or a checkpoint path";
+    default: return "a string";
+    }
+}
+
+/* Scalar text; embedded NULs (from "\0" escapes) are rejected because C
+ * strings would silently truncate them. */
+static int scalar_text(const gkd_experiment *e, const yaml_node_t *n, const char **out) {
+    const char *s = (const char *)n->data.scalar.value;
+    if (strlen(s) != n->data.scalar.length)
+        return at_mark(e, gkd_error(GKD_EFORMAT, "value contains a NUL character"), n->start_mark);
+    *out = s;
+    return 0;
+}
+
+static int add_axis(gkd_experiment *e, int ki, yaml_mark_t m) {
+    if (e->num_axes == GKD_CELL_MAX_AXES)
+        return at_mark(e, gkd_error(GKD_EINVAL, "%s: more than %d axes (lists)", exp_keys[ki].path, GKD_CELL_MAX_AXES), m);
+    e->axes[e->num_axes++].key = ki;
+    return 0;
+}
+
+static int set_leaf(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t *key, yaml_node_t *val) {
+    const exp_key *k = &exp_keys[ki];
+    exp_setting *st = &e->set[ki];
+    int rc = 0;
+    st->key_line = (int)key->start_mark.line + 1;
+    st->key_col = (int)key->start_mark.column + 1;
+    if (val->type == YAML_MAPPING_NODE)
+        return at_mark(e, gkd_error(GKD_EINVAL, "%s: expected %s, got a mapping", k->path, expected(k)), val->start_mark);
+    if (val->type == YAML_SEQUENCE_NODE && (k->flags & F_NO_AXIS))
+        return at_mark(e, gkd_error(GKD_EINVAL, "%s: expected %s, got a list (only task, teacher, student, distill "
+                                                "and eval keys can be grid axes)", k->path, expected(k)),
+                       val->start_mark);
+    yaml_node_item_t *items = NULL;
+    size_t n = 1;
+    if (val->type == YAML_SEQUENCE_NODE) {
+        items = val->data.sequence.items.start;
+        n = (size_t)(val->data.sequence.items.top - items);
+        if (n == 0)
+            return at_mark(e, gkd_error(GKD_EINVAL, "%s: empty list (a grid axis needs at least one value)", k->path),
+                           val->start_mark);
+        if (n > GKD_EXPERIMENT_MAX_CELLS)
+            return at_mark(e, gkd_error(GKD_EINVAL, "%s: more than %d values", k->path, GKD_EXPERIMENT_MAX_CELLS),
+                           val->start_mark);
+    }
+    st->values = calloc(n, sizeof *st->values);
+    if (!st->values) return gkd_error(GKD_ENOMEM, "out of memory");
+    st->n = n;
+    st->is_list = items != NULL || k->kind == K_SEEDS;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = items ? yaml_document_get_node(doc, items[i]) : val;
+        if (!item) return at_mark(e, gkd_error(GKD_EFORMAT, "%s: invalid list item", k->path), val->start_mark);
+        if (item->type != YAML_SCALAR_NODE)
+            return at_mark(e, gkd_error(GKD_EINVAL, "%s: list items must be scalars, got %s", k->path, node_kind(item)),
+                           item->start_mark);
+        const char *s = "";
+        if ((rc = scalar_text(e, item, &s))) return rc;
+        exp_value *v = &st->values[i];
+        if ((rc = exp_parse_value(e, k, s, v))) return at_mark(e, rc, item->start_mark);
+        v->line = (int)item->start_mark.line + 1;
+        v->col = (int)item->start_mark.column + 1;
+        for (size_t j = 0; j < i; j++) {
+            const exp_value *w = &st->values[j];
+            if (!strcmp(w->text, v->text))
+                return at_mark(e, gkd_error(GKD_EINVAL, "%s: duplicate value '%s' in the list (first at %d:%d)",
+                                            k->path, s, w->line, w->col), item->start_mark);
+            char a[GKD_CELL_NAME_MAX], b[GKD_CELL_NAME_MAX];
+            exp_sanitize(a, sizeof a, exp_value_label(k, v));
+            exp_sanitize(b, sizeof b, exp_value_label(k, w));
+            if (!strcmp(a, b))
+                return at_mark(e, gkd_error(GKD_EINVAL, "%s: values '%s' and '%s' give the same cell name '%s'",
+                                            k->path, w->raw, v->raw, a), item->start_mark);
+        }
+    }
+    if (st->is_list) return add_axis(e, ki, val->start_mark);
+    return 0;
+}
+
+static int record_section(gkd_experiment *e, const char *path, yaml_mark_t m) {
+    if (e->num_sections == (int)(sizeof e->sections / sizeof e->sections[0])) return 0;
+    exp_section_mark *s = &e->sections[e->num_sections++];
+    size_t n = strnlen(path, sizeof s->path - 1);
+    memcpy(s->path, path, n);
+    s->path[n] = '\0';
+    s->line = (int)m.line + 1;
+    s->col = (int)m.column + 1;
+    return 0;
+}
+
+static int unknown_key(gkd_experiment *e, const char *prefix, const char *name, yaml_mark_t m) {
+    const char *cands[128];
+    char words[128][32];
+    int n = 0;
+    size_t pl = prefix ? strlen(prefix) : 0;
+    for (int i = 0; i < exp_num_keys && n < 128; i++) {
+        const char *p = exp_keys[i].path;
+        if (prefix) {
+            if (strncmp(p, prefix, pl) || p[pl] != '.') continue;
+            p += pl + 1;
+        }
+        size_t len = strcspn(p, ".");
+        if (len >= sizeof words[0]) continue;
+        int dup = 0;
+        for (int j = 0; j < n; j++) dup |= strlen(words[j]) == len && !strncmp(words[j], p, len);
+        if (dup) continue;
+        memcpy(words[n], p, len);
+        words[n][len] = '\0';
+        cands[n] = words[n];
+        n++;
+    }
+    char shown[64];
+    size_t len = 0;
+    for (; name[len] && len < 48; len++) shown[len] = (unsigned char)name[len] < 0x20 ? '?' : name[len];
+    shown[len] = '\0';
+    const char *hint = exp_suggest(name, cands, n);
+    char where[48] = "";
+    if (prefix) snprintf(where, sizeof where, " in %s", prefix);
+    if (hint) return at_mark(e, gkd_error(GKD_EINVAL, "unknown key '%s'%s (did you mean '%s'?)", shown, where, hint), m);
+    return at_mark(e, gkd_error(GKD_EINVAL, "unknown key '%s'%s", shown, where), m);
+}
+
+static int is_null_scalar(const yaml_node_t *n) {
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    const char *s = (const char *)n->data.scalar.value;
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+static int walk_map(gkd_experiment *e, yaml_document_t *doc, yaml_node_t *map, const char *prefix) {
+    int rc = 0;
+    yaml_node_pair_t *pairs = map->data.mapping.pairs.start;
+    size_t n = (size_t)(map->data.mapping.pairs.top - pairs);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *key = yaml_document_get_node(doc, pairs[i].key);
+        yaml_node_t *val = yaml_document_get_node(doc, pairs[i].value);
+        if (!key || !val) return at_mark(e, gkd_error(GKD_EFORMAT, "invalid mapping"), map->start_mark);
+        if (key->type != YAML_SCALAR_NODE)
+            return at_mark(e, gkd_error(GKD_EINVAL, "expected a key name, got %s", node_kind(key)), key->start_mark);
+        const char *name = "";
+        if ((rc = scalar_text(e, key, &name))) return rc;
+        for (size_t j = 0; j < i; j++) {
+            yaml_node_t *prev = yaml_document_get_node(doc, pairs[j].key);
+            if (prev && prev->type == YAML_SCALAR_NODE && !strcmp((const char *)prev->data.scalar.value, name))
+                return at_mark(e, gkd_error(GKD_EINVAL, "duplicate key '%s'%s%s (first at %d:%d)", name,
+                                            prefix ? " in " : "", prefix ? prefix : "",
+                                            (int)prev->start_mark.line + 1, (int)prev->start_mark.column + 1),
+                               key->start_mark);
+        }
+        char full[128];
+        int ki = -1, section = 0;
+        if (strlen(name) + (prefix ? strlen(prefix) + 1 : 0) < 64) {
+            if (prefix) snprintf(full, sizeof full, "%s.%s", prefix, name);
+            else snprintf(full, sizeof full, "%s", name);
+            ki = exp_key_find(full);
+            section = ki < 0 && exp_is_section(full);
+        }
+        if (ki >= 0) {
+            if ((rc = set_leaf(e, doc, ki, key, val))) return rc;
+        } else if (section) {
+            record_section(e, full, key->start_mark);
+            if (val->type == YAML_MAPPING_NODE) {
+                if ((rc = walk_map(e, doc, val, full))) return rc;
+            } else if (!is_null_scalar(val)) {
+                return at_mark(e, gkd_error(GKD_EINVAL, "%s: expected a mapping, got %s", full, node_kind(val)),
+                               val->start_mark);
+            }
+        } else {
+            return unknown_key(e, prefix, name, key->start_mark);
+        }
+    }
+    return 0;
+}
+
+/* Short axis names: the shortest dotted suffix of the key that is not a
+ * suffix of another axis's key (the seeds axis counts as "seed"). */
+static int name_axes(gkd_experiment *e) {
+    const char *paths[GKD_CELL_MAX_AXES];
+    for (int a = 0; a < e->num_axes; a++) {
+        const exp_key *k = &exp_keys[e->axes[a].key];
+        paths[a] = k->kind == K_SEEDS ? "seed" : k->path;
+    }
+    for (int a = 0; a < e->num_axes; a++) {
+        const char *p = paths[a], *best = p;
+        size_t len = strlen(p);
+        for (size_t i = len; i-- > 0;) {
+            if (i != 0 && p[i - 1] != '.') continue;
+            const char *suffix = p + i;
+            size_t sl = len - i;
+            int clash = 0;
+            for (int b = 0; b < e->num_axes && !clash; b++) {
+                if (b == a) continue;
+                size_t ol = strlen(paths[b]);
+                if (ol >= sl && !strcmp(paths[b] + ol - sl, suffix) && (ol == sl || paths[b][ol - sl - 1] == '.'))
+                    clash = 1;
+            }
+            if (!clash) { best = suffix; break; }
+        }
+        e->axes[a].name = best;
+    }
+    return 0;
+}
+
+static int yaml_syntax_error(gkd_experiment *e, const yaml_parser_t *p, const char *data, size_t len) {
+    int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
+    if (p->error == YAML_READER_ERROR) {
+        line = 1, col = 1;
+        for (size_t i = 0; i < p->problem_offset && i < len; i++) {
+            if (data[i] == '\n') line++, col = 1;
+            else col++;
+        }
+    }
+    const char *problem = p->problem ? p->problem : "invalid YAML";
+    if (p->context)
+        gkd_error(GKD_EFORMAT, "YAML syntax error: %s (%s at %d:%d)", problem, p->context,
+                  (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
+    else
+        gkd_error(GKD_EFORMAT, "YAML syntax error: %s", problem);
+    return at(e, GKD_EFORMAT, line, col);
+}
+
+static int set_dir(gkd_experiment *e, const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX], cwd[PATH_MAX];
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    else snprintf(dir, sizeof dir, ".");
+    if (dir[0] == '/') {
+        e->dir = strdup(dir);
+    } else {
+        if (!getcwd(cwd, sizeof cwd)) return gkd_error(GKD_EIO, "getcwd: %s", strerror(errno));
+        size_t n = strlen(cwd) + strlen(dir) + 2;
+        e->dir = malloc(n);
+        if (e->dir) {
+            if (!strcmp(dir, ".")) snprintf(e->dir, n, "%s", cwd);
+            else snprintf(e->dir, n, "%s/%s", cwd, dir);
+        }
+    }
+    return e->dir ? 0 : gkd_error(GKD_ENOMEM, "out of memory");
+}
+
+int gkd_experiment_load_buffer(gkd_experiment **out, const char *data, size_t len, const char *path) {
+    int rc = 0;
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    int parser_ok = 0, doc_ok = 0, extra_ok = 0;
+    gkd_experiment *e = calloc(1, sizeof *e);
+    *out = NULL;
+    if (!e) return gkd_error(GKD_ENOMEM, "out of memory");
+    e->file = strdup(path);
+    e->set = calloc((size_t)exp_num_keys, sizeof *e->set);
+    e->defaults = calloc((size_t)exp_num_keys, sizeof *e->defaults);
+    e->root_line = e->root_col = 1;
+    if (!e->file || !e->set || !e->defaults) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+    if ((rc = set_dir(e, path))) goto done;
+    for (int k = 0; k < exp_num_keys; k++) {
+        if (!exp_keys[k].def) continue;
+        if ((rc = exp_parse_value(e, &exp_keys[k], exp_keys[k].def, &e->defaults[k]))) goto done;
+    }
+    if (len > MAX_FILE_BYTES) {
+        rc = at(e, gkd_error(GKD_EINVAL, "file is larger than %d bytes", MAX_FILE_BYTES), 1, 1);
+        goto done;
+    }
+    if (!yaml_parser_initialize(&parser)) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+    parser_ok = 1;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+    if (!yaml_parser_load(&parser, &doc)) { rc = yaml_syntax_error(e, &parser, data, len); goto done; }
+    doc_ok = 1;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) { rc = at(e, gkd_error(GKD_EINVAL, "empty experiment file (expected a mapping with 'name')"), 1, 1); goto done; }
+    e->root_line = (int)root->start_mark.line + 1;
+    e->root_col = (int)root->start_mark.column + 1;
+    if (root->type != YAML_MAPPING_NODE) {
+        rc = at_mark(e, gkd_error(GKD_EINVAL, "expected a mapping at the top level, got %s", node_kind(root)),
+                     root->start_mark);
+        goto done;
+    }
+    if (!yaml_parser_load(&parser, &extra)) { rc = yaml_syntax_error(e, &parser, data, len); goto done; }
+    extra_ok = 1;
+    yaml_node_t *second = yaml_document_get_root_node(&extra);
+    if (second) {
+        rc = at_mark(e, gkd_error(GKD_EINVAL, "only one YAML document is allowed"), second->start_mark);
+        goto done;
+    }
+    if ((rc = walk_map(e, &doc, root, NULL))) goto done;
+
+    for (int k = 0; k < exp_num_keys; k++)
+        if ((exp_keys[k].flags & F_REQUIRED) && e->set[k].n == 0) {
+            rc = at(e, gkd_error(GKD_EINVAL, "missing required key '%s'", exp_keys[k].path), e->root_line, e->root_col);
+            goto done;
+        }
+    int ck = exp_key_find("teacher.checkpoint");
+    if (e->set[ck].n) {
+        for (int s = 0; s < e->num_sections; s++) {
+            if (!strcmp(e->sections[s].path, "teacher.model")) {
+                rc = at(e, gkd_error(GKD_EINVAL, "teacher: give either checkpoint or model, not both"),
+                        e->sections[s].line, e->sections[s].col);
+                goto done;
+            }
+            if (!strcmp(e->sections[s].path, "teacher.train")) {
+                rc = at(e, gkd_error(GKD_EINVAL, "teacher.train: not used with teacher.checkpoint (the teacher is "
+                                                 "loaded, not trained)"),
+                        e->sections[s].line, e->sections[s].col);
+                goto done;
+            }
+        }
+    }
+    int sk = exp_key_find("seeds");
+    if (e->set[sk].n == 0) {
+        yaml_mark_t m = {0, 0, 0};
+        if ((rc = add_axis(e, sk, m))) goto done;
+    }
+    name_axes(e);
+    e->num_cells = 1;
+    for (int a = 0; a < e->num_axes; a++) {
+        int k = e->axes[a].key;
+        size_t n = e->set[k].n ? e->set[k].n : 1;
+        if (e->num_cells > GKD_EXPERIMENT_MAX_CELLS / n) {
+            int line = e->set[k].n ? e->set[k].values[0].line : e->root_line;
+            int col = e->set[k].n ? e->set[k].values[0].col : e->root_col;
+            rc = at(e, gkd_error(GKD_EINVAL, "%s: the grid has more than %d cells", exp_keys[k].path,
+                                 GKD_EXPERIMENT_MAX_CELLS), line, col);
+            goto done;
+        }
+        e->num_cells *= n;
+    }
+    size_t *choice = malloc((size_t)exp_num_keys * sizeof *choice);
+    if (!choice) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+    for (size_t i = 0; i < e->num_cells && rc == 0; i++) {
+        gkd_cell_config c;
+        rc = exp_build_cell(e, i, &c, choice);
+        if (rc == 0) rc = exp_check_cell(e, &c, choice);
+    }
+    free(choice);
+    if (rc) goto done;
+    *out = e;
+    e = NULL;
+done:
+    if (extra_ok) yaml_document_delete(&extra);
+    if (doc_ok) yaml_document_delete(&doc);
+    if (parser_ok) yaml_parser_delete(&parser);
+    gkd_experiment_free(e);
+    return rc;
+}
+
+int gkd_experiment_load(gkd_experiment **out, const char *path) {
+    *out = NULL;
+    int rc = 0;
+    char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return gkd_error(GKD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    buf = malloc(MAX_FILE_BYTES + 1);
+    if (!buf) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+    size_t n = fread(buf, 1, MAX_FILE_BYTES + 1, f);
+    if (ferror(f)) { rc = gkd_error(GKD_EIO, "%s: read failed: %s", path, strerror(errno)); goto done; }
+    rc = gkd_experiment_load_buffer(out, buf, n, path);
+done:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+const char *gkd_experiment_name(const gkd_experiment *e) {
+    return e->set[exp_key_find("name")].values[0].text;
+}
+
+size_t gkd_experiment_num_cells(const gkd_experiment *e) { return e->num_cells; }
+
+int gkd_experiment_num_axes(const gkd_experiment *e) { return e->num_axes; }
+
+void gkd_experiment_axis(const gkd_experiment *e, int i, const char **key, const char **name, size_t *num_values) {
+    int k = e->axes[i].key;
+    if (key) *key = exp_keys[k].path;
+    if (name) *name = e->axes[i].name;
+    if (num_values) *num_values = e->set[k].n ? e->set[k].n : 1;
+}

@@ -1,0 +1,111 @@
+/* Grid expansion: cell index -> one value per key -> a resolved cell.
+ * Axes are in file order and the LAST axis varies fastest, so the cells
+ * enumerate like nested loops written in file order. */
+#include <stdio.h>
+#include <string.h>
+
+#include "experiment_internal.h"
+#include "gkd/error.h"
+
+_Static_assert(sizeof(gkd_student_init) == sizeof(int) && sizeof(gkd_replay_mode) == sizeof(int) &&
+                   sizeof(gkd_reduction) == sizeof(int) && sizeof(gkd_decode) == sizeof(int),
+               "enum fields are written as int");
+
+#define MAX_KEYS 128
+
+void exp_sanitize(char *dst, size_t cap, const char *s) {
+    size_t n = 0;
+    for (; s[n] && n + 1 < cap; n++) {
+        char ch = s[n];
+        int ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                 ch == '_' || ch == '(' || ch == ')' || ch == '+' || ch == '-';
+        dst[n] = ok ? ch : '_';
+    }
+    dst[n] = '\0';
+}
+
+const char *exp_value_label(const exp_key *k, const exp_value *v) {
+    return k->kind == K_PATH || (k->kind == K_INIT && v->l == GKD_INIT_CHECKPOINT) ? v->raw : v->text;
+}
+
+static void apply(gkd_cell_config *c, const exp_key *k, const exp_value *v) {
+    char *field = (char *)c + k->offset;
+    int i = (int)v->l;
+    uint64_t u = (uint64_t)v->l;
+    switch (k->kind) {
+    case K_INT: case K_BOOL: case K_ENUM: memcpy(field, &i, sizeof i); break;
+    case K_U64: case K_SEEDS: memcpy(field, &u, sizeof u); break;
+    case K_DOUBLE: memcpy(field, &v->d, sizeof v->d); break;
+    case K_INIT:
+        memcpy(field, &i, sizeof i);
+        c->student_checkpoint = i == GKD_INIT_CHECKPOINT ? v->text : NULL;
+        break;
+    default: memcpy(field, &v->text, sizeof v->text); break;
+    }
+}
+
+/* Cell directory name: "axis=value,..." with values sanitized; names that
+ * would exceed the limit keep a prefix and end with a hash of the full name. */
+static void cell_name(gkd_cell_config *c) {
+    char full[GKD_CELL_MAX_AXES * 160];
+    size_t n = 0;
+    full[0] = '\0';
+    for (int a = 0; a < c->num_axes && n + 1 < sizeof full; a++) {
+        char v[128];
+        exp_sanitize(v, sizeof v, c->axes[a].value);
+        int w = snprintf(full + n, sizeof full - n, "%s%s=%s", a ? "," : "", c->axes[a].name, v);
+        if (w < 0) break;
+        n += (size_t)w;
+        if (n >= sizeof full) n = sizeof full - 1;
+    }
+    if (n < GKD_CELL_NAME_MAX) {
+        memcpy(c->name, full, n + 1);
+        return;
+    }
+    uint64_t h = exp_fnv1a(EXP_FNV_OFFSET, full, n);
+    size_t keep = GKD_CELL_NAME_MAX - 1 - 17;
+    memcpy(c->name, full, keep);
+    snprintf(c->name + keep, GKD_CELL_NAME_MAX - keep, "-%016llx", (unsigned long long)h);
+}
+
+int exp_build_cell(const gkd_experiment *e, size_t idx, gkd_cell_config *c, size_t *choice) {
+    size_t local[MAX_KEYS];
+    if (exp_num_keys > MAX_KEYS) return gkd_error(GKD_ESTATE, "schema has too many keys");
+    if (!choice) choice = local;
+    if (idx >= e->num_cells) return gkd_error(GKD_EINVAL, "cell %zu out of range (%zu cells)", idx, e->num_cells);
+    memset(c, 0, sizeof *c);
+    for (int k = 0; k < exp_num_keys; k++) choice[k] = 0;
+    size_t rem = idx;
+    for (int a = e->num_axes - 1; a >= 0; a--) {
+        int k = e->axes[a].key;
+        size_t n = e->set[k].n ? e->set[k].n : 1;
+        choice[k] = rem % n;
+        rem /= n;
+    }
+    for (int k = 0; k < exp_num_keys; k++) {
+        const exp_value *v = e->set[k].n ? &e->set[k].values[choice[k]] : exp_keys[k].def ? &e->defaults[k] : NULL;
+        if (v) apply(c, &exp_keys[k], v);
+    }
+    if (c->teacher_checkpoint) {
+        /* The checkpoint defines the teacher; its shape is read by the runner. */
+        memset(&c->teacher_model, 0, sizeof c->teacher_model);
+        memset(&c->teacher_train, 0, sizeof c->teacher_train);
+        c->teacher_seed = 0;
+    }
+    if (!e->set[exp_key_find("student.model.context")].n) c->student_model.max_seq_len = c->teacher_model.max_seq_len;
+    c->index = idx;
+    c->num_axes = e->num_axes;
+    for (int a = 0; a < e->num_axes; a++) {
+        int k = e->axes[a].key;
+        const exp_value *v = e->set[k].n ? &e->set[k].values[choice[k]] : &e->defaults[k];
+        c->axes[a].key = exp_keys[k].path;
+        c->axes[a].name = e->axes[a].name;
+        c->axes[a].value = exp_value_label(&exp_keys[k], v);
+    }
+    cell_name(c);
+    return 0;
+}
+
+int gkd_experiment_cell(const gkd_experiment *e, size_t i, gkd_cell_config *out) {
+    return exp_build_cell(e, i, out, NULL);
+}

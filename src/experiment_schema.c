@@ -1,0 +1,193 @@
+/* The experiment-file schema: one row per leaf key, in the order keys are
+ * written back (gkd_cell_config_write_yaml) and documented. Sections are the
+ * prefixes of the paths, so this table alone defines the accepted tree. */
+#include <stddef.h>
+#include <string.h>
+
+#include "experiment_internal.h"
+
+#define OFF(field) offsetof(gkd_cell_config, field)
+#define BIG 1e300
+
+const exp_key exp_keys[] = {
+    {"name", K_NAME, NULL, 0, 0, F_NO_AXIS | F_REQUIRED, 0, NULL, OFF(experiment),
+     "experiment name, [A-Za-z0-9_.-]+ (used as a directory name)"},
+    {"description", K_STR, "", 0, 0, F_NO_AXIS, 0, NULL, OFF(description), "free text"},
+
+    {"task.name", K_ENUM_STR, "arith", 0, 0, 0, 0, "arith|reverse|sort|modes|pairs|text", OFF(task.name),
+     "task generator"},
+    {"task.seed", K_U64, "1234", 0, 0, 0, 0, NULL, OFF(task.seed),
+     "data seed (a constant, not the run seed, so every cell shares the data)"},
+    {"task.train", K_INT, "20000", 1, 1e7, 0, T_GENERATED, NULL, OFF(task.train), "training examples"},
+    {"task.eval", K_INT, "500", 1, 1e6, 0, T_GENERATED, NULL, OFF(task.eval), "eval examples"},
+    {"task.digits", K_INT, "3", 1, 9, 0, T_ARITH, NULL, OFF(task.digits), "operand digits"},
+    {"task.op", K_ENUM_STR, "add", 0, 0, 0, T_ARITH, "add|sub|mul", OFF(task.op), "arithmetic operation"},
+    {"task.rationale", K_BOOL, "false", 0, 0, 0, T_ARITH, NULL, OFF(task.rationale),
+     "step-by-step digit sums with carries before the answer"},
+    {"task.min_len", K_INT, "3", 1, 1000, 0, T_REVERSE | T_SORT, NULL, OFF(task.min_len), "shortest string"},
+    {"task.max_len", K_INT, "8", 1, 1000, 0, T_REVERSE | T_SORT, NULL, OFF(task.max_len), "longest string"},
+    {"task.alphabet", K_STR, "abcdefghij", 0, 0, 0, T_REVERSE | T_SORT, NULL, OFF(task.alphabet),
+     "characters strings are drawn from (1..256 bytes)"},
+    {"task.k", K_INT, "4", 1, 1000, 0, T_MODES, NULL, OFF(task.modes_k), "valid continuations per prompt"},
+    {"task.zipf", K_DOUBLE, "1", 0, 100, 0, T_MODES, NULL, OFF(task.zipf_s),
+     "Zipf exponent of the continuation probabilities"},
+    {"task.length", K_INT, "4", 1, 1000, 0, T_MODES, NULL, OFF(task.modes_len), "length of each continuation"},
+    {"task.path", K_PATH, NULL, 0, 0, 0, T_PAIRS | T_TEXT, NULL, OFF(task.path),
+     "TSV of prompt<TAB>reference (pairs) or plain text (text); required for them"},
+    {"task.eval_path", K_PATH, NULL, 0, 0, 0, T_PAIRS, NULL, OFF(task.eval_path),
+     "separate eval TSV (default: split task.path by eval_fraction)"},
+    {"task.eval_fraction", K_DOUBLE, "0.1", 0, 1, F_OPEN_MIN | F_OPEN_MAX, T_PAIRS | T_TEXT, NULL,
+     OFF(task.eval_fraction), "eval share of the examples when there is no eval_path"},
+    {"task.chunk", K_INT, "64", 2, 65536, 0, T_TEXT, NULL, OFF(task.chunk), "characters per example"},
+    {"task.prompt_chars", K_INT, "32", 1, 65535, 0, T_TEXT, NULL, OFF(task.prompt_chars),
+     "characters of the chunk that form the prompt (< chunk)"},
+
+    {"teacher.checkpoint", K_PATH, NULL, 0, 0, 0, 0, NULL, OFF(teacher_checkpoint),
+     "load the teacher from this checkpoint (excludes teacher.model and teacher.train)"},
+    {"teacher.model.layers", K_INT, "4", 1, 64, 0, 0, NULL, OFF(teacher_model.n_layer), "transformer blocks"},
+    {"teacher.model.d_model", K_INT, "128", 1, 4096, 0, 0, NULL, OFF(teacher_model.n_embd), "channels"},
+    {"teacher.model.heads", K_INT, "4", 1, 256, 0, 0, NULL, OFF(teacher_model.n_head),
+     "attention heads (must divide d_model)"},
+    {"teacher.model.context", K_INT, "64", 2, 8192, 0, 0, NULL, OFF(teacher_model.max_seq_len),
+     "context length in tokens"},
+    {"teacher.train.steps", K_INT, "3000", 1, 1e8, 0, 0, NULL, OFF(teacher_train.steps), "training steps"},
+    {"teacher.train.batch", K_INT, "64", 1, 65536, 0, 0, NULL, OFF(teacher_train.batch), "sequences per step"},
+    {"teacher.train.lr", K_DOUBLE, "0.003", 0, 10, F_OPEN_MIN, 0, NULL, OFF(teacher_train.lr), "peak learning rate"},
+    {"teacher.train.warmup", K_INT, "100", 0, 1e8, 0, 0, NULL, OFF(teacher_train.warmup),
+     "linear warmup steps (<= steps)"},
+    {"teacher.train.weight_decay", K_DOUBLE, "0", 0, 10, 0, 0, NULL, OFF(teacher_train.weight_decay),
+     "AdamW weight decay"},
+    {"teacher.train.clip", K_DOUBLE, "1", 0, 1e6, 0, 0, NULL, OFF(teacher_train.clip),
+     "gradient-norm clip (0 = off)"},
+    {"teacher.train.seed", K_U64, "1", 0, 0, 0, 0, NULL, OFF(teacher_seed),
+     "teacher init/data-order seed (not the run seed, so cells share the teacher)"},
+
+    {"student.model.layers", K_INT, "2", 1, 64, 0, 0, NULL, OFF(student_model.n_layer), "transformer blocks"},
+    {"student.model.d_model", K_INT, "64", 1, 4096, 0, 0, NULL, OFF(student_model.n_embd), "channels"},
+    {"student.model.heads", K_INT, "2", 1, 256, 0, 0, NULL, OFF(student_model.n_head),
+     "attention heads (must divide d_model)"},
+    {"student.model.context", K_INT, NULL, 2, 8192, 0, 0, NULL, OFF(student_model.max_seq_len),
+     "context length (default: the teacher's; <= the teacher's)"},
+    {"student.init", K_INIT, "sft", 0, 0, 0, 0, NULL, OFF(student_init),
+     "sft (supervised fine-tuning on the data), random, or a checkpoint path"},
+    {"student.sft.steps", K_INT, "300", 1, 1e8, 0, 0, NULL, OFF(student_sft.steps), "SFT steps"},
+    {"student.sft.batch", K_INT, "64", 1, 65536, 0, 0, NULL, OFF(student_sft.batch), "sequences per step"},
+    {"student.sft.lr", K_DOUBLE, "0.003", 0, 10, F_OPEN_MIN, 0, NULL, OFF(student_sft.lr), "peak learning rate"},
+    {"student.sft.warmup", K_INT, "0", 0, 1e8, 0, 0, NULL, OFF(student_sft.warmup), "linear warmup steps (<= steps)"},
+    {"student.sft.weight_decay", K_DOUBLE, "0", 0, 10, 0, 0, NULL, OFF(student_sft.weight_decay),
+     "AdamW weight decay"},
+    {"student.sft.clip", K_DOUBLE, "1", 0, 1e6, 0, 0, NULL, OFF(student_sft.clip), "gradient-norm clip (0 = off)"},
+
+    {"distill.steps", K_INT, "1000", 1, 1e8, 0, 0, NULL, OFF(distill.opt.steps), "distillation steps"},
+    {"distill.batch", K_INT, "32", 1, 65536, 0, 0, NULL, OFF(distill.opt.batch), "sequences per step"},
+    {"distill.lr", K_DOUBLE, "0.001", 0, 10, F_OPEN_MIN, 0, NULL, OFF(distill.opt.lr), "peak learning rate"},
+    {"distill.warmup", K_INT, "0", 0, 1e8, 0, 0, NULL, OFF(distill.opt.warmup), "linear warmup steps (<= steps)"},
+    {"distill.weight_decay", K_DOUBLE, "0", 0, 10, 0, 0, NULL, OFF(distill.opt.weight_decay), "AdamW weight decay"},
+    {"distill.clip", K_DOUBLE, "1", 0, 1e6, 0, 0, NULL, OFF(distill.opt.clip), "gradient-norm clip (0 = off)"},
+    {"distill.divergence", K_DIV, "fkl", 0, 0, 0, 0, NULL, OFF(distill.divergence),
+     "fkl, rkl, jsd(b), skl(a), srkl(a), tvd, pg_rkl (needs lambda 1), ce (needs lambda 0, seqkd 0)"},
+    {"distill.ce_weight", K_DOUBLE, "0", 0, 1e6, 0, 0, NULL, OFF(distill.ce_weight),
+     "hybrid loss: + ce_weight * cross-entropy on ground truth"},
+    {"distill.lambda", K_DOUBLE, "0.5", 0, 1, 0, 0, NULL, OFF(distill.lambda),
+     "fraction of batches that are student rollouts (1 = fully on-policy)"},
+    {"distill.per_example", K_BOOL, "false", 0, 0, 0, 0, NULL, OFF(distill.per_example),
+     "draw the data source per example instead of per batch"},
+    {"distill.seqkd", K_DOUBLE, "0", 0, 1, 0, 0, NULL, OFF(distill.seqkd),
+     "fraction of the off-policy batches that the teacher generates"},
+    {"distill.seqkd_cache", K_BOOL, "false", 0, 0, 0, 0, NULL, OFF(distill.seqkd_cache),
+     "generate the teacher outputs once and reuse them"},
+    {"distill.teacher_mix", K_DOUBLE, "0", 0, 1, 0, 0, NULL, OFF(distill.teacher_mix),
+     "weight of the teacher in the mixture student rollouts sample from"},
+    {"distill.replay.mode", K_ENUM, "off", 0, 0, 0, 0, "off|fixed|adaptive", OFF(distill.replay.mode),
+     "replay buffer of past student rollouts"},
+    {"distill.replay.capacity", K_INT, "1000", 1, 1e7, 0, 0, NULL, OFF(distill.replay.capacity),
+     "sequences kept"},
+    {"distill.replay.prob", K_DOUBLE, "0.5", 0, 1, 0, 0, NULL, OFF(distill.replay.prob),
+     "fixed: probability a batch comes from the buffer"},
+    {"distill.replay.init", K_DOUBLE, "0", 0, 1, 0, 0, NULL, OFF(distill.replay.init),
+     "adaptive: initial probability"},
+    {"distill.replay.step", K_DOUBLE, "0.1", 0, 1, 0, 0, NULL, OFF(distill.replay.step),
+     "adaptive: change of the probability per adjustment"},
+    {"distill.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(distill.temperature),
+     "rollout sampling temperature (0 = greedy)"},
+    {"distill.top_k", K_INT, "0", 0, 1000000, 0, 0, NULL, OFF(distill.top_k), "rollout top-k (0 = off)"},
+    {"distill.top_p", K_DOUBLE, "1", 0, 1, F_OPEN_MIN, 0, NULL, OFF(distill.top_p), "rollout nucleus mass (1 = off)"},
+    {"distill.loss_temperature", K_DOUBLE, "1", 0, 100, F_OPEN_MIN, 0, NULL, OFF(distill.loss_temperature),
+     "tau: both distributions are softmax(logits / tau) in the divergence"},
+    {"distill.reduction", K_ENUM, "token", 0, 0, 0, 0, "token|sequence", OFF(distill.reduction),
+     "mean over tokens, or sum per sequence then mean over sequences"},
+    {"distill.max_new_tokens", K_INT, "16", 1, 8192, 0, 0, NULL, OFF(distill.max_new_tokens),
+     "generated tokens per rollout, EOS included"},
+    {"distill.checkpoint_every", K_INT, "100", 0, 1e8, 0, 0, NULL, OFF(distill.checkpoint_every),
+     "steps between checkpoints (0 = only at the end)"},
+
+    {"eval.every", K_INT, "100", 0, 1e8, 0, 0, NULL, OFF(eval.every), "steps between evaluations (0 = only at the end)"},
+    {"eval.decode", K_ENUM, "greedy", 0, 0, 0, 0, "greedy|sample", OFF(eval.decode), "decoding for evaluation"},
+    {"eval.samples", K_INT, "1", 1, 1000, 0, 0, NULL, OFF(eval.samples),
+     "samples per prompt (> 1 needs decode: sample)"},
+    {"eval.n", K_INT, "200", 1, 1e6, 0, 0, NULL, OFF(eval.n), "eval examples used (<= task.eval)"},
+    {"eval.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(eval.temperature), "decode: sample temperature"},
+
+    {"seeds", K_SEEDS, "1", 0, 0, 0, 0, NULL, OFF(seed),
+     "run seeds (always the axis `seed`; also the SFT seed)"},
+
+    {"slurm.partition", K_STR, "", 0, 0, F_NO_AXIS, 0, NULL, OFF(slurm.partition), "partition (\"\" = default)"},
+    {"slurm.time", K_TIME, "01:00:00", 0, 0, F_NO_AXIS, 0, NULL, OFF(slurm.time),
+     "time limit per cell: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"},
+    {"slurm.cpus_per_task", K_INT, "2", 1, 1024, F_NO_AXIS, 0, NULL, OFF(slurm.cpus_per_task), "CPUs per cell"},
+    {"slurm.mem", K_MEM, "", 0, 0, F_NO_AXIS, 0, NULL, OFF(slurm.mem),
+     "memory per cell, digits with optional K|M|G|T (\"\" = default)"},
+};
+
+const int exp_num_keys = (int)(sizeof exp_keys / sizeof exp_keys[0]);
+
+int exp_key_find(const char *path) {
+    for (int i = 0; i < exp_num_keys; i++)
+        if (!strcmp(exp_keys[i].path, path)) return i;
+    return -1;
+}
+
+int exp_is_section(const char *path) {
+    size_t n = strlen(path);
+    for (int i = 0; i < exp_num_keys; i++)
+        if (!strncmp(exp_keys[i].path, path, n) && exp_keys[i].path[n] == '.') return 1;
+    return 0;
+}
+
+unsigned exp_task_bit(const char *name) {
+    static const char *const names[] = {"arith", "reverse", "sort", "modes", "pairs", "text"};
+    for (unsigned i = 0; i < 6; i++)
+        if (!strcmp(name, names[i])) return 1u << i;
+    return 0;
+}
+
+int exp_edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 64 || m > 64) return 1000; /* keys and choices are short */
+    int prev[65], cur[65];
+    for (size_t j = 0; j <= m; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, sizeof(int) * (m + 1));
+    }
+    return prev[m];
+}
+
+const char *exp_suggest(const char *word, const char *const *cands, int n) {
+    const char *best = NULL;
+    int best_d = 1000;
+    for (int i = 0; i < n; i++) {
+        int d = exp_edit_distance(word, cands[i]);
+        if (d < best_d) { best_d = d; best = cands[i]; }
+    }
+    /* Close enough to be a typo: at most a third of the longer word (>= 1). */
+    size_t lw = strlen(word), lb = best ? strlen(best) : 0;
+    int limit = (int)((lw > lb ? lw : lb) / 3);
+    if (limit < 1) limit = 1;
+    return best && best_d <= limit ? best : NULL;
+}

@@ -1,0 +1,418 @@
+/* GPT layers: forward/backward pairs (see include/gkd/layers.h for shapes).
+ * Every parallel loop writes disjoint outputs and every reduction runs in a
+ * fixed order inside one thread, so results do not depend on the number of
+ * OpenMP threads. */
+#include "gkd/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* OpenBLAS's own threading is NOT thread-count independent: with 2 threads
+ * it partitions the result differently and picks different edge kernels, so
+ * a 512x384x128 product differs in thousands of elements between
+ * OMP_NUM_THREADS=1 and 2 (measured with OpenBLAS 0.3 on this machine).
+ * gkd_sgemm therefore cuts the result into a fixed grid of tiles that
+ * depends only on the shape, and runs one single-threaded sgemm per tile
+ * inside an OpenMP loop (the OpenMP build of OpenBLAS runs single-threaded
+ * inside an active parallel region; with one thread it is single-threaded
+ * anyway). Each tile computes the same bits whichever thread runs it. */
+#define SMALL_GEMM_FLOPS (32.0 * 64.0 * 64.0) /* below OpenBLAS's own 64^3 threading threshold */
+#define GEMM_SPLIT 4   /* tiles per product: enough for 2-4 threads, few repacks */
+#define GEMM_MIN_SPLIT_DIM 128
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+    const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+    if ((double)M * N * K <= SMALL_GEMM_FLOPS) {
+        /* Single call: cheaper than a parallel region, still one tile. */
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Split the larger of rows and columns into GEMM_SPLIT tiles; sizes are
+     * multiples of 16 so the kernels see full register blocks. The grid
+     * depends on (M, N) only. */
+    int tm = M, tn = N;
+    if (M >= N && M >= GEMM_MIN_SPLIT_DIM)
+        tm = round_up((M + GEMM_SPLIT - 1) / GEMM_SPLIT, 16);
+    else if (N > M && N >= GEMM_MIN_SPLIT_DIM)
+        tn = round_up((N + GEMM_SPLIT - 1) / GEMM_SPLIT, 16);
+    const int mt = (M + tm - 1) / tm, nt = (N + tn - 1) / tn;
+#pragma omp parallel for schedule(static)
+    for (int tile = 0; tile < mt * nt; tile++) {
+        int r0 = (tile / nt) * tm, c0 = (tile % nt) * tn;
+        int rm = M - r0 < tm ? M - r0 : tm, cn = N - c0 < tn ? N - c0 : tn;
+        const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
+        const float *b = trans_b ? B + (size_t)c0 * ldb : B + c0;
+        cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta,
+                    C + (size_t)r0 * ldc + c0, ldc);
+    }
+}
+
+/* Column blocks for reductions over rows (bias, LayerNorm and embedding
+ * gradients): each thread owns whole columns, so sums keep their order. */
+#define COL_BLOCK 32
+
+void gkd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
+                         int T, int C) {
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        const float *te = wte + (size_t)inp[bt] * C;
+        const float *pe = wpe + (size_t)(bt % T) * C;
+        float *o = out + (size_t)bt * C;
+        for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
+    }
+}
+
+void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
+                          int T, int C) {
+    int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (int bt = 0; bt < B * T; bt++) {
+            const float *d = dout + (size_t)bt * C;
+            float *te = dwte + (size_t)inp[bt] * C;
+            float *pe = dwpe + (size_t)(bt % T) * C;
+            for (int c = c0; c < c1; c++) {
+                te[c] += d[c];
+                pe[c] += d[c];
+            }
+        }
+    }
+}
+
+/* Row reductions with 8 fixed partial sums (lane k takes elements k, k+8,
+ * ...), combined in a fixed order: the compiler can vectorize them, and the
+ * result does not depend on threads or on the alignment of the row. */
+#define LANES 8
+
+static inline float combine_lanes(const float *acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static float row_sum(const float *x, int C) {
+    float acc[LANES] = {0};
+    int c = 0;
+    for (; c + LANES <= C; c += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += x[c + k];
+    for (int k = 0; c < C; c++, k++) acc[k] += x[c];
+    return combine_lanes(acc);
+}
+
+static float row_sq_dev(const float *x, float m, int C) {
+    float acc[LANES] = {0};
+    int c = 0;
+    for (; c + LANES <= C; c += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float d = x[c + k] - m;
+            acc[k] += d * d;
+        }
+    for (int k = 0; c < C; c++, k++) acc[k] += (x[c] - m) * (x[c] - m);
+    return combine_lanes(acc);
+}
+
+void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                           const float *b, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float m = row_sum(x, C) / C;
+        float r = 1.0f / sqrtf(row_sq_dev(x, m, C) / C + 1e-5f);
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
+        if (mean) mean[n] = m;
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean, const float *rstd,
+                            int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        float *di = dinp + (size_t)n * C;
+        const float m = mean[n], r = rstd[n];
+        float acc1[LANES] = {0}, acc2[LANES] = {0};
+        int c = 0;
+        for (; c + LANES <= C; c += LANES)
+            for (int k = 0; k < LANES; k++) {
+                float dnorm = w[c + k] * d[c + k];
+                acc1[k] += dnorm;
+                acc2[k] += dnorm * ((x[c + k] - m) * r);
+            }
+        for (int k = 0; c < C; c++, k++) {
+            float dnorm = w[c] * d[c];
+            acc1[k] += dnorm;
+            acc2[k] += dnorm * ((x[c] - m) * r);
+        }
+        const float dnorm_mean = combine_lanes(acc1) / C;
+        const float dnorm_norm_mean = combine_lanes(acc2) / C;
+        for (c = 0; c < C; c++) {
+            float norm = (x[c] - m) * r;
+            float dnorm = w[c] * d[c];
+            di[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * r;
+        }
+    }
+    int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            float m = mean[n], r = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                dw[c] += (x[c] - m) * r * d[c];
+                db[c] += d[c];
+            }
+        }
+    }
+}
+
+void gkd_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                        int C, int OC) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
+        beta = 1.0f;
+    }
+    gkd_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, int N, int C, int OC) {
+    if (dinp)
+        gkd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    if (dw)
+        gkd_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dbias) {
+        int nblocks = (OC + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static)
+        for (int blk = 0; blk < nblocks; blk++) {
+            int o0 = blk * COL_BLOCK, o1 = o0 + COL_BLOCK < OC ? o0 + COL_BLOCK : OC;
+            for (int n = 0; n < N; n++) {
+                const float *d = dout + (size_t)n * OC;
+                for (int o = o0; o < o1; o++) dbias[o] += d[o];
+            }
+        }
+    }
+}
+
+void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                           int NH) {
+    const int hs = C / NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)hs);
+    /* One (b, h) per iteration: independent outputs, each product a
+     * single-threaded sgemm inside the parallel region. */
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *a = att + (size_t)bh * T * T;
+        /* Scores for the whole T x T square; the upper triangle is masked
+         * below (cheaper than T separate products at these sizes). */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f,
+                    a, T);
+        for (int i = 0; i < T; i++) {
+            float *row = a + (size_t)i * T;
+            float mx = row[0];
+            for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+            float s = 0.0f;
+            for (int j = 0; j <= i; j++) {
+                row[j] = expf(row[j] - mx);
+                s += row[j];
+            }
+            float inv = 1.0f / s;
+            for (int j = 0; j <= i; j++) row[j] *= inv;
+            for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
+                    out + (size_t)b * T * C + h * hs, C);
+    }
+}
+
+void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH) {
+    const int hs = C / NH, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + (size_t)b * T * C3 + h * hs;
+        float *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = att + (size_t)bh * T * T;
+        float *da = datt + (size_t)bh * T * T;
+        const float *dy = dout + (size_t)b * T * C + h * hs;
+        /* dv += a^T dy; da = dy v^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, 1.0f,
+                    dv, C3);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3, 0.0f,
+                    da, T);
+        /* softmax backward in place: dscore = a * (da - sum_j a da) */
+        for (int i = 0; i < T; i++) {
+            const float *ar = a + (size_t)i * T;
+            float *dr = da + (size_t)i * T;
+            float dot = 0.0f;
+            for (int j = 0; j <= i; j++) dot += ar[j] * dr[j];
+            for (int j = 0; j <= i; j++) dr[j] = ar[j] * (dr[j] - dot);
+            for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
+        }
+        /* dq += scale * dscore k; dk += scale * dscore^T q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k, C3,
+                    1.0f, dq, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q, C3, 1.0f,
+                    dk, C3);
+    }
+}
+
+#define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
+
+/* exp(x) for -20 <= x <= 0 (Cephes expf polynomial). Plain float and
+ * integer arithmetic without branches, so `omp simd` vectorizes the GELU
+ * loops: glibc's tanhf (through expm1f) took a third of the training time. */
+static inline float exp_nonpos(float x) {
+    float fn = x * 1.44269504088896341f + 12582912.0f; /* round to integer */
+    fn -= 12582912.0f;
+    float r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)fn + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+/* tanh with absolute error < 1e-7 (measured against double tanh over
+ * [-50, 50]); GELU only needs absolute accuracy since it uses 1 + tanh.
+ * |u| is clamped to 10 (tanh(10) rounds to 1.0f) with integer operations on
+ * the bit pattern, and the sign is copied back the same way. */
+static inline float tanh_abs(float u) {
+    uint32_t ub;
+    memcpy(&ub, &u, sizeof(ub));
+    uint32_t sign = ub & 0x80000000u, ab = ub & 0x7fffffffu;
+    const uint32_t ten = 0x41200000u; /* 10.0f */
+    ab = ab < ten ? ab : ten;
+    float a;
+    memcpy(&a, &ab, sizeof(a));
+    float e = exp_nonpos(-2.0f * a);
+    float t = (1.0f - e) / (1.0f + e);
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof(tb));
+    tb |= sign;
+    memcpy(&t, &tb, sizeof(t));
+    return t;
+}
+
+static inline float gelu_inner(float x) { return GELU_SCALE * (x + 0.044715f * x * x * x); }
+
+static inline float gelu_local_grad(float x, float th) {
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+void gkd_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanh_abs(gelu_inner(x)));
+    }
+}
+
+void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float t = tanh_abs(gelu_inner(x));
+        th[i] = t;
+        out[i] = 0.5f * x * (1.0f + t);
+    }
+}
+
+void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        dinp[i] += gelu_local_grad(x, tanh_abs(gelu_inner(x))) * dout[i];
+    }
+}
+
+void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
+                             size_t n) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) dinp[i] += gelu_local_grad(inp[i], th[i]) * dout[i];
+}
+
+void gkd_residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void gkd_residual_backward(float *da, float *db, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        da[i] += dout[i];
+        db[i] += dout[i];
+    }
+}
+
+void gkd_softmax_forward(float *probs, const float *logits, int N, int V) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *p = probs + (size_t)n * V;
+        float mx = l[0];
+        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        double s = 0.0;
+        for (int j = 0; j < V; j++) {
+            p[j] = expf(l[j] - mx);
+            s += p[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < V; j++) p[j] *= inv;
+    }
+}
+
+double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
+                                         const int *targets, const float *mask, int N, int V) {
+    long count = 0;
+    for (int n = 0; n < N; n++) count += !mask || mask[n] != 0.0f;
+    const float inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
+        if (mask && mask[n] == 0.0f) {
+            losses[n] = 0.0f;
+            if (d) memset(d, 0, sizeof(float) * V);
+            continue;
+        }
+        float mx = l[0];
+        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        double s = 0.0;
+        for (int j = 0; j < V; j++) s += exp((double)(l[j] - mx));
+        double logz = log(s) + mx;
+        losses[n] = (float)(logz - l[targets[n]]);
+        if (d) {
+            for (int j = 0; j < V; j++) d[j] = (float)exp((double)l[j] - logz) * inv_count;
+            d[targets[n]] -= inv_count;
+        }
+    }
+    double total = 0.0;
+    for (int n = 0; n < N; n++) total += losses[n];
+    return count > 0 ? total / (double)count : 0.0;
+}

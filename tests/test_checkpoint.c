@@ -1,0 +1,359 @@
+/* Checkpoints: CRC check value, round trips, and every way a file can be
+ * bad (truncated, corrupted, wrong magic/version/config, failed writes). */
+#include <check.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "gkd/checkpoint.h"
+#include "gkd/error.h"
+#include "gkd/model.h"
+#include "gkd/rng.h"
+#include "gkd/tokenizer.h"
+
+static char dir[64];
+static char path[128];
+
+static void setup(void) {
+    strcpy(dir, "/tmp/gkd_ckpt_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/run.ckpt", dir);
+}
+
+static void teardown(void) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[512];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static gkd_model *make_model(int V, int T, int L, int C, int NH, uint64_t seed) {
+    gkd_model_config cfg = {V, T, L, C, NH};
+    gkd_model *m = NULL;
+    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
+    gkd_model_init_weights(m, seed);
+    return m;
+}
+
+static unsigned char *slurp(const char *p, size_t *n) {
+    FILE *f = fopen(p, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *p, const unsigned char *b, size_t n) {
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+static int count_files(void) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_crc32_check_value) {
+    ck_assert_uint_eq(gkd_crc32(0, "123456789", 9), 0xCBF43926u);
+    ck_assert_uint_eq(gkd_crc32(0, "", 0), 0u);
+    uint32_t c = gkd_crc32(0, "1234", 4);
+    ck_assert_uint_eq(gkd_crc32(c, "56789", 5), 0xCBF43926u);
+    /* zlib: crc32("The quick brown fox jumps over the lazy dog") */
+    const char *fox = "The quick brown fox jumps over the lazy dog";
+    ck_assert_uint_eq(gkd_crc32(0, fox, strlen(fox)), 0x414FA339u);
+}
+END_TEST
+
+START_TEST(test_round_trip_everything) {
+    gkd_model *m = make_model(20, 16, 2, 16, 2, 3);
+    const char *texts[2] = {"12+34=46", "héllo"};
+    gkd_tokenizer *tok = NULL;
+    ck_assert_int_eq(gkd_tokenizer_new_char(&tok, texts, 2), 0);
+    size_t np = m->num_params;
+    float *om = malloc(np * sizeof(float)), *ov = malloc(np * sizeof(float));
+    gkd_rng r = gkd_rng_derive(1, GKD_RNG_DATA, 0, 0);
+    for (size_t i = 0; i < np; i++) om[i] = gkd_rng_normal(&r), ov[i] = gkd_rng_float(&r);
+    ov[5] = -0.0f; /* bit patterns, not values, must survive */
+    gkd_rng rngs[3] = {gkd_rng_derive(1, 2, 3, 4), gkd_rng_derive(5, 6, 7, 8), gkd_rng_derive(9, 9, 9, 9)};
+    gkd_rng_u32(&rngs[1]);
+    unsigned char extra[300];
+    for (int i = 0; i < 300; i++) extra[i] = (unsigned char)(i * 7 + 1);
+    gkd_checkpoint c = {.model = m, .tokenizer = tok, .opt_m = om, .opt_v = ov, .opt_t = 123456789012LL,
+                        .step = -7, .rngs = rngs, .n_rngs = 3, .extra = extra, .extra_len = 300};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    ck_assert_int_eq(count_files(), 1);
+
+    gkd_checkpoint_data d;
+    int rc = gkd_checkpoint_load(&d, path, NULL);
+    ck_assert_msg(rc == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(d.owns_model, 1);
+    ck_assert_int_eq(memcmp(&d.model->config, &m->config, sizeof m->config), 0);
+    ck_assert_uint_eq(d.model->num_params, np);
+    ck_assert_int_eq(memcmp(d.model->params_memory, m->params_memory, np * sizeof(float)), 0);
+    ck_assert_ptr_nonnull(d.tokenizer);
+    ck_assert(gkd_tokenizer_equal(d.tokenizer, tok));
+    ck_assert_int_eq(memcmp(d.opt_m, om, np * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(d.opt_v, ov, np * sizeof(float)), 0);
+    ck_assert(d.opt_t == 123456789012LL);
+    ck_assert(d.step == -7);
+    ck_assert_uint_eq(d.n_rngs, 3);
+    ck_assert_int_eq(memcmp(d.rngs, rngs, sizeof rngs), 0);
+    ck_assert(d.extra_len == 300);
+    ck_assert_int_eq(memcmp(d.extra, extra, 300), 0);
+    gkd_model_config cfg;
+    ck_assert_int_eq(gkd_checkpoint_read_config(&cfg, path), 0);
+    ck_assert_int_eq(memcmp(&cfg, &m->config, sizeof cfg), 0);
+    gkd_checkpoint_data_free(&d);
+    ck_assert_ptr_null(d.model);
+
+    /* Overwrite with a minimal checkpoint (replaces the file atomically). */
+    gkd_checkpoint c2 = {.model = m, .step = 3};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c2), 0);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), 0);
+    ck_assert_ptr_null(d.tokenizer);
+    ck_assert_ptr_null(d.opt_m);
+    ck_assert_ptr_null(d.rngs);
+    ck_assert_ptr_null(d.extra);
+    ck_assert(d.step == 3);
+    gkd_checkpoint_data_free(&d);
+    free(om);
+    free(ov);
+    gkd_tokenizer_free(tok);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_load_into_existing_model) {
+    gkd_model *m = make_model(12, 8, 1, 8, 2, 1), *dst = make_model(12, 8, 1, 8, 2, 2);
+    gkd_checkpoint c = {.model = m};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    gkd_checkpoint_data d;
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), 0);
+    ck_assert_ptr_eq(d.model, dst);
+    ck_assert_int_eq(d.owns_model, 0);
+    ck_assert_int_eq(memcmp(dst->params_memory, m->params_memory, m->num_params * sizeof(float)), 0);
+    gkd_checkpoint_data_free(&d);
+    ck_assert_float_eq(dst->params_memory[0], m->params_memory[0]); /* not freed */
+
+    /* Mismatched config: error names both configs, model untouched. */
+    gkd_model *other = make_model(12, 8, 1, 16, 2, 5);
+    float first = other->params_memory[0];
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, other), GKD_EMISMATCH);
+    const char *msg = gkd_last_error();
+    ck_assert_ptr_nonnull(strstr(msg, path));
+    ck_assert_ptr_nonnull(strstr(msg, "n_embd=8"));
+    ck_assert_ptr_nonnull(strstr(msg, "n_embd=16"));
+    ck_assert_float_eq(other->params_memory[0], first);
+    ck_assert_ptr_null(d.model);
+    gkd_model_free(other);
+    gkd_model_free(dst);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* Every truncation length fails cleanly and leaves the target model alone. */
+START_TEST(test_truncated) {
+    gkd_model *m = make_model(10, 4, 1, 8, 2, 1), *dst = make_model(10, 4, 1, 8, 2, 9);
+    unsigned char ex[5] = {1, 2, 3, 4, 5};
+    gkd_checkpoint c = {.model = m, .extra = ex, .extra_len = 5};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    float *before = malloc(dst->num_params * sizeof(float));
+    memcpy(before, dst->params_memory, dst->num_params * sizeof(float));
+    char tpath[160];
+    snprintf(tpath, sizeof tpath, "%s/trunc.ckpt", dir);
+    for (size_t len = 0; len < n; len++) {
+        spit(tpath, b, len);
+        gkd_checkpoint_data d;
+        int rc = gkd_checkpoint_load(&d, tpath, dst);
+        ck_assert_int_eq(rc, GKD_ECORRUPT);
+        ck_assert_ptr_nonnull(strstr(gkd_last_error(), tpath));
+        ck_assert_ptr_nonnull(strstr(gkd_last_error(), "truncated"));
+    }
+    ck_assert_int_eq(memcmp(before, dst->params_memory, dst->num_params * sizeof(float)), 0);
+    /* A trailing byte is an error too. */
+    b[n] = 0;
+    spit(tpath, b, n + 1);
+    gkd_checkpoint_data d;
+    ck_assert_int_eq(gkd_checkpoint_load(&d, tpath, NULL), GKD_ECORRUPT);
+    free(before);
+    free(b);
+    gkd_model_free(m);
+    gkd_model_free(dst);
+}
+END_TEST
+
+/* Flip one bit in every byte in turn: magic -> EFORMAT, version ->
+ * EVERSION, anything else -> ECORRUPT (size or checksum). */
+START_TEST(test_corrupted_any_byte) {
+    gkd_model *m = make_model(6, 3, 1, 4, 1, 1);
+    const char *texts[1] = {"ab"};
+    gkd_tokenizer *tok = NULL;
+    ck_assert_int_eq(gkd_tokenizer_new_char(&tok, texts, 1), 0);
+    gkd_rng rng = gkd_rng_derive(1, 1, 1, 1);
+    float om[1024], ov[1024];
+    ck_assert_uint_le(m->num_params, 1024);
+    for (size_t i = 0; i < m->num_params; i++) om[i] = (float)i, ov[i] = 1.0f;
+    gkd_checkpoint c = {.model = m, .tokenizer = tok, .opt_m = om, .opt_v = ov, .opt_t = 2, .rngs = &rng,
+                        .n_rngs = 1, .extra = "xyz", .extra_len = 3};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    char cpath[160];
+    snprintf(cpath, sizeof cpath, "%s/corrupt.ckpt", dir);
+    for (size_t i = 0; i < n; i++) {
+        for (int bit = 0; bit < 8; bit += 7) {
+            b[i] ^= (unsigned char)(1u << bit);
+            spit(cpath, b, n);
+            gkd_checkpoint_data d;
+            int rc = gkd_checkpoint_load(&d, cpath, NULL);
+            int expect = i < 8 ? GKD_EFORMAT : (i < 12 ? GKD_EVERSION : GKD_ECORRUPT);
+            ck_assert_msg(rc == expect, "byte %zu bit %d: rc %d (%s)", i, bit, rc, gkd_last_error());
+            ck_assert_ptr_null(d.model);
+            ck_assert_ptr_nonnull(strstr(gkd_last_error(), cpath));
+            b[i] ^= (unsigned char)(1u << bit);
+        }
+    }
+    free(b);
+    gkd_tokenizer_free(tok);
+    gkd_model_free(m);
+}
+END_TEST
+
+static void patch_crc(unsigned char *b, size_t n) {
+    uint32_t crc = gkd_crc32(0, b, n - 4);
+    for (int i = 0; i < 4; i++) b[n - 4 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+START_TEST(test_wrong_magic_version_config) {
+    gkd_model *m = make_model(10, 4, 1, 8, 2, 1);
+    gkd_checkpoint c = {.model = m};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    ck_assert_int_eq(memcmp(b, "GKDCKPT\0", 8), 0);
+    ck_assert_uint_eq(b[8], 1); /* version 1, little-endian */
+    char p2[160];
+    snprintf(p2, sizeof p2, "%s/bad.ckpt", dir);
+    gkd_checkpoint_data d;
+
+    spit(p2, (const unsigned char *)"hello world, not a checkpoint\n", 30);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "magic"));
+
+    unsigned char *v = malloc(n);
+    memcpy(v, b, n);
+    v[8] = 2;
+    patch_crc(v, n);
+    spit(p2, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EVERSION);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "version 2"));
+
+    /* n_head = 3 does not divide n_embd = 8 (config starts at byte 20). */
+    memcpy(v, b, n);
+    v[20 + 16] = 3;
+    patch_crc(v, n);
+    spit(p2, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "invalid model config"));
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), p2));
+
+    /* A consistent-looking but different config: parameter count mismatch. */
+    memcpy(v, b, n);
+    v[20 + 0] = 11;
+    patch_crc(v, n);
+    spit(p2, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "parameter count"));
+
+    snprintf(p2, sizeof p2, "%s/missing.ckpt", dir);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EIO);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), p2));
+    free(v);
+    free(b);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_write_errors_keep_previous_file) {
+    gkd_model *m = make_model(64, 32, 2, 32, 2, 1), *m2 = make_model(64, 32, 2, 32, 2, 2);
+    gkd_checkpoint c = {.model = m};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    size_t n0;
+    unsigned char *orig = slurp(path, &n0);
+
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.ckpt", dir);
+    ck_assert_int_eq(gkd_checkpoint_save(bad, &c), GKD_EIO);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), bad));
+
+    /* Disk full stand-in: a file size limit below the checkpoint size makes
+     * the write fail part way (EFBIG). */
+    struct rlimit old, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 4096;
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    gkd_checkpoint c2 = {.model = m2, .step = 99};
+    int rc = gkd_checkpoint_save(path, &c2);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, prev);
+    ck_assert_int_eq(rc, GKD_EIO);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), path));
+    ck_assert_int_eq(count_files(), 1); /* the temp file was removed */
+    size_t n1;
+    unsigned char *now = slurp(path, &n1);
+    ck_assert_uint_eq(n0, n1);
+    ck_assert_int_eq(memcmp(orig, now, n0), 0);
+    free(now);
+
+    /* /dev/full as the destination: the temp file cannot even be created
+     * beside it unless privileged, and either way the save must fail. */
+    if (access("/dev/full", W_OK) == 0 && access("/dev", W_OK) != 0)
+        ck_assert_int_eq(gkd_checkpoint_save("/dev/full", &c), GKD_EIO);
+    free(orig);
+    gkd_model_free(m);
+    gkd_model_free(m2);
+}
+END_TEST
+
+Suite *checkpoint_suite(void) {
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_crc32_check_value);
+    tcase_add_test(tc, test_round_trip_everything);
+    tcase_add_test(tc, test_load_into_existing_model);
+    tcase_add_test(tc, test_truncated);
+    tcase_add_test(tc, test_corrupted_any_byte);
+    tcase_add_test(tc, test_wrong_magic_version_config);
+    tcase_add_test(tc, test_write_errors_keep_previous_file);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,186 @@
+/* KV-cache decoding against the full forward of the same model. */
+#include <check.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/decode_rows.h"
+#include "gkd/error.h"
+#include "gkd/model.h"
+#include "gkd/rng.h"
+
+#define SENTINEL 12345.0f
+
+static gkd_model *make_model(int V, int maxT, int L, int C, int NH, uint64_t seed) {
+    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C,
+                            .n_head = NH};
+    gkd_model *m = NULL;
+    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
+    gkd_model_init_weights(m, seed);
+    /* Non-trivial biases and LayerNorm gains so every parameter matters. */
+    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 99, 0);
+    float *p = m->params_memory;
+    for (size_t i = 0; i < m->num_params; i++) p[i] += 0.05f * gkd_rng_normal(&r);
+    return m;
+}
+
+static void random_tokens(int *tok, int n, int V, uint64_t seed) {
+    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 1, 2);
+    for (int i = 0; i < n; i++) tok[i] = (int)gkd_rng_below(&r, (uint32_t)V);
+}
+
+/* Decode B sequences of lengths len[] token by token; compare every step's
+ * logits with the full forward and check inactive rows stay untouched. */
+static void check_incremental(int V, int maxT, int L, int C, int NH, const int *len, int B) {
+    gkd_model *m = make_model(V, maxT, L, C, NH, 11);
+    int T = maxT;
+    int *tok = malloc(sizeof(int) * B * T);
+    random_tokens(tok, B * T, V, 5);
+    ck_assert_int_eq(gkd_model_forward(m, tok, B, T), 0);
+    float *ref = malloc(sizeof(float) * B * T * V);
+    memcpy(ref, m->logits, sizeof(float) * B * T * V);
+
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
+    float *lg = malloc(sizeof(float) * B * V);
+    int *step_tok = malloc(sizeof(int) * B), *pos = malloc(sizeof(int) * B);
+    unsigned char *active = malloc(B);
+    double maxdiff = 0.0;
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b < B; b++) {
+            active[b] = t < len[b];
+            step_tok[b] = tok[b * T + t];
+            pos[b] = t;
+        }
+        for (int i = 0; i < B * V; i++) lg[i] = SENTINEL;
+        ck_assert_int_eq(gkd_model_decode_step(m, c, step_tok, pos, active, B, lg), 0);
+        for (int b = 0; b < B; b++) {
+            for (int v = 0; v < V; v++) {
+                if (!active[b]) {
+                    ck_assert_float_eq(lg[b * V + v], SENTINEL);
+                    continue;
+                }
+                double d = fabs((double)lg[b * V + v] - ref[((size_t)b * T + t) * V + v]);
+                if (d > maxdiff) maxdiff = d;
+            }
+        }
+    }
+    ck_assert_msg(maxdiff <= 1e-5, "max abs diff %g", maxdiff);
+    free(lg); free(step_tok); free(pos); free(active); free(ref); free(tok);
+    gkd_kv_cache_free(c);
+    gkd_model_free(m);
+}
+
+START_TEST(test_incremental_equals_forward) {
+    const int len[4] = {16, 9, 5, 12};
+    check_incremental(32, 16, 2, 32, 4, len, 4);
+}
+END_TEST
+
+/* C not a multiple of 8 exercises the tail of the dot products. */
+START_TEST(test_incremental_odd_width) {
+    const int len[3] = {7, 10, 3};
+    check_incremental(19, 10, 3, 36, 3, len, 3);
+}
+END_TEST
+
+/* A whole prompt in one call (rows of one sequence see each other) gives the
+ * same logits as token by token. */
+START_TEST(test_prefill_rows_equal_steps) {
+    const int V = 24, T = 12, B = 3;
+    gkd_model *m = make_model(V, T, 2, 32, 2, 3);
+    int tok[3 * 12];
+    random_tokens(tok, B * T, V, 8);
+    const int plen[3] = {12, 4, 7};
+    gkd_kv_cache *c1 = NULL, *c2 = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c1, m, B), 0);
+    ck_assert_int_eq(gkd_kv_cache_new(&c2, m, B), 0);
+    int seq[36], pos[36], tk[36], out[36], n = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < plen[b]; t++) {
+            seq[n] = b; pos[n] = t; tk[n] = tok[b * T + t];
+            out[n] = b * T + t;
+            n++;
+        }
+    float *a = calloc((size_t)B * T * V, sizeof(float)), *s = calloc((size_t)B * T * V, sizeof(float));
+    ck_assert_int_eq(gkd_decode_rows(m, c1, n, seq, pos, tk, out, a), 0);
+    for (int t = 0; t < T; t++) {
+        int sq[3], ps[3], tt[3], o[3], k = 0;
+        for (int b = 0; b < B; b++)
+            if (t < plen[b]) { sq[k] = b; ps[k] = t; tt[k] = tok[b * T + t]; o[k] = b * T + t; k++; }
+        ck_assert_int_eq(gkd_decode_rows(m, c2, k, sq, ps, tt, o, s), 0);
+    }
+    ck_assert_int_eq(memcmp(a, s, sizeof(float) * B * T * V), 0);
+    free(a); free(s);
+    gkd_kv_cache_free(c1);
+    gkd_kv_cache_free(c2);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* Bit-identical logits with 1 and 2 threads, and for a sequence alone or at
+ * another batch position among others. */
+static void decode_all(gkd_model *m, const int *tok, int B, int T, int threads, float *out) {
+    omp_set_num_threads(threads);
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
+    int *st = malloc(sizeof(int) * B), *ps = malloc(sizeof(int) * B);
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b < B; b++) { st[b] = tok[b * T + t]; ps[b] = t; }
+        ck_assert_int_eq(gkd_model_decode_step(m, c, st, ps, NULL, B, out + (size_t)t * B * m->config.vocab_size), 0);
+    }
+    free(st); free(ps);
+    gkd_kv_cache_free(c);
+}
+
+START_TEST(test_bit_identical_threads_and_batch) {
+    const int V = 40, T = 10, B = 21;
+    gkd_model *m = make_model(V, T, 2, 64, 4, 9);
+    int *tok = malloc(sizeof(int) * B * T);
+    random_tokens(tok, B * T, V, 4);
+    float *a = malloc(sizeof(float) * T * B * V), *b2 = malloc(sizeof(float) * T * B * V);
+    decode_all(m, tok, B, T, 1, a);
+    decode_all(m, tok, B, T, 2, b2);
+    ck_assert_int_eq(memcmp(a, b2, sizeof(float) * T * B * V), 0);
+    /* Sequence 17 alone. */
+    float *one = malloc(sizeof(float) * T * V);
+    decode_all(m, tok + 17 * T, 1, T, 2, one);
+    for (int t = 0; t < T; t++)
+        ck_assert_int_eq(memcmp(one + t * V, a + ((size_t)t * B + 17) * V, sizeof(float) * V), 0);
+    omp_set_num_threads(2);
+    free(tok); free(a); free(b2); free(one);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_bad_arguments) {
+    gkd_model *m = make_model(8, 4, 1, 8, 2, 1);
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, 0), GKD_EINVAL);
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, 2), 0);
+    float lg[16];
+    int tok[2] = {1, 2}, pos[2] = {0, 4};
+    ck_assert_int_eq(gkd_model_decode_step(m, c, tok, pos, NULL, 2, lg), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "position 4"));
+    pos[1] = 0;
+    tok[0] = 8;
+    ck_assert_int_eq(gkd_model_decode_step(m, c, tok, pos, NULL, 2, lg), GKD_EINVAL);
+    ck_assert_int_eq(gkd_model_decode_step(m, c, tok, pos, NULL, 3, lg), GKD_EINVAL);
+    gkd_kv_cache_free(c);
+    gkd_model_free(m);
+}
+END_TEST
+
+Suite *decode_suite(void) {
+    Suite *s = suite_create("decode");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_incremental_equals_forward);
+    tcase_add_test(tc, test_incremental_odd_width);
+    tcase_add_test(tc, test_prefill_rows_equal_steps);
+    tcase_add_test(tc, test_bit_identical_threads_and_batch);
+    tcase_add_test(tc, test_bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,477 @@
+/* Sampler: greedy/top-k/top-p/temperature against full-forward softmax,
+ * rollout independence from batch position and thread count, EOS/PAD,
+ * loss-mask layout, teacher-mixed sampling and importance weights. */
+#include <check.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/sample_filter.h"
+#include "gkd/error.h"
+#include "gkd/model.h"
+#include "gkd/rng.h"
+#include "gkd/sampler.h"
+#include "gkd/tokenizer.h"
+
+static gkd_model *make_model(int V, int maxT, int L, int C, int NH, uint64_t seed, float jitter) {
+    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C,
+                            .n_head = NH};
+    gkd_model *m = NULL;
+    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
+    gkd_model_init_weights(m, seed);
+    /* Bigger weights than the GPT-2 init give peaked, varied next-token
+     * distributions (and so real differences between decoding rules). */
+    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 77, 0);
+    for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += jitter * gkd_rng_normal(&r);
+    return m;
+}
+
+/* BOS, random non-special tokens, SEP: prompt_len[b] = plen[b]. */
+static void fill_prompts(gkd_seqbatch *bt, const int *plen, int V, uint64_t seed) {
+    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 3, 0);
+    for (int b = 0; b < bt->B; b++) {
+        int *tok = bt->tokens + (size_t)b * bt->cap;
+        tok[0] = GKD_TOK_BOS;
+        for (int t = 1; t < plen[b] - 1; t++)
+            tok[t] = GKD_TOK_NSPECIAL + (int)gkd_rng_below(&r, (uint32_t)(V - GKD_TOK_NSPECIAL));
+        tok[plen[b] - 1] = GKD_TOK_SEP;
+        bt->prompt_len[b] = plen[b];
+    }
+}
+
+/* Full-forward logits of one sequence (1, T). Returns a malloc'd copy. */
+static float *forward_logits(gkd_model *m, const int *tok, int T) {
+    ck_assert_int_eq(gkd_model_forward(m, tok, 1, T), 0);
+    float *out = malloc(sizeof(float) * T * m->config.vocab_size);
+    memcpy(out, m->logits, sizeof(float) * T * m->config.vocab_size);
+    return out;
+}
+
+static void generate(gkd_model *m, gkd_model *mix, gkd_seqbatch *bt, const gkd_sample_options *o,
+                     float alpha, uint64_t seed, const uint64_t *ids, float *iw) {
+    gkd_sampler *s = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&s, m, mix, bt->B), 0);
+    int rc = gkd_sampler_generate(s, bt, o, alpha, seed, ids, iw);
+    ck_assert_msg(rc == 0, "%s", gkd_last_error());
+    gkd_sampler_free(s);
+}
+
+START_TEST(test_greedy_is_argmax_of_forward) {
+    const int V = 20, T = 24, B = 4;
+    gkd_model *m = make_model(V, T, 2, 32, 4, 1, 0.1f);
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, B, T), 0);
+    const int plen[4] = {3, 7, 5, 12};
+    fill_prompts(&bt, plen, V, 2);
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.temperature = 0.0f;
+    o.max_new_tokens = 10;
+    generate(m, NULL, &bt, &o, 0.0f, 1, NULL, NULL);
+    int checked = 0;
+    for (int b = 0; b < B; b++) {
+        const int *tok = bt.tokens + (size_t)b * T;
+        ck_assert(bt.len[b] > plen[b]);
+        float *lg = forward_logits(m, tok, bt.len[b]);
+        for (int t = plen[b] - 1; t < bt.len[b] - 1; t++) {
+            const float *row = lg + (size_t)t * V;
+            int am = gkd_sample_argmax(row, V);
+            /* Decode and forward logits differ by float rounding only; a
+             * different pick is allowed only for a tie within it. */
+            ck_assert_msg(tok[t + 1] == am || row[am] - row[tok[t + 1]] < 1e-5f,
+                          "seq %d pos %d: picked %d, argmax %d", b, t + 1, tok[t + 1], am);
+            checked++;
+        }
+        free(lg);
+    }
+    ck_assert_int_ge(checked, 12);
+    gkd_seqbatch_free(&bt);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_top_k_1_equals_greedy) {
+    const int V = 20, T = 20, B = 5;
+    gkd_model *m = make_model(V, T, 2, 32, 4, 4, 0.1f);
+    const int plen[5] = {2, 4, 6, 3, 9};
+    gkd_seqbatch a, g;
+    ck_assert_int_eq(gkd_seqbatch_new(&a, B, T), 0);
+    ck_assert_int_eq(gkd_seqbatch_new(&g, B, T), 0);
+    fill_prompts(&a, plen, V, 5);
+    fill_prompts(&g, plen, V, 5);
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.max_new_tokens = 12;
+    o.temperature = 0.0f;
+    generate(m, NULL, &g, &o, 0.0f, 9, NULL, NULL);
+    o.temperature = 1.3f;
+    o.top_k = 1;
+    generate(m, NULL, &a, &o, 0.0f, 9, NULL, NULL);
+    ck_assert_int_eq(memcmp(a.tokens, g.tokens, sizeof(int) * B * T), 0);
+    ck_assert_int_eq(memcmp(a.len, g.len, sizeof(int) * B), 0);
+    gkd_seqbatch_free(&a);
+    gkd_seqbatch_free(&g);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* Sequence with stream id 42 alone, at position 4 of 6, at position 0 of
+ * another batch; with 1 and 2 threads: the same rollout every time. */
+START_TEST(test_rollout_independent_of_batch_and_threads) {
+    const int V = 24, T = 32;
+    gkd_model *m = make_model(V, T, 2, 40, 4, 6, 0.05f);
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.max_new_tokens = 20;
+    o.temperature = 1.0f;
+    o.top_p = 0.95f;
+    const int target_plen = 6;
+    int ref[32], ref_len = 0;
+    for (int run = 0; run < 4; run++) {
+        int B = run == 0 ? 1 : (run == 3 ? 3 : 6);
+        int at = run == 0 ? 0 : (run == 3 ? 0 : 4);
+        omp_set_num_threads(run == 2 ? 1 : 2);
+        gkd_seqbatch bt;
+        ck_assert_int_eq(gkd_seqbatch_new(&bt, B, T), 0);
+        int plen[6];
+        uint64_t ids[6];
+        for (int b = 0; b < B; b++) {
+            plen[b] = 3 + (b * 5 + run) % 9;
+            ids[b] = 100 + b + 10 * run;
+        }
+        fill_prompts(&bt, plen, V, 11 + run);
+        /* The tracked sequence: same prompt and stream id everywhere. */
+        int *tok = bt.tokens + (size_t)at * T;
+        for (int t = 0; t < target_plen; t++) tok[t] = t == 0 ? GKD_TOK_BOS : (t == target_plen - 1 ? GKD_TOK_SEP : 4 + t);
+        bt.prompt_len[at] = target_plen;
+        ids[at] = 42;
+        generate(m, NULL, &bt, &o, 0.0f, 2024, ids, NULL);
+        if (run == 0) {
+            ref_len = bt.len[0];
+            memcpy(ref, bt.tokens, sizeof(int) * T);
+            ck_assert_int_gt(ref_len, target_plen + 2);
+        } else {
+            ck_assert_int_eq(bt.len[at], ref_len);
+            ck_assert_int_eq(memcmp(ref, tok, sizeof(int) * T), 0);
+        }
+        gkd_seqbatch_free(&bt);
+    }
+    omp_set_num_threads(2);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_filter_top_p_top_k_exact) {
+    const int V = 4;
+    float lg[4];
+    const double p[4] = {0.5, 0.3, 0.15, 0.05};
+    /* Permuted ids so the sort order is not the id order. */
+    const int perm[4] = {2, 0, 3, 1};
+    for (int i = 0; i < V; i++) lg[perm[i]] = (float)log(p[i]);
+    double q[4];
+    int idx[8];
+    gkd_sample_filter(q, lg, V, 1.0f, 0, 0.75f, idx);
+    ck_assert_double_eq_tol(q[perm[0]], 0.5 / 0.8, 1e-6);
+    ck_assert_double_eq_tol(q[perm[1]], 0.3 / 0.8, 1e-6);
+    ck_assert_double_eq(q[perm[2]], 0.0);
+    ck_assert_double_eq(q[perm[3]], 0.0);
+    gkd_sample_filter(q, lg, V, 1.0f, 0, 0.85f, idx);
+    ck_assert_double_eq_tol(q[perm[2]], 0.15 / 0.95, 1e-6);
+    ck_assert_double_eq(q[perm[3]], 0.0);
+    gkd_sample_filter(q, lg, V, 1.0f, 0, 0.4f, idx);
+    ck_assert_double_eq(q[perm[0]], 1.0);
+    gkd_sample_filter(q, lg, V, 1.0f, 0, 1.0f, idx);
+    for (int i = 0; i < V; i++) ck_assert_double_eq_tol(q[perm[i]], p[i], 1e-6);
+    /* Temperature 2: p^(1/2) normalized. */
+    gkd_sample_filter(q, lg, V, 2.0f, 0, 1.0f, idx);
+    double z = 0;
+    for (int i = 0; i < V; i++) z += sqrt(p[i]);
+    for (int i = 0; i < V; i++) ck_assert_double_eq_tol(q[perm[i]], sqrt(p[i]) / z, 1e-6);
+    /* top-k 3, then the nucleus of the renormalized top 3 (0.526, 0.316,
+     * 0.158): p = 0.8 keeps two, p = 0.9 keeps three. */
+    gkd_sample_filter(q, lg, V, 1.0f, 3, 0.8f, idx);
+    ck_assert_double_eq_tol(q[perm[0]], 0.5 / 0.8, 1e-6);
+    ck_assert_double_eq(q[perm[2]], 0.0);
+    gkd_sample_filter(q, lg, V, 1.0f, 3, 0.9f, idx);
+    ck_assert_double_eq_tol(q[perm[2]], 0.15 / 0.95, 1e-6);
+    ck_assert_double_eq(q[perm[3]], 0.0);
+    /* Ties: lower id first, both for top-k and at the nucleus boundary. */
+    float tie[4] = {0.0f, 2.0f, 2.0f, 1.0f};
+    gkd_sample_filter(q, tie, V, 1.0f, 1, 1.0f, idx);
+    ck_assert_double_eq(q[1], 1.0);
+    float flat[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    gkd_sample_filter(q, flat, V, 1.0f, 0, 0.5f, idx);
+    ck_assert_double_eq(q[0], 0.5);
+    ck_assert_double_eq(q[1], 0.5);
+    ck_assert_double_eq(q[2], 0.0);
+    gkd_sample_filter(q, flat, V, 0.0f, 0, 1.0f, idx);
+    ck_assert_double_eq(q[0], 1.0);
+}
+END_TEST
+
+/* |count/N - p| within 5 binomial standard deviations (plus half a count). */
+static void check_frequencies(const int *count, const double *p, int V, int N) {
+    for (int i = 0; i < V; i++) {
+        double f = (double)count[i] / N, sd = sqrt(p[i] * (1 - p[i]) / N);
+        ck_assert_msg(fabs(f - p[i]) <= 5 * sd + 0.5 / N, "token %d: frequency %g, probability %g", i,
+                      f, p[i]);
+    }
+}
+
+START_TEST(test_draw_frequencies_and_nucleus) {
+    const int V = 6, N = 40000;
+    float lg[6] = {1.5f, -0.3f, 0.9f, 2.0f, -1.0f, 0.1f};
+    double q[6];
+    int idx[12];
+    gkd_rng r = gkd_rng_derive(3, GKD_RNG_SAMPLE, 0, 0);
+    gkd_sample_filter(q, lg, V, 0.7f, 0, 0.8f, idx);
+    int count[6] = {0};
+    for (int n = 0; n < N; n++) count[gkd_sample_draw(q, V, &r)]++;
+    int outside = 0;
+    for (int i = 0; i < V; i++)
+        if (q[i] == 0.0) {
+            outside++;
+            ck_assert_int_eq(count[i], 0);
+        }
+    ck_assert_int_ge(outside, 2);
+    check_frequencies(count, q, V, N);
+}
+END_TEST
+
+/* End to end: one generated token, many streams; frequencies match the
+ * softmax of the full forward at temperature 1 (and tokens outside the
+ * nucleus never appear with top-p). */
+START_TEST(test_sampler_frequencies_match_softmax) {
+    const int V = 10, T = 8, B = 50, rounds = 80, N = B * rounds;
+    gkd_model *m = make_model(V, T, 1, 16, 2, 12, 0.1f);
+    const int prompt[4] = {GKD_TOK_BOS, 5, 7, GKD_TOK_SEP};
+    float *lg = forward_logits(m, prompt, 4);
+    for (int pass = 0; pass < 2; pass++) {
+        float top_p = pass == 0 ? 1.0f : 0.7f;
+        double p[10];
+        int idx[20];
+        gkd_sample_filter(p, lg + 3 * V, V, 1.0f, 0, top_p, idx);
+        int count[10] = {0};
+        gkd_sampler *s = NULL;
+        ck_assert_int_eq(gkd_sampler_new(&s, m, NULL, B), 0);
+        gkd_seqbatch bt;
+        ck_assert_int_eq(gkd_seqbatch_new(&bt, B, T), 0);
+        uint64_t ids[50];
+        gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+        o.max_new_tokens = 1;
+        o.top_p = top_p;
+        for (int rd = 0; rd < rounds; rd++) {
+            for (int b = 0; b < B; b++) {
+                memcpy(bt.tokens + (size_t)b * T, prompt, sizeof prompt);
+                bt.prompt_len[b] = 4;
+                ids[b] = (uint64_t)rd * B + b;
+            }
+            ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.0f, 77, ids, NULL), 0);
+            for (int b = 0; b < B; b++) {
+                ck_assert_int_eq(bt.len[b], 5);
+                count[bt.tokens[(size_t)b * T + 4]]++;
+            }
+        }
+        for (int i = 0; i < V; i++)
+            if (p[i] == 0.0) ck_assert_int_eq(count[i], 0);
+        check_frequencies(count, p, V, N);
+        gkd_seqbatch_free(&bt);
+        gkd_sampler_free(s);
+    }
+    free(lg);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_eos_stops_and_pad_follows) {
+    const int V = 12, T = 16, B = 3;
+    gkd_model *m = make_model(V, T, 1, 16, 2, 3, 0.0f);
+    /* Make EOS the runaway favourite: logits = lnf(x) . wte[v] with the
+     * final LayerNorm a constant (gain 0, bias on channel 0). */
+    const int C = 16;
+    for (int i = 0; i < C; i++) m->params.lnfw[i] = 0.0f, m->params.lnfb[i] = 0.0f;
+    m->params.lnfb[0] = 1.0f;
+    for (int v = 0; v < V; v++) m->params.wte[v * C] = v == GKD_TOK_EOS ? 8.0f : 0.0f;
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, B, T), 0);
+    const int plen[3] = {3, 5, 4};
+    fill_prompts(&bt, plen, V, 1);
+    for (int i = 0; i < B * T; i++)
+        if (bt.tokens[i] == 0 && i % T >= plen[i / T]) bt.tokens[i] = 7; /* garbage to be padded */
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.temperature = 0.0f;
+    generate(m, NULL, &bt, &o, 0.0f, 1, NULL, NULL);
+    for (int b = 0; b < B; b++) {
+        ck_assert_int_eq(bt.len[b], plen[b] + 1);
+        ck_assert_int_eq(bt.eos[b], 1);
+        ck_assert_int_eq(bt.tokens[b * T + plen[b]], GKD_TOK_EOS);
+        for (int t = plen[b] + 1; t < T; t++) ck_assert_int_eq(bt.tokens[b * T + t], GKD_TOK_PAD);
+    }
+    gkd_seqbatch_free(&bt);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* Random model at temperature 1: EOS ends a sequence exactly once; else it
+ * runs to max_new_tokens or the batch capacity. */
+START_TEST(test_stop_rules) {
+    const int V = 8, T = 24, B = 40;
+    gkd_model *m = make_model(V, T, 1, 16, 2, 5, 0.2f);
+    for (int cap_case = 0; cap_case < 2; cap_case++) {
+        int cap = cap_case ? 12 : T;
+        gkd_seqbatch bt;
+        ck_assert_int_eq(gkd_seqbatch_new(&bt, B, cap), 0);
+        int plen[40];
+        for (int b = 0; b < B; b++) plen[b] = 2 + b % 5;
+        fill_prompts(&bt, plen, V, 8);
+        gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+        o.max_new_tokens = 9;
+        generate(m, NULL, &bt, &o, 0.0f, 3, NULL, NULL);
+        int n_eos = 0, n_full = 0;
+        for (int b = 0; b < B; b++) {
+            const int *tok = bt.tokens + (size_t)b * cap;
+            int limit = plen[b] + 9 < cap ? plen[b] + 9 : cap;
+            for (int t = plen[b]; t < bt.len[b] - 1; t++) ck_assert_int_ne(tok[t], GKD_TOK_EOS);
+            if (bt.eos[b]) {
+                n_eos++;
+                ck_assert_int_eq(tok[bt.len[b] - 1], GKD_TOK_EOS);
+                ck_assert_int_le(bt.len[b], limit);
+            } else {
+                n_full++;
+                ck_assert_int_eq(bt.len[b], limit);
+                ck_assert_int_ne(tok[bt.len[b] - 1], GKD_TOK_EOS);
+            }
+            for (int t = bt.len[b]; t < cap; t++) ck_assert_int_eq(tok[t], GKD_TOK_PAD);
+        }
+        ck_assert_int_gt(n_eos, 0);
+        ck_assert_int_gt(n_full, 0);
+        gkd_seqbatch_free(&bt);
+    }
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_seqbatch_targets_hand_made) {
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, 2, 6), 0);
+    const int tok[12] = {GKD_TOK_BOS, 5, GKD_TOK_SEP, 7, GKD_TOK_EOS, GKD_TOK_PAD,
+                         GKD_TOK_BOS, 6, 6, GKD_TOK_SEP, 9, 9};
+    memcpy(bt.tokens, tok, sizeof tok);
+    bt.prompt_len[0] = 3, bt.len[0] = 5, bt.eos[0] = 1;
+    bt.prompt_len[1] = 4, bt.len[1] = 6;
+    int targets[12];
+    float mask[12];
+    gkd_seqbatch_targets(&bt, targets, mask);
+    const int et[12] = {5, GKD_TOK_SEP, 7, GKD_TOK_EOS, GKD_TOK_PAD, GKD_TOK_PAD,
+                        6, 6, GKD_TOK_SEP, 9, 9, GKD_TOK_PAD};
+    const float em[12] = {0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0};
+    for (int i = 0; i < 12; i++) {
+        ck_assert_int_eq(targets[i], et[i]);
+        ck_assert_float_eq(mask[i], em[i]);
+    }
+    gkd_seqbatch_free(&bt);
+}
+END_TEST
+
+/* alpha = 1 draws exactly what the mix model alone draws; alpha = 0 what the
+ * model alone draws; weights are p_model / p_mixture of the full forwards. */
+START_TEST(test_teacher_mixed_sampling) {
+    const int V = 16, T = 20, B = 6;
+    gkd_model *a = make_model(V, T, 2, 32, 4, 21, 0.1f), *t = make_model(V, T, 2, 32, 4, 22, 0.1f);
+    const int plen[6] = {3, 5, 4, 6, 2, 3};
+    uint64_t ids[6] = {9, 8, 7, 6, 5, 4};
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.max_new_tokens = 10;
+    o.top_k = 8;
+    gkd_seqbatch mixed, plain;
+    ck_assert_int_eq(gkd_seqbatch_new(&mixed, B, T), 0);
+    ck_assert_int_eq(gkd_seqbatch_new(&plain, B, T), 0);
+    float *iw = malloc(sizeof(float) * B * T);
+    for (int c = 0; c < 3; c++) {
+        float alpha = c == 0 ? 1.0f : (c == 1 ? 0.0f : 0.5f);
+        fill_prompts(&mixed, plen, V, 30);
+        fill_prompts(&plain, plen, V, 30);
+        generate(a, t, &mixed, &o, alpha, 5, ids, iw);
+        if (c < 2) {
+            generate(c == 0 ? t : a, NULL, &plain, &o, 0.0f, 5, ids, NULL);
+            ck_assert_int_eq(memcmp(mixed.tokens, plain.tokens, sizeof(int) * B * T), 0);
+            ck_assert_int_eq(memcmp(mixed.len, plain.len, sizeof(int) * B), 0);
+        }
+        int generated = 0;
+        for (int b = 0; b < B; b++) {
+            const int *tok = mixed.tokens + (size_t)b * T;
+            float *la = forward_logits(a, tok, mixed.len[b]), *lt = forward_logits(t, tok, mixed.len[b]);
+            for (int i = 0; i < T; i++) {
+                float w = iw[b * T + i];
+                if (i < plen[b] || i >= mixed.len[b]) {
+                    ck_assert_float_eq(w, 1.0f);
+                    continue;
+                }
+                double pa[16], pt[16];
+                int idx[32];
+                gkd_sample_filter(pa, la + (size_t)(i - 1) * V, V, o.temperature, o.top_k, o.top_p, idx);
+                gkd_sample_filter(pt, lt + (size_t)(i - 1) * V, V, o.temperature, o.top_k, o.top_p, idx);
+                int y = tok[i];
+                double expect = pa[y] / (alpha * pt[y] + (1 - alpha) * pa[y]);
+                ck_assert_msg(fabs(w - expect) <= 1e-4 * (1 + expect), "alpha %g seq %d pos %d: %g vs %g",
+                              (double)alpha, b, i, (double)w, expect);
+                if (c == 1) ck_assert_float_eq(w, 1.0f);
+                generated++;
+            }
+            free(la);
+            free(lt);
+        }
+        ck_assert_int_gt(generated, 10);
+    }
+    free(iw);
+    gkd_seqbatch_free(&mixed);
+    gkd_seqbatch_free(&plain);
+    gkd_model_free(a);
+    gkd_model_free(t);
+}
+END_TEST
+
+START_TEST(test_bad_options) {
+    gkd_model *m = make_model(8, 8, 1, 8, 2, 1, 0.0f);
+    gkd_sampler *s = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&s, m, NULL, 2), 0);
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, 2, 8), 0);
+    bt.tokens[0] = bt.tokens[8] = GKD_TOK_BOS;
+    bt.prompt_len[0] = bt.prompt_len[1] = 1;
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.top_p = 0.0f;
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.0f, 1, NULL, NULL), GKD_EINVAL);
+    o.top_p = 1.0f;
+    o.temperature = -1.0f;
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.0f, 1, NULL, NULL), GKD_EINVAL);
+    o.temperature = 1.0f;
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.5f, 1, NULL, NULL), GKD_EINVAL);
+    bt.prompt_len[1] = 0;
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.0f, 1, NULL, NULL), GKD_EINVAL);
+    bt.prompt_len[1] = 1;
+    bt.tokens[8] = 99;
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.0f, 1, NULL, NULL), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "token 99"));
+    gkd_seqbatch_free(&bt);
+    gkd_sampler_free(s);
+    gkd_model_free(m);
+}
+END_TEST
+
+Suite *sampler_suite(void) {
+    Suite *s = suite_create("sampler");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_greedy_is_argmax_of_forward);
+    tcase_add_test(tc, test_top_k_1_equals_greedy);
+    tcase_add_test(tc, test_rollout_independent_of_batch_and_threads);
+    tcase_add_test(tc, test_filter_top_p_top_k_exact);
+    tcase_add_test(tc, test_draw_frequencies_and_nucleus);
+    tcase_add_test(tc, test_sampler_frequencies_match_softmax);
+    tcase_add_test(tc, test_eos_stops_and_pad_follows);
+    tcase_add_test(tc, test_stop_rules);
+    tcase_add_test(tc, test_seqbatch_targets_hand_made);
+    tcase_add_test(tc, test_teacher_mixed_sampling);
+    tcase_add_test(tc, test_bad_options);
+    suite_add_tcase(s, tc);
+    return s;
+}
