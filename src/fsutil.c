@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700
 #include "gkd/fsutil.h"
 
 #include <errno.h>

@@ -37,6 +37,13 @@
 
 #define PATH_CAP 4096
 
+/* out = dir/name; paths longer than PATH_CAP are refused, never cut. */
+static int path_join(char *out, const char *dir, const char *name) {
+    int n = snprintf(out, PATH_CAP, "%s/%s", dir, name);
+    if (n < 0 || n >= PATH_CAP) return gkd_error(GKD_EINVAL, "path too long: %s/%s", dir, name);
+    return 0;
+}
+
 /* ---- progress ---- */
 
 typedef struct {
@@ -108,7 +115,8 @@ static int write_run_json(const char *dir, const char *started, const char *ende
     json_escape(blas, sizeof blas, openblas_get_config());
     char hostq[512];
     json_escape(hostq, sizeof hostq, host);
-    snprintf(path, sizeof path, "%s/run.json", dir);
+    int rc = path_join(path, dir, "run.json");
+    if (rc) return rc;
     snprintf(text, sizeof text,
              "{\n  \"gkd_version\": \"%s\",\n  \"git_commit\": \"%s\",\n  \"compiler\": \"%s\",\n"
              "  \"blas\": \"%s\",\n  \"threads\": %d,\n  \"host\": \"%s\",\n  \"started\": \"%s\",\n"
@@ -124,12 +132,12 @@ static int write_axes_csv(const char *dir, const gkd_cell_config *c) {
     int rc = gkd_csv_buf_str(&b, "key");
     rc = rc ? rc : gkd_csv_buf_str(&b, "value");
     rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    rc = rc ? rc : path_join(path, dir, "axes.csv");
     for (int i = 0; i < c->num_axes && !rc; i++) {
         rc = gkd_csv_buf_str(&b, c->axes[i].name);
         rc = rc ? rc : gkd_csv_buf_str(&b, c->axes[i].value);
         rc = rc ? rc : gkd_csv_buf_end_row(&b);
     }
-    snprintf(path, sizeof path, "%s/axes.csv", dir);
     rc = rc ? rc : gkd_file_write_atomic(path, b.data, b.len);
     gkd_csv_buf_free(&b);
     return rc;
@@ -155,7 +163,7 @@ static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
         for (int a = 0; a < c.num_axes && !rc; a++) rc = gkd_csv_buf_str(&b, c.axes[a].value);
         rc = rc ? rc : gkd_csv_buf_end_row(&b);
     }
-    snprintf(path, sizeof path, "%s/grid.csv", exp_dir);
+    rc = rc ? rc : path_join(path, exp_dir, "grid.csv");
     rc = rc ? rc : gkd_file_write_atomic(path, b.data, b.len);
     gkd_csv_buf_free(&b);
     return rc;
@@ -235,11 +243,13 @@ static int shared_supervised(gkd_model **out, const char *exp_dir, const char *k
                              const gkd_model_config *cfg, const gkd_train_options *t, uint64_t seed,
                              int max_new, const gkd_tokenizer *tok, const gkd_task *task, int tty) {
     char dir[PATH_CAP], lockpath[PATH_CAP], final[PATH_CAP];
-    snprintf(dir, sizeof dir, "%s/shared/%s-%s", exp_dir, kind, hash);
-    snprintf(lockpath, sizeof lockpath, "%s/shared/%s-%s.lock", exp_dir, kind, hash);
-    snprintf(final, sizeof final, "%s/final.ckpt", dir);
-    int rc = gkd_mkdir_p(dir);
+    char name[128];
+    snprintf(name, sizeof name, "shared/%s-%s", kind, hash);
+    int rc = path_join(dir, exp_dir, name);
     if (rc) return rc;
+    snprintf(name, sizeof name, "shared/%s-%s.lock", kind, hash);
+    if ((rc = path_join(lockpath, exp_dir, name)) || (rc = path_join(final, dir, "final.ckpt"))) return rc;
+    if ((rc = gkd_mkdir_p(dir))) return rc;
     file_lock lock = {-1};
     if ((rc = lock_acquire(&lock, lockpath))) return rc;
     gkd_model *m = NULL;
@@ -326,10 +336,10 @@ static int check_cell_dir(const char *dir, const char *hash, int force, int *don
     char path[PATH_CAP], *old = NULL;
     size_t len;
     *done = 0;
-    snprintf(path, sizeof path, "%s/config.hash", dir);
-    if (!gkd_path_exists(path)) return 0;
-    int rc = gkd_file_read(&old, &len, path);
+    int rc = path_join(path, dir, "config.hash");
     if (rc) return rc;
+    if (!gkd_path_exists(path)) return 0;
+    if ((rc = gkd_file_read(&old, &len, path))) return rc;
     int same = len >= strlen(hash) && !strncmp(old, hash, strlen(hash));
     free(old);
     if (!same) {
@@ -340,7 +350,7 @@ static int check_cell_dir(const char *dir, const char *hash, int force, int *don
                              dir);
         return gkd_remove_tree(dir);
     }
-    snprintf(path, sizeof path, "%s/done", dir);
+    if ((rc = path_join(path, dir, "done"))) return rc;
     *done = gkd_path_exists(path);
     return 0;
 }
@@ -351,15 +361,14 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     gkd_tokenizer *tok = NULL;
     gkd_model *teacher = NULL, *student = NULL;
     int rc, marked = 0;
-    snprintf(dir, sizeof dir, "%s/%s", exp_dir, c->name);
-    if ((rc = gkd_mkdir_p(dir))) return rc;
+    if ((rc = path_join(dir, exp_dir, c->name)) || (rc = gkd_mkdir_p(dir))) return rc;
     gkd_cell_config_hash(c, hash);
     iso_time(started, sizeof started);
     if ((rc = gkd_cell_mark_running(dir))) goto done;
     marked = 1;
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    if ((rc = path_join(path, dir, "config.yaml"))) goto done;
     if ((rc = gkd_cell_config_save_yaml(c, path))) goto done;
-    snprintf(path, sizeof path, "%s/config.hash", dir);
+    if ((rc = path_join(path, dir, "config.hash"))) goto done;
     char line[GKD_HASH_HEX_LEN + 2];
     snprintf(line, sizeof line, "%s\n", hash);
     if ((rc = write_text(path, line))) goto done;
@@ -495,7 +504,7 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
         char dir[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1];
         int done;
         if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) goto out;
-        snprintf(dir, sizeof dir, "%s/%s", exp_dir, c.name);
+        if ((rc = path_join(dir, exp_dir, c.name))) goto out;
         gkd_cell_config_hash(&c, hash);
         if ((rc = check_cell_dir(dir, hash, opt->force, &done))) goto out;
         if (done) skipped++;
@@ -564,7 +573,7 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
     int rc = gkd_experiment_load(&exp, path);
     if (rc) return rc;
     if ((rc = select_cells(&sel, exp, opt))) goto done;
-    snprintf(exp_dir, sizeof exp_dir, "%s/%s", opt->results, gkd_experiment_name(exp));
+    if ((rc = path_join(exp_dir, opt->results, gkd_experiment_name(exp)))) goto done;
     if (opt->dry_run) {
         for (size_t k = 0; k < sel.n; k++) {
             gkd_cell_config c;
