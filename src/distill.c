@@ -236,7 +236,7 @@ static int replay_rows(gkd_distill_state *s, long step) {
     gkd_seqbatch *sub = &s->sub;
     int B = sub->B;
     sub->B = n;
-    int rc = gkd_schedule_replay(s->schedule, step, sub, NULL);
+    int rc = gkd_schedule_replay(s->schedule, step - 1, sub, NULL);
     sub->B = B;
     if (rc) return gkd_error_wrap(rc, "replay");
     for (int j = 0; j < n; j++) copy_row(&s->batch, s->rows[j], sub, j);
@@ -250,7 +250,7 @@ static int build_batch(gkd_distill_state *s, long step) {
     size_t ntrain = gkd_task_size(s->task, GKD_SPLIT_TRAIN);
     gkd_rng rng = gkd_rng_derive(s->o.seed, GKD_RNG_DATA, (uint64_t)step, 0);
     for (int b = 0; b < B; b++) s->examples[b] = gkd_rng_below(&rng, (uint32_t)ntrain);
-    if ((rc = gkd_schedule_step(s->schedule, step, B, s->choices))) return rc;
+    if ((rc = gkd_schedule_step(s->schedule, step - 1, B, s->choices))) return rc;
     for (int b = 0; b < B; b++) {
         int with_ref = s->choices[b].source == GKD_SRC_DATA;
         if ((rc = encode_example(s, &s->batch, b, s->examples[b], with_ref))) return rc;
