@@ -599,6 +599,12 @@ START_TEST(test_round_trip) {
     gkd_cell_config c = cell_of(e, 0);
     ck_assert_str_eq(c.description, "quote \" back\\slash\ttab");
     gkd_experiment_free(e);
+    /* YAML line breaks (NEL, LS, PS) inside strings must survive quoting. */
+    ck_assert_int_eq(load_text(&e, "name: u\ntask: {name: sort, alphabet: \"a\\Nb\\Lc\\Pd\\x7fe\\t\"}\n"), 0);
+    c = cell_of(e, 0);
+    ck_assert_str_eq(c.task.alphabet, "a\xc2\x85" "b\xe2\x80\xa8" "c\xe2\x80\xa9" "d\x7f" "e\t");
+    check_round_trip(e);
+    gkd_experiment_free(e);
 
     /* The exact text of a default cell (the documented canonical form). */
     ck_assert_int_eq(load_text(&e, "name: x\n"), 0);
