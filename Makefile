@@ -122,4 +122,4 @@ $(FUZZ_BIN): $(FUZZ_SRC) $(wildcard src/experiment*.h include/gkd/*.h)
 fuzz: $(FUZZ_BIN)
 	@mkdir -p build-fuzz/corpus
 	./$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-	  -print_final_stats=1 -dict=fuzz/experiment.dict build-fuzz/corpus experiments tests/fixtures/experiments
+	  -print_final_stats=1 -dict=fuzz/experiment.dict build-fuzz/corpus experiments tests/fixtures/experiments fuzz/regressions

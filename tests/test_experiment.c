@@ -319,6 +319,9 @@ static const struct {
      "exp.yaml:2:22: distill.reduction: expected one of token|sequence, got 'tokens' (did you mean 'token'?)"},
     {"name: x\ntask: {rationale: maybe}\n", "exp.yaml:2:19: task.rationale: expected true or false, got 'maybe'"},
     {"name: x\ndistill: {divergence: fkll}\n", "exp.yaml:2:23: distill.divergence: unknown 'fkll' (did you mean 'fkl'?)"},
+    /* a quoted value with a line break still gives one line */
+    {"name: x\ndistill: {divergence: \"fk\\nl\"}\n",
+     "exp.yaml:2:23: distill.divergence: unknown 'fk?l' (did you mean 'fkl'?)"},
     {"name: x\nstudent: {init: sfft}\n",
      "exp.yaml:2:17: student.init: expected sft, random or a checkpoint path, got 'sfft' (did you mean 'sft'?)"},
     {"name: x\nslurm: {time: 1h}\n",
