@@ -101,7 +101,7 @@ install: $(GKD) $(LIB)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' gkd.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gkd.pc
 
 clean:
-	rm -rf build build-debug bin
+	rm -rf build build-debug build-fuzz bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -117,3 +117,23 @@ $(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB)
 slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
 	GKD_BIN=$(abspath $(GKD)) SLURM_DRIVER=$(abspath $(BUILD)/tests/slurm/slurm_driver) \
 	  tests/slurm/test_slurm_submit.sh
+
+# ---- fuzz: libFuzzer harness for experiment files (clang; separate block) ----
+# `make fuzz` builds fuzz/fuzz_experiment.c against the experiment sources
+# with ASan/UBSan and runs it for FUZZ_SECONDS, seeded from experiments/ and
+# tests/fixtures/experiments/ (new inputs go to build-fuzz/corpus).
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_SRC     := fuzz/fuzz_experiment.c $(wildcard src/experiment*.c) src/divergence.c src/error.c src/parse.c
+FUZZ_BIN     := build-fuzz/fuzz_experiment
+
+$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard src/experiment*.h include/gkd/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	  -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Wno-unknown-pragmas \
+	  $(shell pkg-config --cflags yaml-0.1) -o $@ $(FUZZ_SRC) $(shell pkg-config --libs yaml-0.1) -lm
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p build-fuzz/corpus
+	./$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	  -print_final_stats=1 -dict=fuzz/experiment.dict build-fuzz/corpus experiments tests/fixtures/experiments fuzz/regressions

@@ -39,9 +39,14 @@ void gkd_experiment_free(gkd_experiment *e) {
     free(e);
 }
 
-/* Prefix the current message with the 1-based position. */
+/* Prefix the current message with the 1-based position. Control characters
+ * (a quoted value may hold line breaks) become '?' to keep it one line. */
 static int at(const gkd_experiment *e, int rc, int line, int col) {
-    return gkd_error_wrap(rc, "%s:%d:%d", e->file, line, col);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", gkd_last_error());
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return gkd_error(rc, "%s:%d:%d: %s", e->file, line, col, msg);
 }
 
 static int at_mark(const gkd_experiment *e, int rc, yaml_mark_t m) {

@@ -13,14 +13,15 @@ _Static_assert(sizeof(gkd_student_init) == sizeof(int) && sizeof(gkd_replay_cfg_
 
 #define MAX_KEYS 128
 
+static char safe_char(char ch) {
+    int ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+             ch == '_' || ch == '(' || ch == ')' || ch == '+' || ch == '-';
+    return ok ? ch : '_';
+}
+
 void exp_sanitize(char *dst, size_t cap, const char *s) {
     size_t n = 0;
-    for (; s[n] && n + 1 < cap; n++) {
-        char ch = s[n];
-        int ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' ||
-                 ch == '_' || ch == '(' || ch == ')' || ch == '+' || ch == '-';
-        dst[n] = ok ? ch : '_';
-    }
+    for (; s[n] && n + 1 < cap; n++) dst[n] = safe_char(s[n]);
     dst[n] = '\0';
 }
 
@@ -45,26 +46,27 @@ static void apply(gkd_cell_config *c, const exp_key *k, const exp_value *v) {
 }
 
 /* Cell directory name: "axis=value,..." with values sanitized; names that
- * would exceed the limit keep a prefix and end with a hash of the full name. */
+ * would exceed the limit keep a prefix and end with a hash of the full,
+ * unsanitized name, so distinct cells keep distinct names. */
 static void cell_name(gkd_cell_config *c) {
-    char full[GKD_CELL_MAX_AXES * 160];
-    size_t n = 0;
-    full[0] = '\0';
-    for (int a = 0; a < c->num_axes && n + 1 < sizeof full; a++) {
-        char v[128];
-        exp_sanitize(v, sizeof v, c->axes[a].value);
-        int w = snprintf(full + n, sizeof full - n, "%s%s=%s", a ? "," : "", c->axes[a].name, v);
-        if (w < 0) break;
-        n += (size_t)w;
-        if (n >= sizeof full) n = sizeof full - 1;
+    char buf[GKD_CELL_NAME_MAX];
+    size_t n = 0, total = 0;
+    uint64_t h = EXP_FNV_OFFSET;
+    for (int a = 0; a < c->num_axes; a++) {
+        const char *parts[4] = {a ? "," : "", c->axes[a].name, "=", c->axes[a].value};
+        for (int p = 0; p < 4; p++) {
+            h = exp_fnv1a(h, parts[p], strlen(parts[p]));
+            for (const char *q = parts[p]; *q; q++, total++)
+                if (n + 1 < sizeof buf) buf[n++] = p == 3 ? safe_char(*q) : *q;
+        }
     }
-    if (n < GKD_CELL_NAME_MAX) {
-        memcpy(c->name, full, n + 1);
+    buf[n] = '\0';
+    if (total < GKD_CELL_NAME_MAX) {
+        memcpy(c->name, buf, n + 1);
         return;
     }
-    uint64_t h = exp_fnv1a(EXP_FNV_OFFSET, full, n);
     size_t keep = GKD_CELL_NAME_MAX - 1 - 17;
-    memcpy(c->name, full, keep);
+    memcpy(c->name, buf, keep);
     snprintf(c->name + keep, GKD_CELL_NAME_MAX - keep, "-%016llx", (unsigned long long)h);
 }
 

@@ -131,10 +131,6 @@ int exp_check_cell(const gkd_experiment *e, const gkd_cell_config *c, const size
                     "distill.divergence: ce trains on ground-truth outputs only (lambda = 0 and seqkd = 0), got "
                     "lambda = %g, seqkd = %g", c->distill.lambda, c->distill.seqkd);
 
-    if (c->eval.samples > 1 && c->eval.decode == GKD_DECODE_GREEDY)
-        return fail(e, c, choice, "eval.samples",
-                    "eval.samples: %d samples with greedy decoding are identical (use decode: sample)",
-                    c->eval.samples);
     if ((bit & T_GENERATED) && c->eval.n > t->eval)
         return fail(e, c, choice, "eval.n", "eval.n: %d exceeds task.eval %d", c->eval.n, t->eval);
     return 0;

@@ -48,6 +48,12 @@ static void put_quoted(sink *s, const char *str) {
     buf[n++] = '"';
     for (const unsigned char *p = (const unsigned char *)str; *p && n < sizeof buf - 8; p++) {
         if (*p == '"' || *p == '\\') { buf[n++] = '\\'; buf[n++] = (char)*p; }
+        /* NEL, LS and PS are line breaks to YAML and would be folded. */
+        else if (p[0] == 0xc2 && p[1] == 0x85) { n += (size_t)snprintf(buf + n, 8, "\\N"); p += 1; }
+        else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+            n += (size_t)snprintf(buf + n, 8, "\\%c", p[2] == 0xa8 ? 'L' : 'P');
+            p += 2;
+        }
         else if (*p < 0x20 || *p == 0x7f) n += (size_t)snprintf(buf + n, 8, "\\x%02x", *p);
         else buf[n++] = (char)*p;
     }

@@ -115,7 +115,7 @@ const exp_key exp_keys[] = {
     {"distill.loss_temperature", K_DOUBLE, "1", 0, 100, F_OPEN_MIN, 0, NULL, OFF(distill.loss_temperature),
      "tau: both distributions are softmax(logits / tau) in the divergence"},
     {"distill.reduction", K_ENUM, "token", 0, 0, 0, 0, "token|sequence", OFF(distill.reduction),
-     "mean over tokens, or sum per sequence then mean over sequences"},
+     "mean over the batch's tokens, or mean per sequence then over sequences"},
     {"distill.max_new_tokens", K_INT, "16", 1, 8192, 0, 0, NULL, OFF(distill.max_new_tokens),
      "generated tokens per rollout, EOS included"},
     {"distill.checkpoint_every", K_INT, "100", 0, 1e8, 0, 0, NULL, OFF(distill.checkpoint_every),
@@ -123,10 +123,10 @@ const exp_key exp_keys[] = {
 
     {"eval.every", K_INT, "100", 0, 1e8, 0, 0, NULL, OFF(eval.every), "steps between evaluations (0 = only at the end)"},
     {"eval.decode", K_ENUM, "greedy", 0, 0, 0, 0, "greedy|sample", OFF(eval.decode), "decoding for evaluation"},
-    {"eval.samples", K_INT, "1", 1, 1000, 0, 0, NULL, OFF(eval.samples),
-     "samples per prompt (> 1 needs decode: sample)"},
+    {"eval.samples", K_INT, "1", 0, 1000, 0, 0, NULL, OFF(eval.samples),
+     "sampled completions per prompt for the sample metrics (0 = none)"},
     {"eval.n", K_INT, "200", 1, 1e6, 0, 0, NULL, OFF(eval.n), "eval examples used (<= task.eval)"},
-    {"eval.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(eval.temperature), "decode: sample temperature"},
+    {"eval.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(eval.temperature), "temperature of the sampled completions"},
 
     {"seeds", K_SEEDS, "1", 0, 0, 0, 0, NULL, OFF(seed),
      "run seeds (always the axis `seed`; also the SFT seed)"},
@@ -161,21 +161,24 @@ unsigned exp_task_bit(const char *name) {
     return 0;
 }
 
+/* Optimal string alignment distance: Levenshtein plus adjacent
+ * transpositions, so "nmae" is one edit from "name". */
 int exp_edit_distance(const char *a, const char *b) {
     size_t n = strlen(a), m = strlen(b);
     if (n > 64 || m > 64) return 1000; /* keys and choices are short */
-    int prev[65], cur[65];
-    for (size_t j = 0; j <= m; j++) prev[j] = (int)j;
-    for (size_t i = 1; i <= n; i++) {
-        cur[0] = (int)i;
+    int d[65][65];
+    for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
         for (size_t j = 1; j <= m; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-        memcpy(prev, cur, sizeof(int) * (m + 1));
-    }
-    return prev[m];
+    return d[n][m];
 }
 
 const char *exp_suggest(const char *word, const char *const *cands, int n) {

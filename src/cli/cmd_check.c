@@ -1,6 +1,7 @@
 /* gkd check: validate an experiment file and list its cells; nothing is
  * run or written. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -14,14 +15,15 @@ static void usage(FILE *f) {
                "  --hashes   also print each cell's teacher, student-init and config hashes\n");
 }
 
-/* Distinct strings among the first n of a sorted-by-insertion list. */
-static size_t count_distinct(char (*hashes)[GKD_HASH_HEX_LEN + 1], size_t n) {
+typedef char hash_hex[GKD_HASH_HEX_LEN + 1];
+
+static int cmp_hash(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+/* Number of distinct hashes (sorts the array). */
+static size_t count_distinct(hash_hex *h, size_t n) {
+    qsort(h, n, sizeof *h, cmp_hash);
     size_t distinct = 0;
-    for (size_t i = 0; i < n; i++) {
-        int seen = 0;
-        for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(hashes[i], hashes[j]);
-        distinct += !seen;
-    }
+    for (size_t i = 0; i < n; i++) distinct += i == 0 || strcmp(h[i], h[i - 1]) != 0;
     return distinct;
 }
 
@@ -55,13 +57,20 @@ int cmd_check(int argc, char **argv) {
         printf("%s %s[%zu]", a ? " x" : "", name, nv);
     }
     printf("\n");
-    /* Sharing summary over at most the first 4096 cells keeps this quadratic count cheap. */
-    enum { MAX_SUMMARY = 4096 };
-    static char teacher[MAX_SUMMARY][GKD_HASH_HEX_LEN + 1], student[MAX_SUMMARY][GKD_HASH_HEX_LEN + 1];
+    hash_hex *teacher = malloc(n * sizeof *teacher), *student = malloc(n * sizeof *student);
+    if (!teacher || !student) {
+        fprintf(stderr, "gkd check: out of memory\n");
+        free(teacher);
+        free(student);
+        gkd_experiment_free(exp);
+        return 1;
+    }
     for (size_t i = 0; i < n; i++) {
         gkd_cell_config c;
         if (gkd_experiment_cell(exp, i, &c) != 0) {
             fprintf(stderr, "gkd check: %s\n", gkd_last_error());
+            free(teacher);
+            free(student);
             gkd_experiment_free(exp);
             return 1;
         }
@@ -69,17 +78,16 @@ int cmd_check(int argc, char **argv) {
         gkd_cell_teacher_hash(&c, th);
         gkd_cell_student_init_hash(&c, sh);
         gkd_cell_config_hash(&c, ch);
-        if (i < MAX_SUMMARY) {
-            memcpy(teacher[i], th, sizeof th);
-            memcpy(student[i], sh, sizeof sh);
-        }
+        memcpy(teacher[i], th, sizeof th);
+        memcpy(student[i], sh, sizeof sh);
         if (hashes) printf("%6zu  %s  teacher=%s student_init=%s config=%s\n", i, c.name, th, sh, ch);
         else printf("%6zu  %s\n", i, c.name);
     }
-    size_t m = n < MAX_SUMMARY ? n : MAX_SUMMARY;
-    printf("%zu cell%s, %zu distinct teacher%s, %zu distinct student init%s%s\n", n, n == 1 ? "" : "s",
-           count_distinct(teacher, m), count_distinct(teacher, m) == 1 ? "" : "s", count_distinct(student, m),
-           count_distinct(student, m) == 1 ? "" : "s", n > MAX_SUMMARY ? " (among the first 4096 cells)" : "");
+    size_t nt = count_distinct(teacher, n), ns = count_distinct(student, n);
+    printf("%zu cell%s, %zu distinct teacher%s, %zu distinct student init%s\n", n, n == 1 ? "" : "s", nt,
+           nt == 1 ? "" : "s", ns, ns == 1 ? "" : "s");
+    free(teacher);
+    free(student);
     gkd_experiment_free(exp);
     return 0;
 }
