@@ -1,0 +1,179 @@
+/* The gkd program end to end: train, eval, sample on small tasks. Runs the
+ * binary named by GKD_BIN in a temporary directory. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gkd/csv.h"
+
+static char tmp[64];
+
+static void setup(void) {
+    snprintf(tmp, sizeof tmp, "/tmp/gkd-cli-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmp));
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* Run `gkd ARGS` in tmp; stdout to out.txt, stderr to err.txt; exit status. */
+static int gkd(const char *args) {
+    const char *bin = getenv("GKD_BIN");
+    ck_assert_msg(bin != NULL, "GKD_BIN is not set (run through make test)");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd '%s' && OMP_NUM_THREADS=1 '%s' %s > out.txt 2> err.txt", tmp, bin, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *name) {
+    static char buf[1 << 16];
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "missing %s", path);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *name, const char *text) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Column `col` of the last row of a CSV file in tmp. */
+static double last_value(const char *name, const char *col) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    gkd_csv *c = NULL;
+    ck_assert_int_eq(gkd_csv_read(&c, path), 0);
+    int j = gkd_csv_col(c, col);
+    ck_assert_int_ge(j, 0);
+    ck_assert_uint_gt(c->nrows, 0);
+    double v = strtod(gkd_csv_get(c, c->nrows - 1, j), NULL);
+    gkd_csv_free(c);
+    return v;
+}
+
+static double first_value(const char *name, const char *col) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    gkd_csv *c = NULL;
+    ck_assert_int_eq(gkd_csv_read(&c, path), 0);
+    int j = gkd_csv_col(c, col);
+    ck_assert_int_ge(j, 0);
+    double v = strtod(gkd_csv_get(c, 0, j), NULL);
+    gkd_csv_free(c);
+    return v;
+}
+
+#define ARITH "--task arith --digits 2 --rationale --train 4000 --eval 100"
+
+/* A teacher trained briefly on 2-digit addition (with the carry rationale)
+ * reaches a clearly non-trivial exact match; eval and sample read its
+ * checkpoint. */
+START_TEST(test_train_arith_eval_sample) {
+    ck_assert_int_eq(gkd("train " ARITH " --layers 2 --d-model 64 --heads 4 --context 48 --steps 500 --batch 32"
+                         " --lr 1e-2 --warmup 50 --max-new-tokens 36 --eval-n 100 --out teacher"),
+                     0);
+    double em = last_value("teacher/eval.csv", "exact_match");
+    ck_assert_msg(em >= 0.5, "exact match after 500 steps: %g", em);
+    ck_assert_double_eq(first_value("teacher/eval.csv", "exact_match"), 0.0);
+    ck_assert(last_value("teacher/metrics.csv", "loss") < 0.5 * first_value("teacher/metrics.csv", "loss"));
+
+    ck_assert_int_eq(gkd("eval --model teacher/final.ckpt " ARITH " --n 100 --max-new-tokens 36 --out m.csv"), 0);
+    const char *out = slurp("out.txt");
+    ck_assert_ptr_nonnull(strstr(out, "exact_match"));
+    ck_assert_ptr_nonnull(strstr(out, "higher"));
+    /* The CSV holds one row per metric; the eval split is the same as during
+     * training, so exact match equals the last training evaluation. */
+    gkd_csv *c = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "%s/m.csv", tmp);
+    ck_assert_int_eq(gkd_csv_read(&c, path), 0);
+    ck_assert_str_eq(c->header[0], "metric");
+    int found = 0;
+    for (size_t r = 0; r < c->nrows; r++)
+        if (!strcmp(gkd_csv_get(c, r, 0), "exact_match")) {
+            found = 1;
+            ck_assert_double_eq_tol(strtod(gkd_csv_get(c, r, 1), NULL), em, 1e-12);
+        }
+    gkd_csv_free(c);
+    ck_assert(found);
+
+    ck_assert_int_eq(gkd("sample --model teacher/final.ckpt " ARITH " -n 3 --max-new-tokens 36"), 0);
+    out = slurp("out.txt");
+    ck_assert_ptr_nonnull(strstr(out, "prompt     "));
+    ck_assert_ptr_nonnull(strstr(out, "reference  "));
+    ck_assert_ptr_nonnull(strstr(out, "generated  "));
+    ck_assert_ptr_nonnull(strstr(out, "->"));
+}
+END_TEST
+
+/* gkd train on the user's own text file: the loss falls on a learnable pattern. */
+START_TEST(test_train_text_file_loss_falls) {
+    char text[8192] = "";
+    for (int i = 0; i < 200; i++) strcat(text, "abcabd ");
+    write_file("pattern.txt", text);
+    ck_assert_int_eq(gkd("train --task text --path pattern.txt --chunk 24 --prompt-chars 8 --layers 1 --d-model 32"
+                         " --heads 2 --context 32 --steps 150 --batch 16 --lr 1e-2 --eval-samples 0 --out lm"),
+                     0);
+    double first = first_value("lm/metrics.csv", "loss"), last = last_value("lm/metrics.csv", "loss");
+    ck_assert_msg(last < 0.3 * first, "loss %g -> %g", first, last);
+    char path[256];
+    snprintf(path, sizeof path, "%s/lm/final.ckpt", tmp);
+    ck_assert_int_eq(access(path, F_OK), 0);
+}
+END_TEST
+
+/* A character outside the checkpoint's vocabulary is an error naming the
+ * file, the line and the character; never a silent id. */
+START_TEST(test_eval_out_of_vocabulary) {
+    write_file("train.tsv", "abc\tcba\nbca\tacb\ncab\tbac\nabb\tbba\n");
+    write_file("valid.tsv", "bac\tcab\n");
+    write_file("eval.tsv", "bac\tcab\nabz\tzba\n");
+    ck_assert_int_eq(gkd("train --task pairs --path train.tsv --eval-path valid.tsv --layers 1 --d-model 16 --heads 2"
+                         " --context 16 --steps 5 --batch 4 --eval-samples 0 --out m"),
+                     0);
+    ck_assert_int_eq(gkd("eval --model m/final.ckpt --task pairs --path train.tsv --eval-path eval.tsv --samples 0"), 1);
+    const char *err = slurp("err.txt");
+    ck_assert_msg(strstr(err, "eval.tsv:2") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "'z'") != NULL, "%s", err);
+    ck_assert_msg(strchr(err, '\n') == strrchr(err, '\n'), "more than one line: %s", err);
+}
+END_TEST
+
+START_TEST(test_bad_arguments) {
+    ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
+    ck_assert_int_eq(gkd("distill --teacher missing.ckpt --task arith --out x"), 1);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "missing.ckpt"));
+    ck_assert_int_eq(gkd("distill --divergence 'jsd(0)' --teacher t --out x"), 2);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "use fkl or rkl"));
+    ck_assert_int_eq(gkd("frobnicate"), 2);
+}
+END_TEST
+
+Suite *cli_suite(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("commands");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_train_arith_eval_sample);
+    tcase_add_test(tc, test_train_text_file_loss_falls);
+    tcase_add_test(tc, test_eval_out_of_vocabulary);
+    tcase_add_test(tc, test_bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
