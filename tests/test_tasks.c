@@ -335,6 +335,15 @@ START_TEST(test_modes_distribution) {
             }
     double z = 1 + pow(2, -1.3) + pow(3, -1.3) + pow(4, -1.3);
     for (int r = 0; r < 4; r++) ck_assert_double_eq_tol(sorted[r], pow(r + 1, -1.3) / z, 1e-12);
+    /* Every prompt follows the same shift patterns with the same
+     * probabilities: over {a, b}, prompt "a" and prompt "b" give
+     * continuations that differ in every character. */
+    for (size_t k = 0; k < 4; k++) {
+        double pe;
+        const char *ce = gkd_task_continuation(t, GKD_SPLIT_EVAL, 0, k, &pe);
+        ck_assert_double_eq(pe, p[k]);
+        for (int j = 0; j < 3; j++) ck_assert_int_ne(ce[j], cont[k][j]);
+    }
     /* The same prompt has the same distribution in every training example. */
     size_t n = gkd_task_size(t, GKD_SPLIT_TRAIN);
     double q;

@@ -2,10 +2,9 @@
  * coverage versus mode seeking.
  *
  * The prompt is a random string over cfg.alphabet (length in [min_len,
- * max_len]). Each distinct prompt has modes_k valid continuations: distinct
- * random strings of modes_len characters over the same alphabet, drawn from
- * a stream seeded by (seed, hash of the prompt), so a prompt has the same
- * continuations wherever it occurs. A seeded permutation gives continuation k
+ * max_len]). Each prompt has modes_k valid continuations of modes_len
+ * characters: the prompt transformed by modes_k distinct shift patterns
+ * drawn once per task (see make_dist). A seeded permutation gives pattern k
  * the rank r_k in 1..K and the probability p_k = r_k^-s / sum_j j^-s (Zipf
  * with exponent zipf_s).
  *
@@ -23,12 +22,6 @@
 #define MODES_STREAM 0x6d6f646573ULL /* "modes" */
 #define MAX_K 1024
 
-static uint64_t hash_str(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
-
 static void dist_free(task_dist *d) {
     for (size_t k = 0; k < d->k; k++) free(d->text[k]);
     free(d->text);
@@ -36,35 +29,40 @@ static void dist_free(task_dist *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* The known distribution of one prompt. */
+/* Index of the code point at s[*at] in the alphabet (offsets aoff[0..an]). */
+static size_t alphabet_index(const char *alphabet, const size_t *aoff, size_t an, const char *cp, size_t cplen) {
+    for (size_t a = 0; a < an; a++)
+        if (aoff[a + 1] - aoff[a] == cplen && memcmp(alphabet + aoff[a], cp, cplen) == 0) return a;
+    return 0; /* prompts are drawn from the alphabet, so this is not reached */
+}
+
+/* The known distribution of one prompt. Continuation k applies the k-th
+ * shift pattern to the prompt: character j is the prompt's character
+ * j mod |prompt| moved shift_k[j] places along the alphabet (cyclically).
+ * Patterns and their Zipf ranks are drawn once per task, so every prompt
+ * follows the same rules with the same probabilities: a student can learn
+ * the distribution and be judged on prompts it never saw. */
 static int make_dist(const gkd_task *t, const char *prompt, task_dist *d) {
     memset(d, 0, sizeof *d);
-    size_t K = (size_t)t->cfg.modes_k;
-    gkd_rng rng = gkd_rng_derive(t->cfg.seed, GKD_RNG_DATA, MODES_STREAM, hash_str(prompt));
+    const size_t K = (size_t)t->cfg.modes_k, L = (size_t)t->cfg.modes_len;
+    size_t *aoff = NULL, *poff = NULL, an = 0, pn = 0;
     int *rank = malloc(K * sizeof *rank);
+    unsigned *shift = calloc(K * L, sizeof *shift);
     d->text = calloc(K, sizeof *d->text);
     d->prob = malloc(K * sizeof *d->prob);
-    if (!rank || !d->text || !d->prob) {
-        free(rank);
-        dist_free(d);
-        return gkd_error(GKD_ENOMEM, "out of memory");
-    }
     int rc = 0;
-    size_t tries = 0;
-    while (d->k < K) {
-        char *s;
-        if ((rc = task_random_string(t, &rng, t->cfg.modes_len, &s))) goto done;
+    if (!rank || !shift || !d->text || !d->prob) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+    if ((rc = utf8_offsets(t->cfg.alphabet, &aoff, &an)) || (rc = utf8_offsets(prompt, &poff, &pn))) goto done;
+    if (pn == 0) { rc = gkd_error(GKD_EINVAL, "modes: empty prompt"); goto done; }
+    /* K distinct shift patterns from the task's own stream. */
+    gkd_rng rng = gkd_rng_derive(t->cfg.seed, GKD_RNG_DATA, MODES_STREAM, 0);
+    for (size_t k = 0, tries = 0; k < K;) {
+        unsigned *v = shift + k * L;
+        for (size_t j = 0; j < L; j++) v[j] = gkd_rng_below(&rng, (uint32_t)an);
         int dup = 0;
-        for (size_t j = 0; j < d->k && !dup; j++) dup = strcmp(d->text[j], s) == 0;
-        if (dup) {
-            free(s);
-            if (++tries > 1000 * K) {
-                rc = gkd_error(GKD_EINVAL, "modes: could not draw %zu distinct continuations", K);
-                goto done;
-            }
-            continue;
-        }
-        d->text[d->k++] = s;
+        for (size_t i = 0; i < k && !dup; i++) dup = memcmp(shift + i * L, v, L * sizeof *v) == 0;
+        if (!dup) k++;
+        else if (++tries > 1000 * K) { rc = gkd_error(GKD_EINVAL, "modes: could not draw %zu distinct patterns", K); goto done; }
     }
     for (size_t k = 0; k < K; k++) rank[k] = (int)k + 1;
     for (size_t k = K - 1; k > 0; k--) {
@@ -73,12 +71,25 @@ static int make_dist(const gkd_task *t, const char *prompt, task_dist *d) {
         rank[k] = rank[j];
         rank[j] = tmp;
     }
+    for (size_t k = 0; k < K; k++) {
+        strbuf b = {0};
+        for (size_t j = 0; j < L && !rc; j++) {
+            size_t c = j % pn, cplen = poff[c + 1] - poff[c];
+            size_t a = (alphabet_index(t->cfg.alphabet, aoff, an, prompt + poff[c], cplen) + shift[k * L + j]) % an;
+            rc = strbuf_append(&b, t->cfg.alphabet + aoff[a], aoff[a + 1] - aoff[a]);
+        }
+        if (rc) { free(b.s); goto done; }
+        d->text[d->k++] = b.s;
+    }
     /* Normalizer summed in rank order so it does not depend on the permutation. */
     double z = 0;
     for (size_t r = 1; r <= K; r++) z += pow((double)r, -t->cfg.zipf_s);
     for (size_t k = 0; k < K; k++) d->prob[k] = pow((double)rank[k], -t->cfg.zipf_s) / z;
 done:
     free(rank);
+    free(shift);
+    free(aoff);
+    free(poff);
     if (rc) dist_free(d);
     return rc;
 }
