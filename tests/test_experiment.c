@@ -385,7 +385,7 @@ END_TEST
 
 START_TEST(test_grid_order) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/experiments/divergences.yaml", root());
+    snprintf(path, sizeof path, "%s/tests/fixtures/experiments/divergences.yaml", root());
     gkd_experiment *e = NULL;
     ck_assert_msg(gkd_experiment_load(&e, path) == 0, "%s", gkd_last_error());
     ck_assert_uint_eq(gkd_experiment_num_cells(e), 18);
@@ -496,7 +496,7 @@ static void one_cell_hashes(const char *yaml, char *t, char *s, char *c) {
 
 START_TEST(test_hashes) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/experiments/divergences.yaml", root());
+    snprintf(path, sizeof path, "%s/tests/fixtures/experiments/divergences.yaml", root());
     gkd_experiment *e = NULL;
     ck_assert_int_eq(gkd_experiment_load(&e, path), 0);
     char t[18][17], s[18][17], c[18][17];
@@ -666,7 +666,7 @@ static int run_check(const char *args, char *out, size_t cap) {
 
 START_TEST(test_cli_check) {
     static char out[1 << 16];
-    ck_assert_int_eq(run_check("experiments/divergences.yaml", out, sizeof out), 0);
+    ck_assert_int_eq(run_check("tests/fixtures/experiments/divergences.yaml", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "experiment divergences: 18 cells; axes (last varies fastest): divergence[3] "
                                       "x lambda[2] x seed[3]\n"));
     ck_assert_ptr_nonnull(strstr(out, "\n     0  divergence=fkl,lambda=0,seed=1\n"));
