@@ -35,6 +35,7 @@ struct gkd_activations {
     float *ln2_rstd;    /* (L, B, T) */
     float *fch;         /* (L, B, T, 4C) */
     float *fch_gelu;    /* (L, B, T, 4C) */
+    float *fch_tanh;    /* (L, B, T, 4C) tanh term of the GELU, for backward */
     float *fcproj;      /* (L, B, T, C) */
     float *residual3;   /* (L, B, T, C) */
     float *lnf;         /* (B, T, C) */
@@ -184,7 +185,8 @@ static int ensure_acts(gkd_model *m, int B, int T) {
         {&a->ln1_rstd, L * N},      {&a->qkv, L * N * 3 * C},   {&a->atty, L * N * C},
         {&a->att, L * TT},          {&a->attproj, L * N * C},   {&a->residual2, L * N * C},
         {&a->ln2, L * N * C},       {&a->ln2_mean, L * N},      {&a->ln2_rstd, L * N},
-        {&a->fch, L * N * 4 * C},   {&a->fch_gelu, L * N * 4 * C}, {&a->fcproj, L * N * C},
+        {&a->fch, L * N * 4 * C},   {&a->fch_gelu, L * N * 4 * C}, {&a->fch_tanh, L * N * 4 * C},
+        {&a->fcproj, L * N * C},
         {&a->residual3, L * N * C}, {&a->lnf, N * C},           {&a->lnf_mean, N},
         {&a->lnf_rstd, N},          {&a->logits, N * V},        {&a->dresidual, N * C},
         {&a->dbtc, N * C},          {&a->dbtc2, N * C},         {&a->dqkv, N * 3 * C},
@@ -235,6 +237,7 @@ int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T) {
         float *att = a->att + l * TT, *attproj = a->attproj + l * NC;
         float *residual2 = a->residual2 + l * NC, *ln2 = a->ln2 + l * NC;
         float *fch = a->fch + l * 4 * NC, *fch_gelu = a->fch_gelu + l * 4 * NC;
+        float *fch_tanh = a->fch_tanh + l * 4 * NC;
         float *fcproj = a->fcproj + l * NC, *residual3 = a->residual3 + l * NC;
         gkd_layernorm_forward(ln1, a->ln1_mean + l * N, a->ln1_rstd + l * N, residual,
                               p->ln1w + l * C, p->ln1b + l * C, (int)N, C);
@@ -248,7 +251,7 @@ int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T) {
                               p->ln2w + l * C, p->ln2b + l * C, (int)N, C);
         gkd_matmul_forward(fch, ln2, p->fcw + (size_t)l * 4 * C * C, p->fcb + l * 4 * C, (int)N, C,
                            4 * C);
-        gkd_gelu_forward(fch_gelu, fch, 4 * NC);
+        gkd_gelu_forward_cache(fch_gelu, fch_tanh, fch, 4 * NC);
         gkd_matmul_forward(fcproj, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C,
                            p->fcprojb + l * C, (int)N, 4 * C, C);
         gkd_residual_forward(residual3, residual2, fcproj, NC);
@@ -288,13 +291,13 @@ int gkd_model_backward(gkd_model *m, const float *dlogits) {
         const float *ln1 = a->ln1 + l * NC, *qkv = a->qkv + l * 3 * NC, *atty = a->atty + l * NC;
         const float *att = a->att + l * TT, *residual2 = a->residual2 + l * NC;
         const float *ln2 = a->ln2 + l * NC, *fch = a->fch + l * 4 * NC;
-        const float *fch_gelu = a->fch_gelu + l * 4 * NC;
+        const float *fch_gelu = a->fch_gelu + l * 4 * NC, *fch_tanh = a->fch_tanh + l * 4 * NC;
         /* residual3 = residual2 + fcproj: dres is d(residual3) = d(fcproj) */
         memset(a->dfch_gelu, 0, 4 * NC * sizeof(float));
         gkd_matmul_backward(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C,
                             dres, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, n, 4 * C, C);
         memset(a->dfch, 0, 4 * NC * sizeof(float));
-        gkd_gelu_backward(a->dfch, fch, a->dfch_gelu, 4 * NC);
+        gkd_gelu_backward_cache(a->dfch, fch, fch_tanh, a->dfch_gelu, 4 * NC);
         float *dln2 = a->dbtc;
         memset(dln2, 0, NC * sizeof(float));
         gkd_matmul_backward(dln2, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, a->dfch, ln2,

@@ -139,10 +139,13 @@ END_TEST
 
 START_TEST(test_sgemm_tiles) {
     /* every transpose combination, padded leading dimensions, beta != 0,
-     * shapes that cut into several partial tiles */
-    const int M = 131, N = 300, K = 70, pad = 3;
+     * shapes cut into row tiles, column tiles (partial last tiles) and one
+     * below the tiling threshold */
+    static const int shapes[3][3] = {{131, 100, 70}, {60, 300, 70}, {20, 30, 9}};
+    for (int si = 0; si < 3; si++)
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2], pad = 3;
             int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
             float *A = rand_array((size_t)(ta ? K : M) * lda, 1.0f, 20 + ta);
             float *B = rand_array((size_t)(tb ? N : K) * ldb, 1.0f, 30 + tb);
@@ -234,6 +237,14 @@ START_TEST(test_gelu_backward) {
     float *d = zeros(c.n);
     gkd_gelu_backward(d, c.inp, c.R, c.n);
     CHECK_FD(gelu_obj, &c, c.inp, d, c.n, "gelu");
+    /* the cached pair computes the same bits as the plain pair */
+    float *out2 = zeros(c.n), *th = zeros(c.n), *d2 = zeros(c.n);
+    gkd_gelu_forward_cache(out2, th, c.inp, c.n);
+    gkd_gelu_forward(c.out, c.inp, c.n);
+    ck_assert(memcmp(out2, c.out, c.n * sizeof(float)) == 0);
+    gkd_gelu_backward_cache(d2, c.inp, th, c.R, c.n);
+    ck_assert(memcmp(d2, d, c.n * sizeof(float)) == 0);
+    free(out2), free(th), free(d2);
     /* closed form values: gelu(0) = 0, gelu(x) ~ x for large x, and the
      * tanh formula at x = 1 */
     float x[3] = {0.0f, 10.0f, 1.0f}, y[3];
@@ -242,6 +253,20 @@ START_TEST(test_gelu_backward) {
     ck_assert_float_eq_tol(y[1], 10.0f, 1e-5f);
     double want = 0.5 * (1 + tanh(sqrt(2 / M_PI) * (1 + 0.044715)));
     ck_assert_double_eq_tol(y[2], want, 1e-6);
+    /* the whole range against the double-precision formula (the float tanh
+     * inside is a polynomial approximation): relative error of gelu where it
+     * is not tiny, absolute error near its zeros */
+    enum { NG = 4001 };
+    float *xs = malloc(NG * sizeof(float)), *ys = malloc(NG * sizeof(float));
+    for (int i = 0; i < NG; i++) xs[i] = -20.0f + 40.0f * i / (NG - 1);
+    gkd_gelu_forward(ys, xs, NG);
+    for (int i = 0; i < NG; i++) {
+        double xd = xs[i];
+        double g = 0.5 * xd * (1 + tanh(sqrt(2 / M_PI) * (xd + 0.044715 * xd * xd * xd)));
+        ck_assert_msg(fabs(ys[i] - g) <= 1e-6 * (1 + fabs(g)), "gelu(%g) = %.9g want %.9g", xd,
+                      ys[i], g);
+    }
+    free(xs), free(ys);
     free(c.inp), free(c.out), free(c.R), free(d);
 }
 END_TEST
