@@ -70,4 +70,26 @@ double gkd_task_score(const gkd_task *t, const gkd_example *ex, const char *outp
 size_t gkd_task_num_continuations(const gkd_task *t, gkd_split split, size_t i);
 const char *gkd_task_continuation(const gkd_task *t, gkd_split split, size_t i, size_t k, double *prob);
 
+/* ---- additions: configuration, provenance and encoding with context ---- */
+
+/** The (validated) configuration the task was built from. */
+const gkd_task_config *gkd_task_config_of(const gkd_task *t);
+
+/** Where example i came from: file and 1-based line for pairs/text
+ *  (the first line of a text chunk), NULL and 0 for generated tasks. */
+int gkd_task_example_source(const gkd_task *t, gkd_split split, size_t i, const char **file, int *line);
+
+/** pairs with eval_path: training lines dropped because their source is
+ *  also an eval source (keeps the splits disjoint); 0 otherwise. */
+size_t gkd_task_dropped_overlap(const gkd_task *t);
+
+/** BOS prompt SEP reference EOS of example i (see gkd_tokenizer_encode_pair).
+ *  Errors are prefixed with where the example came from ("file:line: " or
+ *  "arith eval example 7: "), e.g. a character outside the vocabulary. */
+int gkd_task_encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
+                            int *ids, int cap, int *prompt_len, int *len);
+/** Same, prompt only: BOS prompt SEP (for generation). */
+int gkd_task_encode_prompt(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
+                           int *ids, int cap, int *prompt_len, int *len);
+
 #endif

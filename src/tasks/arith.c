@@ -1,0 +1,123 @@
+/* arith: integer addition, subtraction or multiplication.
+ *
+ * Operands are uniform in [0, 10^digits) and written without leading zeros;
+ * sub swaps them so the result is never negative. Prompt "a+b=" (or "a-b=",
+ * "a*b="); reference the decimal result, or with rationale=1 a step-by-step
+ * rationale, a space, the final-answer marker "->" and the result:
+ *
+ *   add  one step per digit position, least significant first, operands
+ *        zero-padded to `digits`: "a+b[+1]=dcK" (+1 when a carry comes in,
+ *        d the result digit, K the carry out)
+ *            57+68=   ->  "7+8=5c1 5+6+1=2c1 ->125"
+ *   sub  the same with borrows: "a-b[-1]=dbK"
+ *            52-17=   ->  "2-7=5b1 5-1-1=3b0 ->35"
+ *   mul  one partial product per digit of the second operand (padded),
+ *        least significant first: "a*m=p" with m = digit * 10^position
+ *            123*45=  ->  "123*5=615 123*40=4920 ->5535"
+ *
+ * Score: 1 if the final answer (the text after the last "->" with a
+ * rationale, the whole output without) equals the reference's; an output
+ * without the marker scores 0 when rationales are on. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gkd/error.h"
+#include "task_impl.h"
+
+#define FINAL_MARKER "->"
+
+enum { OP_ADD, OP_SUB, OP_MUL };
+
+static int op_of(const char *op) {
+    if (!op) return OP_ADD;
+    if (strcmp(op, "add") == 0) return OP_ADD;
+    if (strcmp(op, "sub") == 0) return OP_SUB;
+    if (strcmp(op, "mul") == 0) return OP_MUL;
+    return -1;
+}
+
+static int digit_at(uint64_t v, int i) {
+    while (i-- > 0) v /= 10;
+    return (int)(v % 10);
+}
+
+static int rationale(strbuf *b, int op, uint64_t x, uint64_t y, int digits) {
+    int rc = 0, carry = 0;
+    for (int i = 0; i < digits && !rc; i++) {
+        int a = digit_at(x, i), c = digit_at(y, i);
+        if (op == OP_ADD) {
+            int s = a + c + carry;
+            rc = carry ? strbuf_printf(b, "%d+%d+1=%dc%d ", a, c, s % 10, s / 10)
+                       : strbuf_printf(b, "%d+%d=%dc%d ", a, c, s % 10, s / 10);
+            carry = s / 10;
+        } else if (op == OP_SUB) {
+            int d = a - c - carry, borrow = d < 0;
+            rc = carry ? strbuf_printf(b, "%d-%d-1=%db%d ", a, c, d + 10 * borrow, borrow)
+                       : strbuf_printf(b, "%d-%d=%db%d ", a, c, d + 10 * borrow, borrow);
+            carry = borrow;
+        } else {
+            uint64_t m = (uint64_t)c;
+            for (int k = 0; k < i; k++) m *= 10;
+            rc = strbuf_printf(b, "%llu*%llu=%llu ", (unsigned long long)x, (unsigned long long)m,
+                               (unsigned long long)(x * m));
+        }
+    }
+    return rc;
+}
+
+static int gen(const gkd_task *t, gkd_rng *rng, char **prompt, char **reference) {
+    uint64_t limit = 1;
+    for (int i = 0; i < t->cfg.digits; i++) limit *= 10;
+    uint64_t x = gkd_rng_below(rng, (uint32_t)limit), y = gkd_rng_below(rng, (uint32_t)limit);
+    int op = op_of(t->cfg.op);
+    if (op == OP_SUB && x < y) {
+        uint64_t tmp = x;
+        x = y;
+        y = tmp;
+    }
+    uint64_t z = op == OP_ADD ? x + y : op == OP_SUB ? x - y : x * y;
+    char p[64];
+    snprintf(p, sizeof p, "%llu%c%llu=", (unsigned long long)x, "+-*"[op], (unsigned long long)y);
+    strbuf r = {0};
+    int rc = 0;
+    if (t->cfg.rationale) {
+        if ((rc = rationale(&r, op, x, y, t->cfg.digits))) goto fail;
+        if ((rc = strbuf_printf(&r, FINAL_MARKER "%llu", (unsigned long long)z))) goto fail;
+    } else if ((rc = strbuf_printf(&r, "%llu", (unsigned long long)z))) {
+        goto fail;
+    }
+    *prompt = strdup(p);
+    if (!*prompt) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto fail; }
+    *reference = r.s;
+    return 0;
+fail:
+    free(r.s);
+    return rc;
+}
+
+static int build(gkd_task *t) {
+    if (t->cfg.digits < 1 || t->cfg.digits > 9)
+        return gkd_error(GKD_EINVAL, "arith: digits must be in [1, 9], got %d", t->cfg.digits);
+    if (op_of(t->cfg.op) < 0)
+        return gkd_error(GKD_EINVAL, "arith: op must be add, sub or mul, got '%s'", t->cfg.op);
+    if (t->cfg.rationale != 0 && t->cfg.rationale != 1)
+        return gkd_error(GKD_EINVAL, "arith: rationale must be 0 or 1, got %d", t->cfg.rationale);
+    return task_generate_splits(t, 1, gen);
+}
+
+/* The final answer: after the last marker with rationales, else everything. */
+static const char *final_answer(const gkd_task *t, const char *s) {
+    if (!t->cfg.rationale) return s;
+    const char *last = NULL;
+    for (const char *p = strstr(s, FINAL_MARKER); p; p = strstr(p + 1, FINAL_MARKER)) last = p;
+    return last ? last + strlen(FINAL_MARKER) : NULL;
+}
+
+static double score(const gkd_task *t, const gkd_example *ex, const char *output) {
+    const char *want = final_answer(t, ex->reference), *got = final_answer(t, output);
+    return want && got && strcmp(want, got) == 0 ? 1.0 : 0.0;
+}
+
+const gkd_task_ops gkd_task_arith_ops = {"arith", build, score, 0};

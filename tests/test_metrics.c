@@ -1,0 +1,378 @@
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gkd/metrics.h"
+#include "gkd/parse.h"
+#include "gkd/task.h"
+
+/* NLTK values are printed with 17 significant digits; the C code follows the
+ * same operations, so only summation order (NLTK's math.fsum vs long double)
+ * and libm rounding separate them: 1e-12 relative is ample and still catches
+ * any counting difference (those move values by > 1e-3). */
+#define REL_TOL 1e-12
+
+static void assert_close(double got, double want, const char *what) {
+    if (want == 0) {
+        ck_assert_msg(got == 0, "%s: got %.17g, want 0", what, got);
+        return;
+    }
+    ck_assert_msg(fabs(got - want) <= REL_TOL * fabs(want), "%s: got %.17g, want %.17g (rel %.3g)", what, got,
+                  want, fabs(got - want) / fabs(want));
+}
+
+/* ---- NLTK fixtures ---- */
+
+static char *unescape(const char *s) {
+    char *out = malloc(strlen(s) + 1), *w = out;
+    for (; *s; s++) {
+        if (*s != '\\') {
+            *w++ = *s;
+            continue;
+        }
+        s++;
+        *w++ = *s == 't' ? '\t' : *s == 'n' ? '\n' : *s == 'r' ? '\r' : *s;
+    }
+    *w = 0;
+    return out;
+}
+
+/* Splits a line at tabs in place; returns the number of fields. */
+static int split_tabs(char *line, char **f, int max) {
+    int n = 0;
+    f[n++] = line;
+    for (char *p = line; *p && n < max; p++)
+        if (*p == '\t') {
+            *p = 0;
+            f[n++] = p + 1;
+        }
+    return n;
+}
+
+static double num(const char *s) {
+    double v;
+    ck_assert_msg(gkd_parse_double(&v, s, -1e300, 1e300, "fixture value") == 0, "bad number '%s'", s);
+    return v;
+}
+
+static gkd_metric_unit unit_of(const char *s) {
+    ck_assert(strcmp(s, "words") == 0 || strcmp(s, "chars") == 0);
+    return strcmp(s, "chars") == 0 ? GKD_UNIT_CHARS : GKD_UNIT_WORDS;
+}
+
+#define MAXN 64
+
+typedef struct {
+    char name[64];
+    char *hyps[MAXN], *refs[4 * MAXN];
+    size_t refs_per[MAXN], n_hyp, n_ref;
+    char *samples[MAXN];
+    size_t n_samples;
+} fixture_case;
+
+static void case_reset(fixture_case *c, const char *name) {
+    for (size_t i = 0; i < c->n_hyp; i++) free(c->hyps[i]);
+    for (size_t i = 0; i < c->n_ref; i++) free(c->refs[i]);
+    for (size_t i = 0; i < c->n_samples; i++) free(c->samples[i]);
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+}
+
+START_TEST(test_nltk_fixtures) {
+    FILE *f = fopen("tests/fixtures/metrics_ref.tsv", "r");
+    ck_assert_msg(f != NULL, "tests/fixtures/metrics_ref.tsv missing (run tools/reference_metrics.py)");
+    static fixture_case c;
+    memset(&c, 0, sizeof c);
+    char line[4096], what[256];
+    int checked[5] = {0}; /* bleu, sbleu, chrf, schrf, selfbleu */
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (line[0] == '#' || line[0] == 0) continue;
+        char *fl[8];
+        int nf = split_tabs(line, fl, 8);
+        ck_assert_int_ge(nf, 3);
+        if (strcmp(c.name, fl[1]) != 0) case_reset(&c, fl[1]);
+        snprintf(what, sizeof what, "%s %s", fl[0], fl[1]);
+        if (strcmp(fl[0], "pair") == 0) {
+            ck_assert_int_eq(nf, 4);
+            ck_assert_uint_lt(c.n_hyp, MAXN);
+            c.hyps[c.n_hyp] = unescape(fl[2]);
+            c.refs[c.n_ref++] = unescape(fl[3]);
+            c.refs_per[c.n_hyp++] = 1;
+        } else if (strcmp(fl[0], "ref") == 0) {
+            ck_assert_uint_eq((size_t)num(fl[2]), c.n_hyp - 1);
+            c.refs[c.n_ref++] = unescape(fl[3]);
+            c.refs_per[c.n_hyp - 1]++;
+        } else if (strcmp(fl[0], "bleu") == 0) {
+            double got = gkd_metric_corpus_bleu((const char *const *)c.hyps, (const char *const *)c.refs,
+                                                c.refs_per, c.n_hyp, unit_of(fl[2]));
+            snprintf(what, sizeof what, "corpus bleu %s %s", fl[1], fl[2]);
+            assert_close(got, num(fl[3]), what);
+            checked[0]++;
+        } else if (strcmp(fl[0], "sbleu") == 0) {
+            size_t i = (size_t)num(fl[2]), off = 0;
+            for (size_t k = 0; k < i; k++) off += c.refs_per[k];
+            double got = gkd_metric_sentence_bleu(c.hyps[i], (const char *const *)c.refs + off, c.refs_per[i],
+                                                  unit_of(fl[3]), (int)num(fl[4]));
+            snprintf(what, sizeof what, "sentence bleu %s #%zu %s smoothing %s", fl[1], i, fl[3], fl[4]);
+            assert_close(got, num(fl[5]), what);
+            checked[1]++;
+        } else if (strcmp(fl[0], "chrf") == 0) {
+            /* chrF uses the first reference of each pair. */
+            const char *first[MAXN];
+            size_t off = 0;
+            for (size_t k = 0; k < c.n_hyp; k++) {
+                first[k] = c.refs[off];
+                off += c.refs_per[k];
+            }
+            double got = gkd_metric_corpus_chrf((const char *const *)c.hyps, first, c.n_hyp, 2.0);
+            assert_close(got, num(fl[2]), what);
+            checked[2]++;
+        } else if (strcmp(fl[0], "schrf") == 0) {
+            size_t i = (size_t)num(fl[2]), off = 0;
+            for (size_t k = 0; k < i; k++) off += c.refs_per[k];
+            snprintf(what, sizeof what, "sentence chrf %s #%zu", fl[1], i);
+            assert_close(gkd_metric_sentence_chrf(c.hyps[i], c.refs[off], 2.0), num(fl[3]), what);
+            checked[3]++;
+        } else if (strcmp(fl[0], "sample") == 0) {
+            c.samples[c.n_samples++] = unescape(fl[2]);
+        } else if (strcmp(fl[0], "selfbleu") == 0) {
+            double got = gkd_metric_self_bleu((const char *const *)c.samples, c.n_samples, unit_of(fl[2]));
+            snprintf(what, sizeof what, "self-bleu %s %s", fl[1], fl[2]);
+            assert_close(got, num(fl[3]), what);
+            checked[4]++;
+        } else {
+            ck_abort_msg("unknown fixture record '%s'", fl[0]);
+        }
+    }
+    case_reset(&c, "");
+    fclose(f);
+    for (int k = 0; k < 5; k++) ck_assert_int_gt(checked[k], 4);
+}
+END_TEST
+
+/* ---- hand-computed cases ---- */
+
+START_TEST(test_rouge_l) {
+    ck_assert_double_eq_tol(gkd_metric_rouge_l_pair("the cat is on the mat", "the cat sat on the mat"), 5.0 / 6,
+                            1e-15);
+    /* LCS("a b c d", "b d e") = 2: P = 1/2, R = 2/3, F1 = 4/7. */
+    ck_assert_double_eq_tol(gkd_metric_rouge_l_pair("a b c d", "b d e"), 4.0 / 7, 1e-15);
+    /* Order matters: LCS("c b a", "a b c") = 1: P = R = 1/3. */
+    ck_assert_double_eq_tol(gkd_metric_rouge_l_pair("c b a", "a b c"), 1.0 / 3, 1e-15);
+    ck_assert_double_eq(gkd_metric_rouge_l_pair("x y", "a b"), 0.0);
+    ck_assert_double_eq(gkd_metric_rouge_l_pair("", "a b"), 0.0);
+    ck_assert_double_eq(gkd_metric_rouge_l_pair("a b", "  "), 0.0);
+    ck_assert_double_eq(gkd_metric_rouge_l_pair(" a\tb\n", "a b"), 1.0);
+    const char *outs[] = {"a b c d", "x"}, *refs[] = {"b d e", "x"};
+    ck_assert_double_eq_tol(gkd_metric_rouge_l(outs, refs, 2), (4.0 / 7 + 1) / 2, 1e-15);
+}
+END_TEST
+
+START_TEST(test_distinct_n) {
+    const char *w[] = {"a b a", "a c"};
+    ck_assert_double_eq_tol(gkd_metric_distinct_n(w, 2, 1, GKD_UNIT_WORDS), 3.0 / 5, 1e-15);
+    /* Bigrams a-b, b-a, a-c: none crosses samples. */
+    ck_assert_double_eq_tol(gkd_metric_distinct_n(w, 2, 2, GKD_UNIT_WORDS), 1.0, 1e-15);
+    const char *c[] = {"aab", "ab"};
+    ck_assert_double_eq_tol(gkd_metric_distinct_n(c, 2, 1, GKD_UNIT_CHARS), 2.0 / 5, 1e-15);
+    ck_assert_double_eq_tol(gkd_metric_distinct_n(c, 2, 2, GKD_UNIT_CHARS), 2.0 / 3, 1e-15);
+    const char *same[] = {"abcd", "abcd", "abcd", "abcd"};
+    ck_assert_double_eq_tol(gkd_metric_distinct_n(same, 4, 1, GKD_UNIT_WORDS), 0.25, 1e-15);
+    const char *u[] = {"\xC3\xA9\xC3\xA9", "e"}; /* é é e: 2 distinct of 3 */
+    ck_assert_double_eq_tol(gkd_metric_distinct_n(u, 2, 1, GKD_UNIT_CHARS), 2.0 / 3, 1e-15);
+    const char *none[] = {"a", ""};
+    ck_assert_double_eq(gkd_metric_distinct_n(none, 2, 2, GKD_UNIT_WORDS), 0.0);
+}
+END_TEST
+
+START_TEST(test_char_accuracy_and_exact) {
+    ck_assert_uint_eq(gkd_metric_edit_distance("kitten", "sitting"), 3);
+    ck_assert_uint_eq(gkd_metric_edit_distance("", "abc"), 3);
+    ck_assert_uint_eq(gkd_metric_edit_distance("caf\xC3\xA9", "cafe"), 1); /* code points, not bytes */
+    const char *outs[] = {"abd", "", "abcdxxxxx", "", "cafe", "x"};
+    const char *refs[] = {"abcd", "abcd", "abcd", "", "caf\xC3\xA9", ""};
+    double want[] = {0.75, 0.0, 0.0, 1.0, 0.75, 0.0};
+    for (int i = 0; i < 6; i++)
+        ck_assert_double_eq_tol(gkd_metric_char_accuracy(outs + i, refs + i, 1), want[i], 1e-15);
+    ck_assert_double_eq_tol(gkd_metric_char_accuracy(outs, refs, 6), 2.5 / 6, 1e-15);
+    const char *o2[] = {"579", "579 ", "57"}, *r2[] = {"579", "579", "579"};
+    ck_assert_double_eq_tol(gkd_metric_exact_match(o2, r2, 3), 1.0 / 3, 1e-15);
+    const char *lens[] = {"\xC3\xA9\xE2\x82\xAC" "a", "", "ab"};
+    ck_assert_double_eq_tol(gkd_metric_mean_len(lens, 3), 5.0 / 3, 1e-15);
+    unsigned char eos[] = {1, 0, 1, 1};
+    ck_assert_double_eq(gkd_metric_eos_rate(eos, 4), 0.75);
+}
+END_TEST
+
+START_TEST(test_bleu_hand_cases) {
+    /* Exact match of 4+ words: 1. Single reference, identical. */
+    const char *h[] = {"a b c d e"}, *r[] = {"a b c d e"};
+    ck_assert_double_eq_tol(gkd_metric_corpus_bleu(h, r, NULL, 1, GKD_UNIT_WORDS), 1.0, 1e-15);
+    /* No unigram match: exactly 0. */
+    const char *h2[] = {"x y z w"};
+    ck_assert_double_eq(gkd_metric_corpus_bleu(h2, r, NULL, 1, GKD_UNIT_WORDS), 0.0);
+    /* Self-BLEU (one pass over pooled n-grams) equals the mean of pairwise
+     * sentence BLEU against the other samples, on random samples. */
+    enum { NS = 40 };
+    static char buf[NS][16];
+    const char *smp[NS], *others[NS];
+    unsigned x = 12345;
+    for (int i = 0; i < NS; i++) {
+        int len = 0, L = (int)((x = x * 1103515245u + 12345u) >> 16) % 9;
+        for (int k = 0; k < L; k++) {
+            x = x * 1103515245u + 12345u;
+            buf[i][len++] = (char)("aabbcd  "[(x >> 16) % 8]);
+        }
+        buf[i][len] = 0;
+        smp[i] = buf[i];
+    }
+    for (int unit = 0; unit < 2; unit++) {
+        double mean = 0;
+        for (int i = 0; i < NS; i++) {
+            int k = 0;
+            for (int j = 0; j < NS; j++)
+                if (j != i) others[k++] = smp[j];
+            mean += gkd_metric_sentence_bleu(smp[i], others, NS - 1, unit, 1);
+        }
+        mean /= NS;
+        ck_assert(mean > 0.01);
+        ck_assert_double_eq_tol(gkd_metric_self_bleu(smp, NS, unit), mean, 1e-13);
+    }
+    /* Self-BLEU needs two samples. */
+    ck_assert(isnan(gkd_metric_self_bleu(h, 1, GKD_UNIT_WORDS)));
+    /* Invalid UTF-8 (byte outputs) is counted, not rejected. */
+    const char *bad[] = {"ab\xFF" "cd"}, *bref[] = {"ab\xFF" "cd"};
+    ck_assert_double_eq_tol(gkd_metric_corpus_bleu(bad, bref, NULL, 1, GKD_UNIT_CHARS), 1.0, 1e-15);
+    ck_assert_double_eq_tol(gkd_metric_sentence_chrf("ab\xFF" "cdef", "ab\xFF" "cdef", 2.0), 1.0, 1e-15);
+}
+END_TEST
+
+/* ---- logits ---- */
+
+START_TEST(test_logit_metrics) {
+    const float L3 = (float)log(3.0);
+    /* Row 0: teacher p = (1/2, 1/2), student q = (1/4, 3/4). Row 1 masked out. */
+    float teacher[] = {0, 0, 5, -5};
+    float student[] = {0, L3, -5, 5};
+    float mask[] = {1, 0};
+    int targets[] = {1, 0};
+    double q1 = 1.0 / (1.0 + exp(-(double)L3)); /* 3/4 up to float rounding of log 3 */
+    double q0 = 1 - q1;
+    ck_assert_double_eq_tol(gkd_metric_nll(student, targets, mask, 2, 2), -log(q1), 1e-12);
+    ck_assert_double_eq_tol(gkd_metric_nll(teacher, targets, mask, 2, 2), log(2.0), 1e-12);
+    /* Unmasked: row 1 target 0 under student logits (-5, 5). */
+    double nll1 = log(1 + exp(10.0));
+    ck_assert_double_eq_tol(gkd_metric_nll(student, targets, NULL, 2, 2), (-log(q1) + nll1) / 2, 1e-12);
+    double fkl = 0.5 * log(0.5 / q0) + 0.5 * log(0.5 / q1);
+    double rkl = q0 * log(q0 / 0.5) + q1 * log(q1 / 0.5);
+    ck_assert_double_eq_tol(gkd_metric_kl(teacher, student, mask, 2, 2, 0), fkl, 1e-12);
+    ck_assert_double_eq_tol(gkd_metric_kl(teacher, student, mask, 2, 2, 1), rkl, 1e-12);
+    ck_assert_double_eq_tol(gkd_metric_kl(teacher, teacher, NULL, 2, 2, 0), 0.0, 1e-15);
+    ck_assert_double_eq_tol(gkd_metric_accept_rate(teacher, student, mask, 2, 2), q0 + 0.5, 1e-12);
+    ck_assert_double_eq_tol(gkd_metric_accept_rate(teacher, teacher, NULL, 2, 2), 1.0, 1e-12);
+    /* Row 1: teacher (5, -5), student (-5, 5): the overlap is twice the small mass. */
+    double p_far = 1 / (1 + exp(10.0));
+    ck_assert_double_eq_tol(gkd_metric_accept_rate(teacher + 2, student + 2, NULL, 1, 2), 2 * p_far, 1e-15);
+    /* Token accuracy: argmax student row 0 = 1 (target 1), row 1 = 1 (target 0). */
+    ck_assert_double_eq(gkd_metric_token_accuracy(student, targets, NULL, 2, 2), 0.5);
+    ck_assert_double_eq(gkd_metric_token_accuracy(student, targets, mask, 2, 2), 1.0);
+    float zeros[] = {0, 0};
+    mask[0] = 0;
+    ck_assert_double_eq(gkd_metric_nll(zeros, targets, mask, 1, 2), 0.0);
+    /* Extreme logits stay finite. */
+    float t80[] = {80, -80, 0}, s80[] = {-80, 80, 0};
+    double k = gkd_metric_kl(t80, s80, NULL, 1, 3, 0);
+    ck_assert(isfinite(k));
+    ck_assert_double_eq_tol(k, 160.0, 1e-9);
+    /* Expected accepted tokens, gamma = 4: sum_{k=0..4} a^k. */
+    ck_assert_double_eq_tol(gkd_metric_expected_accepted(0.75, 4), 3.05078125, 1e-14);
+    ck_assert_double_eq(gkd_metric_expected_accepted(1.0, 4), 5.0);
+    ck_assert_double_eq(gkd_metric_expected_accepted(0.0, 4), 1.0);
+    ck_assert_double_eq_tol(gkd_metric_expected_accepted(0.5, 1), 1.5, 1e-15);
+}
+END_TEST
+
+/* ---- known distribution ---- */
+
+/* A fake student: log q(s) from arbitrary positive weights over all strings of
+ * length 2 over {a, b}, normalized over those 4 strings, per example. */
+static double fake_weight(size_t example, const char *s) {
+    return 1.0 + (double)((example * 7 + (unsigned char)s[0] * 3 + (unsigned char)s[1] * 5) % 11);
+}
+static double fake_logprob(void *ctx, size_t example, const char *s) {
+    (void)ctx;
+    static const char *all[] = {"aa", "ab", "ba", "bb"};
+    double z = 0;
+    for (int k = 0; k < 4; k++) z += fake_weight(example, all[k]);
+    return log(fake_weight(example, s) / z);
+}
+
+START_TEST(test_modes_metrics) {
+    gkd_task_config c = GKD_TASK_CONFIG_INIT;
+    c.name = "modes";
+    c.alphabet = "ab";
+    c.modes_len = 2;
+    c.modes_k = 3;
+    c.zipf_s = 1.0;
+    c.min_len = 3;
+    c.max_len = 3;
+    c.train = 20;
+    c.eval = 3;
+    gkd_task *t;
+    ck_assert_int_eq(gkd_task_new(&t, &c), 0);
+    /* Brute force: enumerate every string of length 2 and sum p log(p/q). */
+    static const char *all[] = {"aa", "ab", "ba", "bb"};
+    double brute = 0;
+    for (size_t i = 0; i < 3; i++)
+        for (int s = 0; s < 4; s++) {
+            double p = 0;
+            for (size_t k = 0; k < gkd_task_num_continuations(t, GKD_SPLIT_EVAL, i); k++) {
+                double pk;
+                if (strcmp(gkd_task_continuation(t, GKD_SPLIT_EVAL, i, k, &pk), all[s]) == 0) p = pk;
+            }
+            if (p > 0) brute += p * log(p / exp(fake_logprob(NULL, i, all[s])));
+        }
+    brute /= 3;
+    double kl = gkd_metric_kl_data(t, GKD_SPLIT_EVAL, 3, fake_logprob, NULL);
+    ck_assert_double_eq_tol(kl, brute, 1e-12);
+    ck_assert(kl > 0);
+
+    /* Precision and coverage: example 0 samples c0, c0, invalid; example 1 c1, c2, c0;
+     * example 2 three invalid. */
+    double p[3][3];
+    const char *cont[3][3];
+    for (size_t i = 0; i < 3; i++)
+        for (size_t k = 0; k < 3; k++) cont[i][k] = gkd_task_continuation(t, GKD_SPLIT_EVAL, i, k, &p[i][k]);
+    const char *invalid[3];
+    for (size_t i = 0; i < 3; i++)
+        for (int s = 0; s < 4; s++) {
+            int used = 0;
+            for (int k = 0; k < 3; k++) used |= strcmp(cont[i][k], all[s]) == 0;
+            if (!used) invalid[i] = all[s];
+        }
+    const char *samples[9] = {cont[0][0], cont[0][0], invalid[0], cont[1][1], cont[1][2], cont[1][0],
+                              invalid[2], "", "abc"};
+    double prec, cov;
+    gkd_metric_modes(t, GKD_SPLIT_EVAL, 3, samples, 3, &prec, &cov);
+    ck_assert_double_eq_tol(prec, 5.0 / 9, 1e-15);
+    ck_assert_double_eq_tol(cov, (p[0][0] + 1.0 + 0.0) / 3, 1e-12);
+    gkd_task_free(t);
+}
+END_TEST
+
+Suite *metrics_suite(void) {
+    Suite *s = suite_create("metrics");
+    TCase *tc = tcase_create("metrics");
+    tcase_add_test(tc, test_nltk_fixtures);
+    tcase_add_test(tc, test_rouge_l);
+    tcase_add_test(tc, test_distinct_n);
+    tcase_add_test(tc, test_char_accuracy_and_exact);
+    tcase_add_test(tc, test_bleu_hand_cases);
+    tcase_add_test(tc, test_logit_metrics);
+    tcase_add_test(tc, test_modes_metrics);
+    suite_add_tcase(s, tc);
+    return s;
+}
