@@ -153,12 +153,66 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-/* y += w x, element-wise (no reduction, so any vector width gives the same bits). */
-static inline void axpy(float *y, float w, const float *x, int n) {
-    int k = 0;
-    v8 wv = {w, w, w, w, w, w, w, w};
-    for (; k + 8 <= n; k += 8) *(v8u *)(y + k) += wv * *(const v8u *)(x + k);
-    for (; k < n; k++) y[k] += w * x[k];
+#define LOADV(p) (*(const v8u *)(p))
+
+/* y (hs) = sum_t a[t] v[t] (v is (T, hs)), each y[i] accumulated from 0 in
+ * order t = 0..T-1 whatever the chunking; the accumulators stay in
+ * registers rather than round-tripping through y. */
+static inline void weighted_sum(float *restrict y, const float *restrict a, const float *restrict v, int T,
+                         int hs) {
+    int i = 0;
+    for (; i + 32 <= hs; i += 32) {
+        v8 y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
+        for (int t = 0; t < T; t++) {
+            const float *vt = v + (size_t)t * hs + i;
+            float w = a[t];
+            v8 wv = {w, w, w, w, w, w, w, w};
+            y0 += wv * LOADV(vt);
+            y1 += wv * LOADV(vt + 8);
+            y2 += wv * LOADV(vt + 16);
+            y3 += wv * LOADV(vt + 24);
+        }
+        *(v8u *)(y + i) = y0;
+        *(v8u *)(y + i + 8) = y1;
+        *(v8u *)(y + i + 16) = y2;
+        *(v8u *)(y + i + 24) = y3;
+    }
+    for (; i + 8 <= hs; i += 8) {
+        v8 y0 = {0};
+        for (int t = 0; t < T; t++) {
+            float w = a[t];
+            v8 wv = {w, w, w, w, w, w, w, w};
+            y0 += wv * LOADV(v + (size_t)t * hs + i);
+        }
+        *(v8u *)(y + i) = y0;
+    }
+    for (; i < hs; i++) {
+        float acc = 0.0f;
+        for (int t = 0; t < T; t++) acc += a[t] * v[(size_t)t * hs + i];
+        y[i] = acc;
+    }
+}
+
+/* One query against T cached positions of one head: y (hs), weights a (T).
+ * Compiled for AVX2 and generic x86-64; both do the same per-lane
+ * operations (ISO C mode: no FMA contraction), so the bits agree. */
+__attribute__((target_clones("avx2", "default"))) static void
+attend_head(float *y, float *a, const float *q, const float *kh, const float *vh, int T, int hs,
+            float scale) {
+    float maxv = -INFINITY;
+    for (int t = 0; t < T; t++) {
+        float sc = dot(q, kh + (size_t)t * hs, hs) * scale;
+        a[t] = sc;
+        if (sc > maxv) maxv = sc;
+    }
+    float sum = 0.0f;
+    for (int t = 0; t < T; t++) {
+        a[t] = expf(a[t] - maxv);
+        sum += a[t];
+    }
+    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+    for (int t = 0; t < T; t++) a[t] *= inv;
+    weighted_sum(y, a, vh, T, hs);
 }
 
 static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const int *pos) {
@@ -187,21 +241,7 @@ static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const 
             const float *vh = vl + ((size_t)seq[r] * NH + h) * maxT * hs;
             float *a = c->att + ((size_t)r * NH + h) * maxT;
             int T = pos[r] + 1;
-            float maxv = -INFINITY;
-            for (int t = 0; t < T; t++) {
-                float sc = dot(q, kh + (size_t)t * hs, hs) * scale;
-                a[t] = sc;
-                if (sc > maxv) maxv = sc;
-            }
-            float sum = 0.0f;
-            for (int t = 0; t < T; t++) {
-                a[t] = expf(a[t] - maxv);
-                sum += a[t];
-            }
-            float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-            float *y = c->atty + (size_t)r * C + h * hs;
-            for (int i = 0; i < hs; i++) y[i] = 0.0f;
-            for (int t = 0; t < T; t++) axpy(y, a[t] * inv, vh + (size_t)t * hs, hs);
+            attend_head(c->atty + (size_t)r * C + h * hs, a, q, kh, vh, T, hs, scale);
         }
     }
 }
