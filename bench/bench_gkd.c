@@ -6,7 +6,9 @@
  * (a constant channel after the final LayerNorm times a large negative EOS
  * embedding entry), so every rollout generates exactly G tokens and every
  * run does the same work. Prints generated tokens/s (median over steps) and
- * the share of time per phase, in the format of bench/peer_torch_gkd.py. */
+ * the share of time per phase, in the format of bench/peer_torch_gkd.py;
+ * best_tokens_per_s is the fastest step (the least disturbed on a shared
+ * machine) and gflops the useful FLOP rate at the median. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,12 @@ typedef struct {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Forward FLOPs of a (B, T) batch: matmuls (QKV, projection, MLP: 12 C^2
+ * per token and layer; LM head C V) and causal attention (QK^T and AV). */
+static double forward_flops(int L, int C, int V, int B, int T) {
+    return 2.0 * B * T * (12.0 * L * C * C + (double)C * V) + 2.0 * L * B * (double)T * T * C;
 }
 
 static gkd_model *random_model(int V, int maxT, int L, int C, int NH, uint64_t seed) {
@@ -115,10 +123,15 @@ static int run_shape(const shape *sh) {
     }
     qsort(tps, (size_t)sh->steps, sizeof(double), cmp_double);
     double total = phase[0] + phase[1] + phase[2] + phase[3];
-    printf("bench gkd %s tokens_per_s=%.0f step_ms=%.2f sample=%.1f%% teacher=%.1f%% student_fwdbwd=%.1f%% "
-           "update=%.1f%% generated=%ld\n",
-           sh->name, tps[sh->steps / 2], 1e3 * total / sh->steps, 100 * phase[0] / total, 100 * phase[1] / total,
-           100 * phase[2] / total, 100 * phase[3] / total, generated / sh->steps);
+    /* Useful work of a step: teacher forward, student rollout (about one
+     * forward) and student forward + backward (three). */
+    const int T = sh->P + sh->G;
+    double flops = forward_flops(sh->tL, sh->tC, sh->V, sh->B, T) + 4 * forward_flops(sh->sL, sh->sC, sh->V, sh->B, T);
+    printf("bench gkd %s tokens_per_s=%.0f best_tokens_per_s=%.0f step_ms=%.2f gflops=%.1f sample=%.1f%% "
+           "teacher=%.1f%% student_fwdbwd=%.1f%% update=%.1f%% generated=%ld\n",
+           sh->name, tps[sh->steps / 2], tps[sh->steps - 1], 1e3 * total / sh->steps,
+           1e-9 * flops * tps[sh->steps / 2] / ((double)sh->B * sh->G), 100 * phase[0] / total,
+           100 * phase[1] / total, 100 * phase[2] / total, 100 * phase[3] / total, generated / sh->steps);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "bench_gkd %s: %s\n", sh->name, gkd_last_error());

@@ -7,7 +7,8 @@ multinomial, exactly G new tokens), teacher forward over the sequences
 the logits of the generated positions, grad clipping at 1 and AdamW.
 Prints, like the C benchmark,
   bench peer_torch_gkd <shape> tokens_per_s=... step_ms=... sample=..% teacher=..% student_fwdbwd=..% update=..%
-tokens_per_s counts generated tokens per second of whole steps (median).
+tokens_per_s counts generated tokens per second of whole steps (median),
+best_tokens_per_s the fastest step, gflops the useful FLOP rate.
 Run with /usr/bin/python3 (torch 1.13).
 """
 import math
@@ -55,6 +56,11 @@ def jsd(zs, zt, beta=0.5):
     return beta * kl_p + (1 - beta) * kl_q
 
 
+def forward_flops(L, C, V, B, T):
+    """As bench/bench_gkd.c: matmuls and causal attention of a (B, T) forward."""
+    return 2.0 * B * T * (12.0 * L * C * C + C * V) + 2.0 * L * B * T * T * C
+
+
 def main():
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -90,8 +96,10 @@ def main():
                 phase[i] += d
         tps.sort()
         total = sum(phase)
-        print(f"bench peer_torch_gkd {name} tokens_per_s={tps[len(tps) // 2]:.0f} "
-              f"step_ms={1e3 * total / steps:.2f} sample={100 * phase[0] / total:.1f}% "
+        flops = forward_flops(tL, tC, V, B, T) + 4 * forward_flops(sL, sC, V, B, T)
+        med = tps[len(tps) // 2]
+        print(f"bench peer_torch_gkd {name} tokens_per_s={med:.0f} best_tokens_per_s={tps[-1]:.0f} "
+              f"step_ms={1e3 * total / steps:.2f} gflops={1e-9 * flops * med / (B * G):.1f} sample={100 * phase[0] / total:.1f}% "
               f"teacher={100 * phase[1] / total:.1f}% student_fwdbwd={100 * phase[2] / total:.1f}% "
               f"update={100 * phase[3] / total:.1f}% generated={B * G}")
 
