@@ -854,26 +854,33 @@ START_TEST(test_resume_after_sigkill) {
     const char *args_killed[] = {RESUME_ARGS(killed)};
     ck_assert_int_eq(run_gkd(args_full, 1, NULL), 0);
 
-    /* Kill when metrics.csv holds kill_at steps (a random step 8..33). */
+    /* Kill when metrics.csv holds kill_at steps (a random step 8..33). A
+     * descheduled test process may miss the moment; then try again. */
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    int kill_at = 8 + rand() % 26;
+    int kill_at = 0, killed_in_time = 0;
     snprintf(a, sizeof a, "%s/metrics.csv", killed);
-    pid_t pid = spawn_gkd(args_killed, 1, NULL);
-    struct timespec ms = {0, 200000};
-    while (count_lines(a) < 1 + kill_at) {
-        int status;
-        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0, "the run ended before step %d", kill_at);
-        nanosleep(&ms, NULL);
+    for (int attempt = 0; attempt < 5 && !killed_in_time; attempt++) {
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", killed);
+        ck_assert_int_eq(system(cmd), 0);
+        kill_at = 8 + rand() % 26;
+        pid_t pid = spawn_gkd(args_killed, 1, NULL);
+        struct timespec ms = {0, 200000};
+        int status, ended = 0;
+        while (count_lines(a) < 1 + kill_at && !(ended = waitpid(pid, &status, WNOHANG) == pid)) nanosleep(&ms, NULL);
+        if (ended) continue;
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFSIGNALED(status));
+        snprintf(b, sizeof b, "%s/final.ckpt", killed);
+        killed_in_time = access(b, F_OK) != 0;
     }
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert(WIFSIGNALED(status));
+    ck_assert_msg(killed_in_time, "the run always finished before the kill");
     snprintf(b, sizeof b, "%s/checkpoint.ckpt", killed);
-    long at = checkpoint_step(b);
-    ck_assert_msg(at < 40, "killed at step %d but the checkpoint is at %ld", kill_at, at);
-    snprintf(b, sizeof b, "%s/final.ckpt", killed);
-    ck_assert_msg(access(b, F_OK) != 0, "killed at %d, yet the run finished", kill_at);
+    if (access(b, F_OK) == 0) {
+        long at = checkpoint_step(b);
+        ck_assert_msg(at < 40 && at % 5 == 0, "killed at step %d but the checkpoint is at %ld", kill_at, at);
+    }
 
     ck_assert_int_eq(run_gkd(args_killed, 1, NULL), 0);
     snprintf(a, sizeof a, "%s/metrics.csv", full);
