@@ -807,15 +807,18 @@ static const char *teacher_ckpt(char *buf, size_t cap) {
         "--layers", "1", "--d-model", "16", "--heads", "2", "--batch", "8", "--lr", "1e-2",              \
         "--max-new-tokens", "4", "--eval-n", "20", "--eval-every", "10", "--out", out
 
-START_TEST(test_same_bytes_with_one_and_two_threads) {
-    char teacher[600], d1[512], d2[512], a[600], b[600];
+static void same_bytes_1_and_2_threads(const char *name, const char *const *extra) {
+    char teacher[600], d1[512], d2[512], a[600], b[600], n1[64], n2[64];
     teacher_ckpt(teacher, sizeof teacher);
-    path_in(d1, sizeof d1, "t1");
-    path_in(d2, sizeof d2, "t2");
-    const char *args1[] = {DISTILL_ARGS(teacher, d1), "--divergence", "jsd(0.5)", "--lambda", "0.5",
-                           "--seqkd", "0.5", "--steps", "30", NULL};
-    const char *args2[] = {DISTILL_ARGS(teacher, d2), "--divergence", "jsd(0.5)", "--lambda", "0.5",
-                           "--seqkd", "0.5", "--steps", "30", NULL};
+    snprintf(n1, sizeof n1, "%s_1", name);
+    snprintf(n2, sizeof n2, "%s_2", name);
+    path_in(d1, sizeof d1, n1);
+    path_in(d2, sizeof d2, n2);
+    const char *args1[64] = {DISTILL_ARGS(teacher, d1), "--steps", "30"};
+    const char *args2[64] = {DISTILL_ARGS(teacher, d2), "--steps", "30"};
+    int n = 0;
+    while (args1[n]) n++;
+    for (int i = 0; extra[i]; i++) args1[n + i] = args2[n + i] = extra[i];
     ck_assert_int_eq(run_gkd(args1, 1, NULL), 0);
     ck_assert_int_eq(run_gkd(args2, 2, NULL), 0);
     snprintf(a, sizeof a, "%s/metrics.csv", d1);
@@ -825,6 +828,17 @@ START_TEST(test_same_bytes_with_one_and_two_threads) {
     snprintf(a, sizeof a, "%s/eval.csv", d1);
     snprintf(b, sizeof b, "%s/eval.csv", d2);
     assert_same_file(a, b);
+}
+
+START_TEST(test_same_bytes_with_one_and_two_threads) {
+    const char *const seqkd[] = {"--divergence", "jsd(0.5)", "--lambda", "0.5", "--seqkd", "0.5", NULL};
+    same_bytes_1_and_2_threads("seqkd", seqkd);
+    /* Teacher-mixed rollouts with importance weights, fixed replay of them,
+     * and the hybrid CE term. */
+    const char *const mixed[] = {"--divergence", "srkl(0.1)", "--lambda", "0.7", "--teacher-mix", "0.3",
+                                 "--mix-importance", "--replay", "fixed", "--replay-prob", "0.3",
+                                 "--ce-weight", "0.2", "--reduction", "sequence", NULL};
+    same_bytes_1_and_2_threads("mixed", mixed);
 }
 END_TEST
 
