@@ -366,41 +366,105 @@ static int check_finite_grads(const gkd_model *m, long step) {
     return 0;
 }
 
-/* The hybrid term: cross-entropy on the ground truth of the same prompts. */
+/* The hybrid term: cross-entropy on the ground truth of the same prompts.
+ * The ground truth is built in s->sub and swapped in only for the layout,
+ * so s->batch (and its layout, restored at the end) still holds the step's
+ * sequences and the loss can be recomputed on them. */
 static int hybrid_ce(gkd_distill_state *s, long step, double *ce) {
     const int B = s->o.batch;
-    for (int b = 0; b < B; b++) {
-        int rc = encode_example(s, &s->batch, b, s->examples[b], 1);
-        if (rc) return rc;
-    }
+    int rc = 0;
+    for (int b = 0; b < B; b++)
+        if ((rc = encode_example(s, &s->sub, b, s->examples[b], 1))) return rc;
+    gkd_seqbatch step_batch = s->batch;
+    s->batch = s->sub;
+    s->sub = step_batch;
     gkd_step_stats unused = {0};
     int mix_importance = s->o.mix_importance;
     s->o.mix_importance = 0; /* ground truth was not sampled */
     layout_batch(s, &unused);
     s->o.mix_importance = mix_importance;
-    int rc = gkd_model_forward(s->student, s->tokens_bt, B, s->T);
-    if (rc) return rc;
+    s->sub = s->batch;
+    s->batch = step_batch;
+    rc = gkd_model_forward(s->student, s->tokens_bt, B, s->T);
+    if (rc) goto done;
     size_t NV = (size_t)B * s->T * s->student->config.vocab_size;
     memset(s->dlogits, 0, sizeof(float) * NV);
     *ce = weighted_ce(s->dlogits, s->student->logits, s->targets_bt, s->weight_bt, B * s->T,
                       s->student->config.vocab_size, s->o.ce_weight);
-    if (!isfinite(*ce)) return gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
-    return gkd_model_backward(s->student, s->dlogits);
+    if (!isfinite(*ce)) {
+        rc = gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
+        goto done;
+    }
+    rc = gkd_model_backward(s->student, s->dlogits);
+done:
+    layout_batch(s, &unused);
+    return rc;
 }
 
-int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st) {
-    const int B = s->o.batch, V = s->student->config.vocab_size;
-    int rc;
-    double t0 = gkd_now();
+/* Index of the first non-finite value of x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
+}
+
+/* Name of m's parameter tensor holding a non-finite value, or NULL. */
+static const char *nonfinite_param_tensor(const gkd_model *m) {
+    const float *p = m->params_memory;
+    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
+        if (first_nonfinite(p, m->param_sizes[k]) < m->param_sizes[k]) return gkd_param_names[k];
+        p += m->param_sizes[k];
+    }
+    return NULL;
+}
+
+/* A non-finite loss: say which tensor went bad first along the data path
+ * (teacher parameters, teacher logits, student parameters, student logits). */
+static int nonfinite_loss_error(const gkd_distill_state *s, long step, double loss, const float *zt) {
+    size_t NV = (size_t)s->o.batch * s->T * s->student->config.vocab_size;
+    const char *name;
+    if (zt && (name = nonfinite_param_tensor(s->teacher)))
+        return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): teacher tensor '%s' holds NaN or Inf",
+                         step, loss, name);
+    if (zt && first_nonfinite(zt, NV) < NV)
+        return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): tensor 'teacher logits' holds NaN or Inf",
+                         step, loss);
+    if ((name = nonfinite_param_tensor(s->student)))
+        return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): student tensor '%s' holds NaN or Inf",
+                         step, loss, name);
+    if (first_nonfinite(s->student->logits, NV) < NV)
+        return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): tensor 'student logits' holds NaN or Inf",
+                         step, loss);
+    return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g) although both models' logits are", step, loss);
+}
+
+/* 1 if every logit of the rows the loss reads is finite. */
+static int loss_rows_finite(const gkd_distill_state *s, const float *z) {
+    const int N = s->o.batch * s->T, V = s->student->config.vocab_size;
+    for (int n = 0; n < N; n++) {
+        if (s->mask_bt[n] == 0 && s->weight_bt[n] == 0) continue;
+        if (first_nonfinite(z + (size_t)n * V, (size_t)V) < (size_t)V) return 0;
+    }
+    return 1;
+}
+
+int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st) {
     memset(st, 0, sizeof *st);
     st->ce = NAN;
-    if ((rc = build_batch(s, step))) return gkd_error_wrap(rc, "step %ld", step);
-    for (int b = 0; b < B; b++) st->source_count[s->choices[b].source]++;
+    int rc = build_batch(s, step);
+    if (rc) return gkd_error_wrap(rc, "step %ld", step);
+    for (int b = 0; b < s->o.batch; b++) st->source_count[s->choices[b].source]++;
     layout_batch(s, st);
-    const int T = s->T, N = B * T;
-    double t1 = gkd_now();
-    st->time_sample = t1 - t0;
+    return 0;
+}
 
+void gkd_distill_layout(gkd_distill_state *s, gkd_step_stats *st) { layout_batch(s, st); }
+
+int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
+    const int B = s->o.batch, V = s->student->config.vocab_size;
+    const int T = s->T, N = B * T;
+    int rc;
+    double t1 = gkd_now();
     gkd_model_zero_grad(s->student);
     const float *zt = NULL;
     if (needs_teacher_scores(&s->o)) {
@@ -411,6 +475,9 @@ int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st) {
     st->time_teacher = t2 - t1;
     if ((rc = gkd_model_forward(s->student, s->tokens_bt, B, T))) return rc;
     const float *zs = s->student->logits;
+    /* The divergences skip terms whose probability is not > 0, which a NaN
+     * never is, so non-finite logits could pass as a finite loss. */
+    if ((zt && !loss_rows_finite(s, zt)) || !loss_rows_finite(s, zs)) return nonfinite_loss_error(s, step, NAN, zt);
     memset(s->dlogits, 0, sizeof(float) * (size_t)N * V);
     const float tau = s->o.loss_temperature;
     switch (s->o.divergence.kind) {
@@ -438,27 +505,38 @@ int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st) {
                                              NULL, s->dlogits);
         st->loss = st->divergence;
     }
-    if (!isfinite(st->loss)) return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g)", step, st->loss);
+    if (!isfinite(st->loss)) return nonfinite_loss_error(s, step, st->loss, zt);
     if ((rc = gkd_model_backward(s->student, s->dlogits))) return rc;
     if (s->o.ce_weight > 0) {
         if ((rc = hybrid_ce(s, step, &st->ce))) return rc;
         st->loss += s->o.ce_weight * st->ce;
     }
-    double t3 = gkd_now();
-    st->time_student = t3 - t2;
+    st->time_student = gkd_now() - t2;
+    return check_finite_grads(s->student, step);
+}
 
-    if ((rc = check_finite_grads(s->student, step))) return rc;
+int gkd_distill_update(gkd_distill_state *s, long step, gkd_step_stats *st) {
+    double t3 = gkd_now();
     st->grad_norm = gkd_clip_grad_norm(s->student->grads_memory, s->student->num_params, s->o.clip);
     if (!isfinite(st->grad_norm))
         return gkd_error(GKD_ENAN, "step %ld: the gradient norm is not finite", step);
     gkd_lr_schedule lr = {s->o.lr, s->o.lr_min, s->o.warmup, s->o.steps};
     st->lr = gkd_lr_at(&lr, step - 1);
-    if ((rc = gkd_adamw_step(s->opt, s->student->params_memory, s->student->grads_memory,
-                             s->student->num_params, (float)st->lr)))
-        return rc;
-    for (size_t i = 0; i < s->student->num_params; i++)
-        if (!isfinite(s->student->params_memory[i]))
-            return gkd_error(GKD_ENAN, "step %ld: the update made a parameter non-finite", step);
+    int rc = gkd_adamw_step(s->opt, s->student->params_memory, s->student->grads_memory,
+                            s->student->num_params, (float)st->lr);
+    if (rc) return rc;
+    const char *bad = nonfinite_param_tensor(s->student);
+    if (bad)
+        return gkd_error(GKD_ENAN, "step %ld: the update made student tensor '%s' non-finite", step, bad);
     st->time_update = gkd_now() - t3;
     return 0;
+}
+
+int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st) {
+    double t0 = gkd_now();
+    int rc = gkd_distill_prepare(s, step, st);
+    if (rc) return rc;
+    st->time_sample = gkd_now() - t0;
+    if ((rc = gkd_distill_loss_grad(s, step, st))) return rc;
+    return gkd_distill_update(s, step, st);
 }

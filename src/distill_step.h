@@ -47,8 +47,21 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
                            const gkd_distill_options *opt);
 void gkd_distill_state_free(gkd_distill_state *s);
 
-/** Step `step` (1-based, in order): batch, scores, loss, update. */
+/** Step `step` (1-based, in order): batch, scores, loss, update; the
+ *  three calls below in sequence. */
 int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st);
+
+/* The parts of a step, exposed for tests and benchmarks. */
+/** Build the batch of `step` (sources, rollouts, replay) and lay it out. */
+int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st);
+/** Recompute s->T, tokens_bt, targets_bt, mask_bt and weight_bt from s->batch. */
+void gkd_distill_layout(gkd_distill_state *s, gkd_step_stats *st);
+/** Teacher and student forward on the prepared batch, loss (hybrid CE
+ *  included), student gradients in student->grads_memory (zeroed first),
+ *  finite checks. May be called repeatedly on the same batch. */
+int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st);
+/** Clip, AdamW, finite check of the new parameters. */
+int gkd_distill_update(gkd_distill_state *s, long step, gkd_step_stats *st);
 
 /** Wall-clock seconds (monotonic); only for timing columns. */
 double gkd_now(void);

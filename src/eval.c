@@ -69,6 +69,18 @@ static double mask_count(const float *mask, int N) {
     return c;
 }
 
+/* 1 if every logit of the rows with mask != 0 is finite. The divergences
+ * skip terms whose probability is not > 0, which a NaN never is, so
+ * non-finite logits must be caught here to surface as a NaN metric. */
+static int masked_rows_finite(const float *z, const float *mask, int N, int V) {
+    for (int n = 0; n < N; n++) {
+        if (mask[n] == 0) continue;
+        for (int v = 0; v < V; v++)
+            if (!isfinite(z[(size_t)n * V + v])) return 0;
+    }
+    return 1;
+}
+
 /* Sums over masked tokens, turned into means at the end. */
 typedef struct {
     double count, nll, acc, fkl, rkl, val, accept;
@@ -97,6 +109,8 @@ static int score_rows(evaluator *e, int rows, token_sums *s, int student_metrics
         const gkd_divergence *d = &e->o->val_divergence;
         if (student_metrics && d->kind <= GKD_DIV_TVD)
             s->val += gkd_divergence_eval(d, zs, zt, e->mask_bt, N, V, e->o->tau, 0.0f, NULL, NULL);
+        if (!masked_rows_finite(zt, e->mask_bt, N, V) || !masked_rows_finite(zs, e->mask_bt, N, V))
+            s->val = s->fkl = s->rkl = NAN;
     }
     s->count += c;
     return 0;
