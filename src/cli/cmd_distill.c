@@ -11,7 +11,8 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: gkd distill --teacher T.ckpt (--student S.ckpt | [model flags]) --task NAME [task flags]\n"
+            "usage: gkd distill --teacher T.ckpt (--student S.ckpt | --student-config layers=L,d_model=C,heads=H\n"
+            "                   | [model flags]) --task NAME [task flags]\n"
             "                   [--divergence fkl|rkl|jsd(B)|skl(A)|srkl(A)|tvd|ce|pg_rkl] [--lambda X]\n"
             "                   [--per-example] [--seqkd X] [--seqkd-cache] [--teacher-mix X] [--mix-importance]\n"
             "                   [--replay off|fixed|adaptive --replay-capacity N --replay-prob X\n"
@@ -22,6 +23,41 @@ static void usage(FILE *f) {
             "DIR/final.ckpt; resumes from DIR/checkpoint.ckpt. A student given by model flags\n"
             "starts from random weights.\n%s%s%s",
             cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
+}
+
+/* --student-config layers=2,d_model=32,heads=2[,context=48]: the same
+ * shape keys as an experiment file's student.model. */
+static int parse_student_config(gkd_model_config *mc, const char *spec) {
+    char buf[256];
+    if (snprintf(buf, sizeof buf, "%s", spec) >= (int)sizeof buf) {
+        fprintf(stderr, "gkd distill: --student-config: too long\n");
+        return -1;
+    }
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        long n;
+        if (!eq) {
+            fprintf(stderr, "gkd distill: --student-config: '%s' is not key=value\n", kv);
+            return -1;
+        }
+        *eq = '\0';
+        int *field = !strcmp(kv, "layers")    ? &mc->n_layer
+                     : !strcmp(kv, "d_model") ? &mc->n_embd
+                     : !strcmp(kv, "heads")   ? &mc->n_head
+                     : !strcmp(kv, "context") ? &mc->max_seq_len
+                                              : NULL;
+        if (!field) {
+            fprintf(stderr, "gkd distill: --student-config: unknown key '%s' (layers, d_model, heads, context)\n", kv);
+            return -1;
+        }
+        if (gkd_parse_long(&n, eq + 1, 1, 8192, kv)) {
+            fprintf(stderr, "gkd distill: --student-config: %s\n", gkd_last_error());
+            return -1;
+        }
+        *field = (int)n;
+    }
+    return 0;
 }
 
 static int parse_double_flag(double *out, const char *v, double lo, double hi, const char *flag) {
@@ -53,6 +89,10 @@ int cmd_distill(int argc, char **argv) {
         if (!strcmp(a, "--mix-importance")) { o.mix_importance = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--teacher", &err))) { teacher_path = v; continue; }
+        if ((v = cli_flag(argc, argv, &i, "--student-config", &err))) {
+            if (parse_student_config(&mc, v)) return 2;
+            continue;
+        }
         if ((v = cli_flag(argc, argv, &i, "--student", &err))) { student_path = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--divergence", &err))) {
             if (gkd_divergence_parse(&o.divergence, v)) { cli_fail("distill"); return 2; }
