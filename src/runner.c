@@ -164,7 +164,16 @@ static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
         rc = rc ? rc : gkd_csv_buf_end_row(&b);
     }
     rc = rc ? rc : path_join(path, exp_dir, "grid.csv");
-    rc = rc ? rc : gkd_file_write_atomic(path, b.data, b.len);
+    if (!rc) {
+        /* Rewritten only when it changes: a finished experiment run again
+         * touches no file, and concurrent Slurm tasks do not race on it. */
+        char *old = NULL;
+        size_t old_len = 0;
+        int same = gkd_path_exists(path) && gkd_file_read(&old, &old_len, path) == 0 && old_len == b.len &&
+                   memcmp(old, b.data, b.len) == 0;
+        free(old);
+        if (!same) rc = gkd_file_write_atomic(path, b.data, b.len);
+    }
     gkd_csv_buf_free(&b);
     return rc;
 }
@@ -510,6 +519,8 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
         if (done) skipped++;
         else todo[ntodo++] = sel->cells[k];
     }
+    /* Only now, with every selected cell's config checked, does anything get written. */
+    if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto out;
     if (skipped && ntodo) fprintf(stderr, "gkd: %zu of %zu cells already done, running %zu\n", skipped, sel->n, ntodo);
     int jobs = opt->jobs > 0 ? opt->jobs : 1;
     if (jobs > (int)ntodo) jobs = ntodo > 0 ? (int)ntodo : 1;
@@ -583,9 +594,8 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
         printf("%zu of %zu cells\n", sel.n, gkd_experiment_num_cells(exp));
         goto done;
     }
-    if ((rc = gkd_mkdir_p(exp_dir))) goto done;
-    if ((rc = write_grid_csv(exp_dir, exp))) goto done;
     if (opt->executor == GKD_EXECUTOR_SLURM) {
+        if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto done;
         gkd_cell_config c0;
         if ((rc = gkd_experiment_cell(exp, 0, &c0))) goto done;
         gkd_slurm_options so = GKD_SLURM_OPTIONS_INIT;
