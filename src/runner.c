@@ -501,24 +501,34 @@ static int select_cells(selection *sel, const gkd_experiment *exp, const gkd_run
     return 0;
 }
 
+/* Which selected cells still have to run (todo, in grid order) and how many
+ * are done. A cell whose directory holds another config's results is an
+ * error, or (force) is removed so it runs again. Writes nothing otherwise. */
+static int scan_cells(size_t *todo, size_t *ntodo, size_t *skipped, const gkd_experiment *exp,
+                      const char *exp_dir, const selection *sel, int force) {
+    *ntodo = *skipped = 0;
+    for (size_t k = 0; k < sel->n; k++) {
+        gkd_cell_config c;
+        char dir[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1];
+        int done, rc;
+        if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) return rc;
+        if ((rc = path_join(dir, exp_dir, c.name))) return rc;
+        gkd_cell_config_hash(&c, hash);
+        if ((rc = check_cell_dir(dir, hash, force, &done))) return rc;
+        if (done) (*skipped)++;
+        else todo[(*ntodo)++] = sel->cells[k];
+    }
+    return 0;
+}
+
 static int run_local(const gkd_experiment *exp, const char *exp_dir, const selection *sel,
                      const gkd_run_options *opt) {
     int tty = isatty(STDERR_FILENO);
     size_t skipped = 0, ran = 0, failed = 0;
     size_t *todo = calloc(sel->n ? sel->n : 1, sizeof *todo), ntodo = 0;
     if (!todo) return gkd_error(GKD_ENOMEM, "out of memory");
-    int rc = 0;
-    for (size_t k = 0; k < sel->n; k++) {
-        gkd_cell_config c;
-        char dir[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1];
-        int done;
-        if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) goto out;
-        if ((rc = path_join(dir, exp_dir, c.name))) goto out;
-        gkd_cell_config_hash(&c, hash);
-        if ((rc = check_cell_dir(dir, hash, opt->force, &done))) goto out;
-        if (done) skipped++;
-        else todo[ntodo++] = sel->cells[k];
-    }
+    int rc = scan_cells(todo, &ntodo, &skipped, exp, exp_dir, sel, opt->force);
+    if (rc) goto out;
     /* Only now, with every selected cell's config checked, does anything get written. */
     if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto out;
     if (skipped && ntodo) fprintf(stderr, "gkd: %zu of %zu cells already done, running %zu\n", skipped, sel->n, ntodo);
@@ -595,6 +605,24 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
         goto done;
     }
     if (opt->executor == GKD_EXECUTOR_SLURM) {
+        /* The array covers the whole grid (task i = cell i); finished cells skip themselves. */
+        if (opt->only || opt->cell >= 0) {
+            rc = gkd_error(GKD_EINVAL, "--only and --cell select cells to run here; with --executor slurm the "
+                                       "whole grid is submitted (finished cells are skipped)");
+            goto done;
+        }
+        /* Refuse (or, with force, clear) changed cells here, not in every task. */
+        size_t ntodo = 0, skipped = 0;
+        size_t *todo = calloc(sel.n ? sel.n : 1, sizeof *todo);
+        if (!todo) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+        rc = scan_cells(todo, &ntodo, &skipped, exp, exp_dir, &sel, opt->force);
+        free(todo);
+        if (rc) goto done;
+        if (ntodo == 0) {
+            fprintf(stderr, "gkd: all %zu cells already done; nothing submitted\n", sel.n);
+            if (opt->table) rc = print_default_table(exp, exp_dir);
+            goto done;
+        }
         if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto done;
         gkd_cell_config c0;
         if ((rc = gkd_experiment_cell(exp, 0, &c0))) goto done;
