@@ -748,6 +748,98 @@ START_TEST(test_resume_killed_teacher) {
 }
 END_TEST
 
+/* --executor slurm with a stand-in sbatch on PATH that logs its calls: the
+ * task command has absolute paths even for a relative results root and
+ * another working directory; --only/--cell and changed cells are refused
+ * before anything is submitted; a finished grid submits nothing. */
+START_TEST(test_slurm_executor) {
+    assert_ref_ok();
+    char bin[PATH_MAX], sbatch[PATH_MAX], calls[PATH_MAX], p[PATH_MAX], yaml[PATH_MAX];
+    pathf(bin, "%s/bin", tmpdir);
+    pathf(sbatch, "%s/sbatch", bin);
+    pathf(calls, "%s/sbatch.calls", tmpdir);
+    ck_assert_int_eq(mkdir(bin, 0755), 0);
+    char script[2 * PATH_MAX];
+    snprintf(script, sizeof script, "#!/bin/sh\necho \"$*\" >>'%s'\necho 4242\n", calls);
+    write_file(sbatch, script);
+    ck_assert_int_eq(chmod(sbatch, 0755), 0);
+    char path_env[2 * PATH_MAX];
+    snprintf(path_env, sizeof path_env, "%s:%s", bin, getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+    setenv("PATH", path_env, 1);
+    pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
+    char *orig = slurp(grid_yaml, NULL);
+    write_file(yaml, orig);
+    ck_assert_int_eq(chdir(tmpdir), 0);
+
+    char *submit[] = {"run", yaml, "--executor", "slurm", "--results", "rel", "--cpus-per-task", "1", NULL};
+    ck_assert_msg(run_gkd(submit) == 0, "%s", last_err);
+    ck_assert(!strncmp(last_out, "submitted job array 4242 (8 cells)", 34));
+    pathf(p, "%s/rel/" GRID "/slurm/array.sbatch", tmpdir);
+    char *sb = slurp(p, NULL);
+    ck_assert_ptr_nonnull(sb);
+    char want[4 * PATH_MAX];
+    snprintf(want, sizeof want, "\nOMP_NUM_THREADS=$SLURM_CPUS_PER_TASK %s run %s --cell $SLURM_ARRAY_TASK_ID --results %s/rel\n",
+             gkd_bin(), yaml, tmpdir);
+    ck_assert_msg(strstr(sb, want) != NULL, "no '%s' in the script", want);
+    ck_assert_ptr_nonnull(strstr(sb, "#SBATCH --array=0-7\n"));
+    ck_assert_ptr_nonnull(strstr(sb, "#SBATCH --cpus-per-task=1\n"));
+    ck_assert_ptr_nonnull(strstr(sb, "#SBATCH --time=00:05:00\n")); /* from the file's slurm section */
+    free(sb);
+    pathf(p, "%s/rel/" GRID "/grid.csv", tmpdir);
+    ck_assert(exists(p));
+    pathf(p, "%s/rel/" GRID "/%s", tmpdir, cell_dirs[0]);
+    ck_assert(!exists(p)); /* the tasks make the cells */
+    char *c = slurp(calls, NULL);
+    ck_assert_uint_eq(count_lines(c), 1);
+    free(c);
+
+    char *only[] = {"run", yaml, "--executor", "slurm", "--results", "rel", "--only", "lambda=1", NULL};
+    ck_assert_int_eq(run_gkd(only), 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+    char *one[] = {"run", yaml, "--executor", "slurm", "--results", "rel", "--cell", "1", NULL};
+    ck_assert_int_eq(run_gkd(one), 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+
+    /* A cell with results of the old config: refused, nothing submitted. */
+    char *local[] = {"run", yaml, "--results", "rel", "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(local) == 0, "%s", last_err);
+    char *edited = replace(orig, "  lr: 1e-3\n", "  lr: 2e-3\n");
+    write_file(yaml, edited);
+    ck_assert_int_eq(run_gkd(submit), 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+    ck_assert_ptr_nonnull(strstr(last_err, "--force"));
+    c = slurp(calls, NULL);
+    ck_assert_uint_eq(count_lines(c), 1);
+    free(c);
+    /* --force clears the changed cell, then submits. */
+    char *forced[] = {"run", yaml, "--executor", "slurm", "--results", "rel", "--force", NULL};
+    ck_assert_msg(run_gkd(forced) == 0, "%s", last_err);
+    pathf(p, "%s/rel/" GRID "/%s", tmpdir, cell_dirs[0]);
+    ck_assert(!exists(p));
+    c = slurp(calls, NULL);
+    ck_assert_uint_eq(count_lines(c), 2);
+    free(c);
+
+    /* A finished grid: nothing submitted, nothing written, the table printed. */
+    char exp[PATH_MAX];
+    pathf(exp, "%s/" GRID, ref_dir);
+    char *before = tree_snapshot(exp);
+    char *done[] = {"run", grid_yaml, "--executor", "slurm", "--results", ref_dir, NULL};
+    ck_assert_msg(run_gkd(done) == 0, "%s", last_err);
+    ck_assert_str_eq(last_err, "gkd: all 8 cells already done; nothing submitted\n");
+    ck_assert_ptr_nonnull(strstr(last_out, "| divergence | exact_match"));
+    char *after = tree_snapshot(exp);
+    assert_same_snapshot(before, after);
+    c = slurp(calls, NULL);
+    ck_assert_uint_eq(count_lines(c), 2);
+    free(c);
+    free(orig);
+    free(edited);
+    free(before);
+    free(after);
+}
+END_TEST
+
 Suite *runner_suite(void) {
     Suite *s = suite_create("runner");
     TCase *tc = tcase_create("run");
@@ -765,6 +857,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_invalid_file);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_resume_killed_teacher);
+    tcase_add_test(tc, test_slurm_executor);
     tcase_add_test(tc, test_skip_completed);
     suite_add_tcase(s, tc);
     return s;
