@@ -76,13 +76,14 @@ test: $(BUILD)/gkd_tests $(GKD)
 	GKD_BIN=$(abspath $(GKD)) GKD_ROOT=$(CURDIR) ./$(BUILD)/gkd_tests $(SUITE)
 
 main: $(GKD)
-	./$(GKD) run
+	./$(GKD) run experiments/quickstart.yaml --jobs 2
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-bench: $(BENCH_SRC:%.c=$(BUILD)/%) 
+bench: $(BENCH_SRC:%.c=$(BUILD)/%)
+	@./scripts/deps.sh torch || echo "bench: could not install python3-torch; the PyTorch peer will be skipped"
 	@for b in $^; do echo "== $$b"; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$b || exit 1; done
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	  for p in bench/peer_*.py; do [ -f $$p ] && /usr/bin/python3 $$p; done; \

@@ -10,9 +10,10 @@ command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 have_pc openblas || [ -f /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h ] || need_pkgs+=(libopenblas-openmp-dev)
 have_pc check || need_pkgs+=(check)
 have_pc yaml-0.1 || need_pkgs+=(libyaml-dev)
+command -v gnuplot >/dev/null 2>&1 || need_pkgs+=(gnuplot-nox)
 for extra in "$@"; do
   case "$extra" in
-    gnuplot) command -v gnuplot >/dev/null 2>&1 || need_pkgs+=(gnuplot-nox) ;;
+    torch) /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need_pkgs+=(python3-torch) ;;
     slurm) command -v slurmctld >/dev/null 2>&1 || need_pkgs+=(slurm-wlm munge) ;;
     clang) command -v clang >/dev/null 2>&1 || need_pkgs+=(clang) ;;
   esac
