@@ -540,9 +540,19 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
             if ((rc = gkd_experiment_cell(exp, todo[k], &c))) goto out;
             if (!tty) fprintf(stderr, "[%zu/%zu cells] %s: start\n", skipped + k, sel->n, c.name);
             rc = run_cell(&c, exp_dir, skipped + k, sel->n, tty);
-            if (rc) goto out;
-            ran++;
+            if (rc && ntodo == 1) goto out; /* one cell (e.g. a Slurm task): its own message */
+            if (rc) {
+                /* Like --jobs N: a failed cell does not stop the others. */
+                if (tty) fputc('\n', stderr);
+                fprintf(stderr, "gkd run: cell %s: %s\n", c.name, gkd_last_error());
+                failed++;
+                rc = 0;
+            } else {
+                ran++;
+            }
         }
+        if (failed) rc = gkd_error(GKD_ESTATE, "%zu of %zu cells failed (see their 'failed' markers; rerun to resume)",
+                                   failed, ntodo);
     } else {
         /* N cells at once, each a child process with cores / N threads. The
          * shared artifacts are built under locks, so the first child to need

@@ -840,6 +840,68 @@ START_TEST(test_slurm_executor) {
 }
 END_TEST
 
+/* Every cell fails (the teacher checkpoint is garbage): each gets a `failed`
+ * marker with the error, the others still run (--jobs 1 and 2), the exit
+ * status is 1. With the file replaced by the reference run's trained teacher,
+ * a rerun retries exactly the failed cells and gives the reference bytes. */
+START_TEST(test_failed_cells_retried) {
+    assert_ref_ok();
+    char yaml[PATH_MAX], ckpt[PATH_MAX], res[PATH_MAX], p[PATH_MAX];
+    pathf(yaml, "%s/fail.yaml", tmpdir);
+    pathf(ckpt, "%s/teacher.ckpt", tmpdir);
+    pathf(res, "%s/fail", tmpdir);
+    write_file(ckpt, "not a checkpoint at all\n");
+    char *orig = slurp(grid_yaml, NULL), teacher[PATH_MAX + 64];
+    snprintf(teacher, sizeof teacher, "teacher:\n  checkpoint: %s\nstudent:", ckpt);
+    const char *from = strstr(orig, "teacher:\n"), *to = strstr(orig, "student:");
+    ck_assert(from && to && from < to);
+    char *text = malloc(strlen(orig) + strlen(teacher) + 1);
+    snprintf(text, strlen(orig) + strlen(teacher) + 1, "%.*s%s%s", (int)(from - orig), orig, teacher,
+             to + strlen("student:"));
+    write_file(yaml, text);
+    for (int jobs = 1; jobs <= 2; jobs++) {
+        char *args[] = {"run", yaml, "--results", res, "--jobs", jobs == 1 ? "1" : "2", NULL};
+        ck_assert_int_eq(run_gkd(args), 1);
+        ck_assert_ptr_nonnull(strstr(last_err, "gkd run: 8 of 8 cells failed"));
+        ck_assert_uint_eq(count_substr(last_err, "not a gkd checkpoint"), NCELLS);
+        ck_assert_str_eq(last_out, "");
+        for (int i = 0; i < NCELLS; i++) {
+            cell_path(p, res, GRID, cell_dirs[i], "failed");
+            char *f = slurp(p, NULL);
+            ck_assert_msg(f != NULL, "no %s", p);
+            ck_assert_msg(strstr(f, "not a gkd checkpoint") && strchr(f, '\n') > strstr(f, "checkpoint"),
+                          "%s: %s", p, f);
+            free(f);
+            cell_path(p, res, GRID, cell_dirs[i], "done");
+            ck_assert(!exists(p));
+            cell_path(p, res, GRID, cell_dirs[i], "running");
+            ck_assert(!exists(p));
+        }
+    }
+    /* Only one cell selected: its own message, not the summary. */
+    char *one[] = {"run", yaml, "--results", res, "--cell", "4", NULL};
+    ck_assert_int_eq(run_gkd(one), 1);
+    ck_assert_uint_eq(count_lines(last_err) - count_substr(last_err, ": start\n"), 1);
+    ck_assert_ptr_nonnull(strstr(last_err, "gkd run: checkpoint "));
+
+    /* The reference run's teacher in place of the garbage. */
+    pathf(p, "%s/" GRID "/shared", ref_dir);
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp %s/teacher-*/final.ckpt '%s'", p, ckpt);
+    ck_assert_int_eq(system(cmd), 0);
+    char *args[] = {"run", yaml, "--results", res, NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    ck_assert_uint_eq(count_substr(last_err, "training the shared teacher"), 0);
+    assert_same_results(ref_dir, res, GRID, cell_dirs, NCELLS);
+    for (int i = 0; i < NCELLS; i++) {
+        cell_path(p, res, GRID, cell_dirs[i], "failed");
+        ck_assert(!exists(p));
+    }
+    free(orig);
+    free(text);
+}
+END_TEST
+
 Suite *runner_suite(void) {
     Suite *s = suite_create("runner");
     TCase *tc = tcase_create("run");
@@ -857,6 +919,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_invalid_file);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_resume_killed_teacher);
+    tcase_add_test(tc, test_failed_cells_retried);
     tcase_add_test(tc, test_slurm_executor);
     tcase_add_test(tc, test_skip_completed);
     suite_add_tcase(s, tc);
