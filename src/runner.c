@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -247,6 +249,23 @@ static void train_options(gkd_distill_options *o, const gkd_train_options *t, ui
     *o = d;
 }
 
+/* A run without checkpoint.ckpt starts from step 0, so logs of an earlier
+ * attempt count for nothing. Removing them (rather than letting the resume
+ * truncate them) also covers a process killed between creating a CSV file
+ * and writing its header, which leaves a file no reader accepts. */
+static int discard_logs_without_checkpoint(const char *dir) {
+    static const char *const logs[] = {"metrics.csv", "eval.csv", "timings.csv"};
+    char path[PATH_CAP];
+    int rc = path_join(path, dir, "checkpoint.ckpt");
+    if (rc || gkd_path_exists(path)) return rc;
+    for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
+        if ((rc = path_join(path, dir, logs[i]))) return rc;
+        if (unlink(path) != 0 && errno != ENOENT)
+            return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 /* Train (or load) a supervised model into shared/<kind>-<hash>/final.ckpt. */
 static int shared_supervised(gkd_model **out, const char *exp_dir, const char *kind, const char *hash,
                              const gkd_model_config *cfg, const gkd_train_options *t, uint64_t seed,
@@ -275,6 +294,7 @@ static int shared_supervised(gkd_model **out, const char *exp_dir, const char *k
         train_options(&o, t, seed, max_new);
         progress_ctx pc = {.cell = kind, .tty = tty};
         fprintf(stderr, "gkd: training the shared %s %s (%d steps)\n", kind, hash, t->steps);
+        if ((rc = discard_logs_without_checkpoint(dir))) goto done;
         rc = gkd_distill_run(m, NULL, tok, task, &o, dir, plain_progress, &pc);
         if (tty) fputc('\n', stderr);
         if (rc) rc = gkd_error_wrap(rc, "%s %s", kind, hash);
@@ -420,6 +440,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     distill_options(&o, c);
     progress_ctx pc = {.cell = c->name, .done = done_before, .total = total, .started = wall_now(),
                        .last_heartbeat = wall_now(), .cell_dir = dir, .tty = tty};
+    if ((rc = discard_logs_without_checkpoint(dir))) goto done;
     if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, on_progress, &pc))) goto done;
     char ended[32];
     iso_time(ended, sizeof ended);
@@ -566,9 +587,13 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
                 gkd_cell_config c;
                 if ((rc = gkd_experiment_cell(exp, todo[next], &c))) goto out;
                 fflush(NULL);
+                pid_t parent = getpid();
                 pid_t pid = fork();
                 if (pid < 0) { rc = gkd_error(GKD_EIO, "fork: %s", strerror(errno)); goto out; }
                 if (pid == 0) {
+                    /* Die with the parent: an orphaned cell would race with
+                     * the rerun that resumes it. */
+                    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
                     omp_set_num_threads(threads);
                     openblas_set_num_threads(threads);
                     int crc = run_cell(&c, exp_dir, skipped + next, sel->n, 0);

@@ -902,6 +902,99 @@ START_TEST(test_failed_cells_retried) {
 }
 END_TEST
 
+/* 1 while pid exists and is not a zombie. */
+static int process_alive(pid_t pid) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
+/* SIGKILL of a --jobs 2 parent takes its cell processes with it (they must
+ * not race with the rerun), and the rerun resumes both cells to the bytes of
+ * an uninterrupted --jobs 1 run. */
+START_TEST(test_resume_jobs_parent_killed) {
+    const char *cells[] = {"divergence=fkl,seed=1", "divergence=rkl,seed=1"};
+    char ref[PATH_MAX], res[PATH_MAX], out[PATH_MAX], p[PATH_MAX];
+    pathf(ref, "%s/uninterrupted", tmpdir);
+    pathf(res, "%s/killed", tmpdir);
+    pathf(out, "%s/killed.out", tmpdir);
+    char *args_ref[] = {"run", resume_yaml, "--results", ref, "--no-table", NULL};
+    ck_assert_msg(run_gkd(args_ref) == 0, "%s", last_err);
+
+    /* stderr to a file, not a pipe: a closed pipe would kill the cells by SIGPIPE. */
+    char errp[PATH_MAX];
+    pathf(errp, "%s/killed.err", tmpdir);
+    char *args[] = {"run", resume_yaml, "--results", res, "--no-table", "--jobs", "2", NULL};
+    pid_t pid = spawn_gkd(out, errp, NULL, args);
+    char *log = NULL;
+    for (int t = 0; t < 6000; t++) {
+        free(log);
+        log = slurp(errp, NULL);
+        if (log && strstr(log, ": step 40/300 eval")) break;
+        usleep(2000);
+    }
+    ck_assert_msg(log && strstr(log, ": step 40/300 eval"), "never saw step 40: %s", log ? log : "");
+    kill(pid, SIGKILL);
+    ck_assert_int_eq(wait_exit(pid), 128 + SIGKILL);
+    pid_t children[2];
+    int nchildren = 0;
+    for (const char *q = log; (q = strstr(q, "started (pid ")) && nchildren < 2; q++) {
+        long v = strtol(q + strlen("started (pid "), NULL, 10);
+        ck_assert_int_gt(v, 1);
+        children[nchildren++] = (pid_t)v;
+    }
+    ck_assert_int_eq(nchildren, 2);
+    for (int i = 0; i < 2; i++) {
+        int alive = 1;
+        for (int t = 0; t < 300 && (alive = process_alive(children[i])); t++) usleep(10000);
+        ck_assert_msg(!alive, "cell process %d outlived the killed parent", (int)children[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        cell_path(p, res, "tiny_resume", cells[i], "done");
+        ck_assert_msg(!exists(p), "%s: the cell finished after its parent was killed", cells[i]);
+    }
+    free(log);
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    assert_same_results(ref, res, "tiny_resume", cells, 2);
+}
+END_TEST
+
+/* A process killed between creating a CSV file and writing its header
+ * leaves an empty file; with no checkpoint yet, the rerun starts over
+ * instead of failing on it (shared teacher and cell alike). */
+START_TEST(test_resume_empty_logs) {
+    assert_ref_ok();
+    char res[PATH_MAX], p[PATH_MAX], shared[PATH_MAX];
+    static char cmd[16 * PATH_MAX];
+    pathf(res, "%s/empty", tmpdir);
+    pathf(shared, "%s/" GRID "/shared", ref_dir);
+    /* The same teacher directory name as in the reference run. */
+    snprintf(cmd, sizeof cmd,
+             "set -e; d='%s/" GRID "'; t=$(cd '%s' && ls -d teacher-* | grep -v lock); mkdir -p \"$d/shared/$t\" "
+             "\"$d/%s\"; : >\"$d/shared/$t/eval.csv\"; : >\"$d/shared/$t/metrics.csv\"; "
+             "cp '%s/" GRID "/%s/config.hash' \"$d/%s/\"; : >\"$d/%s/metrics.csv\"; : >\"$d/%s/eval.csv\"; "
+             "printf 'step,sa' >\"$d/%s/timings.csv\"",
+             res, shared, cell_dirs[0], ref_dir, cell_dirs[0], cell_dirs[0], cell_dirs[0], cell_dirs[0], cell_dirs[0]);
+    ck_assert_int_eq(system(cmd), 0);
+    char *args[] = {"run", grid_yaml, "--results", res, "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    ck_assert_uint_eq(count_substr(last_err, "training the shared teacher"), 1);
+    const char *cells[] = {cell_dirs[0]};
+    assert_same_results(ref_dir, res, GRID, cells, 1);
+    cell_path(p, res, GRID, cell_dirs[0], "timings.csv");
+    char *t = slurp(p, NULL);
+    ck_assert_uint_eq(count_lines(t), 21);
+    free(t);
+}
+END_TEST
+
 Suite *runner_suite(void) {
     Suite *s = suite_create("runner");
     TCase *tc = tcase_create("run");
@@ -919,6 +1012,8 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_invalid_file);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_resume_killed_teacher);
+    tcase_add_test(tc, test_resume_jobs_parent_killed);
+    tcase_add_test(tc, test_resume_empty_logs);
     tcase_add_test(tc, test_failed_cells_retried);
     tcase_add_test(tc, test_slurm_executor);
     tcase_add_test(tc, test_skip_completed);
