@@ -225,6 +225,22 @@ static int lock_acquire(file_lock *l, const char *path) {
     return 0;
 }
 
+/* Like lock_acquire, but *busy = 1 (and no lock) if another process holds it. */
+static int lock_try(file_lock *l, const char *path, int *busy) {
+    *busy = 0;
+    l->fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (l->fd < 0) return gkd_error(GKD_EIO, "cannot open lock %s: %s", path, strerror(errno));
+    while (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(l->fd);
+        l->fd = -1;
+        if (e == EWOULDBLOCK) { *busy = 1; return 0; }
+        return gkd_error(GKD_EIO, "cannot lock %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
 static void lock_release(file_lock *l) {
     if (l->fd >= 0) { flock(l->fd, LOCK_UN); close(l->fd); }
     l->fd = -1;
@@ -389,10 +405,20 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     gkd_task *task = NULL;
     gkd_tokenizer *tok = NULL;
     gkd_model *teacher = NULL, *student = NULL;
-    int rc, marked = 0;
+    int rc, marked = 0, busy = 0, done_already = 0;
+    file_lock lock = {-1};
     if ((rc = path_join(dir, exp_dir, c->name)) || (rc = gkd_mkdir_p(dir))) return rc;
     gkd_cell_config_hash(c, hash);
     iso_time(started, sizeof started);
+    /* One process per cell: a second `gkd run` (or a resubmitted Slurm task)
+     * must not write into a cell another one is running. */
+    if ((rc = path_join(path, dir, "lock")) || (rc = lock_try(&lock, path, &busy))) goto done;
+    if (busy) {
+        rc = gkd_error(GKD_ESTATE, "cell %s is being run by another process (see %s/running)", c->name, dir);
+        goto done;
+    }
+    /* It may have finished while this process was checking the others. */
+    if ((rc = check_cell_dir(dir, hash, 0, &done_already)) || done_already) goto done;
     if ((rc = gkd_cell_mark_running(dir))) goto done;
     marked = 1;
     if ((rc = path_join(path, dir, "config.yaml"))) goto done;
@@ -453,6 +479,7 @@ done:
         gkd_cell_mark_failed(dir, msg);
         gkd_error(rc, "%s", msg);
     }
+    lock_release(&lock);
     gkd_model_free(student);
     gkd_model_free(teacher);
     gkd_tokenizer_free(tok);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -995,6 +996,40 @@ START_TEST(test_resume_empty_logs) {
 }
 END_TEST
 
+/* A cell another process is running (it holds <cell>/lock) is not touched:
+ * one error line, no markers written; the other cells still run. */
+START_TEST(test_cell_lock) {
+    assert_ref_ok();
+    char res[PATH_MAX], dir[PATH_MAX], p[PATH_MAX];
+    pathf(res, "%s/locked", tmpdir);
+    pathf(dir, "%s/" GRID "/%s", res, cell_dirs[1]);
+    char cmd[2 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    pathf(p, "%s/lock", dir);
+    int fd = open(p, O_CREAT | O_RDWR, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+    char *one[] = {"run", grid_yaml, "--results", res, "--cell", "1", NULL};
+    ck_assert_int_eq(run_gkd(one), 1);
+    ck_assert_uint_eq(count_lines(last_err) - count_substr(last_err, ": start\n"), 1);
+    ck_assert_ptr_nonnull(strstr(last_err, "is being run by another process"));
+    const char *markers[] = {"running", "failed", "done", "config.hash", "metrics.csv"};
+    for (int m = 0; m < 5; m++) {
+        pathf(p, "%s/%s", dir, markers[m]);
+        ck_assert_msg(!exists(p), "%s written", p);
+    }
+    char *some[] = {"run", grid_yaml, "--results", res, "--only", "seed=2,lambda=0", NULL};
+    ck_assert_int_eq(run_gkd(some), 1);
+    ck_assert_ptr_nonnull(strstr(last_err, "gkd run: 1 of 2 cells failed"));
+    ck_assert(cell_ran(res, 5));
+    close(fd); /* releases the lock */
+    ck_assert_msg(run_gkd(one) == 0, "%s", last_err);
+    const char *cells[] = {cell_dirs[1], cell_dirs[5]};
+    assert_same_results(ref_dir, res, GRID, cells, 2);
+}
+END_TEST
+
 Suite *runner_suite(void) {
     Suite *s = suite_create("runner");
     TCase *tc = tcase_create("run");
@@ -1014,6 +1049,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_resume_killed_teacher);
     tcase_add_test(tc, test_resume_jobs_parent_killed);
     tcase_add_test(tc, test_resume_empty_logs);
+    tcase_add_test(tc, test_cell_lock);
     tcase_add_test(tc, test_failed_cells_retried);
     tcase_add_test(tc, test_slurm_executor);
     tcase_add_test(tc, test_skip_completed);
