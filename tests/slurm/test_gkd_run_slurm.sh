@@ -6,7 +6,9 @@
 # cell done, runs the grid locally into R2 with two threads (the Slurm tasks run
 # one thread each), and compares every cell's metrics.csv and
 # eval.csv byte for byte. Then checks that resubmitting a finished grid
-# submits nothing. Stops Slurm at the end (GKD_SLURM_KEEP=1 leaves it up).
+# submits nothing, and that a grid cancelled mid-cell (scancel) and
+# resubmitted ends with the bytes of an uninterrupted local run.
+# Stops Slurm at the end (GKD_SLURM_KEEP=1 leaves it up).
 #
 #   make slurm-test        (as root; installs slurm-wlm and munge if missing)
 set -euo pipefail
@@ -109,5 +111,63 @@ out=$("$GKD_BIN" run "$EXP_YAML" --executor slurm --results "$R1" --cpus-per-tas
 echo "$out" | grep -q "all $NCELLS cells already done" || fail "resubmission of a finished grid: $out"
 [ "$(wc -l <"$R1/tiny_grid/slurm/jobs.txt")" -eq 1 ] || fail "a second job was submitted"
 
+# -- cancelled mid-cell, resubmitted: same bytes as an uninterrupted run -------
+# The resume grid (2 cells) with longer cells, so scancel lands mid-cell.
+T_CANCEL0=$(date +%s)
+sed 's/^  steps: 300$/  steps: 1500/' "$ROOT/tests/fixtures/experiments/tiny_resume.yaml" >"$WORK/resume.yaml"
+grep -q '^  steps: 1500$' "$WORK/resume.yaml" || fail "could not lengthen the resume grid"
+R3=$WORK/R3 R4=$WORK/R4
+CELLS="divergence=fkl,seed=1 divergence=rkl,seed=1"
+wait_cells_done() { # exp_dir ncells
+  local deadline=$(( $(date +%s) + WAIT )) st
+  until "$GKD_BIN" status "$1" | grep -qx "$2 cells: $2 done, 0 running, 0 failed, 0 stale, 0 pending"; do
+    st=$("$GKD_BIN" status "$1")
+    if echo "$st" | grep -q '^[0-9]* cells: .* [1-9][0-9]* failed'; then echo "$st" >&2; fail "a cell failed"; fi
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "$st" >&2; fail "cells not done after ${WAIT}s"; }
+    sleep 1
+  done
+}
+rows() { [ -f "$1/metrics.csv" ] && echo $(( $(wc -l <"$1/metrics.csv") - 1 )) || echo 0; }
+JOB2=$("$GKD_BIN" run "$WORK/resume.yaml" --executor slurm --results "$R3" --cpus-per-task 1 |
+       sed -n 's/^submitted job array \([0-9]*\) .*/\1/p')
+[ -n "$JOB2" ] || fail "resume grid not submitted"
+deadline=$(( $(date +%s) + WAIT ))
+some_cell_at_50() {
+  local c
+  for c in $CELLS; do [ "$(rows "$R3/tiny_resume/$c")" -ge 50 ] && return 0; done
+  return 1
+}
+until some_cell_at_50; do
+  [ "$(date +%s)" -lt "$deadline" ] || fail "no cell reached step 50 of job $JOB2"
+  sleep 0.1
+done
+scancel "$JOB2"
+deadline=$(( $(date +%s) + 60 ))
+while squeue -h -j "$JOB2" 2>/dev/null | grep -q .; do
+  [ "$(date +%s)" -lt "$deadline" ] || fail "job $JOB2 still queued 60 s after scancel"
+  sleep 0.2
+done
+killed=0
+for c in $CELLS; do
+  d=$R3/tiny_resume/$c
+  if [ ! -f "$d/done" ] && [ "$(rows "$d")" -gt 0 ]; then killed=$((killed + 1)); fi
+  echo "  after scancel: $c: $(rows "$d") rows, $(ls "$d" | grep -E '^(done|running|failed)$' | tr '\n' ' ')"
+done
+[ $killed -ge 1 ] || fail "scancel did not land mid-cell"
+JOB3=$("$GKD_BIN" run "$WORK/resume.yaml" --executor slurm --results "$R3" --cpus-per-task 1 |
+       sed -n 's/^submitted job array \([0-9]*\) .*/\1/p')
+[ -n "$JOB3" ] || fail "resume grid not resubmitted"
+wait_cells_done "$R3/tiny_resume" 2
+OMP_NUM_THREADS=1 "$GKD_BIN" run "$WORK/resume.yaml" --results "$R4" >/dev/null 2>"$WORK/local4.err" ||
+  { cat "$WORK/local4.err" >&2; fail "local resume grid failed"; }
+for c in $CELLS; do
+  for f in metrics.csv eval.csv; do
+    cmp "$R3/tiny_resume/$c/$f" "$R4/tiny_resume/$c/$f" || fail "$c/$f: cancelled+resubmitted differs from local"
+  done
+  [ "$(rows "$R3/tiny_resume/$c")" -eq 1500 ] || fail "$c: $(rows "$R3/tiny_resume/$c") rows"
+done
+T_CANCEL=$(date +%s)
+echo "test_gkd_run_slurm: cancelled job $JOB2 mid-cell ($killed cell(s) unfinished), resubmitted as $JOB3, same bytes as local ($((T_CANCEL - T_CANCEL0)) s)"
+
 T_END=$(date +%s)
-echo "test_gkd_run_slurm: PASS (slurm up $((T_UP - T0)) s, slurm grid $((T_SLURM - T_UP)) s, local grid $((T_LOCAL - T_SLURM)) s, total $((T_END - T0)) s)"
+echo "test_gkd_run_slurm: PASS (slurm up $((T_UP - T0)) s, slurm grid $((T_SLURM - T_UP)) s, local grid $((T_LOCAL - T_SLURM)) s, cancel/resume $((T_CANCEL - T_CANCEL0)) s, total $((T_END - T0)) s)"
