@@ -376,11 +376,63 @@ static void distill_options(gkd_distill_options *o, const gkd_cell_config *c) {
     *o = d;
 }
 
+/* The dotted key of the YAML line `line` given the keys of the lines above
+ * (stack[level], canonical YAML: two spaces per level); "" if it has none. */
+static void yaml_line_key(char *out, size_t cap, char stack[][64], int depth_cap, const char *line, size_t len) {
+    size_t indent = 0;
+    while (indent < len && line[indent] == ' ') indent++;
+    const char *colon = memchr(line + indent, ':', len - indent);
+    out[0] = '\0';
+    int level = (int)(indent / 2);
+    if (!colon || level >= depth_cap || line[indent] == '#') return;
+    snprintf(stack[level], 64, "%.*s", (int)(colon - line - indent), line + indent);
+    size_t n = 0;
+    for (int l = 0; l <= level && n + 1 < cap; l++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", l ? "." : "", stack[l]);
+}
+
+/* "distill.lr: 0.001 -> 0.002": the first line where the cell's saved
+ * config.yaml and its current config differ; "" if that cannot be told. */
+static void describe_config_change(char *out, size_t cap, const char *dir, const gkd_cell_config *c) {
+    char path[PATH_CAP], *old = NULL, *now = NULL;
+    size_t old_len = 0, now_len = 0;
+    out[0] = '\0';
+    FILE *f = NULL;
+    if (path_join(path, dir, "config.yaml") || gkd_file_read(&old, &old_len, path)) goto done;
+    if (!(f = open_memstream(&now, &now_len))) goto done;
+    int rc = gkd_cell_config_write_yaml(c, f);
+    if (fclose(f) != 0 || rc) goto done;
+    char stack[16][64] = {{0}}, key[256];
+    const char *a = old, *b = now, *a_end = old + old_len, *b_end = now + now_len;
+    while (a < a_end && b < b_end) {
+        const char *an = memchr(a, '\n', (size_t)(a_end - a)), *bn = memchr(b, '\n', (size_t)(b_end - b));
+        size_t al = an ? (size_t)(an - a) : (size_t)(a_end - a), bl = bn ? (size_t)(bn - b) : (size_t)(b_end - b);
+        yaml_line_key(key, sizeof key, stack, 16, b, bl);
+        int top_ignored = !strncmp(key, "name", 5) || !strncmp(key, "description", 12) || !strncmp(key, "slurm", 5);
+        if (b[0] != '#' && !top_ignored && (al != bl || memcmp(a, b, al) != 0)) {
+            const char *av = memchr(a, ':', al), *bv = memchr(b, ':', bl);
+            if (av && bv && *key) {
+                for (av++; av < a + al && *av == ' ';) av++;
+                for (bv++; bv < b + bl && *bv == ' ';) bv++;
+                snprintf(out, cap, "%s: %.*s -> %.*s", key, (int)(a + al - av), av, (int)(b + bl - bv), bv);
+            } else
+                snprintf(out, cap, "'%.*s' -> '%.*s'", (int)al, a, (int)bl, b);
+            break;
+        }
+        a += al + 1;
+        b += bl + 1;
+    }
+done:
+    free(old);
+    free(now);
+}
+
 /* Cell state on disk: 1 done with this config, 0 to run; refuses a changed config. */
-static int check_cell_dir(const char *dir, const char *hash, int force, int *done) {
-    char path[PATH_CAP], *old = NULL;
+static int check_cell_dir(const char *dir, const gkd_cell_config *c, int force, int *done) {
+    char path[PATH_CAP], *old = NULL, hash[GKD_HASH_HEX_LEN + 1];
     size_t len;
     *done = 0;
+    gkd_cell_config_hash(c, hash);
     int rc = path_join(path, dir, "config.hash");
     if (rc) return rc;
     if (!gkd_path_exists(path)) return 0;
@@ -388,11 +440,14 @@ static int check_cell_dir(const char *dir, const char *hash, int force, int *don
     int same = len >= strlen(hash) && !strncmp(old, hash, strlen(hash));
     free(old);
     if (!same) {
-        if (!force)
+        if (!force) {
+            char change[512];
+            describe_config_change(change, sizeof change, dir, c);
             return gkd_error(GKD_EMISMATCH,
-                             "%s holds results of a different config (the experiment file changed); "
+                             "%s holds results of a different config (%s%sthe experiment file changed); "
                              "rerun with --force to discard them",
-                             dir);
+                             dir, change, *change ? "; " : "");
+        }
         return gkd_remove_tree(dir);
     }
     if ((rc = path_join(path, dir, "done"))) return rc;
@@ -418,7 +473,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
         goto done;
     }
     /* It may have finished while this process was checking the others. */
-    if ((rc = check_cell_dir(dir, hash, 0, &done_already)) || done_already) goto done;
+    if ((rc = check_cell_dir(dir, c, 0, &done_already)) || done_already) goto done;
     if ((rc = gkd_cell_mark_running(dir))) goto done;
     marked = 1;
     if ((rc = path_join(path, dir, "config.yaml"))) goto done;
@@ -557,12 +612,11 @@ static int scan_cells(size_t *todo, size_t *ntodo, size_t *skipped, const gkd_ex
     *ntodo = *skipped = 0;
     for (size_t k = 0; k < sel->n; k++) {
         gkd_cell_config c;
-        char dir[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1];
+        char dir[PATH_CAP];
         int done, rc;
         if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) return rc;
         if ((rc = path_join(dir, exp_dir, c.name))) return rc;
-        gkd_cell_config_hash(&c, hash);
-        if ((rc = check_cell_dir(dir, hash, force, &done))) return rc;
+        if ((rc = check_cell_dir(dir, &c, force, &done))) return rc;
         if (done) (*skipped)++;
         else todo[(*ntodo)++] = sel->cells[k];
     }

@@ -561,6 +561,7 @@ START_TEST(test_changed_config_refused) {
     ck_assert(!strncmp(last_err, "gkd run: ", 9));
     ck_assert_ptr_nonnull(strstr(last_err, cell_dirs[0]));
     ck_assert_ptr_nonnull(strstr(last_err, "--force"));
+    ck_assert_msg(strstr(last_err, "(distill.lr: 0.001 -> 0.002; ") != NULL, "%s", last_err);
     ck_assert_str_eq(last_out, "");
     char *after = tree_snapshot(exp);
     assert_same_snapshot(before, after); /* nothing touched, not even grid.csv */
