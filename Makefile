@@ -108,7 +108,8 @@ clean:
 # ---- Slurm integration test (separate from `make test`) --------------------
 # Brings up a real single-node Slurm (tests/slurm/start.sh: as root, installs
 # slurm-wlm and munge if missing), submits job arrays through libgkd, checks
-# the outputs and `gkd status`, and stops Slurm again.
+# the outputs and `gkd status`, and stops Slurm again; then runs a tiny grid
+# with `gkd run --executor slurm` and compares it with a local run.
 .PHONY: slurm-test
 $(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -117,6 +118,7 @@ $(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB)
 slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
 	GKD_BIN=$(abspath $(GKD)) SLURM_DRIVER=$(abspath $(BUILD)/tests/slurm/slurm_driver) \
 	  tests/slurm/test_slurm_submit.sh
+	GKD_BIN=$(abspath $(GKD)) tests/slurm/test_gkd_run_slurm.sh
 
 # ---- fuzz: libFuzzer harness for experiment files (clang; separate block) ----
 # `make fuzz` builds fuzz/fuzz_experiment.c against the experiment sources

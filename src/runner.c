@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,7 +166,16 @@ static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
         rc = rc ? rc : gkd_csv_buf_end_row(&b);
     }
     rc = rc ? rc : path_join(path, exp_dir, "grid.csv");
-    rc = rc ? rc : gkd_file_write_atomic(path, b.data, b.len);
+    if (!rc) {
+        /* Rewritten only when it changes: a finished experiment run again
+         * touches no file, and concurrent Slurm tasks do not race on it. */
+        char *old = NULL;
+        size_t old_len = 0;
+        int same = gkd_path_exists(path) && gkd_file_read(&old, &old_len, path) == 0 && old_len == b.len &&
+                   memcmp(old, b.data, b.len) == 0;
+        free(old);
+        if (!same) rc = gkd_file_write_atomic(path, b.data, b.len);
+    }
     gkd_csv_buf_free(&b);
     return rc;
 }
@@ -214,6 +225,22 @@ static int lock_acquire(file_lock *l, const char *path) {
     return 0;
 }
 
+/* Like lock_acquire, but *busy = 1 (and no lock) if another process holds it. */
+static int lock_try(file_lock *l, const char *path, int *busy) {
+    *busy = 0;
+    l->fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (l->fd < 0) return gkd_error(GKD_EIO, "cannot open lock %s: %s", path, strerror(errno));
+    while (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(l->fd);
+        l->fd = -1;
+        if (e == EWOULDBLOCK) { *busy = 1; return 0; }
+        return gkd_error(GKD_EIO, "cannot lock %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
 static void lock_release(file_lock *l) {
     if (l->fd >= 0) { flock(l->fd, LOCK_UN); close(l->fd); }
     l->fd = -1;
@@ -236,6 +263,23 @@ static void train_options(gkd_distill_options *o, const gkd_train_options *t, ui
     d.eval_samples = 0;
     d.sample.max_new_tokens = max_new;
     *o = d;
+}
+
+/* A run without checkpoint.ckpt starts from step 0, so logs of an earlier
+ * attempt count for nothing. Removing them (rather than letting the resume
+ * truncate them) also covers a process killed between creating a CSV file
+ * and writing its header, which leaves a file no reader accepts. */
+static int discard_logs_without_checkpoint(const char *dir) {
+    static const char *const logs[] = {"metrics.csv", "eval.csv", "timings.csv"};
+    char path[PATH_CAP];
+    int rc = path_join(path, dir, "checkpoint.ckpt");
+    if (rc || gkd_path_exists(path)) return rc;
+    for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
+        if ((rc = path_join(path, dir, logs[i]))) return rc;
+        if (unlink(path) != 0 && errno != ENOENT)
+            return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    return 0;
 }
 
 /* Train (or load) a supervised model into shared/<kind>-<hash>/final.ckpt. */
@@ -266,6 +310,7 @@ static int shared_supervised(gkd_model **out, const char *exp_dir, const char *k
         train_options(&o, t, seed, max_new);
         progress_ctx pc = {.cell = kind, .tty = tty};
         fprintf(stderr, "gkd: training the shared %s %s (%d steps)\n", kind, hash, t->steps);
+        if ((rc = discard_logs_without_checkpoint(dir))) goto done;
         rc = gkd_distill_run(m, NULL, tok, task, &o, dir, plain_progress, &pc);
         if (tty) fputc('\n', stderr);
         if (rc) rc = gkd_error_wrap(rc, "%s %s", kind, hash);
@@ -331,11 +376,63 @@ static void distill_options(gkd_distill_options *o, const gkd_cell_config *c) {
     *o = d;
 }
 
+/* The dotted key of the YAML line `line` given the keys of the lines above
+ * (stack[level], canonical YAML: two spaces per level); "" if it has none. */
+static void yaml_line_key(char *out, size_t cap, char stack[][64], int depth_cap, const char *line, size_t len) {
+    size_t indent = 0;
+    while (indent < len && line[indent] == ' ') indent++;
+    const char *colon = memchr(line + indent, ':', len - indent);
+    out[0] = '\0';
+    int level = (int)(indent / 2);
+    if (!colon || level >= depth_cap || line[indent] == '#') return;
+    snprintf(stack[level], 64, "%.*s", (int)(colon - line - indent), line + indent);
+    size_t n = 0;
+    for (int l = 0; l <= level && n + 1 < cap; l++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", l ? "." : "", stack[l]);
+}
+
+/* "distill.lr: 0.001 -> 0.002": the first line where the cell's saved
+ * config.yaml and its current config differ; "" if that cannot be told. */
+static void describe_config_change(char *out, size_t cap, const char *dir, const gkd_cell_config *c) {
+    char path[PATH_CAP], *old = NULL, *now = NULL;
+    size_t old_len = 0, now_len = 0;
+    out[0] = '\0';
+    FILE *f = NULL;
+    if (path_join(path, dir, "config.yaml") || gkd_file_read(&old, &old_len, path)) goto done;
+    if (!(f = open_memstream(&now, &now_len))) goto done;
+    int rc = gkd_cell_config_write_yaml(c, f);
+    if (fclose(f) != 0 || rc) goto done;
+    char stack[16][64] = {{0}}, key[256];
+    const char *a = old, *b = now, *a_end = old + old_len, *b_end = now + now_len;
+    while (a < a_end && b < b_end) {
+        const char *an = memchr(a, '\n', (size_t)(a_end - a)), *bn = memchr(b, '\n', (size_t)(b_end - b));
+        size_t al = an ? (size_t)(an - a) : (size_t)(a_end - a), bl = bn ? (size_t)(bn - b) : (size_t)(b_end - b);
+        yaml_line_key(key, sizeof key, stack, 16, b, bl);
+        int top_ignored = !strncmp(key, "name", 5) || !strncmp(key, "description", 12) || !strncmp(key, "slurm", 5);
+        if (b[0] != '#' && !top_ignored && (al != bl || memcmp(a, b, al) != 0)) {
+            const char *av = memchr(a, ':', al), *bv = memchr(b, ':', bl);
+            if (av && bv && *key) {
+                for (av++; av < a + al && *av == ' ';) av++;
+                for (bv++; bv < b + bl && *bv == ' ';) bv++;
+                snprintf(out, cap, "%s: %.*s -> %.*s", key, (int)(a + al - av), av, (int)(b + bl - bv), bv);
+            } else
+                snprintf(out, cap, "'%.*s' -> '%.*s'", (int)al, a, (int)bl, b);
+            break;
+        }
+        a += al + 1;
+        b += bl + 1;
+    }
+done:
+    free(old);
+    free(now);
+}
+
 /* Cell state on disk: 1 done with this config, 0 to run; refuses a changed config. */
-static int check_cell_dir(const char *dir, const char *hash, int force, int *done) {
-    char path[PATH_CAP], *old = NULL;
+static int check_cell_dir(const char *dir, const gkd_cell_config *c, int force, int *done) {
+    char path[PATH_CAP], *old = NULL, hash[GKD_HASH_HEX_LEN + 1];
     size_t len;
     *done = 0;
+    gkd_cell_config_hash(c, hash);
     int rc = path_join(path, dir, "config.hash");
     if (rc) return rc;
     if (!gkd_path_exists(path)) return 0;
@@ -343,11 +440,14 @@ static int check_cell_dir(const char *dir, const char *hash, int force, int *don
     int same = len >= strlen(hash) && !strncmp(old, hash, strlen(hash));
     free(old);
     if (!same) {
-        if (!force)
+        if (!force) {
+            char change[512];
+            describe_config_change(change, sizeof change, dir, c);
             return gkd_error(GKD_EMISMATCH,
-                             "%s holds results of a different config (the experiment file changed); "
+                             "%s holds results of a different config (%s%sthe experiment file changed); "
                              "rerun with --force to discard them",
-                             dir);
+                             dir, change, *change ? "; " : "");
+        }
         return gkd_remove_tree(dir);
     }
     if ((rc = path_join(path, dir, "done"))) return rc;
@@ -360,10 +460,20 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     gkd_task *task = NULL;
     gkd_tokenizer *tok = NULL;
     gkd_model *teacher = NULL, *student = NULL;
-    int rc, marked = 0;
+    int rc, marked = 0, busy = 0, done_already = 0;
+    file_lock lock = {-1};
     if ((rc = path_join(dir, exp_dir, c->name)) || (rc = gkd_mkdir_p(dir))) return rc;
     gkd_cell_config_hash(c, hash);
     iso_time(started, sizeof started);
+    /* One process per cell: a second `gkd run` (or a resubmitted Slurm task)
+     * must not write into a cell another one is running. */
+    if ((rc = path_join(path, dir, "lock")) || (rc = lock_try(&lock, path, &busy))) goto done;
+    if (busy) {
+        rc = gkd_error(GKD_ESTATE, "cell %s is being run by another process (see %s/running)", c->name, dir);
+        goto done;
+    }
+    /* It may have finished while this process was checking the others. */
+    if ((rc = check_cell_dir(dir, c, 0, &done_already)) || done_already) goto done;
     if ((rc = gkd_cell_mark_running(dir))) goto done;
     marked = 1;
     if ((rc = path_join(path, dir, "config.yaml"))) goto done;
@@ -411,6 +521,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     distill_options(&o, c);
     progress_ctx pc = {.cell = c->name, .done = done_before, .total = total, .started = wall_now(),
                        .last_heartbeat = wall_now(), .cell_dir = dir, .tty = tty};
+    if ((rc = discard_logs_without_checkpoint(dir))) goto done;
     if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, on_progress, &pc))) goto done;
     char ended[32];
     iso_time(ended, sizeof ended);
@@ -423,6 +534,7 @@ done:
         gkd_cell_mark_failed(dir, msg);
         gkd_error(rc, "%s", msg);
     }
+    lock_release(&lock);
     gkd_model_free(student);
     gkd_model_free(teacher);
     gkd_tokenizer_free(tok);
@@ -492,24 +604,35 @@ static int select_cells(selection *sel, const gkd_experiment *exp, const gkd_run
     return 0;
 }
 
+/* Which selected cells still have to run (todo, in grid order) and how many
+ * are done. A cell whose directory holds another config's results is an
+ * error, or (force) is removed so it runs again. Writes nothing otherwise. */
+static int scan_cells(size_t *todo, size_t *ntodo, size_t *skipped, const gkd_experiment *exp,
+                      const char *exp_dir, const selection *sel, int force) {
+    *ntodo = *skipped = 0;
+    for (size_t k = 0; k < sel->n; k++) {
+        gkd_cell_config c;
+        char dir[PATH_CAP];
+        int done, rc;
+        if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) return rc;
+        if ((rc = path_join(dir, exp_dir, c.name))) return rc;
+        if ((rc = check_cell_dir(dir, &c, force, &done))) return rc;
+        if (done) (*skipped)++;
+        else todo[(*ntodo)++] = sel->cells[k];
+    }
+    return 0;
+}
+
 static int run_local(const gkd_experiment *exp, const char *exp_dir, const selection *sel,
                      const gkd_run_options *opt) {
     int tty = isatty(STDERR_FILENO);
     size_t skipped = 0, ran = 0, failed = 0;
     size_t *todo = calloc(sel->n ? sel->n : 1, sizeof *todo), ntodo = 0;
     if (!todo) return gkd_error(GKD_ENOMEM, "out of memory");
-    int rc = 0;
-    for (size_t k = 0; k < sel->n; k++) {
-        gkd_cell_config c;
-        char dir[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1];
-        int done;
-        if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) goto out;
-        if ((rc = path_join(dir, exp_dir, c.name))) goto out;
-        gkd_cell_config_hash(&c, hash);
-        if ((rc = check_cell_dir(dir, hash, opt->force, &done))) goto out;
-        if (done) skipped++;
-        else todo[ntodo++] = sel->cells[k];
-    }
+    int rc = scan_cells(todo, &ntodo, &skipped, exp, exp_dir, sel, opt->force);
+    if (rc) goto out;
+    /* Only now, with every selected cell's config checked, does anything get written. */
+    if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto out;
     if (skipped && ntodo) fprintf(stderr, "gkd: %zu of %zu cells already done, running %zu\n", skipped, sel->n, ntodo);
     int jobs = opt->jobs > 0 ? opt->jobs : 1;
     if (jobs > (int)ntodo) jobs = ntodo > 0 ? (int)ntodo : 1;
@@ -519,9 +642,19 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
             if ((rc = gkd_experiment_cell(exp, todo[k], &c))) goto out;
             if (!tty) fprintf(stderr, "[%zu/%zu cells] %s: start\n", skipped + k, sel->n, c.name);
             rc = run_cell(&c, exp_dir, skipped + k, sel->n, tty);
-            if (rc) goto out;
-            ran++;
+            if (rc && ntodo == 1) goto out; /* one cell (e.g. a Slurm task): its own message */
+            if (rc) {
+                /* Like --jobs N: a failed cell does not stop the others. */
+                if (tty) fputc('\n', stderr);
+                fprintf(stderr, "gkd run: cell %s: %s\n", c.name, gkd_last_error());
+                failed++;
+                rc = 0;
+            } else {
+                ran++;
+            }
         }
+        if (failed) rc = gkd_error(GKD_ESTATE, "%zu of %zu cells failed (see their 'failed' markers; rerun to resume)",
+                                   failed, ntodo);
     } else {
         /* N cells at once, each a child process with cores / N threads. The
          * shared artifacts are built under locks, so the first child to need
@@ -535,9 +668,13 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
                 gkd_cell_config c;
                 if ((rc = gkd_experiment_cell(exp, todo[next], &c))) goto out;
                 fflush(NULL);
+                pid_t parent = getpid();
                 pid_t pid = fork();
                 if (pid < 0) { rc = gkd_error(GKD_EIO, "fork: %s", strerror(errno)); goto out; }
                 if (pid == 0) {
+                    /* Die with the parent: an orphaned cell would race with
+                     * the rerun that resumes it. */
+                    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
                     omp_set_num_threads(threads);
                     openblas_set_num_threads(threads);
                     int crc = run_cell(&c, exp_dir, skipped + next, sel->n, 0);
@@ -583,9 +720,26 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
         printf("%zu of %zu cells\n", sel.n, gkd_experiment_num_cells(exp));
         goto done;
     }
-    if ((rc = gkd_mkdir_p(exp_dir))) goto done;
-    if ((rc = write_grid_csv(exp_dir, exp))) goto done;
     if (opt->executor == GKD_EXECUTOR_SLURM) {
+        /* The array covers the whole grid (task i = cell i); finished cells skip themselves. */
+        if (opt->only || opt->cell >= 0) {
+            rc = gkd_error(GKD_EINVAL, "--only and --cell select cells to run here; with --executor slurm the "
+                                       "whole grid is submitted (finished cells are skipped)");
+            goto done;
+        }
+        /* Refuse (or, with force, clear) changed cells here, not in every task. */
+        size_t ntodo = 0, skipped = 0;
+        size_t *todo = calloc(sel.n ? sel.n : 1, sizeof *todo);
+        if (!todo) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
+        rc = scan_cells(todo, &ntodo, &skipped, exp, exp_dir, &sel, opt->force);
+        free(todo);
+        if (rc) goto done;
+        if (ntodo == 0) {
+            fprintf(stderr, "gkd: all %zu cells already done; nothing submitted\n", sel.n);
+            if (opt->table) rc = print_default_table(exp, exp_dir);
+            goto done;
+        }
+        if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto done;
         gkd_cell_config c0;
         if ((rc = gkd_experiment_cell(exp, 0, &c0))) goto done;
         gkd_slurm_options so = GKD_SLURM_OPTIONS_INIT;
