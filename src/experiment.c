@@ -33,6 +33,8 @@ void gkd_experiment_free(gkd_experiment *e) {
     if (e->set)
         for (int k = 0; k < exp_num_keys; k++) free(e->set[k].values);
     free(e->set);
+    for (size_t v = 0; v < e->num_variants; v++) free(e->variants[v].set);
+    free(e->variants);
     free(e->defaults);
     free(e->file);
     free(e->dir);
@@ -155,7 +157,18 @@ static int record_section(gkd_experiment *e, const char *path, yaml_mark_t m) {
     return 0;
 }
 
-static int unknown_key(gkd_experiment *e, const char *prefix, const char *name, yaml_mark_t m) {
+/* Variants may set keys of these sections only. */
+static int variant_section(const char *name) {
+    static const char *const ok[] = {"task", "teacher", "student", "distill", "eval"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, ok[i])) return 1;
+    return 0;
+}
+
+/* `where` names the mapping in the message (NULL: the top level); at the top
+ * of a variant (sections_only) only the variant sections are suggested. */
+static int unknown_key(gkd_experiment *e, const char *prefix, const char *where_name, int sections_only,
+                       const char *name, yaml_mark_t m) {
     const char *cands[128];
     char words[128][32];
     int n = 0;
@@ -168,6 +181,11 @@ static int unknown_key(gkd_experiment *e, const char *prefix, const char *name, 
         }
         size_t len = strcspn(p, ".");
         if (len >= sizeof words[0]) continue;
+        if (sections_only) {
+            char sec[32];
+            snprintf(sec, sizeof sec, "%.*s", (int)len, p);
+            if (!variant_section(sec)) continue;
+        }
         int dup = 0;
         for (int j = 0; j < n; j++) dup |= strlen(words[j]) == len && !strncmp(words[j], p, len);
         if (dup) continue;
@@ -181,8 +199,8 @@ static int unknown_key(gkd_experiment *e, const char *prefix, const char *name, 
     for (; name[len] && len < 48; len++) shown[len] = (unsigned char)name[len] < 0x20 ? '?' : name[len];
     shown[len] = '\0';
     const char *hint = exp_suggest(name, cands, n);
-    char where[48] = "";
-    if (prefix) snprintf(where, sizeof where, " in %s", prefix);
+    char where[256] = "";
+    if (where_name) snprintf(where, sizeof where, " in %.200s", where_name);
     if (hint) return at_mark(e, gkd_error(GKD_EINVAL, "unknown key '%s'%s (did you mean '%s'?)", shown, where, hint), m);
     return at_mark(e, gkd_error(GKD_EINVAL, "unknown key '%s'%s", shown, where), m);
 }
@@ -193,8 +211,20 @@ static int is_null_scalar(const yaml_node_t *n) {
     return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
-static int walk_map(gkd_experiment *e, yaml_document_t *doc, yaml_node_t *map, const char *prefix) {
+static int parse_variants(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t *key, yaml_node_t *val);
+static int set_variant_leaf(gkd_experiment *e, exp_variant *var, yaml_document_t *doc, int ki, yaml_node_t *val);
+
+/* Walks a mapping of the top level (var NULL) or of variant `var`; prefix
+ * is the schema path of the mapping (NULL at the top). */
+static int walk_map(gkd_experiment *e, yaml_document_t *doc, yaml_node_t *map, const char *prefix, exp_variant *var) {
     int rc = 0;
+    char where[192];
+    const char *where_name = prefix;
+    if (var) {
+        if (prefix) snprintf(where, sizeof where, "variants.%s.%s", var->name, prefix);
+        else snprintf(where, sizeof where, "variants.%s", var->name);
+        where_name = where;
+    }
     yaml_node_pair_t *pairs = map->data.mapping.pairs.start;
     size_t n = (size_t)(map->data.mapping.pairs.top - pairs);
     for (size_t i = 0; i < n; i++) {
@@ -209,7 +239,7 @@ static int walk_map(gkd_experiment *e, yaml_document_t *doc, yaml_node_t *map, c
             yaml_node_t *prev = yaml_document_get_node(doc, pairs[j].key);
             if (prev && prev->type == YAML_SCALAR_NODE && !strcmp((const char *)prev->data.scalar.value, name))
                 return at_mark(e, gkd_error(GKD_EINVAL, "duplicate key '%s'%s%s (first at %d:%d)", name,
-                                            prefix ? " in " : "", prefix ? prefix : "",
+                                            where_name ? " in " : "", where_name ? where_name : "",
                                             (int)prev->start_mark.line + 1, (int)prev->start_mark.column + 1),
                                key->start_mark);
         }
@@ -221,19 +251,190 @@ static int walk_map(gkd_experiment *e, yaml_document_t *doc, yaml_node_t *map, c
             ki = exp_key_find(full);
             section = ki < 0 && exp_is_section(full);
         }
-        if (ki >= 0) {
+        if (var && !prefix && (ki >= 0 || section) && !variant_section(full))
+            return at_mark(e, gkd_error(GKD_EINVAL, "%s: '%s' cannot be set by a variant (only task, teacher, "
+                                                    "student, distill and eval keys)", where_name, full),
+                           key->start_mark);
+        if (ki >= 0 && var) {
+            if ((rc = set_variant_leaf(e, var, doc, ki, val))) return rc;
+        } else if (ki >= 0 && exp_keys[ki].kind == K_VARIANTS) {
+            if ((rc = parse_variants(e, doc, ki, key, val))) return rc;
+        } else if (ki >= 0) {
             if ((rc = set_leaf(e, doc, ki, key, val))) return rc;
         } else if (section) {
-            record_section(e, full, key->start_mark);
+            if (!var) record_section(e, full, key->start_mark);
+            else if (!strcmp(full, "teacher.model"))
+                var->model_line = (int)key->start_mark.line + 1, var->model_col = (int)key->start_mark.column + 1;
+            else if (!strcmp(full, "teacher.train"))
+                var->train_line = (int)key->start_mark.line + 1, var->train_col = (int)key->start_mark.column + 1;
             if (val->type == YAML_MAPPING_NODE) {
-                if ((rc = walk_map(e, doc, val, full))) return rc;
+                if ((rc = walk_map(e, doc, val, full, var))) return rc;
             } else if (!is_null_scalar(val)) {
-                return at_mark(e, gkd_error(GKD_EINVAL, "%s: expected a mapping, got %s", full, node_kind(val)),
+                char shown[256];
+                if (var) snprintf(shown, sizeof shown, "variants.%s.%s", var->name, full);
+                else snprintf(shown, sizeof shown, "%s", full);
+                return at_mark(e, gkd_error(GKD_EINVAL, "%s: expected a mapping, got %s", shown, node_kind(val)),
                                val->start_mark);
             }
         } else {
-            return unknown_key(e, prefix, name, key->start_mark);
+            return unknown_key(e, prefix, where_name, var && !prefix, name, key->start_mark);
         }
+    }
+    return 0;
+}
+
+#define MAX_VARIANTS 10000
+
+/* Messages of exp_parse_value start with the key path; inside a variant
+ * the path is qualified with the variant, like every other message there. */
+static int in_variant(const exp_variant *var, const exp_key *k, int rc) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", gkd_last_error());
+    size_t n = strlen(k->path);
+    if (!strncmp(msg, k->path, n) && msg[n] == ':') return gkd_error(rc, "variants.%s.%s", var->name, msg);
+    return gkd_error(rc, "variants.%s.%s: %s", var->name, k->path, msg);
+}
+
+static int set_variant_leaf(gkd_experiment *e, exp_variant *var, yaml_document_t *doc, int ki, yaml_node_t *val) {
+    (void)doc;
+    const exp_key *k = &exp_keys[ki];
+    int rc = 0;
+    if (val->type == YAML_SEQUENCE_NODE)
+        return at_mark(e, gkd_error(GKD_EINVAL, "variants.%s.%s: lists are not allowed inside a variant (make it a "
+                                                "top-level axis)", var->name, k->path), val->start_mark);
+    if (val->type != YAML_SCALAR_NODE)
+        return at_mark(e, gkd_error(GKD_EINVAL, "variants.%s.%s: expected %s, got %s", var->name, k->path,
+                                    expected(k), node_kind(val)), val->start_mark);
+    if (var->n == var->cap) {
+        size_t cap = var->cap ? 2 * var->cap : 8;
+        exp_variant_setting *set = realloc(var->set, cap * sizeof *set);
+        if (!set) return gkd_error(GKD_ENOMEM, "out of memory");
+        var->set = set;
+        var->cap = cap;
+    }
+    const char *s = "";
+    if ((rc = scalar_text(e, val, &s))) return rc;
+    exp_variant_setting *st = &var->set[var->n];
+    if ((rc = exp_parse_value(e, k, s, &st->value))) return at_mark(e, in_variant(var, k, rc), val->start_mark);
+    st->key = ki;
+    st->value.line = (int)val->start_mark.line + 1;
+    st->value.col = (int)val->start_mark.column + 1;
+    var->n++;
+    return 0;
+}
+
+static int valid_variant_name(const char *s) {
+    if (!*s || strlen(s) > 100) return 0;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '.' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+/* variants: {name: {section: {...}}, ...} -> one axis whose values are the
+ * names (file order); each variant keeps the keys it sets. */
+static int parse_variants(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t *key, yaml_node_t *val) {
+    int rc = 0;
+    exp_setting *st = &e->set[ki];
+    st->key_line = (int)key->start_mark.line + 1;
+    st->key_col = (int)key->start_mark.column + 1;
+    if (val->type != YAML_MAPPING_NODE)
+        return at_mark(e, gkd_error(GKD_EINVAL, "variants: expected a mapping of variant names to settings, got %s",
+                                    node_kind(val)), val->start_mark);
+    yaml_node_pair_t *pairs = val->data.mapping.pairs.start;
+    size_t n = (size_t)(val->data.mapping.pairs.top - pairs);
+    if (n == 0)
+        return at_mark(e, gkd_error(GKD_EINVAL, "variants: empty mapping (the variant axis needs at least one "
+                                                "variant)"), val->start_mark);
+    if (n > MAX_VARIANTS)
+        return at_mark(e, gkd_error(GKD_EINVAL, "variants: more than %d variants", MAX_VARIANTS), val->start_mark);
+    e->variants = calloc(n, sizeof *e->variants);
+    st->values = calloc(n, sizeof *st->values);
+    if (!e->variants || !st->values) return gkd_error(GKD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *name_node = yaml_document_get_node(doc, pairs[i].key);
+        yaml_node_t *body = yaml_document_get_node(doc, pairs[i].value);
+        if (!name_node || !body) return at_mark(e, gkd_error(GKD_EFORMAT, "invalid mapping"), val->start_mark);
+        if (name_node->type != YAML_SCALAR_NODE)
+            return at_mark(e, gkd_error(GKD_EINVAL, "variants: expected a variant name, got %s", node_kind(name_node)),
+                           name_node->start_mark);
+        const char *name = "";
+        if ((rc = scalar_text(e, name_node, &name))) return rc;
+        int line = (int)name_node->start_mark.line + 1, col = (int)name_node->start_mark.column + 1;
+        if (!valid_variant_name(name)) {
+            char shown[64];
+            size_t len = 0;
+            for (; name[len] && len < 48; len++)
+                shown[len] = (unsigned char)name[len] < 0x20 || name[len] == 0x7f ? '?' : name[len];
+            shown[len] = '\0';
+            return at_mark(e, gkd_error(GKD_EINVAL, "variants: variant name '%s%s' must match [A-Za-z0-9_.-]+ "
+                                                    "(at most 100 characters)", shown, name[len] ? "..." : ""),
+                           name_node->start_mark);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(e->variants[j].name, name))
+                return at_mark(e, gkd_error(GKD_EINVAL, "variants: duplicate variant '%s' (first at %d:%d)", name,
+                                            e->variants[j].line, e->variants[j].col), name_node->start_mark);
+        exp_variant *var = &e->variants[i];
+        var->name = exp_strdup(e, name);
+        if (!var->name) return gkd_error(GKD_ENOMEM, "out of memory");
+        var->line = line, var->col = col;
+        e->num_variants = i + 1;
+        exp_value *v = &st->values[i];
+        v->text = v->raw = var->name;
+        v->line = line, v->col = col;
+        st->n = i + 1;
+        if (body->type == YAML_MAPPING_NODE) {
+            if ((rc = walk_map(e, doc, body, NULL, var))) return rc;
+        } else if (!is_null_scalar(body)) {
+            return at_mark(e, gkd_error(GKD_EINVAL, "variants.%s: expected a mapping of settings, got %s", name,
+                                        node_kind(body)), body->start_mark);
+        }
+    }
+    st->is_list = 1;
+    e->variants_key = ki;
+    return add_axis(e, ki, val->start_mark);
+}
+
+/* Checks between the variants and the top level, once the whole file is read. */
+static int check_variants(gkd_experiment *e) {
+    int ck = exp_key_find("teacher.checkpoint");
+    int top_model = 0, top_train = 0;
+    for (int s = 0; s < e->num_sections; s++) {
+        top_model |= !strcmp(e->sections[s].path, "teacher.model");
+        top_train |= !strcmp(e->sections[s].path, "teacher.train");
+    }
+    int tk = exp_key_find("task.name");
+    e->task_name_varies = e->set[tk].is_list;
+    for (size_t v = 0; v < e->num_variants; v++) {
+        const exp_variant *var = &e->variants[v];
+        const exp_value *vck = NULL;
+        for (size_t j = 0; j < var->n; j++) {
+            int k = var->set[j].key;
+            const exp_value *val = &var->set[j].value;
+            if (k == tk) e->task_name_varies = 1;
+            if (k == ck) vck = val;
+            if (e->set[k].is_list)
+                return at(e, gkd_error(GKD_EINVAL, "%s is both a grid axis and set by variant '%s'",
+                                       exp_keys[k].path, var->name),
+                          val->line, val->col);
+        }
+        /* A checkpoint teacher is loaded, not built: no model or train
+         * settings may apply to that variant, nor a model to a variant
+         * of a top-level checkpoint. */
+        int has_ck = vck != NULL || e->set[ck].n > 0;
+        if (has_ck && var->model_line)
+            return at(e, gkd_error(GKD_EINVAL, "teacher: give either checkpoint or model, not both (variant '%s')",
+                                   var->name), var->model_line, var->model_col);
+        if (has_ck && var->train_line)
+            return at(e, gkd_error(GKD_EINVAL, "teacher.train: not used with teacher.checkpoint (the teacher is "
+                                               "loaded, not trained) (variant '%s')", var->name),
+                      var->train_line, var->train_col);
+        if (vck && (top_model || top_train))
+            return at(e, gkd_error(GKD_EINVAL, "variants.%s.teacher.checkpoint: the top level sets teacher.%s, which "
+                                               "a checkpoint teacher does not use", var->name,
+                                   top_model ? "model" : "train"), vck->line, vck->col);
     }
     return 0;
 }
@@ -244,7 +445,7 @@ static int name_axes(gkd_experiment *e) {
     const char *paths[GKD_CELL_MAX_AXES];
     for (int a = 0; a < e->num_axes; a++) {
         const exp_key *k = &exp_keys[e->axes[a].key];
-        paths[a] = k->kind == K_SEEDS ? "seed" : k->path;
+        paths[a] = k->kind == K_SEEDS ? "seed" : k->kind == K_VARIANTS ? "variant" : k->path;
     }
     for (int a = 0; a < e->num_axes; a++) {
         const char *p = paths[a], *best = p;
@@ -347,7 +548,7 @@ int gkd_experiment_load_buffer(gkd_experiment **out, const char *data, size_t le
         rc = at_mark(e, gkd_error(GKD_EINVAL, "only one YAML document is allowed"), second->start_mark);
         goto done;
     }
-    if ((rc = walk_map(e, &doc, root, NULL))) goto done;
+    if ((rc = walk_map(e, &doc, root, NULL, NULL))) goto done;
 
     for (int k = 0; k < exp_num_keys; k++)
         if ((exp_keys[k].flags & F_REQUIRED) && e->set[k].n == 0) {
@@ -370,6 +571,7 @@ int gkd_experiment_load_buffer(gkd_experiment **out, const char *data, size_t le
             }
         }
     }
+    if ((rc = check_variants(e))) goto done;
     int sk = exp_key_find("seeds");
     if (e->set[sk].n == 0) {
         yaml_mark_t m = {0, 0, 0};

@@ -41,6 +41,7 @@ static void apply(gkd_cell_config *c, const exp_key *k, const exp_value *v) {
         memcpy(field, &i, sizeof i);
         c->student_checkpoint = i == GKD_INIT_CHECKPOINT ? v->text : NULL;
         break;
+    case K_VARIANTS: break; /* its settings are applied by exp_build_cell */
     default: memcpy(field, &v->text, sizeof v->text); break;
     }
 }
@@ -70,6 +71,20 @@ static void cell_name(gkd_cell_config *c) {
     snprintf(c->name + keep, GKD_CELL_NAME_MAX - keep, "-%016llx", (unsigned long long)h);
 }
 
+const exp_variant *exp_cell_variant(const gkd_experiment *e, const size_t *choice) {
+    if (!e->num_variants) return NULL;
+    size_t i = choice ? choice[e->variants_key] : 0;
+    return i < e->num_variants ? &e->variants[i] : NULL;
+}
+
+const exp_value *exp_variant_value(const gkd_experiment *e, const size_t *choice, int k) {
+    const exp_variant *var = exp_cell_variant(e, choice);
+    if (!var) return NULL;
+    for (size_t j = 0; j < var->n; j++)
+        if (var->set[j].key == k) return &var->set[j].value;
+    return NULL;
+}
+
 int exp_build_cell(const gkd_experiment *e, size_t idx, gkd_cell_config *c, size_t *choice) {
     size_t local[MAX_KEYS];
     if (exp_num_keys > MAX_KEYS) return gkd_error(GKD_ESTATE, "schema has too many keys");
@@ -88,13 +103,17 @@ int exp_build_cell(const gkd_experiment *e, size_t idx, gkd_cell_config *c, size
         const exp_value *v = e->set[k].n ? &e->set[k].values[choice[k]] : exp_keys[k].def ? &e->defaults[k] : NULL;
         if (v) apply(c, &exp_keys[k], v);
     }
+    /* A variant overrides the top-level values (the defaults of the others). */
+    const exp_variant *var = exp_cell_variant(e, choice);
+    for (size_t j = 0; var && j < var->n; j++) apply(c, &exp_keys[var->set[j].key], &var->set[j].value);
     if (c->teacher_checkpoint) {
         /* The checkpoint defines the teacher; its shape is read by the runner. */
         memset(&c->teacher_model, 0, sizeof c->teacher_model);
         memset(&c->teacher_train, 0, sizeof c->teacher_train);
         c->teacher_seed = 0;
     }
-    if (!e->set[exp_key_find("student.model.context")].n) c->student_model.max_seq_len = c->teacher_model.max_seq_len;
+    int sctx = exp_key_find("student.model.context");
+    if (!e->set[sctx].n && !exp_variant_value(e, choice, sctx)) c->student_model.max_seq_len = c->teacher_model.max_seq_len;
     c->index = idx;
     c->num_axes = e->num_axes;
     for (int a = 0; a < e->num_axes; a++) {

@@ -21,6 +21,11 @@ void exp_locate_section(const gkd_experiment *e, const char *path, int *line, in
 }
 
 void exp_locate(const gkd_experiment *e, int k, const size_t *choice, int *line, int *col) {
+    const exp_value *vv = exp_variant_value(e, choice, k);
+    if (vv) {
+        *line = vv->line, *col = vv->col;
+        return;
+    }
     const exp_setting *st = &e->set[k];
     if (st->n) {
         const exp_value *v = &st->values[choice ? choice[k] : 0];
@@ -44,10 +49,15 @@ static int fail(const gkd_experiment *e, const gkd_cell_config *c, const size_t 
     exp_locate(e, exp_key_find(key), choice, &line, &col);
     if (e->num_cells > 1)
         return gkd_error(GKD_EINVAL, "%s:%d:%d: %s (cell %zu: %s)", e->file, line, col, msg, c->index, c->name);
+    const exp_variant *var = exp_cell_variant(e, choice);
+    if (var) return gkd_error(GKD_EINVAL, "%s:%d:%d: %s (variant '%s')", e->file, line, col, msg, var->name);
     return gkd_error(GKD_EINVAL, "%s:%d:%d: %s", e->file, line, col, msg);
 }
 
-static int is_set(const gkd_experiment *e, const char *key) { return e->set[exp_key_find(key)].n > 0; }
+static int is_set(const gkd_experiment *e, const size_t *choice, const char *key) {
+    int k = exp_key_find(key);
+    return e->set[k].n > 0 || exp_variant_value(e, choice, k) != NULL;
+}
 
 /* Fewest tokens a prompt of this task takes (BOS + prompt + SEP), or 0 when
  * it depends on data files. */
@@ -85,17 +95,20 @@ int exp_check_cell(const gkd_experiment *e, const gkd_cell_config *c, const size
     unsigned bit = exp_task_bit(t->name);
 
     /* Keys of another task are most likely a mistake; a grid over task.name
-     * legitimately carries keys that only some of its tasks use. */
-    if (!e->set[exp_key_find("task.name")].is_list)
-        for (int k = 0; k < exp_num_keys; k++) {
-            const exp_key *key = &exp_keys[k];
-            if (key->tasks && !(key->tasks & bit) && e->set[k].n)
-                return fail(e, c, choice, key->path, "%s: not used by task '%s'", key->path, t->name);
-        }
+     * (a list, or variants that set it) legitimately carries top-level keys
+     * that only some of its tasks use. A variant's own keys are a bundle
+     * and are always checked against its task. */
+    int task_varies = e->task_name_varies;
+    for (int k = 0; k < exp_num_keys; k++) {
+        const exp_key *key = &exp_keys[k];
+        if (key->tasks && !(key->tasks & bit) &&
+            ((e->set[k].n && !task_varies) || exp_variant_value(e, choice, k)))
+            return fail(e, c, choice, key->path, "%s: not used by task '%s'", key->path, t->name);
+    }
     if ((bit & (T_PAIRS | T_TEXT)) && !t->path)
         return fail(e, c, choice, "task.path", "task.path: required for task '%s'", t->name);
     if ((bit & (T_REVERSE | T_SORT)) && t->min_len > t->max_len)
-        return fail(e, c, choice, is_set(e, "task.min_len") ? "task.min_len" : "task.max_len",
+        return fail(e, c, choice, is_set(e, choice, "task.min_len") ? "task.min_len" : "task.max_len",
                     "task.min_len: %d exceeds task.max_len %d", t->min_len, t->max_len);
     if (bit == T_TEXT && t->prompt_chars >= t->chunk)
         return fail(e, c, choice, "task.prompt_chars", "task.prompt_chars: %d must be less than task.chunk %d",

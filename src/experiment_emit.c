@@ -66,6 +66,7 @@ static int starts(const char *path, const char *prefix) { return !strncmp(path, 
 
 static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     const char *p = k->path;
+    if (k->kind == K_VARIANTS) return 0; /* a cell holds its variant's values, resolved */
     if (starts(p, "task.")) {
         if (k->tasks && !(k->tasks & exp_task_bit(c->task.name))) return 0;
         if (!strcmp(p, "task.path") && !c->task.path) return 0;
@@ -214,6 +215,7 @@ static const char *type_name(const exp_key *k) {
     case K_PATH: return "path";
     case K_INIT: return "sft \\| random \\| path";
     case K_SEEDS: return "int list";
+    case K_VARIANTS: return "name → settings";
     default: return "string";
     }
 }
@@ -243,7 +245,7 @@ int gkd_experiment_schema_markdown(FILE *f) {
         else if (k->kind == K_SEEDS) snprintf(def, sizeof def, "`[%s]`", k->def);
         else snprintf(def, sizeof def, "`%s`", k->def);
         fprintf(f, "| `%s` | %s | %s | %s | %s | %s |\n", k->path, type_name(k), def, range,
-                k->kind == K_SEEDS ? "always" : (k->flags & F_NO_AXIS) ? "no" : "yes", k->doc);
+                k->kind == K_SEEDS ? "always" : k->kind == K_VARIANTS ? "`variant`" : (k->flags & F_NO_AXIS) ? "no" : "yes", k->doc);
     }
     return ferror(f) ? gkd_error(GKD_EIO, "writing the schema failed") : 0;
 }

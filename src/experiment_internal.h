@@ -22,7 +22,8 @@ typedef enum {
     K_INIT,     /* student.init: sft | random | checkpoint path */
     K_SEEDS,    /* top-level seeds: the `seed` axis */
     K_TIME,     /* Slurm time limit string */
-    K_MEM       /* Slurm memory string */
+    K_MEM,      /* Slurm memory string */
+    K_VARIANTS  /* top-level variants: the `variant` axis (no cell field) */
 } exp_kind;
 
 #define F_NO_AXIS 1u  /* a list is an error (name, description, slurm.*) */
@@ -96,6 +97,22 @@ typedef struct {
     int line, col;
 } exp_section_mark;
 
+/** One key a variant sets. */
+typedef struct {
+    int key;         /* index into exp_keys */
+    exp_value value; /* with the position inside the variant */
+} exp_variant_setting;
+
+/** A named bundle of settings: the values of the `variants` axis. */
+typedef struct {
+    const char *name;
+    int line, col;             /* position of the name */
+    exp_variant_setting *set;  /* n settings in file order */
+    size_t n, cap;
+    int model_line, model_col; /* teacher.model section inside it (0 = none) */
+    int train_line, train_col; /* teacher.train section inside it (0 = none) */
+} exp_variant;
+
 struct gkd_experiment {
     char *file;        /* path as given, for messages */
     char *dir;         /* absolute directory of the file */
@@ -104,6 +121,10 @@ struct gkd_experiment {
     exp_axis axes[GKD_CELL_MAX_AXES];
     int num_axes;
     size_t num_cells;
+    exp_variant *variants; /* set[variants key].n entries, file order */
+    size_t num_variants, cap_variants;
+    int variants_key;  /* index of "variants" in exp_keys */
+    int task_name_varies; /* task.name is a list or set by a variant */
     exp_section_mark sections[32];
     int num_sections;
     int root_line, root_col;
@@ -116,11 +137,17 @@ char *exp_strdup(gkd_experiment *e, const char *s);
 /** Build cell i; choice[key] receives the value index used per key (may be NULL). */
 int exp_build_cell(const gkd_experiment *e, size_t i, gkd_cell_config *out, size_t *choice);
 
+/** The value the variant of a cell (choice[variants key]) sets for key k,
+ *  or NULL when the cell has no variant or its variant leaves k alone. */
+const exp_value *exp_variant_value(const gkd_experiment *e, const size_t *choice, int k);
+/** The variant of a cell, or NULL when the experiment has none. */
+const exp_variant *exp_cell_variant(const gkd_experiment *e, const size_t *choice);
+
 /** Cross-field checks of one built cell; errors located via `choice`. */
 int exp_check_cell(const gkd_experiment *e, const gkd_cell_config *c, const size_t *choice);
 
-/** Position for messages about key k in a cell: its value, else its
- *  section, else the top of the file. */
+/** Position for messages about key k in a cell: the value its variant
+ *  sets, else its value, else its section, else the top of the file. */
 void exp_locate(const gkd_experiment *e, int k, const size_t *choice, int *line, int *col);
 /** Position of the section `path` (or the top of the file). */
 void exp_locate_section(const gkd_experiment *e, const char *path, int *line, int *col);

@@ -128,6 +128,9 @@ const exp_key exp_keys[] = {
     {"eval.n", K_INT, "200", 1, 1e6, 0, 0, NULL, OFF(eval.n), "eval examples used (<= task.eval)"},
     {"eval.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(eval.temperature), "temperature of the sampled completions"},
 
+    {"variants", K_VARIANTS, NULL, 0, 0, 0, 0, NULL, 0,
+     "named bundles of task/teacher/student/distill/eval settings: one axis `variant` (see Variants)"},
+
     {"seeds", K_SEEDS, "1", 0, 0, 0, 0, NULL, OFF(seed),
      "run seeds (always the axis `seed`; also the SFT seed)"},
 

@@ -650,6 +650,230 @@ START_TEST(test_round_trip) {
 }
 END_TEST
 
+/* Named variants: one axis whose values are bundles of settings. */
+START_TEST(test_variants) {
+    static const char *const names[] = {"sft_only", "supervised_kd", "seqkd", "mixed", "replay", "gkd"};
+    gkd_experiment *e = load_fixture("variants.yaml");
+    ck_assert_uint_eq(gkd_experiment_num_cells(e), 12);
+    ck_assert_int_eq(gkd_experiment_num_axes(e), 2);
+    const char *key, *name;
+    size_t nv;
+    gkd_experiment_axis(e, 0, &key, &name, &nv);
+    ck_assert_str_eq(key, "variants");
+    ck_assert_str_eq(name, "variant");
+    ck_assert_uint_eq(nv, 6);
+    gkd_experiment_axis(e, 1, &key, &name, &nv);
+    ck_assert_str_eq(name, "seed");
+    ck_assert_uint_eq(nv, 2);
+    for (size_t i = 0; i < 12; i++) {
+        gkd_cell_config c = cell_of(e, i);
+        char want[64];
+        snprintf(want, sizeof want, "variant=%s,seed=%zu", names[i / 2], i % 2 + 1);
+        ck_assert_str_eq(c.name, want);
+        ck_assert_int_eq(c.num_axes, 2);
+        ck_assert_str_eq(c.axes[0].key, "variants");
+        ck_assert_str_eq(c.axes[0].name, "variant");
+        ck_assert_str_eq(c.axes[0].value, names[i / 2]);
+        ck_assert_uint_eq(c.seed, i % 2 + 1);
+        /* top-level values reach every variant */
+        ck_assert_int_eq(c.distill.opt.steps, 50);
+        ck_assert_int_eq(c.task.digits, 2);
+    }
+    gkd_cell_config c = cell_of(e, 0); /* sft_only */
+    ck_assert_str_eq(c.distill.divergence, "ce");
+    ck_assert_double_eq(c.distill.lambda, 0);
+    c = cell_of(e, 2); /* supervised_kd: divergence from the top level */
+    ck_assert_str_eq(c.distill.divergence, "fkl");
+    ck_assert_double_eq(c.distill.lambda, 0);
+    ck_assert_double_eq(c.distill.seqkd, 0);
+    ck_assert_int_eq(c.distill.seqkd_cache, 0);
+    c = cell_of(e, 5); /* seqkd */
+    ck_assert_double_eq(c.distill.lambda, 0);
+    ck_assert_double_eq(c.distill.seqkd, 1);
+    ck_assert_int_eq(c.distill.seqkd_cache, 1);
+    ck_assert_double_eq(c.distill.teacher_mix, 0);
+    c = cell_of(e, 6); /* mixed */
+    ck_assert_double_eq(c.distill.lambda, 1);
+    ck_assert_double_eq(c.distill.teacher_mix, 0.2);
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_OFF);
+    c = cell_of(e, 8); /* replay: lambda stays the default */
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_ADAPTIVE);
+    ck_assert_double_eq(c.distill.lambda, 0.5);
+    c = cell_of(e, 11); /* gkd */
+    ck_assert_double_eq(c.distill.lambda, 1);
+    ck_assert_double_eq(c.distill.teacher_mix, 0);
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_OFF);
+    ck_assert_str_eq(c.distill.divergence, "fkl");
+    /* Config hashes: the resolved values, so every recipe differs, and a
+     * variant equal to the top-level values hashes like no variant at all. */
+    char h[12][17];
+    for (size_t i = 0; i < 12; i++) {
+        gkd_cell_config ci = cell_of(e, i);
+        gkd_cell_config_hash(&ci, h[i]);
+        for (size_t j = 0; j < i; j++) ck_assert_str_ne(h[i], h[j]);
+    }
+    gkd_experiment_free(e);
+
+    /* Variants with identical settings resolve to identical configs. */
+    ck_assert_int_eq(load_text(&e, "name: x\nvariants:\n  a: {distill: {lambda: 1}}\n  b: {distill: {lambda: 1.0}}\n"
+                                   "  base:\n"),
+                     0);
+    ck_assert_uint_eq(gkd_experiment_num_cells(e), 3);
+    char ha[17], hb[17], hbase[17], hplain[17];
+    c = cell_of(e, 0);
+    gkd_cell_config_hash(&c, ha);
+    c = cell_of(e, 1);
+    gkd_cell_config_hash(&c, hb);
+    ck_assert_str_eq(ha, hb);
+    c = cell_of(e, 2);
+    ck_assert_str_eq(c.name, "variant=base,seed=1");
+    ck_assert_double_eq(c.distill.lambda, 0.5);
+    gkd_cell_config_hash(&c, hbase);
+    gkd_experiment_free(e);
+    ck_assert_int_eq(load_text(&e, "name: x\n"), 0);
+    c = cell_of(e, 0);
+    gkd_cell_config_hash(&c, hplain);
+    ck_assert_str_eq(hbase, hplain);
+    ck_assert_str_ne(ha, hplain);
+    gkd_experiment_free(e);
+}
+END_TEST
+
+/* The variant axis sits among the list axes in file order. */
+START_TEST(test_variants_with_axes) {
+    gkd_experiment *e = NULL;
+    ck_assert_int_eq(load_text(&e, "name: x\ndistill: {divergence: [fkl, rkl]}\n"
+                                   "variants: {onp: {distill: {lambda: 1}}, offp: {distill: {lambda: 0}}}\n"
+                                   "seeds: [1, 2]\n"),
+                     0);
+    ck_assert_uint_eq(gkd_experiment_num_cells(e), 8);
+    static const char *const want[] = {
+        "divergence=fkl,variant=onp,seed=1",  "divergence=fkl,variant=onp,seed=2",
+        "divergence=fkl,variant=offp,seed=1", "divergence=fkl,variant=offp,seed=2",
+        "divergence=rkl,variant=onp,seed=1",  "divergence=rkl,variant=onp,seed=2",
+        "divergence=rkl,variant=offp,seed=1", "divergence=rkl,variant=offp,seed=2"};
+    for (size_t i = 0; i < 8; i++) {
+        gkd_cell_config c = cell_of(e, i);
+        ck_assert_str_eq(c.name, want[i]);
+        ck_assert_str_eq(c.distill.divergence, i < 4 ? "fkl" : "rkl");
+        ck_assert_double_eq(c.distill.lambda, (i / 2) % 2 == 0 ? 1 : 0);
+    }
+    check_round_trip(e);
+    gkd_experiment_free(e);
+
+    /* written first, the variant axis comes first */
+    ck_assert_int_eq(load_text(&e, "name: x\nvariants:\n  small: {student: {model: {layers: 1, context: 32}}}\n"
+                                   "  big: {student: {model: {layers: 3}}}\n"
+                                   "distill: {lambda: [0, 1]}\n"),
+                     0);
+    ck_assert_uint_eq(gkd_experiment_num_cells(e), 4);
+    gkd_cell_config c = cell_of(e, 1);
+    ck_assert_str_eq(c.name, "variant=small,lambda=1,seed=1");
+    ck_assert_int_eq(c.student_model.n_layer, 1);
+    ck_assert_int_eq(c.student_model.max_seq_len, 32);
+    c = cell_of(e, 2);
+    ck_assert_str_eq(c.name, "variant=big,lambda=0,seed=1");
+    ck_assert_int_eq(c.student_model.n_layer, 3);
+    ck_assert_int_eq(c.student_model.max_seq_len, 64); /* the teacher's, as without variants */
+    check_round_trip(e);
+    gkd_experiment_free(e);
+
+    /* Variants over task.name may leave top-level keys of another task. */
+    ck_assert_int_eq(load_text(&e, "name: x\ntask: {digits: 2}\n"
+                                   "variants: {add: {}, rev: {task: {name: reverse, max_len: 5}}}\n"),
+                     0);
+    c = cell_of(e, 1);
+    ck_assert_str_eq(c.task.name, "reverse");
+    ck_assert_int_eq(c.task.max_len, 5);
+    check_round_trip(e);
+    gkd_experiment_free(e);
+}
+END_TEST
+
+/* A cell's canonical YAML holds the resolved values and no variants. */
+START_TEST(test_variants_round_trip) {
+    gkd_experiment *e = load_fixture("variants.yaml");
+    check_round_trip(e);
+    gkd_cell_config c = cell_of(e, 4);
+    char *text = cell_yaml(&c);
+    ck_assert_ptr_nonnull(strstr(text, "# gkd cell 4: variant=seqkd,seed=1\n"));
+    ck_assert_ptr_null(strstr(strchr(text, '\n'), "variant")); /* only the header comment names it */
+    ck_assert_ptr_nonnull(strstr(text, "  seqkd: 1\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  seqkd_cache: true\n"));
+    ck_assert_ptr_nonnull(strstr(text, "  lambda: 0\n"));
+    free(text);
+    gkd_experiment_free(e);
+}
+END_TEST
+
+static const struct {
+    const char *yaml, *msg;
+} variant_errors[] = {
+    {"name: x\nvariants: {}\n",
+     "exp.yaml:2:11: variants: empty mapping (the variant axis needs at least one variant)"},
+    {"name: x\nvariants: [a, b]\n",
+     "exp.yaml:2:11: variants: expected a mapping of variant names to settings, got a list"},
+    {"name: x\nvariants:\n  a b: {}\n",
+     "exp.yaml:3:3: variants: variant name 'a b' must match [A-Za-z0-9_.-]+ (at most 100 characters)"},
+    {"name: x\nvariants:\n  a: {}\n  a: {}\n", "exp.yaml:4:3: variants: duplicate variant 'a' (first at 3:3)"},
+    {"name: x\nvariants:\n  seqkd: {distill: {lambda: [0, 1]}}\n",
+     "exp.yaml:3:29: variants.seqkd.distill.lambda: lists are not allowed inside a variant (make it a top-level "
+     "axis)"},
+    {"name: x\ndistill: {lambda: [0, 1]}\nvariants:\n  x: {distill: {lambda: 0}}\n",
+     "exp.yaml:4:25: distill.lambda is both a grid axis and set by variant 'x'"},
+    {"name: x\nvariants:\n  a: {distill: {lamda: 0}}\n",
+     "exp.yaml:3:17: unknown key 'lamda' in variants.a.distill (did you mean 'lambda'?)"},
+    {"name: x\nvariants:\n  a: {distil: {lambda: 0}}\n",
+     "exp.yaml:3:7: unknown key 'distil' in variants.a (did you mean 'distill'?)"},
+    {"name: x\nvariants:\n  a: {zzzz: 1}\n", "exp.yaml:3:7: unknown key 'zzzz' in variants.a"},
+    {"name: x\nvariants:\n  a: {seeds: 1}\n",
+     "exp.yaml:3:7: variants.a: 'seeds' cannot be set by a variant (only task, teacher, student, distill and eval "
+     "keys)"},
+    {"name: x\nvariants:\n  a: {variants: {}}\n",
+     "exp.yaml:3:7: variants.a: 'variants' cannot be set by a variant (only task, teacher, student, distill and "
+     "eval keys)"},
+    {"name: x\nvariants:\n  a: {distill: {lambda: 1.5}}\n",
+     "exp.yaml:3:25: variants.a.distill.lambda: 1.5 is out of range [0, 1]"},
+    {"name: x\nvariants:\n  a: {distill: {steps: abc}}\n",
+     "exp.yaml:3:24: variants.a.distill.steps: expected an integer, got 'abc'"},
+    {"name: x\nvariants:\n  a: {distill: {reduction: tokens}}\n",
+     "exp.yaml:3:28: variants.a.distill.reduction: expected one of token|sequence, got 'tokens' (did you mean "
+     "'token'?)"},
+    {"name: x\nvariants:\n  a: 3\n", "exp.yaml:3:6: variants.a: expected a mapping of settings, got a scalar"},
+    {"name: x\nvariants:\n  a: {distill: {steps: {b: 1}}}\n",
+     "exp.yaml:3:24: variants.a.distill.steps: expected an integer, got a mapping"},
+    {"name: x\nvariants:\n  a: {distill: 3}\n", "exp.yaml:3:16: variants.a.distill: expected a mapping, got a scalar"},
+    {"name: x\nvariants:\n  a: {distill: {lambda: 0, lambda: 1}}\n",
+     "exp.yaml:3:28: duplicate key 'lambda' in variants.a.distill (first at 3:17)"},
+    /* contradictions point at the variant's node when the variant set the key */
+    {"name: x\nvariants:\n  a: {}\n  b: {distill: {divergence: pg_rkl}}\n",
+     "exp.yaml:4:29: distill.divergence: pg_rkl needs student rollouts on every batch (lambda = 1), got lambda = 0.5 "
+     "(cell 1: variant=b,seed=1)"},
+    {"name: x\ndistill: {divergence: ce}\nvariants:\n  a: {distill: {lambda: 0}}\n  b: {distill: {lambda: 1}}\n",
+     "exp.yaml:2:23: distill.divergence: ce trains on ground-truth outputs only (lambda = 0 and seqkd = 0), got "
+     "lambda = 1, seqkd = 0 (cell 1: variant=b,seed=1)"},
+    {"name: x\nvariants:\n  r: {task: {name: reverse, digits: 2}}\n",
+     "exp.yaml:3:37: task.digits: not used by task 'reverse' (variant 'r')"},
+    {"name: x\nteacher: {checkpoint: t.bin}\nvariants:\n  a: {teacher: {model: {layers: 2}}}\n",
+     "exp.yaml:4:17: teacher: give either checkpoint or model, not both (variant 'a')"},
+    {"name: x\nteacher: {model: {layers: 2}}\nvariants:\n  a: {teacher: {checkpoint: t.bin}}\n",
+     "exp.yaml:4:29: variants.a.teacher.checkpoint: the top level sets teacher.model, which a checkpoint teacher "
+     "does not use"},
+};
+
+START_TEST(test_variant_errors) {
+    for (size_t i = 0; i < sizeof variant_errors / sizeof variant_errors[0]; i++) {
+        gkd_experiment *e = (gkd_experiment *)1;
+        int rc = load_text(&e, variant_errors[i].yaml);
+        ck_assert_msg(rc < 0, "case %zu should fail: %s", i, variant_errors[i].yaml);
+        ck_assert_ptr_null(e);
+        ck_assert_msg(!strcmp(gkd_last_error(), variant_errors[i].msg), "case %zu:\n got  %s\n want %s", i,
+                      gkd_last_error(), variant_errors[i].msg);
+        ck_assert_ptr_null(strchr(gkd_last_error(), '\n'));
+    }
+}
+END_TEST
+
 /* Runs `gkd check ARGS 2>&1`; returns the exit status and the output. */
 static int run_check(const char *args, char *out, size_t cap) {
     const char *bin = getenv("GKD_BIN");
@@ -700,6 +924,12 @@ START_TEST(test_cli_check) {
     ck_assert_int_eq(run_check("--bogus x.yaml", out, sizeof out), 2);
     ck_assert_int_eq(run_check("--schema", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "| `distill.lambda` | number | `0.5` | [0, 1] | yes |"));
+    ck_assert_ptr_nonnull(strstr(out, "| `variants` | name → settings | none |  | `variant` |"));
+
+    ck_assert_int_eq(run_check("tests/fixtures/experiments/variants.yaml", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "experiment recipes: 12 cells; axes (last varies fastest): variant[6] x seed[2]\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\n     4  variant=seqkd,seed=1\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\n    11  variant=gkd,seed=2\n"));
 }
 END_TEST
 
@@ -717,6 +947,10 @@ Suite *experiment_suite(void) {
     tcase_add_test(tc, test_fnv1a_reference);
     tcase_add_test(tc, test_hashes);
     tcase_add_test(tc, test_round_trip);
+    tcase_add_test(tc, test_variants);
+    tcase_add_test(tc, test_variants_with_axes);
+    tcase_add_test(tc, test_variants_round_trip);
+    tcase_add_test(tc, test_variant_errors);
     tcase_add_test(tc, test_cli_check);
     suite_add_tcase(s, tc);
     return s;

@@ -1,7 +1,10 @@
 /* Experiment files: YAML (libyaml) -> validated experiment -> grid of cells.
  *
  * Any scalar under task/teacher/student/distill/eval may be written as a list;
- * each list is a grid axis, and `seeds` is always an axis named `seed`. The
+ * each list is a grid axis, and `seeds` is always an axis named `seed`.
+ * A top-level `variants` mapping (name -> partial config) is one more axis,
+ * named `variant`, whose values are the names; a variant's settings
+ * override the top-level values in its cells. The
  * cells are the cartesian product of the axes in file order, LAST axis
  * fastest (like nested loops written in file order). A cell is a fully
  * resolved, flat gkd_cell_config with every default filled in.
