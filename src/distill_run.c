@@ -1,5 +1,6 @@
 /* The distillation loop around gkd_distill_step: CSV rows, evaluations,
  * checkpoints and resume (see include/gkd/distill.h). */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,14 +186,20 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
     if (rc) return rc;
     if ((rc = gkd_distill_state_init(&s, student, teacher, tok, task, opt))) return rc;
     if ((rc = resume(&s, &p, &start))) goto done;
-    /* Rows logged after the checkpoint (or all, with none) are redone. */
-    if ((rc = gkd_csv_truncate_after_step(p.metrics, start)) ||
-        (rc = gkd_csv_truncate_after_step(p.eval, start)) ||
-        (rc = gkd_csv_truncate_after_step(p.timings, start)))
-        goto done;
     if (start == 0) {
-        /* No checkpoint: nothing logged counts, including a step-0 evaluation. */
-        if ((rc = gkd_csv_truncate_after_step(p.eval, -1))) goto done;
+        /* No checkpoint: nothing logged counts (a kill may even have left a
+         * file without its header), so the logs start over. */
+        const char *logs[] = {p.metrics, p.eval, p.timings};
+        for (int i = 0; i < 3; i++)
+            if (unlink(logs[i]) != 0 && errno != ENOENT) {
+                rc = gkd_error(GKD_EIO, "cannot remove %s: %s", logs[i], strerror(errno));
+                goto done;
+            }
+    } else if ((rc = gkd_csv_truncate_after_step(p.metrics, start)) ||
+               (rc = gkd_csv_truncate_after_step(p.eval, start)) ||
+               (rc = gkd_csv_truncate_after_step(p.timings, start))) {
+        /* Rows logged after the checkpoint are redone. */
+        goto done;
     }
     if ((rc = eval_header(&header))) goto done;
     if ((rc = gkd_csv_appender_open(&metrics, p.metrics, METRICS_HEADER)) ||

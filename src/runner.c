@@ -265,23 +265,6 @@ static void train_options(gkd_distill_options *o, const gkd_train_options *t, ui
     *o = d;
 }
 
-/* A run without checkpoint.ckpt starts from step 0, so logs of an earlier
- * attempt count for nothing. Removing them (rather than letting the resume
- * truncate them) also covers a process killed between creating a CSV file
- * and writing its header, which leaves a file no reader accepts. */
-static int discard_logs_without_checkpoint(const char *dir) {
-    static const char *const logs[] = {"metrics.csv", "eval.csv", "timings.csv"};
-    char path[PATH_CAP];
-    int rc = path_join(path, dir, "checkpoint.ckpt");
-    if (rc || gkd_path_exists(path)) return rc;
-    for (size_t i = 0; i < sizeof logs / sizeof *logs; i++) {
-        if ((rc = path_join(path, dir, logs[i]))) return rc;
-        if (unlink(path) != 0 && errno != ENOENT)
-            return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
 /* Train (or load) a supervised model into shared/<kind>-<hash>/final.ckpt. */
 static int shared_supervised(gkd_model **out, const char *exp_dir, const char *kind, const char *hash,
                              const gkd_model_config *cfg, const gkd_train_options *t, uint64_t seed,
@@ -310,7 +293,6 @@ static int shared_supervised(gkd_model **out, const char *exp_dir, const char *k
         train_options(&o, t, seed, max_new);
         progress_ctx pc = {.cell = kind, .tty = tty};
         fprintf(stderr, "gkd: training the shared %s %s (%d steps)\n", kind, hash, t->steps);
-        if ((rc = discard_logs_without_checkpoint(dir))) goto done;
         rc = gkd_distill_run(m, NULL, tok, task, &o, dir, plain_progress, &pc);
         if (tty) fputc('\n', stderr);
         if (rc) rc = gkd_error_wrap(rc, "%s %s", kind, hash);
@@ -521,7 +503,6 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     distill_options(&o, c);
     progress_ctx pc = {.cell = c->name, .done = done_before, .total = total, .started = wall_now(),
                        .last_heartbeat = wall_now(), .cell_dir = dir, .tty = tty};
-    if ((rc = discard_logs_without_checkpoint(dir))) goto done;
     if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, on_progress, &pc))) goto done;
     char ended[32];
     iso_time(ended, sizeof ended);
