@@ -162,14 +162,19 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
     for (int blk = 0; blk < nblocks; blk++) {
-        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        int c0 = blk * COL_BLOCK, width = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        float accw[COL_BLOCK] = {0}, accb[COL_BLOCK] = {0};
         for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-            float m = mean[n], r = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                dw[c] += (x[c] - m) * r * d[c];
-                db[c] += d[c];
+            const float *x = inp + (size_t)n * C + c0, *d = dout + (size_t)n * C + c0;
+            const float m = mean[n], r = rstd[n];
+            for (int c = 0; c < width; c++) {
+                accw[c] += (x[c] - m) * r * d[c];
+                accb[c] += d[c];
             }
+        }
+        for (int c = 0; c < width; c++) {
+            dw[c0 + c] += accw[c];
+            db[c0 + c] += accb[c];
         }
     }
 }
@@ -195,11 +200,14 @@ void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
         int nblocks = (OC + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
         for (int blk = 0; blk < nblocks; blk++) {
-            int o0 = blk * COL_BLOCK, o1 = o0 + COL_BLOCK < OC ? o0 + COL_BLOCK : OC;
+            int o0 = blk * COL_BLOCK, width = OC - o0 < COL_BLOCK ? OC - o0 : COL_BLOCK;
+            /* a local accumulator: no aliasing with dout, so it vectorizes */
+            float acc[COL_BLOCK] = {0};
             for (int n = 0; n < N; n++) {
-                const float *d = dout + (size_t)n * OC;
-                for (int o = o0; o < o1; o++) dbias[o] += d[o];
+                const float *d = dout + (size_t)n * OC + o0;
+                for (int o = 0; o < width; o++) acc[o] += d[o];
             }
+            for (int o = 0; o < width; o++) dbias[o0 + o] += acc[o];
         }
     }
 }
