@@ -64,6 +64,7 @@ void gkd_encoder_forward(float *out, const int *inp, const float *wte, const flo
         const float *te = wte + (size_t)inp[bt] * C;
         const float *pe = wpe + (size_t)(bt % T) * C;
         float *o = out + (size_t)bt * C;
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
 }
@@ -124,6 +125,7 @@ void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *in
         float *o = out + (size_t)n * C;
         float m = row_sum(x, C) / C;
         float r = 1.0f / sqrtf(row_sq_dev(x, m, C) / C + 1e-5f);
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = r;
@@ -153,6 +155,7 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
         const float dnorm_mean = combine_lanes(acc1) / C;
         const float dnorm_norm_mean = combine_lanes(acc2) / C;
+#pragma omp simd
         for (c = 0; c < C; c++) {
             float norm = (x[c] - m) * r;
             float dnorm = w[c] * d[c];
@@ -167,6 +170,7 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C + c0, *d = dout + (size_t)n * C + c0;
             const float m = mean[n], r = rstd[n];
+#pragma omp simd
             for (int c = 0; c < width; c++) {
                 accw[c] += (x[c] - m) * r * d[c];
                 accb[c] += d[c];
@@ -205,6 +209,7 @@ void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
             float acc[COL_BLOCK] = {0};
             for (int n = 0; n < N; n++) {
                 const float *d = dout + (size_t)n * OC + o0;
+#pragma omp simd
                 for (int o = 0; o < width; o++) acc[o] += d[o];
             }
             for (int o = 0; o < width; o++) dbias[o0 + o] += acc[o];
@@ -366,12 +371,12 @@ void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, con
 }
 
 void gkd_residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void gkd_residual_backward(float *da, float *db, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         da[i] += dout[i];
         db[i] += dout[i];
