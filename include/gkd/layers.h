@@ -63,7 +63,8 @@ void gkd_gelu_forward(float *out, const float *inp, size_t n);
 /** dinp += gelu'(inp) * dout. */
 void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 /** Training variants: forward also stores th (n) = the tanh term, so backward
- *  need not recompute it. Same results as the plain pair. */
+ *  need not recompute it (th NULL: recompute). Same results as the plain
+ *  pair. */
 void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n);
 void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
                              size_t n);
