@@ -455,6 +455,11 @@ double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const fl
             if (d) memset(d, 0, sizeof(float) * V);
             continue;
         }
+        if (targets[n] < 0 || targets[n] >= V) { /* bad input: a NaN loss, never a wild read */
+            losses[n] = NAN;
+            if (d) memset(d, 0, sizeof(float) * V);
+            continue;
+        }
         float mx = l[0];
         for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
         double s = 0.0;

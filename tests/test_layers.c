@@ -347,6 +347,9 @@ START_TEST(test_crossentropy_backward) {
     /* NULL mask counts every row */
     double all = gkd_crossentropy_forward_backward(NULL, c.losses, c.logits, targets, NULL, c.N, c.V);
     ck_assert_double_eq_tol(all, (want - log(probs[1 * c.V + 6])) / 5, 1e-5);
+    /* a bad target poisons the loss instead of reading out of bounds */
+    targets[2] = 7;
+    ck_assert(isnan(gkd_crossentropy_forward_backward(d, c.losses, c.logits, targets, mask, c.N, c.V)));
     free(c.logits), free(c.losses), free(d), free(probs);
 }
 END_TEST

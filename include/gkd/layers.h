@@ -82,8 +82,8 @@ void gkd_softmax_forward(float *probs, const float *logits, int N, int V);
  *  [targets[i]] where mask is NULL or mask[i] != 0, else 0; returns their
  *  mean over masked-in rows (0 if none), summed in double in row order. If
  *  dlogits is not NULL it is written (not accumulated) with d(mean)/dlogits:
- *  (softmax - onehot) / count on masked-in rows, 0 elsewhere. Targets of
- *  masked-in rows must be in [0, V). */
+ *  (softmax - onehot) / count on masked-in rows, 0 elsewhere. A masked-in
+ *  target outside [0, V) makes that row's loss, and so the result, NaN. */
 double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                          const int *targets, const float *mask, int N, int V);
 
