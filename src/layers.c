@@ -24,13 +24,26 @@
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* C += row_bias (broadcast over rows) on a tile of rm x cn, while it is hot. */
+static void add_row_bias(float *C, int ldc, const float *row_bias, int rm, int cn) {
+    for (int i = 0; i < rm; i++) {
+        float *c = C + (size_t)i * ldc;
+#pragma omp simd
+        for (int j = 0; j < cn; j++) c[j] += row_bias[j];
+    }
+}
+
+/* gkd_sgemm, optionally adding row_bias (N) to every row of each tile right
+ * after the tile is computed (saves a separate pass over C). */
+static void sgemm_tiled(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc, const float *row_bias) {
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     if ((double)M * N * K <= SMALL_GEMM_FLOPS) {
         /* Single call: cheaper than a parallel region, still one tile. */
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (row_bias) add_row_bias(C, ldc, row_bias, M, N);
         return;
     }
     /* Split the larger of rows and columns into GEMM_SPLIT tiles; sizes are
@@ -48,9 +61,15 @@ void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
         int rm = M - r0 < tm ? M - r0 : tm, cn = N - c0 < tn ? N - c0 : tn;
         const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
         const float *b = trans_b ? B + (size_t)c0 * ldb : B + c0;
-        cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta,
-                    C + (size_t)r0 * ldc + c0, ldc);
+        float *c = C + (size_t)r0 * ldc + c0;
+        cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (row_bias) add_row_bias(c, ldc, row_bias + c0, rm, cn);
     }
+}
+
+void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_tiled(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 /* Column blocks for reductions over rows (bias, LayerNorm and embedding
@@ -185,13 +204,7 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 
 void gkd_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                         int C, int OC) {
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
-        beta = 1.0f;
-    }
-    gkd_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    sgemm_tiled(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC, bias);
 }
 
 void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
