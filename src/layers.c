@@ -72,13 +72,20 @@ void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
     sgemm_tiled(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
+/* Loops with less work than this run on one thread: a parallel region
+ * costs microseconds on an idle machine and far more when the cores are
+ * shared (the region waits for a descheduled thread), while these loops take
+ * tens of microseconds. Elementwise results are the same either way. */
+#define PAR_MIN_WORK ((size_t)1 << 18)
+#define GELU_COST 8 /* a GELU element costs about as much as 8 additions */
+
 /* Column blocks for reductions over rows (bias, LayerNorm and embedding
  * gradients): each thread owns whole columns, so sums keep their order. */
 #define COL_BLOCK 32
 
 void gkd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
                          int T, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * T * C >= PAR_MIN_WORK)
     for (int bt = 0; bt < B * T; bt++) {
         const float *te = wte + (size_t)inp[bt] * C;
         const float *pe = wpe + (size_t)(bt % T) * C;
@@ -91,7 +98,7 @@ void gkd_encoder_forward(float *out, const int *inp, const float *wte, const flo
 void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
                           int T, int C) {
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * T * C >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         for (int bt = 0; bt < B * T; bt++) {
@@ -138,7 +145,7 @@ static float row_sq_dev(const float *x, float m, int C) {
 
 void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * C >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -154,7 +161,7 @@ void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean, const float *rstd,
                             int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * C >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float *di = dinp + (size_t)n * C;
@@ -182,7 +189,7 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
     }
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * C >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * COL_BLOCK, width = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
         float accw[COL_BLOCK] = {0}, accb[COL_BLOCK] = {0};
@@ -215,7 +222,7 @@ void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
         gkd_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
         int nblocks = (OC + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * OC >= PAR_MIN_WORK)
         for (int blk = 0; blk < nblocks; blk++) {
             int o0 = blk * COL_BLOCK, width = OC - o0 < COL_BLOCK ? OC - o0 : COL_BLOCK;
             /* a local accumulator: no aliasing with dout, so it vectorizes */
@@ -236,7 +243,7 @@ void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int 
     const float scale = 1.0f / sqrtf((float)hs);
     /* One (b, h) per iteration: independent outputs, each product a
      * single-threaded sgemm inside the parallel region. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -268,7 +275,7 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
                             const float *att, int B, int T, int C, int NH) {
     const int hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -402,7 +409,7 @@ SIMD_CLONES static void gelu_bwd_range(float *dinp, const float *inp, const floa
 
 void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n) {
     const size_t chunks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: n * GELU_COST >= PAR_MIN_WORK)
     for (size_t k = 0; k < chunks; k++)
         gelu_fwd_range(out, th, inp, k * ELEM_CHUNK, k + 1 < chunks ? (k + 1) * ELEM_CHUNK : n);
 }
@@ -414,7 +421,7 @@ void gkd_gelu_forward(float *out, const float *inp, size_t n) {
 void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
                              size_t n) {
     const size_t chunks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: n * GELU_COST >= PAR_MIN_WORK)
     for (size_t k = 0; k < chunks; k++)
         gelu_bwd_range(dinp, inp, th, dout, k * ELEM_CHUNK,
                        k + 1 < chunks ? (k + 1) * ELEM_CHUNK : n);
@@ -425,12 +432,12 @@ void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t 
 }
 
 void gkd_residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel: n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void gkd_residual_backward(float *da, float *db, const float *dout, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel: n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         da[i] += dout[i];
         db[i] += dout[i];
@@ -438,7 +445,7 @@ void gkd_residual_backward(float *da, float *db, const float *dout, size_t n) {
 }
 
 void gkd_softmax_forward(float *probs, const float *logits, int N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * V >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float *p = probs + (size_t)n * V;
@@ -459,7 +466,7 @@ double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const fl
     long count = 0;
     for (int n = 0; n < N; n++) count += !mask || mask[n] != 0.0f;
     const float inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * V >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float *d = dlogits ? dlogits + (size_t)n * V : NULL;
