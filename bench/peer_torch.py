@@ -125,7 +125,7 @@ def main():
                     logits = model(nxt, pos, caches)
                     nxt = logits[:, -1].argmax(-1, keepdim=True)
 
-        dt = timed(decode, min_time=1.0, min_iters=2)
+        dt = timed(decode, min_time=1.0, min_iters=1)
         print(f"bench peer_torch {name} decode tokens_per_s={B * new / dt:.0f} "
               f"ms_per_iter={dt * 1e3:.2f}")
 
