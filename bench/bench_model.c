@@ -98,7 +98,8 @@ done:
     return rc;
 }
 
-int main(void) {
+/* Optional arguments name the shapes to run (default: all). */
+int main(int argc, char **argv) {
     static const shape shapes[] = {
         {"tiny", {64, 64, 4, 128, 4}, 16, 64},
         {"small", {256, 128, 6, 256, 8}, 16, 128},
@@ -106,6 +107,9 @@ int main(void) {
     printf("bench model threads=%d\n", omp_get_max_threads());
     bench_sgemm();
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        int wanted = argc < 2;
+        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], shapes[i].name) == 0;
+        if (!wanted) continue;
         if (bench_shape(&shapes[i]) < 0) {
             fprintf(stderr, "bench_model: %s\n", gkd_last_error());
             return 1;

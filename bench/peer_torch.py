@@ -5,9 +5,12 @@ Prints, like the C benchmark,
   bench peer_torch <shape> <fwd|fwdbwd|decode> tokens_per_s=... gflops=... ms_per_iter=...
 fwd/fwdbwd run a (B, T) batch with mean cross-entropy; decode is greedy with a
 per-layer K/V cache, B=16, a T/2-token prompt then T/2 generated tokens
-(tokens_per_s counts generated tokens). Run with /usr/bin/python3 (torch 1.13).
+(tokens_per_s counts generated tokens). Run with /usr/bin/python3 (torch 1.13); optional arguments name the shapes
+to run (default all).
 """
 import math
+import os
+import sys
 import time
 
 import torch
@@ -83,10 +86,14 @@ def timed(fn, min_time=1.5, min_iters=3):
 
 
 def main():
-    torch.set_num_threads(2)
+    # 2 threads like `make bench`; PEER_THREADS overrides for experiments.
+    torch.set_num_threads(int(os.environ.get("PEER_THREADS", "2")))
+    only = sys.argv[1:]
     torch.manual_seed(0)
     print(f"bench peer_torch threads={torch.get_num_threads()} torch={torch.__version__}")
     for name, V, maxT, L, C, NH, B, T in SHAPES:
+        if only and name not in only:
+            continue
         model = GPT(V, maxT, L, C, NH)
         idx = torch.randint(0, V, (B, T))
         tgt = torch.randint(0, V, (B, T))
@@ -118,7 +125,7 @@ def main():
                     logits = model(nxt, pos, caches)
                     nxt = logits[:, -1].argmax(-1, keepdim=True)
 
-        dt = timed(decode, min_time=1.0, min_iters=2)
+        dt = timed(decode, min_time=1.0, min_iters=1)
         print(f"bench peer_torch {name} decode tokens_per_s={B * new / dt:.0f} "
               f"ms_per_iter={dt * 1e3:.2f}")
 

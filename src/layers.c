@@ -24,13 +24,26 @@
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
-void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
-               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* C += row_bias (broadcast over rows) on a tile of rm x cn, while it is hot. */
+static void add_row_bias(float *C, int ldc, const float *row_bias, int rm, int cn) {
+    for (int i = 0; i < rm; i++) {
+        float *c = C + (size_t)i * ldc;
+#pragma omp simd
+        for (int j = 0; j < cn; j++) c[j] += row_bias[j];
+    }
+}
+
+/* gkd_sgemm, optionally adding row_bias (N) to every row of each tile right
+ * after the tile is computed (saves a separate pass over C). */
+static void sgemm_tiled(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                        int ldc, const float *row_bias) {
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     if ((double)M * N * K <= SMALL_GEMM_FLOPS) {
         /* Single call: cheaper than a parallel region, still one tile. */
         cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        if (row_bias) add_row_bias(C, ldc, row_bias, M, N);
         return;
     }
     /* Split the larger of rows and columns into GEMM_SPLIT tiles; sizes are
@@ -48,10 +61,23 @@ void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
         int rm = M - r0 < tm ? M - r0 : tm, cn = N - c0 < tn ? N - c0 : tn;
         const float *a = trans_a ? A + r0 : A + (size_t)r0 * lda;
         const float *b = trans_b ? B + (size_t)c0 * ldb : B + c0;
-        cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta,
-                    C + (size_t)r0 * ldc + c0, ldc);
+        float *c = C + (size_t)r0 * ldc + c0;
+        cblas_sgemm(CblasRowMajor, ta, tb, rm, cn, K, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (row_bias) add_row_bias(c, ldc, row_bias + c0, rm, cn);
     }
 }
+
+void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    sgemm_tiled(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+/* Loops with less work than this run on one thread: a parallel region
+ * costs microseconds on an idle machine and far more when the cores are
+ * shared (the region waits for a descheduled thread), while these loops take
+ * tens of microseconds. Elementwise results are the same either way. */
+#define PAR_MIN_WORK ((size_t)1 << 18)
+#define GELU_COST 8 /* a GELU element costs about as much as 8 additions */
 
 /* Column blocks for reductions over rows (bias, LayerNorm and embedding
  * gradients): each thread owns whole columns, so sums keep their order. */
@@ -59,11 +85,12 @@ void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
 
 void gkd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
                          int T, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * T * C >= PAR_MIN_WORK)
     for (int bt = 0; bt < B * T; bt++) {
         const float *te = wte + (size_t)inp[bt] * C;
         const float *pe = wpe + (size_t)(bt % T) * C;
         float *o = out + (size_t)bt * C;
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
 }
@@ -71,7 +98,7 @@ void gkd_encoder_forward(float *out, const int *inp, const float *wte, const flo
 void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
                           int T, int C) {
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * T * C >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
         for (int bt = 0; bt < B * T; bt++) {
@@ -118,12 +145,13 @@ static float row_sq_dev(const float *x, float m, int C) {
 
 void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                            const float *b, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * C >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         float m = row_sum(x, C) / C;
         float r = 1.0f / sqrtf(row_sq_dev(x, m, C) / C + 1e-5f);
+#pragma omp simd
         for (int c = 0; c < C; c++) o[c] = (x[c] - m) * r * w[c] + b[c];
         if (mean) mean[n] = m;
         if (rstd) rstd[n] = r;
@@ -133,7 +161,7 @@ void gkd_layernorm_forward(float *out, float *mean, float *rstd, const float *in
 void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean, const float *rstd,
                             int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * C >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float *di = dinp + (size_t)n * C;
@@ -153,6 +181,7 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
         const float dnorm_mean = combine_lanes(acc1) / C;
         const float dnorm_norm_mean = combine_lanes(acc2) / C;
+#pragma omp simd
         for (c = 0; c < C; c++) {
             float norm = (x[c] - m) * r;
             float dnorm = w[c] * d[c];
@@ -160,29 +189,29 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
         }
     }
     int nblocks = (C + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * C >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblocks; blk++) {
-        int c0 = blk * COL_BLOCK, c1 = c0 + COL_BLOCK < C ? c0 + COL_BLOCK : C;
+        int c0 = blk * COL_BLOCK, width = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        float accw[COL_BLOCK] = {0}, accb[COL_BLOCK] = {0};
         for (int n = 0; n < N; n++) {
-            const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-            float m = mean[n], r = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                dw[c] += (x[c] - m) * r * d[c];
-                db[c] += d[c];
+            const float *x = inp + (size_t)n * C + c0, *d = dout + (size_t)n * C + c0;
+            const float m = mean[n], r = rstd[n];
+#pragma omp simd
+            for (int c = 0; c < width; c++) {
+                accw[c] += (x[c] - m) * r * d[c];
+                accb[c] += d[c];
             }
+        }
+        for (int c = 0; c < width; c++) {
+            dw[c0 + c] += accw[c];
+            db[c0 + c] += accb[c];
         }
     }
 }
 
 void gkd_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                         int C, int OC) {
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * OC);
-        beta = 1.0f;
-    }
-    gkd_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    sgemm_tiled(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC, bias);
 }
 
 void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
@@ -193,13 +222,17 @@ void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
         gkd_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
         int nblocks = (OC + COL_BLOCK - 1) / COL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * OC >= PAR_MIN_WORK)
         for (int blk = 0; blk < nblocks; blk++) {
-            int o0 = blk * COL_BLOCK, o1 = o0 + COL_BLOCK < OC ? o0 + COL_BLOCK : OC;
+            int o0 = blk * COL_BLOCK, width = OC - o0 < COL_BLOCK ? OC - o0 : COL_BLOCK;
+            /* a local accumulator: no aliasing with dout, so it vectorizes */
+            float acc[COL_BLOCK] = {0};
             for (int n = 0; n < N; n++) {
-                const float *d = dout + (size_t)n * OC;
-                for (int o = o0; o < o1; o++) dbias[o] += d[o];
+                const float *d = dout + (size_t)n * OC + o0;
+#pragma omp simd
+                for (int o = 0; o < width; o++) acc[o] += d[o];
             }
+            for (int o = 0; o < width; o++) dbias[o0 + o] += acc[o];
         }
     }
 }
@@ -210,7 +243,7 @@ void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int 
     const float scale = 1.0f / sqrtf((float)hs);
     /* One (b, h) per iteration: independent outputs, each product a
      * single-threaded sgemm inside the parallel region. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -242,7 +275,7 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
                             const float *att, int B, int T, int C, int NH) {
     const int hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -325,45 +358,86 @@ static inline float gelu_local_grad(float x, float th) {
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
-void gkd_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanh_abs(gelu_inner(x)));
+/* The GELU kernels are compiled twice, for AVX2 and for the x86-64
+ * baseline, and picked at load time: twice as fast on AVX2 machines. Both
+ * versions do the same IEEE operations element by element (AVX2 does not
+ * enable FMA contraction), so results are bit-identical either way. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef SIMD_CLONES
+#define SIMD_CLONES
+#endif
+
+/* Elementwise loops run in fixed chunks, each chunk a call to a kernel. */
+#define ELEM_CHUNK 8192
+
+SIMD_CLONES static void gelu_fwd_range(float *out, float *th, const float *inp, size_t i0,
+                                       size_t i1) {
+    if (th) {
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) {
+            float x = inp[i];
+            float t = tanh_abs(gelu_inner(x));
+            th[i] = t;
+            out[i] = 0.5f * x * (1.0f + t);
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) {
+            float x = inp[i];
+            out[i] = 0.5f * x * (1.0f + tanh_abs(gelu_inner(x)));
+        }
+    }
+}
+
+SIMD_CLONES static void gelu_bwd_range(float *dinp, const float *inp, const float *th,
+                                       const float *dout, size_t i0, size_t i1) {
+    if (th) {
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) dinp[i] += gelu_local_grad(inp[i], th[i]) * dout[i];
+    } else {
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) {
+            float x = inp[i];
+            dinp[i] += gelu_local_grad(x, tanh_abs(gelu_inner(x))) * dout[i];
+        }
     }
 }
 
 void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float t = tanh_abs(gelu_inner(x));
-        th[i] = t;
-        out[i] = 0.5f * x * (1.0f + t);
-    }
+    const size_t chunks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
+#pragma omp parallel for schedule(static) if(parallel: n * GELU_COST >= PAR_MIN_WORK)
+    for (size_t k = 0; k < chunks; k++)
+        gelu_fwd_range(out, th, inp, k * ELEM_CHUNK, k + 1 < chunks ? (k + 1) * ELEM_CHUNK : n);
 }
 
-void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        dinp[i] += gelu_local_grad(x, tanh_abs(gelu_inner(x))) * dout[i];
-    }
+void gkd_gelu_forward(float *out, const float *inp, size_t n) {
+    gkd_gelu_forward_cache(out, NULL, inp, n);
 }
 
 void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
                              size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) dinp[i] += gelu_local_grad(inp[i], th[i]) * dout[i];
+    const size_t chunks = (n + ELEM_CHUNK - 1) / ELEM_CHUNK;
+#pragma omp parallel for schedule(static) if(parallel: n * GELU_COST >= PAR_MIN_WORK)
+    for (size_t k = 0; k < chunks; k++)
+        gelu_bwd_range(dinp, inp, th, dout, k * ELEM_CHUNK,
+                       k + 1 < chunks ? (k + 1) * ELEM_CHUNK : n);
+}
+
+void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+    gkd_gelu_backward_cache(dinp, inp, NULL, dout, n);
 }
 
 void gkd_residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel: n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 void gkd_residual_backward(float *da, float *db, const float *dout, size_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static) if(parallel: n >= PAR_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         da[i] += dout[i];
         db[i] += dout[i];
@@ -371,7 +445,7 @@ void gkd_residual_backward(float *da, float *db, const float *dout, size_t n) {
 }
 
 void gkd_softmax_forward(float *probs, const float *logits, int N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * V >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float *p = probs + (size_t)n * V;
@@ -392,12 +466,17 @@ double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const fl
     long count = 0;
     for (int n = 0; n < N; n++) count += !mask || mask[n] != 0.0f;
     const float inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(parallel: (size_t)N * V >= PAR_MIN_WORK)
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
         float *d = dlogits ? dlogits + (size_t)n * V : NULL;
         if (mask && mask[n] == 0.0f) {
             losses[n] = 0.0f;
+            if (d) memset(d, 0, sizeof(float) * V);
+            continue;
+        }
+        if (targets[n] < 0 || targets[n] >= V) { /* bad input: a NaN loss, never a wild read */
+            losses[n] = NAN;
             if (d) memset(d, 0, sizeof(float) * V);
             continue;
         }

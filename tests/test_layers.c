@@ -137,6 +137,26 @@ START_TEST(test_matmul_backward) {
 }
 END_TEST
 
+START_TEST(test_matmul_forward_tiled_bias) {
+    /* large enough for row tiles (first shape) and column tiles (second):
+     * the bias is added per tile and must land on the right columns */
+    static const int shapes[2][3] = {{300, 40, 200}, {200, 40, 300}};
+    for (int si = 0; si < 2; si++) {
+        const int N = shapes[si][0], C = shapes[si][1], OC = shapes[si][2];
+        float *inp = rand_array((size_t)N * C, 1.0f, 50), *w = rand_array((size_t)OC * C, 0.5f, 51);
+        float *bias = rand_array(OC, 1.0f, 52), *out = zeros((size_t)N * OC);
+        gkd_matmul_forward(out, inp, w, bias, N, C, OC);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double s = bias[o];
+                for (int k = 0; k < C; k++) s += (double)inp[n * C + k] * w[o * C + k];
+                ck_assert_msg(fabs(out[n * OC + o] - s) <= 1e-5 * (1 + fabs(s)), "(%d,%d)", n, o);
+            }
+        free(inp), free(w), free(bias), free(out);
+    }
+}
+END_TEST
+
 START_TEST(test_sgemm_tiles) {
     /* every transpose combination, padded leading dimensions, beta != 0,
      * shapes cut into row tiles, column tiles (partial last tiles) and one
@@ -347,6 +367,9 @@ START_TEST(test_crossentropy_backward) {
     /* NULL mask counts every row */
     double all = gkd_crossentropy_forward_backward(NULL, c.losses, c.logits, targets, NULL, c.N, c.V);
     ck_assert_double_eq_tol(all, (want - log(probs[1 * c.V + 6])) / 5, 1e-5);
+    /* a bad target poisons the loss instead of reading out of bounds */
+    targets[2] = 7;
+    ck_assert(isnan(gkd_crossentropy_forward_backward(d, c.losses, c.logits, targets, mask, c.N, c.V)));
     free(c.logits), free(c.losses), free(d), free(probs);
 }
 END_TEST
@@ -358,6 +381,7 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_layernorm_backward);
     tcase_add_test(tc, test_matmul_backward);
     tcase_add_test(tc, test_sgemm_tiles);
+    tcase_add_test(tc, test_matmul_forward_tiled_bias);
     tcase_add_test(tc, test_attention_backward);
     tcase_add_test(tc, test_gelu_backward);
     tcase_add_test(tc, test_encoder_backward);

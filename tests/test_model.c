@@ -12,9 +12,13 @@
 #include "gkd/optim.h"
 #include "gkd/rng.h"
 
-/* Per-tensor tolerance on ||a - b|| / ||b||: float32 on both sides with
- * different summation orders gives ~1e-6; a wrong term gives >= 1e-2. */
+/* Per-tensor tolerance on ||a - b|| / ||b||. Forward and gradients: float32
+ * on both sides with different summation orders; measured <= 5e-7 on every
+ * tensor, so 1e-5 (a wrong term gives >= 1e-2). After AdamW steps: the
+ * normalized update amplifies round-off in small gradients, so the brief's
+ * 1e-4 on the parameters (and 1e-3 on the update itself). */
 #define REL_TOL 1e-4
+#define GRAD_TOL 1e-5
 
 typedef struct {
     int V, maxT, L, C, NH, B, T, num_params, n_steps;
@@ -106,14 +110,14 @@ START_TEST(test_forward_backward_vs_pytorch) {
     float *dlogits = malloc(BT * fx.V * sizeof(float)), *losses = malloc(BT * sizeof(float));
     double loss = loss_and_grad(m, &fx, dlogits, losses);
     double e = rel_err(m->logits, fx.logits, BT * fx.V);
-    ck_assert_msg(e <= REL_TOL, "logits rel err %g", e);
-    ck_assert_msg(fabs(loss - fx.loss) <= REL_TOL * fabs(fx.loss), "loss %.7f vs %.7f", loss,
+    ck_assert_msg(e <= GRAD_TOL, "logits rel err %g", e);
+    ck_assert_msg(fabs(loss - fx.loss) <= GRAD_TOL * fabs(fx.loss), "loss %.7f vs %.7f", loss,
                   fx.loss);
     size_t off = 0;
     for (int i = 0; i < GKD_NUM_PARAM_TENSORS; i++) {
         size_t n = m->param_sizes[i];
         e = rel_err(m->grads_memory + off, fx.grads + off, n);
-        ck_assert_msg(e <= REL_TOL, "grad %s rel err %g", gkd_param_names[i], e);
+        ck_assert_msg(e <= GRAD_TOL, "grad %s rel err %g", gkd_param_names[i], e);
         off += n;
     }
     free(dlogits), free(losses);

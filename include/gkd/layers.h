@@ -63,7 +63,8 @@ void gkd_gelu_forward(float *out, const float *inp, size_t n);
 /** dinp += gelu'(inp) * dout. */
 void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 /** Training variants: forward also stores th (n) = the tanh term, so backward
- *  need not recompute it. Same results as the plain pair. */
+ *  need not recompute it (th NULL: recompute). Same results as the plain
+ *  pair. */
 void gkd_gelu_forward_cache(float *out, float *th, const float *inp, size_t n);
 void gkd_gelu_backward_cache(float *dinp, const float *inp, const float *th, const float *dout,
                              size_t n);
@@ -81,8 +82,8 @@ void gkd_softmax_forward(float *probs, const float *logits, int N, int V);
  *  [targets[i]] where mask is NULL or mask[i] != 0, else 0; returns their
  *  mean over masked-in rows (0 if none), summed in double in row order. If
  *  dlogits is not NULL it is written (not accumulated) with d(mean)/dlogits:
- *  (softmax - onehot) / count on masked-in rows, 0 elsewhere. Targets of
- *  masked-in rows must be in [0, V). */
+ *  (softmax - onehot) / count on masked-in rows, 0 elsewhere. A masked-in
+ *  target outside [0, V) makes that row's loss, and so the result, NaN. */
 double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                          const int *targets, const float *mask, int N, int V);
 
