@@ -84,9 +84,11 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@./scripts/deps.sh torch || echo "bench: could not install python3-torch; the PyTorch peer will be skipped"
-	@for b in $^; do echo "== $$b"; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$b || exit 1; done
+	@rm -f $(BUILD)/bench.txt
+	@for b in $^; do echo "== $$b"; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$b | tee -a $(BUILD)/bench.txt || exit 1; done
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
-	  for p in bench/peer_*.py; do [ -f $$p ] && /usr/bin/python3 $$p; done; \
+	  for p in bench/peer_*.py; do /usr/bin/python3 $$p | tee -a $(BUILD)/bench.txt || exit 1; done; \
+	  awk -f bench/ratios.awk $(BUILD)/bench.txt; \
 	else echo "bench: python3-torch not installed; PyTorch peer skipped (apt-get install python3-torch)"; fi
 
 debug:
