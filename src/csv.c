@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -553,4 +554,26 @@ done:
     free(fields.v);
     free(text);
     return rc;
+}
+
+int gkd_csv_buf_printf(gkd_csv_buf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return gkd_error(GKD_EINVAL, "format error");
+    size_t need = b->len + (size_t)n + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < need) cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
+        b->data = p;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
 }

@@ -36,29 +36,6 @@ static char *fmt_alloc(const char *fmt, ...) {
     return s;
 }
 
-/* Append printf output to a text buffer (not CSV fields). */
-static int put(gkd_csv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(gkd_csv_buf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return gkd_error(GKD_EINVAL, "format error");
-    size_t need = b->len + (size_t)n + 1;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < need) cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
-        b->data = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
 
 /* File-name-safe copy: keeps [A-Za-z0-9.=-], maps the rest to '_'. */
 static void sanitize(char *s) {
@@ -187,7 +164,7 @@ static int write_block(gkd_csv_buf *b, point **curves, const int *npts, int ncur
         gkd_format_double(sm, sizeof sm, mean);
         gkd_format_double(sl, sizeof sl, lo);
         gkd_format_double(sh, sizeof sh, hi);
-        if ((rc = put(b, "%s %s %s %s %d\n", sx, sm, sl, sh, n))) goto done;
+        if ((rc = gkd_csv_buf_printf(b, "%s %s %s %s %d\n", sx, sm, sl, sh, n))) goto done;
     }
 done:
     free(pos);
@@ -197,9 +174,9 @@ done:
 
 /* gnuplot single-quoted string: ' is written as ''. */
 static int put_gp_string(gkd_csv_buf *b, const char *s) {
-    int rc = put(b, "'");
-    for (; *s && !rc; s++) rc = *s == '\'' ? put(b, "''") : put(b, "%c", *s);
-    return rc ? rc : put(b, "'");
+    int rc = gkd_csv_buf_printf(b, "'");
+    for (; *s && !rc; s++) rc = *s == '\'' ? gkd_csv_buf_printf(b, "''") : gkd_csv_buf_printf(b, "%c", *s);
+    return rc ? rc : gkd_csv_buf_printf(b, "'");
 }
 
 static const char *const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
@@ -260,7 +237,7 @@ int gkd_plot_learning_curves(gkd_plot_files *files, const char *dir, const gkd_p
     if (o->nwhere) snprintf(title + tl, tlen - tl, ")");
 
     const char *band_text = o->band == GKD_BAND_STD ? "mean ± std over seeds" : "min..max over seeds";
-    rc = put(&dat, "# %s: mean over seeds per %s; band: %s\n# from %s/*/%s\n# columns: %s mean lo hi n\n", title,
+    rc = gkd_csv_buf_printf(&dat, "# %s: mean over seeds per %s; band: %s\n# from %s/*/%s\n# columns: %s mean lo hi n\n", title,
              xcol, band_text, dir, file, xcol);
     if (rc) goto done;
     /* One block per --by value, in axis order; blocks are separated by two
@@ -284,7 +261,7 @@ int gkd_plot_learning_curves(gkd_plot_files *files, const char *dir, const gkd_p
             if (!rc) ncur++;
         }
         if (!rc && ncur > 0) {
-            rc = put(&dat, "%s# %s=%s\n", nser ? "\n\n" : "\n", o->by, value);
+            rc = gkd_csv_buf_printf(&dat, "%s# %s=%s\n", nser ? "\n\n" : "\n", o->by, value);
             int max_n = 0;
             if (!rc) rc = write_block(&dat, curves, npts, ncur, o->band, &max_n);
             labels[nser] = (char *)value;
@@ -299,34 +276,34 @@ int gkd_plot_learning_curves(gkd_plot_files *files, const char *dir, const gkd_p
     files->nseries = nser;
 
     const char *name = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
-    rc |= put(&gp, "# %s: learning curves written by gkd plot.\n# Regenerate from this directory: gnuplot %s.gp\n",
+    rc |= gkd_csv_buf_printf(&gp, "# %s: learning curves written by gkd plot.\n# Regenerate from this directory: gnuplot %s.gp\n",
               title, name);
-    rc |= put(&gp, "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
+    rc |= gkd_csv_buf_printf(&gp, "if (strstrt(GPVAL_TERMINALS, \"pngcairo\") > 0) {\n"
                    "    set terminal pngcairo size 960,600 noenhanced font \"sans,11\"\n"
                    "} else {\n"
                    "    set terminal png size 960,600 noenhanced\n"
                    "}\n");
-    rc |= put(&gp, "set output '%s.png'\nset title ", name);
+    rc |= gkd_csv_buf_printf(&gp, "set output '%s.png'\nset title ", name);
     rc |= put_gp_string(&gp, title);
-    rc |= put(&gp, "\nset xlabel ");
+    rc |= gkd_csv_buf_printf(&gp, "\nset xlabel ");
     rc |= put_gp_string(&gp, xcol);
-    rc |= put(&gp, "\nset ylabel ");
+    rc |= gkd_csv_buf_printf(&gp, "\nset ylabel ");
     char ylabel[512];
     snprintf(ylabel, sizeof ylabel, "%s (line: mean, band: %s)", o->metric, band_text);
     rc |= put_gp_string(&gp, ylabel);
-    rc |= put(&gp, "\nset key outside right top title ");
+    rc |= gkd_csv_buf_printf(&gp, "\nset key outside right top title ");
     rc |= put_gp_string(&gp, o->by);
-    rc |= put(&gp, "\nset grid\nset style fill transparent solid 0.2 noborder\nplot ");
+    rc |= gkd_csv_buf_printf(&gp, "\nset grid\nset style fill transparent solid 0.2 noborder\nplot ");
     for (int s = 0; s < nser; s++) {
         const char *col = palette[s % (int)(sizeof palette / sizeof *palette)];
         char label[512];
         snprintf(label, sizeof label, "%s (n=%d)", labels[s], series_n[s]);
-        rc |= put(&gp, "%s'%s.dat' index %d using 1:3:4 with filledcurves lc rgb '%s' notitle, \\\n", s ? ", \\\n     " : "",
+        rc |= gkd_csv_buf_printf(&gp, "%s'%s.dat' index %d using 1:3:4 with filledcurves lc rgb '%s' notitle, \\\n", s ? ", \\\n     " : "",
                   name, s, col);
-        rc |= put(&gp, "     '%s.dat' index %d using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '%s' title ", name, s, col);
+        rc |= gkd_csv_buf_printf(&gp, "     '%s.dat' index %d using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '%s' title ", name, s, col);
         rc |= put_gp_string(&gp, label);
     }
-    rc |= put(&gp, "\nset terminal svg size 960,600 dynamic noenhanced font \"sans,11\" background rgb 'white'\n"
+    rc |= gkd_csv_buf_printf(&gp, "\nset terminal svg size 960,600 dynamic noenhanced font \"sans,11\" background rgb 'white'\n"
                    "set output '%s.svg'\nreplot\nunset output\n",
               name);
     if (rc) {

@@ -311,28 +311,6 @@ done:
 
 /* ---- rendering ---------------------------------------------------------- */
 
-static int put(gkd_csv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(gkd_csv_buf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return gkd_error(GKD_EINVAL, "format error");
-    size_t need = b->len + (size_t)n + 1;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < need) cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
-        b->data = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return 0;
-}
 
 static void latex_escape(char *out, size_t size, const char *s) {
     size_t n = 0;
@@ -437,79 +415,79 @@ static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
     char a[512], c[512];
     int rc = 0, un = uniform_n(t);
     md_escape(a, sizeof a, t->rows);
-    rc |= put(b, "| %s |", a);
+    rc |= gkd_csv_buf_printf(b, "| %s |", a);
     for (int m = 0; m < t->nmetrics; m++)
         for (int j = 0; j < t->ncols; j++) {
             md_escape(c, sizeof c, t->col_values[j]);
-            if (!t->cols) rc |= put(b, " %s%s |", t->metrics[m], arrow(t->metrics[m], 0));
-            else if (t->nmetrics == 1) rc |= put(b, " %s=%s |", t->cols, c);
-            else rc |= put(b, " %s%s (%s=%s) |", t->metrics[m], arrow(t->metrics[m], 0), t->cols, c);
+            if (!t->cols) rc |= gkd_csv_buf_printf(b, " %s%s |", t->metrics[m], arrow(t->metrics[m], 0));
+            else if (t->nmetrics == 1) rc |= gkd_csv_buf_printf(b, " %s=%s |", t->cols, c);
+            else rc |= gkd_csv_buf_printf(b, " %s%s (%s=%s) |", t->metrics[m], arrow(t->metrics[m], 0), t->cols, c);
         }
-    rc |= put(b, "\n| :-- |");
-    for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= put(b, " --: |");
-    rc |= put(b, "\n");
+    rc |= gkd_csv_buf_printf(b, "\n| :-- |");
+    for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= gkd_csv_buf_printf(b, " --: |");
+    rc |= gkd_csv_buf_printf(b, "\n");
     for (int i = 0; i < t->nrows; i++) {
         md_escape(a, sizeof a, t->row_values[i]);
-        rc |= put(b, "| %s |", a);
+        rc |= gkd_csv_buf_printf(b, "| %s |", a);
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {
                 const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
                 cell_text(c, sizeof c, s, 0, ci95, digits, un);
-                rc |= put(b, s->best ? " **%s** |" : " %s |", c);
+                rc |= gkd_csv_buf_printf(b, s->best ? " **%s** |" : " %s |", c);
             }
-        rc |= put(b, "\n");
+        rc |= gkd_csv_buf_printf(b, "\n");
     }
     char cap[2048];
     caption(cap, sizeof cap, t, 0, ci95);
-    rc |= put(b, "\n%c%s\n", cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
+    rc |= gkd_csv_buf_printf(b, "\n%c%s\n", cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
     return rc ? GKD_ENOMEM : 0;
 }
 
 static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
     char a[512], c[1024];
     int rc = 0, un = uniform_n(t);
-    rc |= put(b, "\\begin{table}[t]\n\\centering\n\\begin{tabular}{l");
-    for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= put(b, "c");
-    rc |= put(b, "}\n\\toprule\n");
+    rc |= gkd_csv_buf_printf(b, "\\begin{table}[t]\n\\centering\n\\begin{tabular}{l");
+    for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= gkd_csv_buf_printf(b, "c");
+    rc |= gkd_csv_buf_printf(b, "}\n\\toprule\n");
     latex_escape(a, sizeof a, t->rows);
     if (t->cols) {
         for (int m = 0; m < t->nmetrics; m++) {
             latex_escape(c, sizeof c, t->metrics[m]);
-            rc |= put(b, " & \\multicolumn{%d}{c}{%s%s}", t->ncols, c, arrow(t->metrics[m], 1));
+            rc |= gkd_csv_buf_printf(b, " & \\multicolumn{%d}{c}{%s%s}", t->ncols, c, arrow(t->metrics[m], 1));
         }
-        rc |= put(b, " \\\\\n");
+        rc |= gkd_csv_buf_printf(b, " \\\\\n");
         for (int m = 0; m < t->nmetrics; m++)
-            rc |= put(b, "%s\\cmidrule(lr){%d-%d}", m ? " " : "", 2 + m * t->ncols, 1 + (m + 1) * t->ncols);
-        rc |= put(b, "\n%s", a);
+            rc |= gkd_csv_buf_printf(b, "%s\\cmidrule(lr){%d-%d}", m ? " " : "", 2 + m * t->ncols, 1 + (m + 1) * t->ncols);
+        rc |= gkd_csv_buf_printf(b, "\n%s", a);
         char colname[256];
         latex_escape(colname, sizeof colname, t->cols);
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {
                 latex_escape(c, sizeof c, t->col_values[j]);
-                rc |= put(b, " & %s=%s", colname, c);
+                rc |= gkd_csv_buf_printf(b, " & %s=%s", colname, c);
             }
     } else {
-        rc |= put(b, "%s", a);
+        rc |= gkd_csv_buf_printf(b, "%s", a);
         for (int m = 0; m < t->nmetrics; m++) {
             latex_escape(c, sizeof c, t->metrics[m]);
-            rc |= put(b, " & %s%s", c, arrow(t->metrics[m], 1));
+            rc |= gkd_csv_buf_printf(b, " & %s%s", c, arrow(t->metrics[m], 1));
         }
     }
-    rc |= put(b, " \\\\\n\\midrule\n");
+    rc |= gkd_csv_buf_printf(b, " \\\\\n\\midrule\n");
     for (int i = 0; i < t->nrows; i++) {
         latex_escape(a, sizeof a, t->row_values[i]);
-        rc |= put(b, "%s", a);
+        rc |= gkd_csv_buf_printf(b, "%s", a);
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {
                 const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
                 cell_text(c, sizeof c, s, 1, ci95, digits, un);
-                rc |= put(b, s->best ? " & \\textbf{%s}" : " & %s", c);
+                rc |= gkd_csv_buf_printf(b, s->best ? " & \\textbf{%s}" : " & %s", c);
             }
-        rc |= put(b, " \\\\\n");
+        rc |= gkd_csv_buf_printf(b, " \\\\\n");
     }
     char cap[2048];
     caption(cap, sizeof cap, t, 1, ci95);
-    rc |= put(b, "\\bottomrule\n\\end{tabular}\n\\caption{%c%s}\n\\end{table}\n",
+    rc |= gkd_csv_buf_printf(b, "\\bottomrule\n\\end{tabular}\n\\caption{%c%s}\n\\end{table}\n",
               cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
     return rc ? GKD_ENOMEM : 0;
 }

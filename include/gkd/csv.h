@@ -35,6 +35,8 @@ int gkd_csv_buf_long(gkd_csv_buf *b, long v);
 int gkd_csv_buf_float(gkd_csv_buf *b, float v);
 /** Shortest round-trip representation of a double (at most %.17g). */
 int gkd_csv_buf_double(gkd_csv_buf *b, double v);
+/** Append printf output as raw text (not a CSV field): tables, scripts. */
+int gkd_csv_buf_printf(gkd_csv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Terminate the current row with LF. */
 int gkd_csv_buf_end_row(gkd_csv_buf *b);
 

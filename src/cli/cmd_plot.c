@@ -17,19 +17,6 @@ static void plot_usage(FILE *f) {
             "DIR (default results/<experiment>/figures). See docs/results.md.\n");
 }
 
-static const char *flag_value(int argc, char **argv, int *i, const char *name, int *err) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "gkd plot: %s needs a value\n", name);
-        *err = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 int cmd_plot(int argc, char **argv) {
     int status = 1, err = 0, nwhere = 0;
     const char *dir = NULL, *v;
@@ -46,15 +33,15 @@ int cmd_plot(int argc, char **argv) {
             plot_usage(stdout);
             status = 0;
             goto done;
-        } else if ((v = flag_value(argc, argv, &i, "--metric", &err))) {
+        } else if ((v = cli_flag(argc, argv, &i, "--metric", &err))) {
             o.metric = v;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--by", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--by", &err))) {
             o.by = v;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--x", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--x", &err))) {
             o.x = v;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--out", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--out", &err))) {
             o.out_dir = v;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--source", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--source", &err))) {
             if (!strcmp(v, "eval")) o.source = GKD_PLOT_EVAL;
             else if (!strcmp(v, "metrics")) o.source = GKD_PLOT_METRICS;
             else {
@@ -62,7 +49,7 @@ int cmd_plot(int argc, char **argv) {
                 status = 2;
                 goto done;
             }
-        } else if (!err && (v = flag_value(argc, argv, &i, "--band", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--band", &err))) {
             if (!strcmp(v, "minmax")) o.band = GKD_BAND_MINMAX;
             else if (!strcmp(v, "std")) o.band = GKD_BAND_STD;
             else {
@@ -70,7 +57,7 @@ int cmd_plot(int argc, char **argv) {
                 status = 2;
                 goto done;
             }
-        } else if (!err && (v = flag_value(argc, argv, &i, "--where", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--where", &err))) {
             if (gkd_where_parse(&where[nwhere], v)) {
                 fprintf(stderr, "gkd plot: %s\n", gkd_last_error());
                 status = 2;

@@ -18,20 +18,6 @@ static void table_usage(FILE *f) {
             "--rows and --cols axes; best per column in bold. See docs/results.md.\n");
 }
 
-/* "--name value" or "--name=value"; advances *i past a separate value. */
-static const char *flag_value(int argc, char **argv, int *i, const char *name, int *err) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "gkd table: %s needs a value\n", name);
-        *err = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 int cmd_table(int argc, char **argv) {
     int status = 1, ci95 = 0, err = 0, nmetrics = 0, nwhere = 0;
     long digits = 3;
@@ -56,15 +42,15 @@ int cmd_table(int argc, char **argv) {
             table_usage(stdout);
             status = 0;
             goto done;
-        } else if ((v = flag_value(argc, argv, &i, "--rows", &err))) {
+        } else if ((v = cli_flag(argc, argv, &i, "--rows", &err))) {
             o.rows = v;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--cols", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--cols", &err))) {
             o.cols = v;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--metric", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--metric", &err))) {
             strcpy(mcur, v);
             for (char *tok = strtok(mcur, ","); tok; tok = strtok(NULL, ",")) metrics[nmetrics++] = tok;
             mcur += strlen(v) + 1;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--at", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--at", &err))) {
             if (!strcmp(v, "final")) o.at = GKD_AT_FINAL;
             else if (!strcmp(v, "best")) o.at = GKD_AT_BEST;
             else {
@@ -72,7 +58,7 @@ int cmd_table(int argc, char **argv) {
                 status = 2;
                 goto done;
             }
-        } else if (!err && (v = flag_value(argc, argv, &i, "--format", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--format", &err))) {
             if (!strcmp(v, "md")) fmt = GKD_FMT_MD;
             else if (!strcmp(v, "latex")) fmt = GKD_FMT_LATEX;
             else if (!strcmp(v, "csv")) fmt = GKD_FMT_CSV;
@@ -81,20 +67,20 @@ int cmd_table(int argc, char **argv) {
                 status = 2;
                 goto done;
             }
-        } else if (!err && (v = flag_value(argc, argv, &i, "--digits", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--digits", &err))) {
             if (gkd_parse_long(&digits, v, 0, 12, "--digits")) {
                 fprintf(stderr, "gkd table: %s\n", gkd_last_error());
                 status = 2;
                 goto done;
             }
-        } else if (!err && (v = flag_value(argc, argv, &i, "--where", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--where", &err))) {
             if (gkd_where_parse(&where[nwhere], v)) {
                 fprintf(stderr, "gkd table: %s\n", gkd_last_error());
                 status = 2;
                 goto done;
             }
             nwhere++;
-        } else if (!err && (v = flag_value(argc, argv, &i, "--out", &err))) {
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--out", &err))) {
             out = v;
         } else if (!err && !strcmp(a, "--ci95")) {
             ci95 = 1;
