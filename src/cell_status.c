@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gkd/csv.h"
 #include "gkd/error.h"
 #include "gkd/parse.h"
 
@@ -26,35 +27,6 @@ static int join_path(char *out, size_t cap, const char *dir, const char *name) {
     return 0;
 }
 
-/* Temp file in the same directory, fsync, rename: readers never see half a file. */
-static int write_atomic(const char *path, const char *text) {
-    char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) return gkd_error(GKD_EINVAL, "path too long: %s", path);
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return gkd_error(GKD_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            rc = gkd_error(GKD_EIO, "cannot write %s: %s", tmp, strerror(errno));
-            goto done;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = gkd_error(GKD_EIO, "cannot sync %s: %s", tmp, strerror(errno));
-        goto done;
-    }
-done:
-    if (close(fd) != 0 && rc == 0) rc = gkd_error(GKD_EIO, "cannot close %s: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = gkd_error(GKD_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (rc != 0) unlink(tmp);
-    return rc;
-}
 
 static void job_id(char *out, size_t cap) {
     const char *array = getenv("SLURM_ARRAY_JOB_ID"), *task = getenv("SLURM_ARRAY_TASK_ID");
@@ -95,7 +67,7 @@ int gkd_cell_mark_running(const char *cell_dir) {
     utc_now(when, sizeof when);
     snprintf(text, sizeof text, "pid=%ld\nhost=%s\njob=%s\nstarted=%s\n", (long)getpid(), host, job,
              when);
-    return write_atomic(path, text);
+    return gkd_file_write_atomic(path, text, strlen(text));
 }
 
 int gkd_cell_heartbeat(const char *cell_dir) {
@@ -115,7 +87,7 @@ int gkd_cell_mark_done(const char *cell_dir) {
     job_id(job, sizeof job);
     utc_now(when, sizeof when);
     snprintf(text, sizeof text, "finished=%s\nhost=%s\njob=%s\n", when, host, job);
-    if ((rc = write_atomic(path, text))) return rc;
+    if ((rc = gkd_file_write_atomic(path, text, strlen(text)))) return rc;
     return remove_marker(cell_dir, "running");
 }
 
@@ -132,7 +104,7 @@ int gkd_cell_mark_failed(const char *cell_dir, const char *message) {
     size_t n = 0;
     for (const char *p = message; *p; p++) text[n++] = (*p == '\n' || *p == '\r') ? ' ' : *p;
     snprintf(text + n, cap - n, "\nhost=%s\njob=%s\n", host, job);
-    rc = write_atomic(path, text);
+    rc = gkd_file_write_atomic(path, text, strlen(text));
     free(text);
     if (rc) return rc;
     return remove_marker(cell_dir, "running");

@@ -13,6 +13,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 
 void gkd_plot_files_free(gkd_plot_files *f) {
     free(f->dat);
@@ -45,25 +46,6 @@ static void sanitize(char *s) {
             *s = '_';
 }
 
-static int mkdir_p(const char *path) {
-    char *p = strdup(path);
-    if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s == '/' || *s == '\0') {
-            char c = *s;
-            *s = '\0';
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                rc = gkd_error(GKD_EIO, "%s: cannot create directory: %s", p, strerror(errno));
-                break;
-            }
-            *s = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return rc;
-}
 
 typedef struct {
     double x, y;
@@ -219,7 +201,7 @@ int gkd_plot_learning_curves(gkd_plot_files *files, const char *dir, const gkd_p
     for (int i = 0; i < o->nwhere; i++)
         bl += (size_t)snprintf(base + bl, blen - bl, "_%s=%s", o->where[i].key, o->where[i].value);
     sanitize(base);
-    if ((rc = mkdir_p(out_dir))) goto done;
+    if ((rc = gkd_mkdir_p(out_dir))) goto done;
     files->dat = fmt_alloc("%s/%s.dat", out_dir, base);
     files->gp = fmt_alloc("%s/%s.gp", out_dir, base);
     files->png = fmt_alloc("%s/%s.png", out_dir, base);

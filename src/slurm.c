@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 
 /* ---- small string buffer ------------------------------------------------ */
 
@@ -48,48 +50,7 @@ static void sb_add(strbuf *b, const char *fmt, ...) {
 
 /* ---- files -------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir) {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return gkd_error(GKD_EINVAL, "path too long: %s", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return gkd_error(GKD_EIO, "cannot create directory %s: %s", path, strerror(errno));
-        *p = c;
-        if (c == '\0') break;
-    }
-    return 0;
-}
 
-/* Temp file in the same directory, fsync, rename: readers never see half a file. */
-static int write_atomic(const char *path, const char *text, mode_t mode) {
-    char tmp[PATH_MAX];
-    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof tmp) return gkd_error(GKD_EINVAL, "path too long: %s", path);
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    if (fd < 0) return gkd_error(GKD_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            rc = gkd_error(GKD_EIO, "cannot write %s: %s", tmp, strerror(errno));
-            goto done;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) rc = gkd_error(GKD_EIO, "cannot sync %s: %s", tmp, strerror(errno));
-done:
-    if (close(fd) != 0 && rc == 0) rc = gkd_error(GKD_EIO, "cannot close %s: %s", tmp, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = gkd_error(GKD_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (rc != 0) unlink(tmp);
-    return rc;
-}
 
 /* Whole (small) file; *out = NULL if it does not exist. */
 static int read_small_file(char **out, const char *path) {
@@ -238,9 +199,10 @@ int gkd_slurm_write_script(char *path_out, size_t path_cap, const char *exp_name
         rc = gkd_error(GKD_EINVAL, "path too long: %s", dir);
         goto done;
     }
-    if ((rc = mkdir_p(path))) goto done;
+    if ((rc = gkd_mkdir_p(path))) goto done;
     strcat(path, "/array.sbatch");
-    if ((rc = write_atomic(path, text, 0755))) goto done;
+    if ((rc = gkd_file_write_atomic(path, text, strlen(text)))) goto done;
+    (void)chmod(path, 0755); /* runnable by hand too; sbatch does not need it */
     if (path_out && (size_t)snprintf(path_out, path_cap, "%s", path) >= path_cap)
         rc = gkd_error(GKD_EINVAL, "path buffer too small for %s", path);
 done:
@@ -382,7 +344,7 @@ int gkd_slurm_submit(char *job_id, size_t job_id_cap, const char *exp_dir) {
     sb_add(&b, "%s%s%s submitted=%s\n", old ? old : "",
            (old && *old && old[strlen(old) - 1] != '\n') ? "\n" : "", job_id, when);
     if (b.oom) { free(b.s); rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
-    rc = write_atomic(jobs, b.s, 0644);
+    rc = gkd_file_write_atomic(jobs, b.s, strlen(b.s));
     free(b.s);
     if (rc) rc = gkd_error_wrap(rc, "job %s submitted but not recorded", job_id);
 done:
