@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gkd/csv.h"
+#include "gkd/gkd.h" /* the umbrella header must compile on its own */
 
 static char tmp[64];
 
