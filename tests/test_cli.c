@@ -154,6 +154,22 @@ START_TEST(test_eval_out_of_vocabulary) {
 }
 END_TEST
 
+/* gkd distill --sft-steps: the new student is first fine-tuned on ground
+ * truth, and distillation starts from exactly that model. */
+START_TEST(test_distill_with_sft_init) {
+    ck_assert_int_eq(gkd("train " ARITH " --layers 1 --d-model 32 --heads 2 --context 48 --steps 20 --batch 8"
+                         " --max-new-tokens 36 --eval-n 10 --eval-samples 0 --out t"),
+                     0);
+    ck_assert_int_eq(gkd("distill --teacher t/final.ckpt --student-config layers=1,d_model=16,heads=2 " ARITH
+                         " --sft-steps 30 --sft-lr 1e-2 --steps 4 --batch 8 --eval-n 10 --max-new-tokens 36 --out d"),
+                     0);
+    ck_assert_int_eq(last_value("d/sft/metrics.csv", "step"), 30);
+    /* The distillation's step-0 evaluation sees the SFT's final model. */
+    ck_assert_double_eq(first_value("d/eval.csv", "nll_ref"), last_value("d/sft/eval.csv", "nll_ref"));
+    ck_assert_int_eq(last_value("d/metrics.csv", "step"), 4);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -173,6 +189,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_train_arith_eval_sample);
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
+    tcase_add_test(tc, test_distill_with_sft_init);
     tcase_add_test(tc, test_bad_arguments);
     suite_add_tcase(s, tc);
     return s;

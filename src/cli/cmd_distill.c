@@ -18,10 +18,12 @@ static void usage(FILE *f) {
             "                   [--replay off|fixed|adaptive --replay-capacity N --replay-prob X\n"
             "                    --replay-init X --replay-step X] [--ce-weight X] [--loss-temperature X]\n"
             "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
-            "                   [--temperature X --top-k N --top-p X] [training flags] --out DIR\n"
+            "                   [--temperature X --top-k N --top-p X] [--sft-steps N [--sft-lr X]]\n"
+            "                   [training flags] --out DIR\n"
             "Writes DIR/metrics.csv (a row per step), DIR/eval.csv, DIR/timings.csv and\n"
             "DIR/final.ckpt; resumes from DIR/checkpoint.ckpt. A student given by model flags\n"
-            "starts from random weights.\n%s%s%s",
+            "starts from random weights, or from N steps of supervised fine-tuning on the\n"
+            "ground truth with --sft-steps (written to DIR/sft).\n%s%s%s",
             cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
 }
 
@@ -73,8 +75,8 @@ int cmd_distill(int argc, char **argv) {
     gkd_model_config mc = {0, 0, 2, 64, 2};
     gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
     const char *out = NULL, *teacher_path = NULL, *student_path = NULL, *v;
-    double d;
-    long n;
+    double d, sft_lr = 0;
+    long n, sft_steps = 0;
     for (int i = 1; i < argc; i++) {
         int err = 0, r;
         const char *a = argv[i];
@@ -118,6 +120,14 @@ int cmd_distill(int argc, char **argv) {
         if ((v = cli_flag(argc, argv, &i, "--top-k", &err))) {
             if (gkd_parse_long(&n, v, 0, 1 << 20, "--top-k")) { cli_fail("distill"); return 2; }
             o.sample.top_k = (int)n;
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--sft-steps", &err))) {
+            if (gkd_parse_long(&sft_steps, v, 0, 100000000, "--sft-steps")) { cli_fail("distill"); return 2; }
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--sft-lr", &err))) {
+            if (parse_double_flag(&sft_lr, v, 1e-9, 10, "--sft-lr")) return 2;
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--replay-capacity", &err))) {
@@ -169,6 +179,27 @@ int cmd_distill(int argc, char **argv) {
     }
     if (o.schedule.total_steps < o.steps) o.schedule.total_steps = o.steps > 0 ? o.steps : 1;
     if (gkd_task_new(&task, &tc) || gkd_mkdir_p(out)) { cli_fail("distill"); goto done; }
+    if (sft_steps > 0) {
+        if (student_path) { fprintf(stderr, "gkd distill: --sft-steps initializes a new student; drop --student\n"); goto done; }
+        /* SFT: the same loop with cross-entropy on ground truth, in OUT/sft
+         * (resumable like any run), before distillation starts. */
+        gkd_distill_options sft = GKD_DISTILL_OPTIONS_INIT;
+        sft.divergence.kind = GKD_DIV_CE;
+        sft.steps = sft_steps;
+        sft.batch = o.batch;
+        sft.lr = sft_lr > 0 ? sft_lr : o.lr;
+        sft.clip = o.clip;
+        sft.seed = o.seed;
+        sft.eval_n = o.eval_n;
+        sft.eval_samples = 0;
+        sft.sample.max_new_tokens = o.sample.max_new_tokens;
+        char dir[4096];
+        if (snprintf(dir, sizeof dir, "%s/sft", out) >= (int)sizeof dir || gkd_mkdir_p(dir) ||
+            gkd_distill_run(student, NULL, tok, task, &sft, dir, cli_progress, NULL)) {
+            cli_fail("distill");
+            goto done;
+        }
+    }
     if (gkd_distill_run(student, teacher, tok, task, &o, out, cli_progress, NULL)) { cli_fail("distill"); goto done; }
     printf("%s/final.ckpt\n", out);
     status = 0;
