@@ -15,7 +15,7 @@ gkd_metric_dir gkd_metric_direction(const char *name) {
                                          "rouge_l", "accept_rate", "accept_tokens", "distinct_1", "distinct_2",
                                          "eos_rate", "precision", "coverage"};
     static const char *const lower[] = {"nll_ref", "teacher_nll", "fkl_ref", "rkl_ref", "fkl_samples",
-                                        "rkl_samples", "self_bleu", "kl_data", "loss", "divergence"};
+                                        "rkl_samples", "self_bleu", "kl_data", "loss", "divergence", "val_loss"};
     for (size_t i = 0; i < sizeof higher / sizeof *higher; i++)
         if (!strcmp(name, higher[i])) return GKD_DIR_HIGHER;
     for (size_t i = 0; i < sizeof lower / sizeof *lower; i++)
