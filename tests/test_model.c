@@ -15,7 +15,7 @@
 /* Per-tensor tolerance on ||a - b|| / ||b||. Forward and gradients: float32
  * on both sides with different summation orders; measured <= 5e-7 on every
  * tensor, so 1e-5 (a wrong term gives >= 1e-2). After AdamW steps: the
- * normalized update amplifies round-off in small gradients, so the brief's
+ * normalized update amplifies round-off in small gradients, so the issue's
  * 1e-4 on the parameters (and 1e-3 on the update itself). */
 #define REL_TOL 1e-4
 #define GRAD_TOL 1e-5
