@@ -316,23 +316,6 @@ static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const 
     }
 }
 
-/* tanh-GELU via 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)): the same function
- * as the forward's tanhf form up to rounding, at a fraction of the cost. */
-static void gelu_rows(float *x, size_t n) {
-    const float s2pi = sqrtf(2.0f / (float)M_PI);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float u = s2pi * (v + 0.044715f * v * v * v);
-        x[i] = v / (1.0f + expf(-2.0f * u));
-    }
-}
-
-static void residual_add(float *x, const float *d, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] += d[i];
-}
-
 int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
                     const int *tok, const int *out_row, float *logits) {
     if (n == 0) return 0;
@@ -365,13 +348,14 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
         layernorm_rows(c->xn, c->x, p->ln1w + lc, p->ln1b + lc, n, C);
         matmul_rows(c->qkv, c->xn, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C, 3 * C);
         attention_rows(c, l, n, seq, pos);
-        matmul_rows(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C, C);
-        residual_add(c->x, c->tmp, (size_t)n * C);
+        /* Residual adds and GELU run in the products' epilogues. */
+        gkd_rowdot_matmul_ep(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C, C,
+                             GKD_ROWDOT_RESIDUAL, c->x);
         layernorm_rows(c->xn, c->x, p->ln2w + lc, p->ln2b + lc, n, C);
-        matmul_rows(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C);
-        gelu_rows(c->h, (size_t)n * 4 * C);
-        matmul_rows(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n, 4 * C, C);
-        residual_add(c->x, c->tmp, (size_t)n * C);
+        gkd_rowdot_matmul_ep(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
+                             GKD_ROWDOT_GELU, NULL);
+        gkd_rowdot_matmul_ep(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n, 4 * C, C,
+                             GKD_ROWDOT_RESIDUAL, c->x);
     }
     /* Only rows that want logits pay for the final LayerNorm and LM head. */
     int nout = 0;

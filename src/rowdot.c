@@ -8,6 +8,7 @@
  * does not contract a*b+c into FMA, so the AVX2 clone and the generic one
  * also agree. */
 #include "rowdot.h"
+#include "gelu.h"
 
 #include <immintrin.h>
 #include <stddef.h>
@@ -217,8 +218,22 @@ AVX512_TARGET static void tile512(float *out, const float *inp, const float *w, 
 #define TILE_R 16
 #define TILE_O 32
 
-void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
-                       int IC, int OC) {
+/* The epilogue of one tile, while it is in L1. */
+static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_rowdot_epilogue ep,
+                     float *res) {
+    for (int r = r0; r < r1; r++) {
+        float *q = out + (size_t)r * OC;
+        if (ep == GKD_ROWDOT_GELU) {
+            for (int o = o0; o < o1; o++) q[o] = gkd_gelu_exp(q[o]);
+        } else {
+            float *x = res + (size_t)r * OC;
+            for (int o = o0; o < o1; o++) x[o] += q[o];
+        }
+    }
+}
+
+void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
+                          int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
     int nr = (n + TILE_R - 1) / TILE_R, no = (OC + TILE_O - 1) / TILE_O;
     const int wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
     /* Small products stay on one thread (a barrier would cost more). */
@@ -232,6 +247,12 @@ void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float
                 tile512(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
             else
                 tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+            if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
         }
     }
+}
+
+void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
+                       int IC, int OC) {
+    gkd_rowdot_matmul_ep(out, inp, w, bias, n, IC, OC, GKD_ROWDOT_STORE, NULL);
 }

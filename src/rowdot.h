@@ -12,4 +12,17 @@
 void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
                        int IC, int OC);
 
+/** What gkd_rowdot_matmul_ep does with each finished element, inside the
+ *  parallel loop (no separate pass, no extra barrier). */
+typedef enum {
+    GKD_ROWDOT_STORE,    /* out = product */
+    GKD_ROWDOT_GELU,     /* out = gelu(product) (gelu.h) */
+    GKD_ROWDOT_RESIDUAL, /* out = product, then res += out */
+} gkd_rowdot_epilogue;
+
+/** gkd_rowdot_matmul followed by epilogue ep on each element; res (n, OC)
+ *  is used by GKD_ROWDOT_RESIDUAL only. */
+void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
+                          int IC, int OC, gkd_rowdot_epilogue ep, float *res);
+
 #endif
