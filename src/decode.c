@@ -121,23 +121,52 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     return 0;
 }
 
+typedef double v8d __attribute__((vector_size(64)));
+
+#define ROWS8(x, i) \
+    {x[0][i], x[1][i], x[2][i], x[3][i], x[4][i], x[5][i], x[6][i], x[7][i]}
+
+/* Mean and 1/std of eight rows at once, lane j being row x[j]: each lane
+ * runs the serial double sums of the one-row form (as in layers.c), so the
+ * bits are the same while eight dependency chains overlap. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+layernorm_stats8(float *mean, float *rstd, const float *const *x, int C) {
+    v8d s = {0};
+    for (int i = 0; i < C; i++) {
+        v8d xi = ROWS8(x, i);
+        s += xi;
+    }
+    float m[8];
+    for (int j = 0; j < 8; j++) m[j] = (float)(s[j] / C);
+    v8d mv = {m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]};
+    v8d var = {0};
+    for (int i = 0; i < C; i++) {
+        v8d xi = ROWS8(x, i);
+        v8d d = xi - mv;
+        var += d * d;
+    }
+    for (int j = 0; j < 8; j++) {
+        mean[j] = m[j];
+        rstd[j] = (float)(1.0 / sqrt(var[j] / C + LN_EPS));
+    }
+}
+
 static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int n,
                            int C) {
+    int ng = (n + 7) / 8;
 #pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
-    for (int r = 0; r < n; r++) {
-        const float *x = inp + (size_t)r * C;
-        float *o = out + (size_t)r * C;
-        /* Double accumulation, as in the full forward (layers.c). */
-        double s = 0.0;
-        for (int i = 0; i < C; i++) s += x[i];
-        float mean = (float)(s / C);
-        double var = 0.0;
-        for (int i = 0; i < C; i++) {
-            double d = (double)x[i] - mean;
-            var += d * d;
+    for (int g = 0; g < ng; g++) {
+        const float *x[8];
+        float mean[8], rstd[8];
+        int r0 = 8 * g, nr = n - r0 < 8 ? n - r0 : 8;
+        /* Missing rows of the last group repeat its first row. */
+        for (int j = 0; j < 8; j++) x[j] = inp + (size_t)(r0 + (j < nr ? j : 0)) * C;
+        layernorm_stats8(mean, rstd, x, C);
+        for (int j = 0; j < nr; j++) {
+            float *o = out + (size_t)(r0 + j) * C;
+            const float *xr = x[j], m = mean[j], rs = rstd[j];
+            for (int i = 0; i < C; i++) o[i] = (xr[i] - m) * rs * w[i] + b[i];
         }
-        float rstd = (float)(1.0 / sqrt(var / C + LN_EPS));
-        for (int i = 0; i < C; i++) o[i] = (x[i] - mean) * rstd * w[i] + b[i];
     }
 }
 
