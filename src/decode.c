@@ -21,6 +21,7 @@
 
 #include "decode_rows.h"
 #include "rowdot.h"
+#include "vexpf.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 
@@ -256,11 +257,10 @@ static inline __attribute__((always_inline)) void softmax_inplace(float *a, int 
     float maxv = -INFINITY;
     for (int t = 0; t < T; t++)
         if (a[t] > maxv) maxv = a[t];
+    for (int t = 0; t < T; t++) a[t] -= maxv;
+    gkd_vexpf(a, a, T);
     float sum = 0.0f;
-    for (int t = 0; t < T; t++) {
-        a[t] = expf(a[t] - maxv);
-        sum += a[t];
-    }
+    for (int t = 0; t < T; t++) sum += a[t];
     float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
     for (int t = 0; t < T; t++) a[t] *= inv;
 }

@@ -5,12 +5,28 @@
 
 #include <math.h>
 
+#include "vexpf.h"
+
 /* tanh-GELU via 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)): the same function
  * as the forward's tanhf form up to rounding, at a fraction of the cost. */
 static inline float gkd_gelu_exp(float v) {
     const float s2pi = sqrtf(2.0f / (float)M_PI);
     float u = s2pi * (v + 0.044715f * v * v * v);
     return v / (1.0f + expf(-2.0f * u));
+}
+
+/* x[i] = gkd_gelu_exp(x[i]) for i < n (n <= 64), with the exponentials
+ * taken in one vexpf call. */
+static inline void gkd_gelu_exp_array(float *x, int n) {
+    const float s2pi = sqrtf(2.0f / (float)M_PI);
+    float e[64];
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        float u = s2pi * (v + 0.044715f * v * v * v);
+        e[i] = -2.0f * u;
+    }
+    gkd_vexpf(e, e, n);
+    for (int i = 0; i < n; i++) x[i] = x[i] / (1.0f + e[i]);
 }
 
 #endif

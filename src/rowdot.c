@@ -216,7 +216,7 @@ AVX512_TARGET static void tile512(float *out, const float *inp, const float *w, 
 }
 
 #define TILE_R 16
-#define TILE_O 32
+#define TILE_O 32 /* at most 64: gkd_gelu_exp_array */
 
 /* The epilogue of one tile, while it is in L1. */
 static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_rowdot_epilogue ep,
@@ -224,7 +224,7 @@ static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_row
     for (int r = r0; r < r1; r++) {
         float *q = out + (size_t)r * OC;
         if (ep == GKD_ROWDOT_GELU) {
-            for (int o = o0; o < o1; o++) q[o] = gkd_gelu_exp(q[o]);
+            gkd_gelu_exp_array(q + o0, o1 - o0);
         } else {
             float *x = res + (size_t)r * OC;
             for (int o = o0; o < o1; o++) x[o] += q[o];
