@@ -252,17 +252,41 @@ static inline __attribute__((always_inline)) void head_scores(float *a, const fl
     }
 }
 
-/* Softmax over a[0..T-1] in place. */
-static inline __attribute__((always_inline)) void softmax_inplace(float *a, int T) {
-    float maxv = -INFINITY;
-    for (int t = 0; t < T; t++)
-        if (a[t] > maxv) maxv = a[t];
-    for (int t = 0; t < T; t++) a[t] -= maxv;
-    gkd_vexpf(a, a, T);
-    float sum = 0.0f;
-    for (int t = 0; t < T; t++) sum += a[t];
-    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-    for (int t = 0; t < T; t++) a[t] *= inv;
+typedef int v8i __attribute__((vector_size(32)));
+
+#define HEADS8(p, t) {p[0][t], p[1][t], p[2][t], p[3][t], p[4][t], p[5][t], p[6][t], p[7][t]}
+
+/* Softmax over a_h[0..T-1] in place for the heads of one row, a_h at
+ * att + h Tp. Each head's max and sum are serial scans in t as in the
+ * one-head form; eight heads share a vector (lane = head) so the scans'
+ * dependency chains overlap. */
+static inline __attribute__((always_inline)) void softmax_heads(float *att, int NH, int T, int Tp) {
+    for (int h0 = 0; h0 < NH; h0 += 8) {
+        int nh = NH - h0 < 8 ? NH - h0 : 8;
+        float *p[8];
+        /* Missing heads of the last group repeat its first head. */
+        for (int j = 0; j < 8; j++) p[j] = att + (size_t)(h0 + (j < nh ? j : 0)) * Tp;
+        v8 mx = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        for (int t = 0; t < T; t++) {
+            v8 x = HEADS8(p, t);
+            v8i gt = x > mx; /* if (x > max) max = x */
+            mx = (v8)(((v8i)x & gt) | ((v8i)mx & ~gt));
+        }
+        for (int j = 0; j < nh; j++) {
+            float m = mx[j];
+            for (int t = 0; t < T; t++) p[j][t] -= m;
+            gkd_vexpf(p[j], p[j], T);
+        }
+        v8 sum = {0};
+        for (int t = 0; t < T; t++) {
+            v8 x = HEADS8(p, t);
+            sum += x;
+        }
+        for (int j = 0; j < nh; j++) {
+            float inv = sum[j] == 0.0f ? 0.0f : 1.0f / sum[j];
+            for (int t = 0; t < T; t++) p[j][t] *= inv;
+        }
+    }
 }
 
 /* One query row against its sequence's cache: y (C) over all heads.
@@ -272,11 +296,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 attend_row(float *y, float *att, const float *q, const float *kt, const float *v, int T, int NH,
            int hs, int Tp, float scale) {
     const int C = NH * hs;
-    for (int h = 0; h < NH; h++) {
-        float *a = att + (size_t)h * Tp;
-        head_scores(a, q + h * hs, kt + (size_t)h * hs * Tp, T, hs, Tp, scale);
-        softmax_inplace(a, T);
-    }
+    for (int h = 0; h < NH; h++)
+        head_scores(att + (size_t)h * Tp, q + h * hs, kt + (size_t)h * hs * Tp, T, hs, Tp, scale);
+    softmax_heads(att, NH, T, Tp);
     if (hs % 16) {
         for (int h = 0; h < NH; h++)
             weighted_sum(y + h * hs, att + (size_t)h * Tp, v + h * hs, T, hs, C);
