@@ -227,7 +227,9 @@ static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_row
             gkd_gelu_exp_array(q + o0, o1 - o0);
         } else {
             float *x = res + (size_t)r * OC;
-            for (int o = o0; o < o1; o++) x[o] += q[o];
+            int o = o0;
+            for (; o + 8 <= o1; o += 8) *(v8u *)(x + o) = LOAD(x + o) + LOAD(q + o);
+            for (; o < o1; o++) x[o] += q[o];
         }
     }
 }

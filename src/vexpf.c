@@ -74,8 +74,11 @@ VEXP_TARGET static int exp8(float *y, const float *x) {
     __m512i ki = _mm512_castpd_si512(kd);
     kd = _mm512_sub_pd(kd, shift);
     __m512d r = _mm512_sub_pd(z, kd);
-    __m512i t = _mm512_i64gather_epi64(_mm512_and_si512(ki, _mm512_set1_epi64(31)),
-                                       (const void *)EXP2F_TAB, 8);
+    /* Table lookup by ki % 32 from registers (two 16-entry permutes). */
+    const __m512i t0 = _mm512_loadu_si512(EXP2F_TAB), t1 = _mm512_loadu_si512(EXP2F_TAB + 8),
+                  t2 = _mm512_loadu_si512(EXP2F_TAB + 16), t3 = _mm512_loadu_si512(EXP2F_TAB + 24);
+    __m512i lo = _mm512_permutex2var_epi64(t0, ki, t1), hi = _mm512_permutex2var_epi64(t2, ki, t3);
+    __m512i t = _mm512_mask_blend_epi64(_mm512_test_epi64_mask(ki, _mm512_set1_epi64(16)), lo, hi);
     __m512d s = _mm512_castsi512_pd(_mm512_add_epi64(t, _mm512_slli_epi64(ki, 47)));
     __m512d p = _mm512_fmadd_pd(c0, r, c1);
     __m512d r2 = _mm512_mul_pd(r, r);
