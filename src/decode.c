@@ -12,9 +12,12 @@
  * forward over the same prefix up to float rounding. Matrix products batch
  * all rows into one call per weight matrix (rowdot.c: a fixed summation
  * order per element, unlike sgemm, so a row's logits do not depend on the
- * other rows of the batch); the rest is parallel over rows and heads, each
- * output written by one thread, so results do not depend on the thread
- * count either. */
+ * other rows of the batch); the rest is parallel over rows, each output
+ * written by one thread, so results do not depend on the thread count
+ * either. Every vectorized loop here (LayerNorm statistics, attention
+ * scores, softmax scans, weighted sums, exp via vexpf.c) performs, per
+ * output element, the same operations in the same order as the plain
+ * scalar loops it replaced; tests/test_decode.c pins the logits bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

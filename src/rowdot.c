@@ -6,7 +6,12 @@
  * perform exactly these operations per element, so tiling and the thread
  * split never change a bit. The file is compiled in ISO C mode, where GCC
  * does not contract a*b+c into FMA, so the AVX2 clone and the generic one
- * also agree. */
+ * also agree. On CPUs with AVX-512 (F and DQ) an 8-row x 4-output kernel
+ * is used instead: each 16-lane register carries the eight lane sums of
+ * two rows, and the same tree and bias add are done on sixteen outputs at
+ * once; elements, order and rounding are the same. Optional epilogues
+ * (GELU, residual add) run on each finished tile inside the parallel
+ * loop. */
 #include "rowdot.h"
 #include "gelu.h"
 
