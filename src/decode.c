@@ -29,9 +29,10 @@
 #include "gkd/model.h"
 
 #define LN_EPS 1e-5
-/* Below this many elements a loop runs on one thread: at decode sizes an
- * OpenMP barrier costs more than the work. Only speed depends on it. */
-#define PAR_MIN 32768
+/* Below this many multiply-adds in the QKV product a call runs on one
+ * thread: at tiny sizes the barriers cost more than the work. Only speed
+ * depends on it. */
+#define PAR_WORK 65536
 /* Positions per vector in the attention scores. */
 #define TVEC 16
 
@@ -155,10 +156,11 @@ layernorm_stats8(float *mean, float *rstd, const float *const *x, int C) {
     }
 }
 
+/* Worksharing over groups of eight rows (called by the whole team). */
 static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int n,
                            int C) {
     int ng = (n + 7) / 8;
-#pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
+#pragma omp for schedule(static)
     for (int g = 0; g < ng; g++) {
         const float *x[8];
         float mean[8], rstd[8];
@@ -174,11 +176,6 @@ static void layernorm_rows(float *out, const float *inp, const float *w, const f
     }
 }
 
-/* out (n, OC) = inp (n, IC) @ w^T (w is (OC, IC)) + bias */
-static void matmul_rows(float *out, const float *inp, const float *w, const float *bias, int n,
-                        int IC, int OC) {
-    gkd_rowdot_matmul(out, inp, w, bias, n, IC, OC);
-}
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
@@ -346,6 +343,7 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
     }
 }
 
+/* Worksharing over rows (called by the whole team). */
 static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const int *pos) {
     const int NH = c->NH, hs = c->hs, C = c->C, maxT = c->maxT, Tp = c->Tp;
     const float scale = 1.0f / sqrtf((float)hs);
@@ -353,16 +351,14 @@ static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const 
     float *vl = c->v + (size_t)l * c->B * maxT * C;
     /* Cache every row's key and value first so rows of one prefill see
      * each other. */
-#pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
+#pragma omp for schedule(static)
     for (int r = 0; r < n; r++) {
         const float *q = c->qkv + (size_t)r * 3 * C;
         float *kt = kl + (size_t)seq[r] * Tp * C + pos[r];
         for (int i = 0; i < C; i++) kt[(size_t)i * Tp] = q[C + i];
         memcpy(vl + ((size_t)seq[r] * maxT + pos[r]) * C, q + 2 * C, (size_t)C * sizeof(float));
     }
-    size_t work = 0;
-    for (int r = 0; r < n; r++) work += (size_t)(pos[r] + 1) * C;
-#pragma omp parallel for schedule(static) if (work >= PAR_MIN)
+#pragma omp for schedule(static)
     for (int r = 0; r < n; r++) {
         attend_row(c->atty + (size_t)r * C, c->att + (size_t)r * NH * Tp, c->qkv + (size_t)r * 3 * C,
                    kl + (size_t)seq[r] * Tp * C, vl + (size_t)seq[r] * maxT * C, pos[r] + 1, NH, hs,
@@ -391,38 +387,48 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     if (rc) return rc;
     const gkd_params *p = &m->params;
 
-#pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
-    for (int r = 0; r < n; r++) {
-        const float *te = p->wte + (size_t)tok[r] * C, *pe = p->wpe + (size_t)pos[r] * C;
-        float *x = c->x + (size_t)r * C;
-        for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
-    }
-    for (int l = 0; l < L; l++) {
-        size_t lc = (size_t)l * C;
-        layernorm_rows(c->xn, c->x, p->ln1w + lc, p->ln1b + lc, n, C);
-        matmul_rows(c->qkv, c->xn, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C, 3 * C);
-        attention_rows(c, l, n, seq, pos);
-        /* Residual adds and GELU run in the products' epilogues. */
-        gkd_rowdot_matmul_ep(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C, C,
-                             GKD_ROWDOT_RESIDUAL, c->x);
-        layernorm_rows(c->xn, c->x, p->ln2w + lc, p->ln2b + lc, n, C);
-        gkd_rowdot_matmul_ep(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
-                             GKD_ROWDOT_GELU, NULL);
-        gkd_rowdot_matmul_ep(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n, 4 * C, C,
-                             GKD_ROWDOT_RESIDUAL, c->x);
-    }
     /* Only rows that want logits pay for the final LayerNorm and LM head. */
     int nout = 0;
     for (int r = 0; r < n; r++)
         if (out_row && out_row[r] >= 0) c->out_idx[nout++] = r;
-    if (nout == 0) return 0;
-    for (int j = 0; j < nout; j++)
-        memcpy(c->tmp + (size_t)j * C, c->x + (size_t)c->out_idx[j] * C, (size_t)C * sizeof(float));
-    layernorm_rows(c->xn, c->tmp, p->lnfw, p->lnfb, nout, C);
-    matmul_rows(c->lg, c->xn, p->wte, NULL, nout, C, V);
-    for (int j = 0; j < nout; j++)
-        memcpy(logits + (size_t)out_row[c->out_idx[j]] * V, c->lg + (size_t)j * V,
-               (size_t)V * sizeof(float));
+    /* One parallel region per call: each stage is a worksharing loop whose
+     * closing barrier is the only synchronization between stages. */
+#pragma omp parallel if ((size_t)n * C * 3 * C >= PAR_WORK)
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *te = p->wte + (size_t)tok[r] * C, *pe = p->wpe + (size_t)pos[r] * C;
+            float *x = c->x + (size_t)r * C;
+            for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
+        }
+        for (int l = 0; l < L; l++) {
+            size_t lc = (size_t)l * C;
+            layernorm_rows(c->xn, c->x, p->ln1w + lc, p->ln1b + lc, n, C);
+            gkd_rowdot_matmul_team(c->qkv, c->xn, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C,
+                                   3 * C, GKD_ROWDOT_STORE, NULL);
+            attention_rows(c, l, n, seq, pos);
+            /* Residual adds and GELU run in the products' epilogues. */
+            gkd_rowdot_matmul_team(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C,
+                                   C, GKD_ROWDOT_RESIDUAL, c->x);
+            layernorm_rows(c->xn, c->x, p->ln2w + lc, p->ln2b + lc, n, C);
+            gkd_rowdot_matmul_team(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
+                                   GKD_ROWDOT_GELU, NULL);
+            gkd_rowdot_matmul_team(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n,
+                                   4 * C, C, GKD_ROWDOT_RESIDUAL, c->x);
+        }
+        if (nout > 0) {
+#pragma omp for schedule(static)
+            for (int j = 0; j < nout; j++)
+                memcpy(c->tmp + (size_t)j * C, c->x + (size_t)c->out_idx[j] * C,
+                       (size_t)C * sizeof(float));
+            layernorm_rows(c->xn, c->tmp, p->lnfw, p->lnfb, nout, C);
+            gkd_rowdot_matmul_team(c->lg, c->xn, p->wte, NULL, nout, C, V, GKD_ROWDOT_STORE, NULL);
+#pragma omp for schedule(static)
+            for (int j = 0; j < nout; j++)
+                memcpy(logits + (size_t)out_row[c->out_idx[j]] * V, c->lg + (size_t)j * V,
+                       (size_t)V * sizeof(float));
+        }
+    }
     return 0;
 }
 

@@ -239,12 +239,11 @@ static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_row
     }
 }
 
-void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
-                          int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
+void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
     int nr = (n + TILE_R - 1) / TILE_R, no = (OC + TILE_O - 1) / TILE_O;
     const int wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-    /* Small products stay on one thread (a barrier would cost more). */
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * IC * OC >= 65536)
+#pragma omp for collapse(2) schedule(static)
     for (int tr = 0; tr < nr; tr++) {
         for (int to = 0; to < no; to++) {
             int r0 = tr * TILE_R, o0 = to * TILE_O;
@@ -257,6 +256,13 @@ void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const fl
             if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
         }
     }
+}
+
+void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
+                          int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
+    /* Small products stay on one thread (a barrier would cost more). */
+#pragma omp parallel if ((size_t)n * IC * OC >= 65536)
+    gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res);
 }
 
 void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
