@@ -239,10 +239,15 @@ static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_row
     }
 }
 
+static int avx512_disabled;
+
+void gkd_rowdot_disable_avx512(int off) { avx512_disabled = off; }
+
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
     int nr = (n + TILE_R - 1) / TILE_R, no = (OC + TILE_O - 1) / TILE_O;
-    const int wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    const int wide = !avx512_disabled && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512dq");
 #pragma omp for collapse(2) schedule(static)
     for (int tr = 0; tr < nr; tr++) {
         for (int to = 0; to < no; to++) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../src/decode_rows.h"
+#include "../src/rowdot.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"
@@ -275,6 +276,12 @@ START_TEST(test_output_hashes) {
                   (unsigned long long)h1, (unsigned long long)h2);
     ck_assert_msg(h1 == hc->hash, "case %d: logits hash %016llx, expected %016llx", _i,
                   (unsigned long long)h1, (unsigned long long)hc->hash);
+    /* The 8-lane kernel (CPUs without AVX-512) gives the same bits. */
+    gkd_rowdot_disable_avx512(1);
+    uint64_t h3 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 2);
+    gkd_rowdot_disable_avx512(0);
+    ck_assert_msg(h3 == hc->hash, "case %d: 8-lane kernel hash %016llx, expected %016llx", _i,
+                  (unsigned long long)h3, (unsigned long long)hc->hash);
 }
 END_TEST
 
