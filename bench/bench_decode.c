@@ -1,7 +1,8 @@
 /* KV-cache decode throughput: B = 16 sequences, a prompt of T/2 tokens
  * prefilled in one decoder call, then T/2 greedy steps (argmax, no EOS stop,
  * so every run does the same work). Reports generated tokens per second
- * over prefill + generation, the median of several runs. */
+ * over prefill + generation, the median of several runs. Optional
+ * arguments name the shapes to run (default all). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,13 +57,16 @@ static double run_once(gkd_model *m, gkd_kv_cache *c, int B, const int *prompt, 
     return now() - t0;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const shape shapes[2] = {
         {"tiny", {.vocab_size = 64, .max_seq_len = 64, .n_layer = 4, .n_embd = 128, .n_head = 4}, 16},
         {"small", {.vocab_size = 256, .max_seq_len = 128, .n_layer = 6, .n_embd = 256, .n_head = 8}, 16},
     };
     for (int s = 0; s < 2; s++) {
         const shape *sh = &shapes[s];
+        int wanted = argc < 2;
+        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], sh->name) == 0;
+        if (!wanted) continue;
         gkd_model *m = NULL;
         gkd_kv_cache *c = NULL;
         if (gkd_model_new(&m, &sh->cfg) || gkd_kv_cache_new(&c, m, sh->B)) {

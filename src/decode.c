@@ -2,34 +2,45 @@
  *
  * Dimensions as in model.h: B sequences in the cache, n rows in one call,
  * C channels, NH heads, hs = C/NH, L layers, maxT context, V vocabulary.
- * The cache holds, per layer, K and V of shape (B, NH, maxT, hs).
+ * The cache holds, per layer, K transposed per head, (B, NH, hs, Tp), so the
+ * scores of many positions are one vector operation, and V position-major,
+ * (B, maxT, C), so one query's weighted sum runs over all heads at once.
+ * Tp is maxT rounded up to a whole vector of positions.
  *
  * The arithmetic mirrors gkd_model_forward (pre-LN blocks, tanh GELU, tied
  * LM head) row by row, so the logits of position p equal those of a full
  * forward over the same prefix up to float rounding. Matrix products batch
  * all rows into one call per weight matrix (rowdot.c: a fixed summation
  * order per element, unlike sgemm, so a row's logits do not depend on the
- * other rows of the batch); the rest is parallel over rows and heads, each
- * output written by one thread, so results do not depend on the thread
- * count either. */
+ * other rows of the batch); the rest is parallel over rows, each output
+ * written by one thread, so results do not depend on the thread count
+ * either. Every vectorized loop here (LayerNorm statistics, attention
+ * scores, softmax scans, weighted sums, exp via vexpf.c) performs, per
+ * output element, the same operations in the same order as the plain
+ * scalar loops it replaced; tests/test_decode.c pins the logits bits. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "decode_rows.h"
 #include "rowdot.h"
+#include "vexpf.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 
 #define LN_EPS 1e-5
-/* Below this many elements a loop runs on one thread: at decode sizes an
- * OpenMP barrier costs more than the work. Only speed depends on it. */
-#define PAR_MIN 32768
+/* Below this many multiply-adds in the QKV product a call runs on one
+ * thread: at tiny sizes the barriers cost more than the work. Only speed
+ * depends on it. */
+#define PAR_WORK 65536
+/* Positions per vector in the attention scores. */
+#define TVEC 16
 
 struct gkd_kv_cache {
     int B, L, NH, maxT, hs, C, V;
-    float *k; /* (L, B, NH, maxT, hs) */
-    float *v; /* (L, B, NH, maxT, hs) */
+    int Tp;   /* maxT rounded up to a multiple of TVEC */
+    float *k; /* (L, B, NH, hs, Tp) keys, transposed per head */
+    float *v; /* (L, B, maxT, C) values */
     /* Row scratch, grown on demand to cap_rows rows. */
     int cap_rows;
     float *x;    /* (n, C) residual stream */
@@ -38,7 +49,7 @@ struct gkd_kv_cache {
     float *atty; /* (n, C) attention output before projection */
     float *tmp;  /* (n, C) projection output */
     float *h;    /* (n, 4C) MLP hidden */
-    float *att;  /* (n, NH, maxT) attention weights */
+    float *att;  /* (n, NH, Tp) attention weights */
     float *lg;   /* (n, V) logits of rows that want them */
     int *out_idx;/* (n) rows that want logits */
 };
@@ -58,7 +69,8 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
     c->C = cfg->n_embd;
     c->hs = cfg->n_embd / cfg->n_head;
     c->V = cfg->vocab_size;
-    size_t n = (size_t)c->L * B * c->NH * c->maxT * c->hs;
+    c->Tp = (c->maxT + TVEC - 1) / TVEC * TVEC;
+    size_t n = (size_t)c->L * B * c->Tp * c->C;
     c->k = calloc(n, sizeof(float));
     c->v = calloc(n, sizeof(float));
     if (!c->k || !c->v) {
@@ -102,7 +114,7 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     c->atty = malloc(r * C * sizeof(float));
     c->tmp = malloc(r * C * sizeof(float));
     c->h = malloc(r * 4 * C * sizeof(float));
-    c->att = malloc(r * (size_t)c->NH * c->maxT * sizeof(float));
+    c->att = malloc(r * (size_t)c->NH * c->Tp * sizeof(float));
     c->lg = malloc(r * (size_t)c->V * sizeof(float));
     c->out_idx = malloc(r * sizeof(int));
     if (!c->x || !c->xn || !c->qkv || !c->atty || !c->tmp || !c->h || !c->att || !c->lg ||
@@ -114,57 +126,77 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     return 0;
 }
 
-static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int n,
-                           int C) {
-#pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
-    for (int r = 0; r < n; r++) {
-        const float *x = inp + (size_t)r * C;
-        float *o = out + (size_t)r * C;
-        /* Double accumulation, as in the full forward (layers.c). */
-        double s = 0.0;
-        for (int i = 0; i < C; i++) s += x[i];
-        float mean = (float)(s / C);
-        double var = 0.0;
-        for (int i = 0; i < C; i++) {
-            double d = (double)x[i] - mean;
-            var += d * d;
-        }
-        float rstd = (float)(1.0 / sqrt(var / C + LN_EPS));
-        for (int i = 0; i < C; i++) o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+typedef double v8d __attribute__((vector_size(64)));
+
+#define ROWS8(x, i) \
+    {x[0][i], x[1][i], x[2][i], x[3][i], x[4][i], x[5][i], x[6][i], x[7][i]}
+
+/* Mean and 1/std of eight rows at once, lane j being row x[j]: each lane
+ * runs the serial double sums of the one-row form (as in layers.c), so the
+ * bits are the same while eight dependency chains overlap. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+layernorm_stats8(float *mean, float *rstd, const float *const *x, int C) {
+    v8d s = {0};
+    for (int i = 0; i < C; i++) {
+        v8d xi = ROWS8(x, i);
+        s += xi;
+    }
+    float m[8];
+    for (int j = 0; j < 8; j++) m[j] = (float)(s[j] / C);
+    v8d mv = {m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]};
+    v8d var = {0};
+    for (int i = 0; i < C; i++) {
+        v8d xi = ROWS8(x, i);
+        v8d d = xi - mv;
+        var += d * d;
+    }
+    for (int j = 0; j < 8; j++) {
+        mean[j] = m[j];
+        rstd[j] = (float)(1.0 / sqrt(var[j] / C + LN_EPS));
     }
 }
 
-/* out (n, OC) = inp (n, IC) @ w^T (w is (OC, IC)) + bias */
-static void matmul_rows(float *out, const float *inp, const float *w, const float *bias, int n,
-                        int IC, int OC) {
-    gkd_rowdot_matmul(out, inp, w, bias, n, IC, OC);
+/* Worksharing over groups of eight rows (called by the whole team). */
+static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int n,
+                           int C) {
+    int ng = (n + 7) / 8;
+#pragma omp for schedule(static)
+    for (int g = 0; g < ng; g++) {
+        const float *x[8];
+        float mean[8], rstd[8];
+        int r0 = 8 * g, nr = n - r0 < 8 ? n - r0 : 8;
+        /* Missing rows of the last group repeat its first row. */
+        for (int j = 0; j < 8; j++) x[j] = inp + (size_t)(r0 + (j < nr ? j : 0)) * C;
+        layernorm_stats8(mean, rstd, x, C);
+        for (int j = 0; j < nr; j++) {
+            float *o = out + (size_t)(r0 + j) * C;
+            const float *xr = x[j], m = mean[j], rs = rstd[j];
+            for (int i = 0; i < C; i++) o[i] = (xr[i] - m) * rs * w[i] + b[i];
+        }
+    }
 }
+
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
 
-/* Dot product with eight lane sums and a fixed reduction order. */
-static inline float dot(const float *a, const float *b, int n) {
-    v8 acc = {0};
-    int k = 0;
-    for (; k + 8 <= n; k += 8) acc += *(const v8u *)(a + k) * *(const v8u *)(b + k);
-    float s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    for (; k < n; k++) s += a[k] * b[k];
-    return s;
-}
-
 #define LOADV(p) (*(const v8u *)(p))
 
-/* y (hs) = sum_t a[t] v[t] (v is (T, hs)), each y[i] accumulated from 0 in
- * order t = 0..T-1 whatever the chunking; the accumulators stay in
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define LOAD16(p) (*(const v16u *)(p))
+#define SPLAT16(f) ((v16){f, f, f, f, f, f, f, f, f, f, f, f, f, f, f, f})
+
+/* y (hs) = sum_t a[t] v[t] (v rows ldv apart), each y[i] accumulated from
+ * 0 in order t = 0..T-1 whatever the chunking; the accumulators stay in
  * registers rather than round-tripping through y. */
-static inline void weighted_sum(float *restrict y, const float *restrict a, const float *restrict v, int T,
-                         int hs) {
+static inline __attribute__((always_inline)) void weighted_sum(float *restrict y, const float *restrict a, const float *restrict v, int T,
+                         int hs, int ldv) {
     int i = 0;
     for (; i + 32 <= hs; i += 32) {
         v8 y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
         for (int t = 0; t < T; t++) {
-            const float *vt = v + (size_t)t * hs + i;
+            const float *vt = v + (size_t)t * ldv + i;
             float w = a[t];
             v8 wv = {w, w, w, w, w, w, w, w};
             y0 += wv * LOADV(vt);
@@ -182,85 +214,156 @@ static inline void weighted_sum(float *restrict y, const float *restrict a, cons
         for (int t = 0; t < T; t++) {
             float w = a[t];
             v8 wv = {w, w, w, w, w, w, w, w};
-            y0 += wv * LOADV(v + (size_t)t * hs + i);
+            y0 += wv * LOADV(v + (size_t)t * ldv + i);
         }
         *(v8u *)(y + i) = y0;
     }
     for (; i < hs; i++) {
         float acc = 0.0f;
-        for (int t = 0; t < T; t++) acc += a[t] * v[(size_t)t * hs + i];
+        for (int t = 0; t < T; t++) acc += a[t] * v[(size_t)t * ldv + i];
         y[i] = acc;
     }
 }
 
-/* One query against T cached positions of one head: y (hs), weights a (T).
- * Compiled for AVX2 and generic x86-64; both do the same per-lane
- * operations (ISO C mode: no FMA contraction), so the bits agree. */
-__attribute__((target_clones("avx2", "default"))) static void
-attend_head(float *y, float *a, const float *q, const float *kh, const float *vh, int T, int hs,
-            float scale) {
-    float maxv = -INFINITY;
-    for (int t = 0; t < T; t++) {
-        float sc = dot(q, kh + (size_t)t * hs, hs) * scale;
-        a[t] = sc;
-        if (sc > maxv) maxv = sc;
+/* Scores of one query against positions 0..T-1 of one head, kt (hs, Tp)
+ * transposed keys: a[t] = dot(q, k_t) * scale, where dot is eight lane
+ * sums over i = j (mod 8), the tree ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)),
+ * then the tail in order. Vector lanes are positions, so each lane does
+ * exactly that sequence; a is written up to T rounded up to TVEC. */
+static inline __attribute__((always_inline)) void head_scores(float *a, const float *q, const float *kt, int T, int hs, int Tp,
+                               float scale) {
+    const int K8 = hs & ~7;
+    for (int t0 = 0; t0 < T; t0 += TVEC) {
+        v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+        const float *k = kt + t0;
+        for (int i = 0; i < K8; i += 8, k += (size_t)8 * Tp) {
+            s0 += SPLAT16(q[i]) * LOAD16(k);
+            s1 += SPLAT16(q[i + 1]) * LOAD16(k + Tp);
+            s2 += SPLAT16(q[i + 2]) * LOAD16(k + 2 * (size_t)Tp);
+            s3 += SPLAT16(q[i + 3]) * LOAD16(k + 3 * (size_t)Tp);
+            s4 += SPLAT16(q[i + 4]) * LOAD16(k + 4 * (size_t)Tp);
+            s5 += SPLAT16(q[i + 5]) * LOAD16(k + 5 * (size_t)Tp);
+            s6 += SPLAT16(q[i + 6]) * LOAD16(k + 6 * (size_t)Tp);
+            s7 += SPLAT16(q[i + 7]) * LOAD16(k + 7 * (size_t)Tp);
+        }
+        v16 s = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
+        for (int i = K8; i < hs; i++, k += Tp) s += SPLAT16(q[i]) * LOAD16(k);
+        *(v16u *)(a + t0) = s * SPLAT16(scale);
     }
-    float sum = 0.0f;
-    for (int t = 0; t < T; t++) {
-        a[t] = expf(a[t] - maxv);
-        sum += a[t];
-    }
-    float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-    for (int t = 0; t < T; t++) a[t] *= inv;
-    weighted_sum(y, a, vh, T, hs);
 }
 
+typedef int v8i __attribute__((vector_size(32)));
+
+#define HEADS8(p, t) {p[0][t], p[1][t], p[2][t], p[3][t], p[4][t], p[5][t], p[6][t], p[7][t]}
+
+/* Softmax over a_h[0..T-1] in place for the heads of one row, a_h at
+ * att + h Tp. Each head's max and sum are serial scans in t as in the
+ * one-head form; eight heads share a vector (lane = head) so the scans'
+ * dependency chains overlap. */
+static inline __attribute__((always_inline)) void softmax_heads(float *att, int NH, int T, int Tp) {
+    for (int h0 = 0; h0 < NH; h0 += 8) {
+        int nh = NH - h0 < 8 ? NH - h0 : 8;
+        float *p[8];
+        /* Missing heads of the last group repeat its first head. */
+        for (int j = 0; j < 8; j++) p[j] = att + (size_t)(h0 + (j < nh ? j : 0)) * Tp;
+        v8 mx = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        for (int t = 0; t < T; t++) {
+            v8 x = HEADS8(p, t);
+            v8i gt = x > mx; /* if (x > max) max = x */
+            mx = (v8)(((v8i)x & gt) | ((v8i)mx & ~gt));
+        }
+        for (int j = 0; j < nh; j++) {
+            float m = mx[j];
+            for (int t = 0; t < T; t++) p[j][t] -= m;
+            gkd_vexpf(p[j], p[j], T);
+        }
+        v8 sum = {0};
+        for (int t = 0; t < T; t++) {
+            v8 x = HEADS8(p, t);
+            sum += x;
+        }
+        for (int j = 0; j < nh; j++) {
+            float inv = sum[j] == 0.0f ? 0.0f : 1.0f / sum[j];
+            for (int t = 0; t < T; t++) p[j][t] *= inv;
+        }
+    }
+}
+
+/* One query row against its sequence's cache: y (C) over all heads.
+ * Compiled for AVX-512, AVX2 and generic x86-64; all do the same per-lane
+ * operations (ISO C mode: no FMA contraction), so the bits agree. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+attend_row(float *y, float *att, const float *q, const float *kt, const float *v, int T, int NH,
+           int hs, int Tp, float scale) {
+    const int C = NH * hs;
+    for (int h = 0; h < NH; h++)
+        head_scores(att + (size_t)h * Tp, q + h * hs, kt + (size_t)h * hs * Tp, T, hs, Tp, scale);
+    softmax_heads(att, NH, T, Tp);
+    if (hs % 16) {
+        for (int h = 0; h < NH; h++)
+            weighted_sum(y + h * hs, att + (size_t)h * Tp, v + h * hs, T, hs, C);
+        return;
+    }
+    /* Heads are whole vectors: every lane of y[i0 .. i0+15] has weight
+     * a_h[t] of one head; eight vectors per pass keep the adds of
+     * independent lanes in flight. */
+    int i0 = 0;
+    for (; i0 + 128 <= C; i0 += 128) {
+        const float *a0 = att + (size_t)(i0 / hs) * Tp, *a1 = att + (size_t)((i0 + 16) / hs) * Tp,
+                    *a2 = att + (size_t)((i0 + 32) / hs) * Tp, *a3 = att + (size_t)((i0 + 48) / hs) * Tp,
+                    *a4 = att + (size_t)((i0 + 64) / hs) * Tp, *a5 = att + (size_t)((i0 + 80) / hs) * Tp,
+                    *a6 = att + (size_t)((i0 + 96) / hs) * Tp, *a7 = att + (size_t)((i0 + 112) / hs) * Tp;
+        v16 y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, y4 = {0}, y5 = {0}, y6 = {0}, y7 = {0};
+        const float *vt = v + i0;
+        for (int t = 0; t < T; t++, vt += C) {
+            y0 += SPLAT16(a0[t]) * LOAD16(vt);
+            y1 += SPLAT16(a1[t]) * LOAD16(vt + 16);
+            y2 += SPLAT16(a2[t]) * LOAD16(vt + 32);
+            y3 += SPLAT16(a3[t]) * LOAD16(vt + 48);
+            y4 += SPLAT16(a4[t]) * LOAD16(vt + 64);
+            y5 += SPLAT16(a5[t]) * LOAD16(vt + 80);
+            y6 += SPLAT16(a6[t]) * LOAD16(vt + 96);
+            y7 += SPLAT16(a7[t]) * LOAD16(vt + 112);
+        }
+        *(v16u *)(y + i0) = y0;
+        *(v16u *)(y + i0 + 16) = y1;
+        *(v16u *)(y + i0 + 32) = y2;
+        *(v16u *)(y + i0 + 48) = y3;
+        *(v16u *)(y + i0 + 64) = y4;
+        *(v16u *)(y + i0 + 80) = y5;
+        *(v16u *)(y + i0 + 96) = y6;
+        *(v16u *)(y + i0 + 112) = y7;
+    }
+    for (; i0 < C; i0 += 16) {
+        const float *a0 = att + (size_t)(i0 / hs) * Tp;
+        v16 y0 = {0};
+        const float *vt = v + i0;
+        for (int t = 0; t < T; t++, vt += C) y0 += SPLAT16(a0[t]) * LOAD16(vt);
+        *(v16u *)(y + i0) = y0;
+    }
+}
+
+/* Worksharing over rows (called by the whole team). */
 static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const int *pos) {
-    const int NH = c->NH, hs = c->hs, C = c->C, maxT = c->maxT;
+    const int NH = c->NH, hs = c->hs, C = c->C, maxT = c->maxT, Tp = c->Tp;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *kl = c->k + (size_t)l * c->B * NH * maxT * hs;
-    float *vl = c->v + (size_t)l * c->B * NH * maxT * hs;
+    float *kl = c->k + (size_t)l * c->B * Tp * C;
+    float *vl = c->v + (size_t)l * c->B * maxT * C;
     /* Cache every row's key and value first so rows of one prefill see
      * each other. */
-#pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
+#pragma omp for schedule(static)
     for (int r = 0; r < n; r++) {
         const float *q = c->qkv + (size_t)r * 3 * C;
-        for (int h = 0; h < NH; h++) {
-            size_t off = (((size_t)seq[r] * NH + h) * maxT + pos[r]) * hs;
-            memcpy(kl + off, q + C + h * hs, (size_t)hs * sizeof(float));
-            memcpy(vl + off, q + 2 * C + h * hs, (size_t)hs * sizeof(float));
-        }
+        float *kt = kl + (size_t)seq[r] * Tp * C + pos[r];
+        for (int i = 0; i < C; i++) kt[(size_t)i * Tp] = q[C + i];
+        memcpy(vl + ((size_t)seq[r] * maxT + pos[r]) * C, q + 2 * C, (size_t)C * sizeof(float));
     }
-    size_t work = 0;
-    for (int r = 0; r < n; r++) work += (size_t)(pos[r] + 1) * C;
-#pragma omp parallel for collapse(2) schedule(static) if (work >= PAR_MIN)
+#pragma omp for schedule(static)
     for (int r = 0; r < n; r++) {
-        for (int h = 0; h < NH; h++) {
-            const float *q = c->qkv + (size_t)r * 3 * C + h * hs;
-            const float *kh = kl + ((size_t)seq[r] * NH + h) * maxT * hs;
-            const float *vh = vl + ((size_t)seq[r] * NH + h) * maxT * hs;
-            float *a = c->att + ((size_t)r * NH + h) * maxT;
-            int T = pos[r] + 1;
-            attend_head(c->atty + (size_t)r * C + h * hs, a, q, kh, vh, T, hs, scale);
-        }
+        attend_row(c->atty + (size_t)r * C, c->att + (size_t)r * NH * Tp, c->qkv + (size_t)r * 3 * C,
+                   kl + (size_t)seq[r] * Tp * C, vl + (size_t)seq[r] * maxT * C, pos[r] + 1, NH, hs,
+                   Tp, scale);
     }
-}
-
-/* tanh-GELU via 0.5 (1 + tanh u) = 1 / (1 + exp(-2u)): the same function
- * as the forward's tanhf form up to rounding, at a fraction of the cost. */
-static void gelu_rows(float *x, size_t n) {
-    const float s2pi = sqrtf(2.0f / (float)M_PI);
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float u = s2pi * (v + 0.044715f * v * v * v);
-        x[i] = v / (1.0f + expf(-2.0f * u));
-    }
-}
-
-static void residual_add(float *x, const float *d, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] += d[i];
 }
 
 int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
@@ -284,37 +387,48 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     if (rc) return rc;
     const gkd_params *p = &m->params;
 
-#pragma omp parallel for schedule(static) if ((size_t)n * C >= PAR_MIN)
-    for (int r = 0; r < n; r++) {
-        const float *te = p->wte + (size_t)tok[r] * C, *pe = p->wpe + (size_t)pos[r] * C;
-        float *x = c->x + (size_t)r * C;
-        for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
-    }
-    for (int l = 0; l < L; l++) {
-        size_t lc = (size_t)l * C;
-        layernorm_rows(c->xn, c->x, p->ln1w + lc, p->ln1b + lc, n, C);
-        matmul_rows(c->qkv, c->xn, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C, 3 * C);
-        attention_rows(c, l, n, seq, pos);
-        matmul_rows(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C, C);
-        residual_add(c->x, c->tmp, (size_t)n * C);
-        layernorm_rows(c->xn, c->x, p->ln2w + lc, p->ln2b + lc, n, C);
-        matmul_rows(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C);
-        gelu_rows(c->h, (size_t)n * 4 * C);
-        matmul_rows(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n, 4 * C, C);
-        residual_add(c->x, c->tmp, (size_t)n * C);
-    }
     /* Only rows that want logits pay for the final LayerNorm and LM head. */
     int nout = 0;
     for (int r = 0; r < n; r++)
         if (out_row && out_row[r] >= 0) c->out_idx[nout++] = r;
-    if (nout == 0) return 0;
-    for (int j = 0; j < nout; j++)
-        memcpy(c->tmp + (size_t)j * C, c->x + (size_t)c->out_idx[j] * C, (size_t)C * sizeof(float));
-    layernorm_rows(c->xn, c->tmp, p->lnfw, p->lnfb, nout, C);
-    matmul_rows(c->lg, c->xn, p->wte, NULL, nout, C, V);
-    for (int j = 0; j < nout; j++)
-        memcpy(logits + (size_t)out_row[c->out_idx[j]] * V, c->lg + (size_t)j * V,
-               (size_t)V * sizeof(float));
+    /* One parallel region per call: each stage is a worksharing loop whose
+     * closing barrier is the only synchronization between stages. */
+#pragma omp parallel if ((size_t)n * C * 3 * C >= PAR_WORK)
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            const float *te = p->wte + (size_t)tok[r] * C, *pe = p->wpe + (size_t)pos[r] * C;
+            float *x = c->x + (size_t)r * C;
+            for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
+        }
+        for (int l = 0; l < L; l++) {
+            size_t lc = (size_t)l * C;
+            layernorm_rows(c->xn, c->x, p->ln1w + lc, p->ln1b + lc, n, C);
+            gkd_rowdot_matmul_team(c->qkv, c->xn, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C,
+                                   3 * C, GKD_ROWDOT_STORE, NULL);
+            attention_rows(c, l, n, seq, pos);
+            /* Residual adds and GELU run in the products' epilogues. */
+            gkd_rowdot_matmul_team(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C,
+                                   C, GKD_ROWDOT_RESIDUAL, c->x);
+            layernorm_rows(c->xn, c->x, p->ln2w + lc, p->ln2b + lc, n, C);
+            gkd_rowdot_matmul_team(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
+                                   GKD_ROWDOT_GELU, NULL);
+            gkd_rowdot_matmul_team(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n,
+                                   4 * C, C, GKD_ROWDOT_RESIDUAL, c->x);
+        }
+        if (nout > 0) {
+#pragma omp for schedule(static)
+            for (int j = 0; j < nout; j++)
+                memcpy(c->tmp + (size_t)j * C, c->x + (size_t)c->out_idx[j] * C,
+                       (size_t)C * sizeof(float));
+            layernorm_rows(c->xn, c->tmp, p->lnfw, p->lnfb, nout, C);
+            gkd_rowdot_matmul_team(c->lg, c->xn, p->wte, NULL, nout, C, V, GKD_ROWDOT_STORE, NULL);
+#pragma omp for schedule(static)
+            for (int j = 0; j < nout; j++)
+                memcpy(logits + (size_t)out_row[c->out_idx[j]] * V, c->lg + (size_t)j * V,
+                       (size_t)V * sizeof(float));
+        }
+    }
     return 0;
 }
 

@@ -6,9 +6,16 @@
  * perform exactly these operations per element, so tiling and the thread
  * split never change a bit. The file is compiled in ISO C mode, where GCC
  * does not contract a*b+c into FMA, so the AVX2 clone and the generic one
- * also agree. */
+ * also agree. On CPUs with AVX-512 (F and DQ) an 8-row x 4-output kernel
+ * is used instead: each 16-lane register carries the eight lane sums of
+ * two rows, and the same tree and bias add are done on sixteen outputs at
+ * once; elements, order and rounding are the same. Optional epilogues
+ * (GELU, residual add) run on each finished tile inside the parallel
+ * loop. */
 #include "rowdot.h"
+#include "gelu.h"
 
+#include <immintrin.h>
 #include <stddef.h>
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -101,20 +108,169 @@ tile(float *out, const float *inp, const float *w, const float *bias, int r0, in
     }
 }
 
-#define TILE_R 16
-#define TILE_O 32
+/* AVX-512 path. One 16-lane register holds the eight lane sums of two
+ * rows for one output (rows r and r+1 in the low and high halves), so
+ * each lane does exactly the mul-then-add sequence of the 8-lane code.
+ * The lane tree ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)) is evaluated on
+ * sixteen outputs at once by three shuffle-and-add rounds; each round
+ * adds the same two partial sums per output as reduce8. */
+#define AVX512_TARGET __attribute__((target("avx512f,avx512dq")))
 
-void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
-                       int IC, int OC) {
+/* R (16 outputs) from eight accumulators X[0..7] (two outputs each).
+ * Lane 4j+m of the result is accumulator 2m + (j >> 1), half j & 1. */
+AVX512_TARGET static inline __m512 reduce16(const __m512 *X) {
+    __m512 S[4];
+    for (int g = 0; g < 4; g++) {
+        /* Blocks of four: a0..a3 + a4..a7 of each half. */
+        __m512 lo = _mm512_shuffle_f32x4(X[2 * g], X[2 * g + 1], 0x88); /* 0,2,0,2 */
+        __m512 hi = _mm512_shuffle_f32x4(X[2 * g], X[2 * g + 1], 0xDD); /* 1,3,1,3 */
+        S[g] = _mm512_add_ps(lo, hi);
+    }
+    __m512 U[2];
+    for (int g = 0; g < 2; g++) {
+        /* (s0 + s2), (s1 + s3) */
+        __m512 lo = _mm512_shuffle_ps(S[2 * g], S[2 * g + 1], 0x44); /* 0,1,0,1 */
+        __m512 hi = _mm512_shuffle_ps(S[2 * g], S[2 * g + 1], 0xEE); /* 2,3,2,3 */
+        U[g] = _mm512_add_ps(lo, hi);
+    }
+    __m512 lo = _mm512_shuffle_ps(U[0], U[1], 0x88); /* 0,2,0,2 */
+    __m512 hi = _mm512_shuffle_ps(U[0], U[1], 0xDD); /* 1,3,1,3 */
+    return _mm512_add_ps(lo, hi);
+}
+
+/* Rows r .. r + nrows - 1 (nrows <= 2 NP) x outputs o .. o + NO - 1. */
+AVX512_TARGET static inline __attribute__((always_inline)) void
+kern512(float *out, const float *inp, const float *w, const float *bias, int r, int nrows, int o,
+        int IC, int OC, const int NP, const int NO) {
+    const int K8 = IC & ~7;
+    const float *x[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 2 * NP; i++) x[i] = inp + (size_t)(r + (i < nrows ? i : 0)) * IC;
+    const float *wr[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < NO; q++) wr[q] = w + (size_t)(o + q) * IC;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
+    for (int k = 0; k < K8; k += 8) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < NO; q++) wv[q] = _mm512_broadcast_f32x8(_mm256_loadu_ps(wr[q] + k));
+#pragma GCC unroll 4
+        for (int p = 0; p < NP; p++) {
+            __m512 xv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(x[2 * p] + k)),
+                                           _mm256_loadu_ps(x[2 * p + 1] + k), 1);
+#pragma GCC unroll 4
+            for (int q = 0; q < NO; q++)
+                acc[p * NO + q] = _mm512_add_ps(acc[p * NO + q], _mm512_mul_ps(xv, wv[q]));
+        }
+    }
+    if (NO == 4 && K8 == IC) {
+        /* Sums of four rows x four outputs per group, permuted to row-major
+         * (lane 4 row + q), plus bias, stored row by row. */
+        const __m512i perm = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13, 2, 10, 3, 11, 6, 14, 7, 15);
+        const __m512 bv = bias ? _mm512_broadcast_f32x4(_mm_loadu_ps(bias + o)) : _mm512_setzero_ps();
+#pragma GCC unroll 2
+        for (int g = 0; g < (NP + 1) / 2; g++) {
+            __m512 R = _mm512_permutexvar_ps(perm, reduce16(acc + 8 * g));
+            if (bias) R = _mm512_add_ps(R, bv);
+            float *dst = out + (size_t)(r + 4 * g) * OC + o;
+            int left = nrows - 4 * g;
+            _mm_storeu_ps(dst, _mm512_castps512_ps128(R));
+            if (left > 1) _mm_storeu_ps(dst + OC, _mm512_extractf32x4_ps(R, 1));
+            if (left > 2) _mm_storeu_ps(dst + 2 * (size_t)OC, _mm512_extractf32x4_ps(R, 2));
+            if (left > 3) _mm_storeu_ps(dst + 3 * (size_t)OC, _mm512_extractf32x4_ps(R, 3));
+        }
+        return;
+    }
+    float sums[32];
+    _mm512_storeu_ps(sums, reduce16(acc));
+    if (NP * NO > 8) _mm512_storeu_ps(sums + 16, reduce16(acc + 8));
+#pragma GCC unroll 16
+    for (int a = 0; a < NP * NO; a++) {
+        const int p = a / NO, q = a % NO, g = a >> 3, i = a & 7;
+        for (int half = 0; half < 2; half++) {
+            int row = 2 * p + half;
+            if (row >= nrows) continue;
+            /* Lane 4j+m holds accumulator 2m + (j >> 1), half j & 1. */
+            float s = sums[16 * g + 4 * (2 * (i & 1) + half) + (i >> 1)];
+            const float *xr = x[row];
+            for (int k = K8; k < IC; k++) s += xr[k] * wr[q][k];
+            out[(size_t)(r + row) * OC + o + q] = bias ? s + bias[o + q] : s;
+        }
+    }
+}
+
+#define KERN_CASE(NP, NO) \
+    case (NP) * 8 + (NO): kern512(out, inp, w, bias, r, nr, o, IC, OC, NP, NO); break;
+
+AVX512_TARGET static void tile512(float *out, const float *inp, const float *w, const float *bias,
+                                  int r0, int r1, int o0, int o1, int IC, int OC) {
+    for (int r = r0; r < r1; r += 8) {
+        int nr = r1 - r < 8 ? r1 - r : 8, np = (nr + 1) / 2;
+        for (int o = o0; o < o1; o += 4) {
+            int no = o1 - o < 4 ? o1 - o : 4;
+            switch (np * 8 + no) {
+                KERN_CASE(4, 4) KERN_CASE(4, 3) KERN_CASE(4, 2) KERN_CASE(4, 1)
+                KERN_CASE(3, 4) KERN_CASE(3, 3) KERN_CASE(3, 2) KERN_CASE(3, 1)
+                KERN_CASE(2, 4) KERN_CASE(2, 3) KERN_CASE(2, 2) KERN_CASE(2, 1)
+                KERN_CASE(1, 4) KERN_CASE(1, 3) KERN_CASE(1, 2) KERN_CASE(1, 1)
+            }
+        }
+    }
+}
+
+#define TILE_R 16
+#define TILE_O 32 /* at most 64: gkd_gelu_exp_array */
+
+/* The epilogue of one tile, while it is in L1. */
+static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_rowdot_epilogue ep,
+                     float *res) {
+    for (int r = r0; r < r1; r++) {
+        float *q = out + (size_t)r * OC;
+        if (ep == GKD_ROWDOT_GELU) {
+            gkd_gelu_exp_array(q + o0, o1 - o0);
+        } else {
+            float *x = res + (size_t)r * OC;
+            int o = o0;
+            for (; o + 8 <= o1; o += 8) *(v8u *)(x + o) = LOAD(x + o) + LOAD(q + o);
+            for (; o < o1; o++) x[o] += q[o];
+        }
+    }
+}
+
+static int avx512_disabled;
+
+void gkd_rowdot_disable_avx512(int off) { avx512_disabled = off; }
+
+void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
     int nr = (n + TILE_R - 1) / TILE_R, no = (OC + TILE_O - 1) / TILE_O;
-    /* Small products stay on one thread (a barrier would cost more). */
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * IC * OC >= 65536)
+    const int wide = !avx512_disabled && __builtin_cpu_supports("avx512f") &&
+                     __builtin_cpu_supports("avx512dq");
+#pragma omp for collapse(2) schedule(static)
     for (int tr = 0; tr < nr; tr++) {
         for (int to = 0; to < no; to++) {
             int r0 = tr * TILE_R, o0 = to * TILE_O;
             int r1 = r0 + TILE_R < n ? r0 + TILE_R : n;
             int o1 = o0 + TILE_O < OC ? o0 + TILE_O : OC;
-            tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+            if (wide)
+                tile512(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+            else
+                tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+            if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
         }
     }
+}
+
+void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
+                          int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
+    /* Small products stay on one thread (a barrier would cost more). */
+#pragma omp parallel if ((size_t)n * IC * OC >= 65536)
+    gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res);
+}
+
+void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
+                       int IC, int OC) {
+    gkd_rowdot_matmul_ep(out, inp, w, bias, n, IC, OC, GKD_ROWDOT_STORE, NULL);
 }

@@ -12,4 +12,28 @@
 void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
                        int IC, int OC);
 
+/** What gkd_rowdot_matmul_ep does with each finished element, inside the
+ *  parallel loop (no separate pass, no extra barrier). */
+typedef enum {
+    GKD_ROWDOT_STORE,    /* out = product */
+    GKD_ROWDOT_GELU,     /* out = gelu(product) (gelu.h) */
+    GKD_ROWDOT_RESIDUAL, /* out = product, then res += out */
+} gkd_rowdot_epilogue;
+
+/** gkd_rowdot_matmul followed by epilogue ep on each element; res (n, OC)
+ *  is used by GKD_ROWDOT_RESIDUAL only. */
+void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
+                          int IC, int OC, gkd_rowdot_epilogue ep, float *res);
+
+/** gkd_rowdot_matmul_ep as an orphaned worksharing loop: called by every
+ *  thread of an enclosing parallel region (tiles split among them, one
+ *  barrier at the end), or outside any region (one thread). */
+void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res);
+
+/** Tests only: off != 0 makes later products use the 8-lane kernel even on
+ *  AVX-512 CPUs, so both kernels can be checked against the same hashes.
+ *  Not thread-safe; call outside parallel work. */
+void gkd_rowdot_disable_avx512(int off);
+
 #endif

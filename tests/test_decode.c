@@ -1,11 +1,14 @@
 /* KV-cache decoding against the full forward of the same model. */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../src/decode_rows.h"
+#include "../src/rowdot.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"
@@ -172,6 +175,116 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* Output regression: FNV-1a hashes of every logit bit produced while
+ * decoding fixed seeded models, computed once from the reference
+ * implementation and hard-coded. Speed work on the decoder must keep every
+ * bit; a changed hash means a changed summation order or contraction. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Prefill prompts of different lengths in one call, then greedy steps with
+ * sequences dropping out (active mask); hash all logits returned. */
+static uint64_t decode_hash(int V, int maxT, int L, int C, int NH, int B, int threads) {
+    omp_set_num_threads(threads);
+    gkd_model *m = make_model(V, maxT, L, C, NH, 21);
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
+    int *tok = malloc(sizeof(int) * B * maxT);
+    random_tokens(tok, B * maxT, V, 17);
+    int *plen = malloc(sizeof(int) * B), *stop = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) {
+        plen[b] = 1 + (b * 7 + 3) % (maxT / 2);
+        stop[b] = maxT - (b * 5) % (maxT / 3);
+    }
+    int nmax = B * maxT;
+    int *seq = malloc(sizeof(int) * nmax), *pos = malloc(sizeof(int) * nmax),
+        *tk = malloc(sizeof(int) * nmax), *out = malloc(sizeof(int) * nmax);
+    float *lg = malloc(sizeof(float) * B * V);
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < plen[b]; t++) {
+            seq[n] = b; pos[n] = t; tk[n] = tok[b * maxT + t];
+            out[n] = t == plen[b] - 1 ? b : -1;
+            n++;
+        }
+    uint64_t h = 14695981039346656037ULL;
+    ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
+    h = fnv1a(h, lg, sizeof(float) * B * V);
+    int *len = malloc(sizeof(int) * B), *next = malloc(sizeof(int) * B);
+    unsigned char *active = malloc(B);
+    for (int b = 0; b < B; b++) len[b] = plen[b];
+    for (;;) {
+        int any = 0;
+        for (int b = 0; b < B; b++) {
+            active[b] = len[b] < stop[b];
+            if (!active[b]) continue;
+            any = 1;
+            /* Mix the model's argmax with data tokens so logits vary. */
+            int y = 0;
+            for (int v = 1; v < V; v++)
+                if (lg[b * V + v] > lg[b * V + y]) y = v;
+            next[b] = (len[b] % 3 == 0) ? tok[b * maxT + len[b]] : y;
+            pos[b] = len[b];
+            len[b]++;
+        }
+        if (!any) break;
+        ck_assert_int_eq(gkd_model_decode_step(m, c, next, pos, active, B, lg), 0);
+        for (int b = 0; b < B; b++)
+            if (active[b]) h = fnv1a(h, lg + (size_t)b * V, sizeof(float) * V);
+    }
+    free(tok); free(plen); free(stop); free(seq); free(pos); free(tk); free(out);
+    free(lg); free(len); free(next); free(active);
+    gkd_kv_cache_free(c);
+    gkd_model_free(m);
+    omp_set_num_threads(2);
+    return h;
+}
+
+typedef struct {
+    int V, maxT, L, C, NH, B;
+    uint64_t hash;
+} hash_case;
+
+static const hash_case hash_cases[] = {
+    /* tiny benchmark shape (shorter context) */
+    {64, 24, 4, 128, 4, 16, 0x1a13851b24c99fd1ULL},
+    /* C not a multiple of 8, hs = 12 */
+    {19, 16, 3, 36, 3, 3, 0x7c09ec5bd6eaf490ULL},
+    /* B = 1, hs = 10 */
+    {37, 20, 2, 20, 2, 1, 0x56a3bb8682a0e2efULL},
+    /* hs = 40: 32-wide and 8-wide attention paths */
+    {50, 18, 2, 80, 2, 3, 0x17f08f4fd36ae4fcULL},
+    /* small benchmark width, V = 256 */
+    {256, 20, 2, 256, 8, 16, 0x99a2d8b350c55868ULL},
+    /* odd everything, B = 16, hs = 13 */
+    {29, 14, 2, 52, 4, 16, 0x1bd96433c64e011fULL},
+};
+
+START_TEST(test_output_hashes) {
+    const hash_case *hc = &hash_cases[_i];
+    uint64_t h1 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 1);
+    uint64_t h2 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 2);
+    if (getenv("GKD_PRINT_HASHES"))
+        fprintf(stderr, "hash case %d: 0x%016llxULL\n", _i, (unsigned long long)h1);
+    ck_assert_msg(h1 == h2, "case %d: 1 thread %016llx, 2 threads %016llx", _i,
+                  (unsigned long long)h1, (unsigned long long)h2);
+    ck_assert_msg(h1 == hc->hash, "case %d: logits hash %016llx, expected %016llx", _i,
+                  (unsigned long long)h1, (unsigned long long)hc->hash);
+    /* The 8-lane kernel (CPUs without AVX-512) gives the same bits. */
+    gkd_rowdot_disable_avx512(1);
+    uint64_t h3 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 2);
+    gkd_rowdot_disable_avx512(0);
+    ck_assert_msg(h3 == hc->hash, "case %d: 8-lane kernel hash %016llx, expected %016llx", _i,
+                  (unsigned long long)h3, (unsigned long long)hc->hash);
+}
+END_TEST
+
 Suite *decode_suite(void) {
     Suite *s = suite_create("decode");
     TCase *tc = tcase_create("core");
@@ -181,6 +294,8 @@ Suite *decode_suite(void) {
     tcase_add_test(tc, test_prefill_rows_equal_steps);
     tcase_add_test(tc, test_bit_identical_threads_and_batch);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_loop_test(tc, test_output_hashes, 0,
+                        (int)(sizeof hash_cases / sizeof hash_cases[0]));
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,6 +3,8 @@
  * loss-mask layout, teacher-mixed sampling and importance weights. */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +459,78 @@ START_TEST(test_bad_options) {
 }
 END_TEST
 
+/* Output regression: FNV-1a hashes of the sampled tokens, lengths and
+ * importance weights of fixed seeded rollouts under every decoding rule,
+ * computed once from the reference implementation and hard-coded, so
+ * speed work on the decoder or the sampler must keep every token. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+typedef struct {
+    float temperature, top_p, alpha;
+    int top_k, B;
+    uint64_t hash;
+} rollout_hash_case;
+
+static const rollout_hash_case rollout_hash_cases[] = {
+    {0.0f, 1.0f, 0.0f, 0, 16, 0xd25315a5078cacb9ULL},
+    {1.0f, 1.0f, 0.0f, 0, 16, 0x7c8e89cd57c61b8bULL},
+    {0.7f, 1.0f, 0.0f, 5, 3, 0x1492716eac2b71abULL},
+    {1.3f, 0.8f, 0.0f, 0, 16, 0x83cc3ec71d85b16dULL},
+    {0.9f, 0.9f, 0.0f, 7, 1, 0x2c721472165cfbfaULL},
+    {1.0f, 1.0f, 0.3f, 0, 16, 0xbba7eea4b638ffa3ULL},
+    {0.8f, 0.95f, 0.5f, 6, 3, 0x0020b7507aad0e49ULL},
+};
+
+static uint64_t rollout_hash(const rollout_hash_case *hc, int threads) {
+    omp_set_num_threads(threads);
+    const int V = 40, T = 40, B = hc->B;
+    gkd_model *m = make_model(V, T, 2, 44, 4, 31, 0.15f);
+    gkd_model *mix = make_model(V, T, 3, 32, 2, 32, 0.15f);
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, B, T), 0);
+    int *plen = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) plen[b] = 3 + (b * 5) % 11;
+    fill_prompts(&bt, plen, V, 9);
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.temperature = hc->temperature;
+    o.top_k = hc->top_k;
+    o.top_p = hc->top_p;
+    o.max_new_tokens = 24;
+    float *iw = malloc(sizeof(float) * B * T);
+    generate(m, hc->alpha > 0.0f ? mix : NULL, &bt, &o, hc->alpha, 5, NULL, iw);
+    uint64_t h = 14695981039346656037ULL;
+    h = fnv1a(h, bt.tokens, sizeof(int) * B * T);
+    h = fnv1a(h, bt.len, sizeof(int) * B);
+    h = fnv1a(h, bt.eos, (size_t)B);
+    h = fnv1a(h, iw, sizeof(float) * B * T);
+    free(plen);
+    free(iw);
+    gkd_seqbatch_free(&bt);
+    gkd_model_free(m);
+    gkd_model_free(mix);
+    omp_set_num_threads(2);
+    return h;
+}
+
+START_TEST(test_rollout_hashes) {
+    const rollout_hash_case *hc = &rollout_hash_cases[_i];
+    uint64_t h1 = rollout_hash(hc, 1), h2 = rollout_hash(hc, 2);
+    if (getenv("GKD_PRINT_HASHES"))
+        fprintf(stderr, "rollout hash case %d: 0x%016llxULL\n", _i, (unsigned long long)h1);
+    ck_assert_msg(h1 == h2, "case %d: 1 thread %016llx, 2 threads %016llx", _i,
+                  (unsigned long long)h1, (unsigned long long)h2);
+    ck_assert_msg(h1 == hc->hash, "case %d: rollout hash %016llx, expected %016llx", _i,
+                  (unsigned long long)h1, (unsigned long long)hc->hash);
+}
+END_TEST
+
 Suite *sampler_suite(void) {
     Suite *s = suite_create("sampler");
     TCase *tc = tcase_create("core");
@@ -472,6 +546,8 @@ Suite *sampler_suite(void) {
     tcase_add_test(tc, test_seqbatch_targets_hand_made);
     tcase_add_test(tc, test_teacher_mixed_sampling);
     tcase_add_test(tc, test_bad_options);
+    tcase_add_loop_test(tc, test_rollout_hashes, 0,
+                        (int)(sizeof rollout_hash_cases / sizeof rollout_hash_cases[0]));
     suite_add_tcase(s, tc);
     return s;
 }
