@@ -7,7 +7,7 @@
 #include "experiment_internal.h"
 #include "gkd/error.h"
 
-_Static_assert(sizeof(gkd_student_init) == sizeof(int) && sizeof(gkd_replay_cfg_mode) == sizeof(int) &&
+_Static_assert(sizeof(gkd_student_init) == sizeof(int) && sizeof(gkd_replay_mode) == sizeof(int) &&
                    sizeof(gkd_reduction) == sizeof(int) && sizeof(gkd_decode) == sizeof(int),
                "enum fields are written as int");
 

@@ -329,9 +329,7 @@ static void distill_options(gkd_distill_options *o, const gkd_cell_config *c) {
     d.schedule.seqkd = x->seqkd;
     d.schedule.teacher_mix = x->teacher_mix;
     d.seqkd_cache = x->seqkd_cache;
-    d.schedule.replay = x->replay.mode == GKD_REPLAY_CFG_FIXED      ? GKD_REPLAY_FIXED
-                        : x->replay.mode == GKD_REPLAY_CFG_ADAPTIVE ? GKD_REPLAY_ADAPTIVE
-                                                                    : GKD_REPLAY_OFF;
+    d.schedule.replay = x->replay.mode;
     d.schedule.capacity = x->replay.capacity;
     d.schedule.p_replay = x->replay.prob;
     d.schedule.init_threshold = x->replay.init;

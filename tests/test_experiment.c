@@ -100,7 +100,7 @@ START_TEST(test_all_keys) {
     ck_assert_double_eq(d->seqkd, 0.5);
     ck_assert_int_eq(d->seqkd_cache, 1);
     ck_assert_double_eq(d->teacher_mix, 0.3);
-    ck_assert_int_eq(d->replay.mode, GKD_REPLAY_CFG_ADAPTIVE);
+    ck_assert_int_eq(d->replay.mode, GKD_REPLAY_ADAPTIVE);
     ck_assert_int_eq(d->replay.capacity, 64);
     ck_assert_double_eq(d->replay.prob, 0.25);
     ck_assert_double_eq(d->replay.init, 0.125);
@@ -188,7 +188,7 @@ START_TEST(test_defaults) {
     ck_assert_double_eq(c.distill.seqkd, 0.0);
     ck_assert_int_eq(c.distill.seqkd_cache, 0);
     ck_assert_double_eq(c.distill.teacher_mix, 0.0);
-    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_OFF);
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_OFF);
     ck_assert_int_eq(c.distill.replay.capacity, 1000);
     ck_assert_double_eq(c.distill.replay.prob, 0.5);
     ck_assert_double_eq(c.distill.replay.init, 0.0);
@@ -695,14 +695,14 @@ START_TEST(test_variants) {
     c = cell_of(e, 6); /* mixed */
     ck_assert_double_eq(c.distill.lambda, 1);
     ck_assert_double_eq(c.distill.teacher_mix, 0.2);
-    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_OFF);
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_OFF);
     c = cell_of(e, 8); /* replay: lambda stays the default */
-    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_ADAPTIVE);
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_ADAPTIVE);
     ck_assert_double_eq(c.distill.lambda, 0.5);
     c = cell_of(e, 11); /* gkd */
     ck_assert_double_eq(c.distill.lambda, 1);
     ck_assert_double_eq(c.distill.teacher_mix, 0);
-    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_CFG_OFF);
+    ck_assert_int_eq(c.distill.replay.mode, GKD_REPLAY_OFF);
     ck_assert_str_eq(c.distill.divergence, "fkl");
     /* Config hashes: the resolved values, so every recipe differs, and a
      * variant equal to the top-level values hashes like no variant at all. */

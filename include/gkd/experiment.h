@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "gkd/model.h"
+#include "gkd/schedule.h"
 #include "gkd/task.h"
 
 #define GKD_CELL_MAX_AXES 32           /* axes per experiment */
@@ -40,12 +41,11 @@ typedef struct {
 } gkd_train_options;
 
 typedef enum { GKD_INIT_SFT = 0, GKD_INIT_RANDOM = 1, GKD_INIT_CHECKPOINT = 2 } gkd_student_init;
-typedef enum { GKD_REPLAY_CFG_OFF = 0, GKD_REPLAY_CFG_FIXED = 1, GKD_REPLAY_CFG_ADAPTIVE = 2 } gkd_replay_cfg_mode;
 typedef enum { GKD_REDUCE_TOKEN = 0, GKD_REDUCE_SEQUENCE = 1 } gkd_reduction;
 typedef enum { GKD_DECODE_GREEDY = 0, GKD_DECODE_SAMPLE = 1 } gkd_decode;
 
 typedef struct {
-    gkd_replay_cfg_mode mode;
+    gkd_replay_mode mode; /* from gkd/schedule.h */
     int capacity;  /* sequences kept */
     double prob;   /* fixed: probability a batch is drawn from the buffer */
     double init;   /* adaptive: initial probability */
