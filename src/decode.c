@@ -10,15 +10,16 @@
  * The arithmetic mirrors gkd_model_forward (pre-LN blocks, tanh GELU, tied
  * LM head) row by row, so the logits of position p equal those of a full
  * forward over the same prefix up to float rounding. Matrix products batch
- * all rows into one call per weight matrix (rowdot.c: a fixed summation
- * order per element, unlike sgemm, so a row's logits do not depend on the
- * other rows of the batch); the rest is parallel over rows, each output
- * written by one thread, so results do not depend on the thread count
- * either. Every vectorized loop here (LayerNorm statistics, attention
+ * the rows of a range into one call per weight matrix (rowdot.c: a fixed
+ * summation order per element, unlike sgemm, so a row's logits do not
+ * depend on the other rows of the batch). Threads split the rows by whole
+ * sequences and each runs its share through the whole model, so results
+ * do not depend on the thread count either. Every vectorized loop here (LayerNorm statistics, attention
  * scores, softmax scans, weighted sums, exp via vexpf.c) performs, per
  * output element, the same operations in the same order as the plain
  * scalar loops it replaced; tests/test_decode.c pins the logits bits. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +31,16 @@
 
 #define LN_EPS 1e-5
 /* Below this many multiply-adds in the QKV product a call runs on one
- * thread: at tiny sizes the barriers cost more than the work. Only speed
- * depends on it. */
+ * thread: at tiny sizes starting the team costs more than the work. Only
+ * speed depends on it. */
 #define PAR_WORK 65536
+/* Most ranges one call is split into (threads that share the rows). */
+#define MAX_PARTS 64
+/* Rows are shared among threads by sequence when each thread gets at
+ * least this many rows, or the layers' weights take at most
+ * SMALL_WEIGHTS bytes (see gkd_decode_rows). Only speed depends on them. */
+#define ROWS_PER_THREAD 64
+#define SMALL_WEIGHTS ((size_t)4 << 20)
 /* Positions per vector in the attention scores. */
 #define TVEC 16
 
@@ -156,23 +164,35 @@ layernorm_stats8(float *mean, float *rstd, const float *const *x, int C) {
     }
 }
 
-/* Worksharing over groups of eight rows (called by the whole team). */
+/* LayerNorm of rows [8g, 8g + 8) (fewer in the last group). */
+static void add_rows(float *x, const float *a, const float *b, int C) {
+    for (int i = 0; i < C; i++) x[i] = a[i] + b[i];
+}
+
+static void layernorm_group(float *out, const float *inp, const float *w, const float *b, int n,
+                            int C, int g) {
+    const float *x[8];
+    float mean[8], rstd[8];
+    int r0 = 8 * g, nr = n - r0 < 8 ? n - r0 : 8;
+    /* Missing rows of the last group repeat its first row. */
+    for (int j = 0; j < 8; j++) x[j] = inp + (size_t)(r0 + (j < nr ? j : 0)) * C;
+    layernorm_stats8(mean, rstd, x, C);
+    for (int j = 0; j < nr; j++) {
+        float *o = out + (size_t)(r0 + j) * C;
+        const float *xr = x[j], m = mean[j], rs = rstd[j];
+        for (int i = 0; i < C; i++) o[i] = (xr[i] - m) * rs * w[i] + b[i];
+    }
+}
+
+/* LayerNorm of n rows; team: shared by the enclosing team (worksharing). */
 static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int n,
-                           int C) {
+                           int C, int team) {
     int ng = (n + 7) / 8;
+    if (team) {
 #pragma omp for schedule(static)
-    for (int g = 0; g < ng; g++) {
-        const float *x[8];
-        float mean[8], rstd[8];
-        int r0 = 8 * g, nr = n - r0 < 8 ? n - r0 : 8;
-        /* Missing rows of the last group repeat its first row. */
-        for (int j = 0; j < 8; j++) x[j] = inp + (size_t)(r0 + (j < nr ? j : 0)) * C;
-        layernorm_stats8(mean, rstd, x, C);
-        for (int j = 0; j < nr; j++) {
-            float *o = out + (size_t)(r0 + j) * C;
-            const float *xr = x[j], m = mean[j], rs = rstd[j];
-            for (int i = 0; i < C; i++) o[i] = (xr[i] - m) * rs * w[i] + b[i];
-        }
+        for (int g = 0; g < ng; g++) layernorm_group(out, inp, w, b, n, C, g);
+    } else {
+        for (int g = 0; g < ng; g++) layernorm_group(out, inp, w, b, n, C, g);
     }
 }
 
@@ -343,27 +363,132 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
     }
 }
 
-/* Worksharing over rows (called by the whole team). */
-static void attention_rows(gkd_kv_cache *c, int l, int n, const int *seq, const int *pos) {
-    const int NH = c->NH, hs = c->hs, C = c->C, maxT = c->maxT, Tp = c->Tp;
-    const float scale = 1.0f / sqrtf((float)hs);
-    float *kl = c->k + (size_t)l * c->B * Tp * C;
-    float *vl = c->v + (size_t)l * c->B * maxT * C;
-    /* Cache every row's key and value first so rows of one prefill see
-     * each other. */
+/* Writes row r's key and value into the cache. */
+static void cache_row(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
+    const int C = c->C, Tp = c->Tp;
+    const float *q = c->qkv + (size_t)r * 3 * C;
+    float *kt = c->k + ((size_t)l * c->B + seq[r]) * Tp * C + pos[r];
+    for (int i = 0; i < C; i++) kt[(size_t)i * Tp] = q[C + i];
+    memcpy(c->v + (((size_t)l * c->B + seq[r]) * c->maxT + pos[r]) * C, q + 2 * C,
+           (size_t)C * sizeof(float));
+}
+
+static void attend_cached(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
+    const int NH = c->NH, hs = c->hs, C = c->C, Tp = c->Tp;
+    attend_row(c->atty + (size_t)r * C, c->att + (size_t)r * NH * Tp, c->qkv + (size_t)r * 3 * C,
+               c->k + ((size_t)l * c->B + seq[r]) * Tp * C,
+               c->v + ((size_t)l * c->B + seq[r]) * c->maxT * C, pos[r] + 1, NH, hs, Tp,
+               1.0f / sqrtf((float)hs));
+}
+
+/* Attention of rows [r0, r1) of layer l. Every row's key and value go into
+ * the cache first, so rows of one prefill see each other. */
+static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *seq, const int *pos,
+                           int team) {
+    if (team) {
 #pragma omp for schedule(static)
-    for (int r = 0; r < n; r++) {
-        const float *q = c->qkv + (size_t)r * 3 * C;
-        float *kt = kl + (size_t)seq[r] * Tp * C + pos[r];
-        for (int i = 0; i < C; i++) kt[(size_t)i * Tp] = q[C + i];
-        memcpy(vl + ((size_t)seq[r] * maxT + pos[r]) * C, q + 2 * C, (size_t)C * sizeof(float));
-    }
+        for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
 #pragma omp for schedule(static)
-    for (int r = 0; r < n; r++) {
-        attend_row(c->atty + (size_t)r * C, c->att + (size_t)r * NH * Tp, c->qkv + (size_t)r * 3 * C,
-                   kl + (size_t)seq[r] * Tp * C, vl + (size_t)seq[r] * maxT * C, pos[r] + 1, NH, hs,
-                   Tp, scale);
+        for (int r = r0; r < r1; r++) attend_cached(c, l, r, seq, pos);
+    } else {
+        for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
+        for (int r = r0; r < r1; r++) attend_cached(c, l, r, seq, pos);
     }
+}
+
+static void matmul(float *out, const float *inp, const float *w, const float *bias, int n, int IC,
+                   int OC, gkd_rowdot_epilogue ep, float *res, int team) {
+    if (team)
+        gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res);
+    else
+        gkd_rowdot_matmul_here(out, inp, w, bias, n, IC, OC, ep, res);
+}
+
+/* Rows [r0, r1) through every layer and, for the nout rows listed in
+ * out_idx[r0 ..], the LM head. team: the enclosing team shares every stage
+ * (a barrier between stages); otherwise the calling thread does it all,
+ * and the range must hold whole sequences, so that no other thread touches
+ * the cache entries it reads and writes. */
+static void decode_range(gkd_kv_cache *c, const gkd_params *p, int r0, int r1, int nout,
+                         const int *seq, const int *pos, const int *tok, const int *out_row,
+                         float *logits, int team) {
+    const int C = c->C, V = c->V, L = c->L, n = r1 - r0;
+    const size_t o = (size_t)r0 * C; /* offset of row r0 in (rows, C) scratch */
+    if (team) {
+#pragma omp for schedule(static)
+        for (int r = r0; r < r1; r++) add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
+    } else {
+        for (int r = r0; r < r1; r++) add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
+    }
+    for (int l = 0; l < L; l++) {
+        size_t lc = (size_t)l * C;
+        layernorm_rows(c->xn + o, c->x + o, p->ln1w + lc, p->ln1b + lc, n, C, team);
+        matmul(c->qkv + 3 * o, c->xn + o, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C, 3 * C,
+               GKD_ROWDOT_STORE, NULL, team);
+        attention_rows(c, l, r0, r1, seq, pos, team);
+        /* Residual adds and GELU run in the products' epilogues. */
+        matmul(c->tmp + o, c->atty + o, p->attprojw + lc * C, p->attprojb + lc, n, C, C,
+               GKD_ROWDOT_RESIDUAL, c->x + o, team);
+        layernorm_rows(c->xn + o, c->x + o, p->ln2w + lc, p->ln2b + lc, n, C, team);
+        matmul(c->h + 4 * o, c->xn + o, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
+               GKD_ROWDOT_GELU, NULL, team);
+        matmul(c->tmp + o, c->h + 4 * o, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n, 4 * C, C,
+               GKD_ROWDOT_RESIDUAL, c->x + o, team);
+    }
+    if (nout == 0) return;
+    /* Only rows that want logits pay for the final LayerNorm and LM head;
+     * they are gathered into rows r0 .. r0 + nout - 1 of the scratch. */
+    const int *idx = c->out_idx + r0;
+    float *lg = c->lg + (size_t)r0 * V;
+    if (team) {
+#pragma omp for schedule(static)
+        for (int j = 0; j < nout; j++)
+            memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+    } else {
+        for (int j = 0; j < nout; j++)
+            memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+    }
+    layernorm_rows(c->xn + o, c->tmp + o, p->lnfw, p->lnfb, nout, C, team);
+    matmul(lg, c->xn + o, p->wte, NULL, nout, C, V, GKD_ROWDOT_STORE, NULL, team);
+    if (team) {
+#pragma omp for schedule(static)
+        for (int j = 0; j < nout; j++)
+            memcpy(logits + (size_t)out_row[idx[j]] * V, lg + (size_t)j * V, (size_t)V * sizeof(float));
+    } else {
+        for (int j = 0; j < nout; j++)
+            memcpy(logits + (size_t)out_row[idx[j]] * V, lg + (size_t)j * V, (size_t)V * sizeof(float));
+    }
+}
+
+/* Splits rows [0, n) into at most max_parts ranges of whole sequences,
+ * cut at the sequence boundary at or after each even share of rows;
+ * cut[0] = 0, cut[parts] = n. Rows must come grouped by sequence (each
+ * sequence one run of rows), else everything is one range. */
+static int split_rows(int *cut, int max_parts, int n, const int *seq, int B) {
+    cut[0] = 0;
+    cut[1] = n;
+    if (max_parts < 2 || n < 2) return 1;
+    /* A sequence that reappears after another one breaks the grouping. */
+    unsigned char *seen = calloc((size_t)B, 1);
+    if (!seen) return 1;
+    int grouped = 1;
+    for (int r = 0; r < n && grouped; r++) {
+        if (r > 0 && seq[r] == seq[r - 1]) continue;
+        grouped = !seen[seq[r]];
+        seen[seq[r]] = 1;
+    }
+    free(seen);
+    if (!grouped) return 1;
+    int parts = 1;
+    for (int k = 1; k < max_parts; k++) {
+        int r = (int)((long)n * k / max_parts);
+        if (r <= cut[parts - 1]) r = cut[parts - 1] + 1;
+        while (r < n && seq[r] == seq[r - 1]) r++;
+        if (r >= n) break;
+        cut[parts++] = r;
+    }
+    cut[parts] = n;
+    return parts;
 }
 
 int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
@@ -373,7 +498,7 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     if (cfg->n_layer != c->L || cfg->n_embd != c->C || cfg->n_head != c->NH ||
         cfg->max_seq_len != c->maxT || cfg->vocab_size != c->V)
         return gkd_error(GKD_EMISMATCH, "decode: the KV cache was made for another model shape");
-    const int C = c->C, V = c->V, L = c->L;
+    const int C = c->C, V = c->V;
     for (int r = 0; r < n; r++) {
         if (seq[r] < 0 || seq[r] >= c->B)
             return gkd_error(GKD_EINVAL, "decode: sequence %d outside the cache (B=%d)", seq[r], c->B);
@@ -385,49 +510,36 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     }
     int rc = ensure_rows(c, n);
     if (rc) return rc;
-    const gkd_params *p = &m->params;
-
-    /* Only rows that want logits pay for the final LayerNorm and LM head. */
-    int nout = 0;
-    for (int r = 0; r < n; r++)
-        if (out_row && out_row[r] >= 0) c->out_idx[nout++] = r;
-    /* One parallel region per call: each stage is a worksharing loop whose
-     * closing barrier is the only synchronization between stages. */
-#pragma omp parallel if ((size_t)n * C * 3 * C >= PAR_WORK)
-    {
-#pragma omp for schedule(static)
-        for (int r = 0; r < n; r++) {
-            const float *te = p->wte + (size_t)tok[r] * C, *pe = p->wpe + (size_t)pos[r] * C;
-            float *x = c->x + (size_t)r * C;
-            for (int i = 0; i < C; i++) x[i] = te[i] + pe[i];
-        }
-        for (int l = 0; l < L; l++) {
-            size_t lc = (size_t)l * C;
-            layernorm_rows(c->xn, c->x, p->ln1w + lc, p->ln1b + lc, n, C);
-            gkd_rowdot_matmul_team(c->qkv, c->xn, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C,
-                                   3 * C, GKD_ROWDOT_STORE, NULL);
-            attention_rows(c, l, n, seq, pos);
-            /* Residual adds and GELU run in the products' epilogues. */
-            gkd_rowdot_matmul_team(c->tmp, c->atty, p->attprojw + lc * C, p->attprojb + lc, n, C,
-                                   C, GKD_ROWDOT_RESIDUAL, c->x);
-            layernorm_rows(c->xn, c->x, p->ln2w + lc, p->ln2b + lc, n, C);
-            gkd_rowdot_matmul_team(c->h, c->xn, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
-                                   GKD_ROWDOT_GELU, NULL);
-            gkd_rowdot_matmul_team(c->tmp, c->h, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n,
-                                   4 * C, C, GKD_ROWDOT_RESIDUAL, c->x);
-        }
-        if (nout > 0) {
-#pragma omp for schedule(static)
-            for (int j = 0; j < nout; j++)
-                memcpy(c->tmp + (size_t)j * C, c->x + (size_t)c->out_idx[j] * C,
-                       (size_t)C * sizeof(float));
-            layernorm_rows(c->xn, c->tmp, p->lnfw, p->lnfb, nout, C);
-            gkd_rowdot_matmul_team(c->lg, c->xn, p->wte, NULL, nout, C, V, GKD_ROWDOT_STORE, NULL);
-#pragma omp for schedule(static)
-            for (int j = 0; j < nout; j++)
-                memcpy(logits + (size_t)out_row[c->out_idx[j]] * V, c->lg + (size_t)j * V,
-                       (size_t)V * sizeof(float));
-        }
+    const int threads = (size_t)n * C * 3 * C >= PAR_WORK ? omp_get_max_threads() : 1;
+    /* Two ways to share a call among threads, with the same bits. By rows:
+     * each thread takes whole sequences through the whole model, one join
+     * per call instead of a barrier per stage, but every thread reads all
+     * the weights. By stages: threads split each product's outputs, so
+     * the weights are read once, with a barrier per stage. Rows win when
+     * each thread has many rows (a prefill) or the weights are small. */
+    const size_t weight_bytes = (size_t)cfg->n_layer * 12 * C * C * sizeof(float);
+    int cut[MAX_PARTS + 1];
+    int parts = 1;
+    if (threads > 1 && (n / threads >= ROWS_PER_THREAD || weight_bytes <= SMALL_WEIGHTS))
+        parts = split_rows(cut, threads < MAX_PARTS ? threads : MAX_PARTS, n, seq, c->B);
+    if (parts == 1) {
+        cut[0] = 0;
+        cut[1] = n;
+    }
+    /* Rows that want logits, listed from the start of their range. */
+    int nout[MAX_PARTS];
+    for (int k = 0; k < parts; k++) {
+        nout[k] = 0;
+        for (int r = cut[k]; r < cut[k + 1]; r++)
+            if (out_row && out_row[r] >= 0) c->out_idx[cut[k] + nout[k]++] = r;
+    }
+    if (parts > 1) {
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+        for (int k = 0; k < parts; k++)
+            decode_range(c, &m->params, cut[k], cut[k + 1], nout[k], seq, pos, tok, out_row, logits, 0);
+    } else {
+#pragma omp parallel if (threads > 1)
+        decode_range(c, &m->params, 0, n, nout[0], seq, pos, tok, out_row, logits, 1);
     }
     return 0;
 }

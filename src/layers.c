@@ -217,7 +217,7 @@ void gkd_matmul_forward(float *out, const float *inp, const float *w, const floa
 void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC) {
     if (dinp)
-        gkd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+        gkd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
     if (dw)
         gkd_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
@@ -285,8 +285,8 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
         const float *a = att + (size_t)bh * T * T;
         float *da = datt + (size_t)bh * T * T;
         const float *dy = dout + (size_t)b * T * C + h * hs;
-        /* dv += a^T dy; da = dy v^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, 1.0f,
+        /* dv = a^T dy; da = dy v^T */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, 0.0f,
                     dv, C3);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3, 0.0f,
                     da, T);
@@ -299,10 +299,10 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
             for (int j = 0; j <= i; j++) dr[j] = ar[j] * (dr[j] - dot);
             for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
         }
-        /* dq += scale * dscore k; dk += scale * dscore^T q */
+        /* dq = scale * dscore k; dk = scale * dscore^T q */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k, C3,
-                    1.0f, dq, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q, C3, 1.0f,
+                    0.0f, dq, C3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q, C3, 0.0f,
                     dk, C3);
     }
 }
@@ -397,12 +397,12 @@ SIMD_CLONES static void gelu_bwd_range(float *dinp, const float *inp, const floa
                                        const float *dout, size_t i0, size_t i1) {
     if (th) {
 #pragma omp simd
-        for (size_t i = i0; i < i1; i++) dinp[i] += gelu_local_grad(inp[i], th[i]) * dout[i];
+        for (size_t i = i0; i < i1; i++) dinp[i] = gelu_local_grad(inp[i], th[i]) * dout[i];
     } else {
 #pragma omp simd
         for (size_t i = i0; i < i1; i++) {
             float x = inp[i];
-            dinp[i] += gelu_local_grad(x, tanh_abs(gelu_inner(x))) * dout[i];
+            dinp[i] = gelu_local_grad(x, tanh_abs(gelu_inner(x))) * dout[i];
         }
     }
 }

@@ -281,7 +281,6 @@ int gkd_model_backward(gkd_model *m, const float *dlogits) {
 
     /* dresidual carries dL/d(residual stream) down through the layers. */
     float *dres = a->dresidual, *dlnf = a->dbtc;
-    memset(dlnf, 0, NC * sizeof(float));
     gkd_matmul_backward(dlnf, g->wte, NULL, dlogits, a->lnf, p->wte, n, C, V);
     memset(dres, 0, NC * sizeof(float));
     gkd_layernorm_backward(dres, g->lnfw, g->lnfb, dlnf, a->residual3 + (L - 1) * NC, p->lnfw,
@@ -293,26 +292,20 @@ int gkd_model_backward(gkd_model *m, const float *dlogits) {
         const float *ln2 = a->ln2 + l * NC, *fch = a->fch + l * 4 * NC;
         const float *fch_gelu = a->fch_gelu + l * 4 * NC, *fch_tanh = a->fch_tanh + l * 4 * NC;
         /* residual3 = residual2 + fcproj: dres is d(residual3) = d(fcproj) */
-        memset(a->dfch_gelu, 0, 4 * NC * sizeof(float));
         gkd_matmul_backward(a->dfch_gelu, g->fcprojw + (size_t)l * 4 * C * C, g->fcprojb + l * C,
                             dres, fch_gelu, p->fcprojw + (size_t)l * 4 * C * C, n, 4 * C, C);
-        memset(a->dfch, 0, 4 * NC * sizeof(float));
         gkd_gelu_backward_cache(a->dfch, fch, fch_tanh, a->dfch_gelu, 4 * NC);
         float *dln2 = a->dbtc;
-        memset(dln2, 0, NC * sizeof(float));
         gkd_matmul_backward(dln2, g->fcw + (size_t)l * 4 * C * C, g->fcb + l * 4 * C, a->dfch, ln2,
                             p->fcw + (size_t)l * 4 * C * C, n, C, 4 * C);
         /* now dres becomes d(residual2) */
         gkd_layernorm_backward(dres, g->ln2w + l * C, g->ln2b + l * C, dln2, residual2,
                                p->ln2w + l * C, a->ln2_mean + l * N, a->ln2_rstd + l * N, n, C);
         float *datty = a->dbtc;
-        memset(datty, 0, NC * sizeof(float));
         gkd_matmul_backward(datty, g->attprojw + (size_t)l * C * C, g->attprojb + l * C, dres, atty,
                             p->attprojw + (size_t)l * C * C, n, C, C);
-        memset(a->dqkv, 0, 3 * NC * sizeof(float));
         gkd_attention_backward(a->dqkv, a->datt, datty, qkv, att, B, T, C, NH);
         float *dln1 = a->dbtc2;
-        memset(dln1, 0, NC * sizeof(float));
         gkd_matmul_backward(dln1, g->qkvw + (size_t)l * 3 * C * C, g->qkvb + l * 3 * C, a->dqkv,
                             ln1, p->qkvw + (size_t)l * 3 * C * C, n, C, 3 * C);
         /* now dres becomes d(residual) of this layer's input */

@@ -243,24 +243,37 @@ static int avx512_disabled;
 
 void gkd_rowdot_disable_avx512(int off) { avx512_disabled = off; }
 
+static int use_avx512(void) {
+    return !avx512_disabled && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq");
+}
+
+/* Tile number t of the (row tiles) x (output tiles) grid, with its epilogue. */
+static void run_tile(float *out, const float *inp, const float *w, const float *bias, int n,
+                     int IC, int OC, gkd_rowdot_epilogue ep, float *res, int wide, int t, int no) {
+    int r0 = t / no * TILE_R, o0 = t % no * TILE_O;
+    int r1 = r0 + TILE_R < n ? r0 + TILE_R : n;
+    int o1 = o0 + TILE_O < OC ? o0 + TILE_O : OC;
+    if (wide)
+        tile512(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+    else
+        tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+    if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
+}
+
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
-    int nr = (n + TILE_R - 1) / TILE_R, no = (OC + TILE_O - 1) / TILE_O;
-    const int wide = !avx512_disabled && __builtin_cpu_supports("avx512f") &&
-                     __builtin_cpu_supports("avx512dq");
-#pragma omp for collapse(2) schedule(static)
-    for (int tr = 0; tr < nr; tr++) {
-        for (int to = 0; to < no; to++) {
-            int r0 = tr * TILE_R, o0 = to * TILE_O;
-            int r1 = r0 + TILE_R < n ? r0 + TILE_R : n;
-            int o1 = o0 + TILE_O < OC ? o0 + TILE_O : OC;
-            if (wide)
-                tile512(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
-            else
-                tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
-            if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
-        }
-    }
+    const int no = (OC + TILE_O - 1) / TILE_O, ntiles = (n + TILE_R - 1) / TILE_R * no;
+    const int wide = use_avx512();
+#pragma omp for schedule(static)
+    for (int t = 0; t < ntiles; t++) run_tile(out, inp, w, bias, n, IC, OC, ep, res, wide, t, no);
+}
+
+void gkd_rowdot_matmul_here(float *out, const float *inp, const float *w, const float *bias, int n,
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
+    const int no = (OC + TILE_O - 1) / TILE_O, ntiles = (n + TILE_R - 1) / TILE_R * no;
+    const int wide = use_avx512();
+    for (int t = 0; t < ntiles; t++) run_tile(out, inp, w, bias, n, IC, OC, ep, res, wide, t, no);
 }
 
 void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,

@@ -31,6 +31,10 @@ void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const fl
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res);
 
+/** gkd_rowdot_matmul_ep on the calling thread alone, inside or outside a
+ *  parallel region (same bits as the team form). */
+void gkd_rowdot_matmul_here(float *out, const float *inp, const float *w, const float *bias, int n,
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res);
 /** Tests only: off != 0 makes later products use the 8-lane kernel even on
  *  AVX-512 CPUs, so both kernels can be checked against the same hashes.
  *  Not thread-safe; call outside parallel work. */

@@ -157,6 +157,43 @@ START_TEST(test_bit_identical_threads_and_batch) {
 }
 END_TEST
 
+/* A prefill whose rows interleave sequences (which the decoder cannot split
+ * among threads by sequence) gives the same logits as the grouped order,
+ * and so do prefills split at the sequence boundaries (two threads). */
+static void prefill(gkd_model *m, const int *tok, int B, int T, int interleave, float *lg) {
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
+    int n = B * T, *seq = malloc(sizeof(int) * n), *pos = malloc(sizeof(int) * n),
+        *tk = malloc(sizeof(int) * n), *out = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) {
+        int b = interleave ? i % B : i / T, t = interleave ? i / B : i % T;
+        seq[i] = b, pos[i] = t, tk[i] = tok[b * T + t];
+        out[i] = b * T + t; /* every row's logits, in (b, t) order */
+    }
+    ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
+    free(seq), free(pos), free(tk), free(out);
+    gkd_kv_cache_free(c);
+}
+
+START_TEST(test_prefill_row_order) {
+    const int V = 30, T = 24, B = 6;
+    omp_set_num_threads(2);
+    gkd_model *m = make_model(V, T, 2, 64, 4, 13);
+    int *tok = malloc(sizeof(int) * B * T);
+    random_tokens(tok, B * T, V, 8);
+    float *grouped = malloc(sizeof(float) * B * T * V), *mixed = malloc(sizeof(float) * B * T * V);
+    prefill(m, tok, B, T, 0, grouped);
+    prefill(m, tok, B, T, 1, mixed);
+    ck_assert_int_eq(memcmp(grouped, mixed, sizeof(float) * B * T * V), 0);
+    omp_set_num_threads(1);
+    prefill(m, tok, B, T, 0, mixed);
+    ck_assert_int_eq(memcmp(grouped, mixed, sizeof(float) * B * T * V), 0);
+    omp_set_num_threads(2);
+    free(tok), free(grouped), free(mixed);
+    gkd_model_free(m);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     gkd_model *m = make_model(8, 4, 1, 8, 2, 1);
     gkd_kv_cache *c = NULL;
@@ -293,6 +330,7 @@ Suite *decode_suite(void) {
     tcase_add_test(tc, test_incremental_odd_width);
     tcase_add_test(tc, test_prefill_rows_equal_steps);
     tcase_add_test(tc, test_bit_identical_threads_and_batch);
+    tcase_add_test(tc, test_prefill_row_order);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_loop_test(tc, test_output_hashes, 0,
                         (int)(sizeof hash_cases / sizeof hash_cases[0]));

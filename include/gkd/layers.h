@@ -44,8 +44,10 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
  *  bias may be NULL. */
 void gkd_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                         int C, int OC);
-/** dinp (N,C) += dout @ w; dw (OC,C) += dout^T @ inp; dbias (OC) += column
- *  sums of dout. Any of dinp, dw, dbias may be NULL (not needed). */
+/** dinp (N,C) = dout @ w (overwritten: no caller needs to add to it, and
+ *  skipping the zeroing pass saves a sweep of memory); dw (OC,C) += dout^T @
+ *  inp; dbias (OC) += column sums of dout. Any of dinp, dw, dbias may be NULL
+ *  (not needed). */
 void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC);
 
@@ -54,13 +56,13 @@ void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
  *  (B,NH,T,T) receives the softmax probabilities (zeros above the diagonal),
  *  which backward needs. Scores are scaled by 1/sqrt(hs). */
 void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-/** dqkv (B,T,3C) += gradient. datt (B,NH,T,T) is scratch (overwritten). */
+/** dqkv (B,T,3C) = gradient (overwritten). datt (B,NH,T,T) is scratch. */
 void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH);
 
 /** tanh-approximated GELU (GPT-2, PyTorch approximate='tanh'), n elements. */
 void gkd_gelu_forward(float *out, const float *inp, size_t n);
-/** dinp += gelu'(inp) * dout. */
+/** dinp = gelu'(inp) * dout (overwritten). */
 void gkd_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 /** Training variants: forward also stores th (n) = the tanh term, so backward
  *  need not recompute it (th NULL: recompute). Same results as the plain
