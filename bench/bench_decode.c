@@ -31,6 +31,16 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Useful FLOPs of one rollout: every prompt and generated token but the
+ * last goes once through the layers (12 C^2 multiply-adds per layer, plus
+ * attention over its prefix: 2 (t + 1) C per layer); B rows per step and
+ * the prefill's last rows go through the LM head (C V). */
+static double rollout_flops(const gkd_model_config *cfg, int B, int P, int G) {
+    double L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size, f = 0.0;
+    for (int t = 0; t < P + G - 1; t++) f += B * 2.0 * L * (12.0 * C * C + 2.0 * (t + 1) * C);
+    return f + B * (double)G * 2.0 * C * V;
+}
+
 /* One rollout; returns seconds (negative on error). */
 static double run_once(gkd_model *m, gkd_kv_cache *c, int B, const int *prompt, int P, int G,
                        int *seq, int *pos, int *tok, int *out, float *logits, int *next) {
@@ -94,8 +104,10 @@ int main(int argc, char **argv) {
         }
         qsort(times, RUNS, sizeof(double), cmp_double);
         double med = times[RUNS / 2];
-        printf("bench decode %s tokens_per_s=%.0f ms_per_rollout=%.2f B=%d prompt=%d generate=%d\n",
-               sh->name, B * G / med, 1e3 * med, B, P, G);
+        printf("bench decode %s tokens_per_s=%.0f ms_per_rollout=%.2f gflops=%.1f B=%d prompt=%d "
+               "generate=%d\n",
+               sh->name, B * G / med, 1e3 * med, rollout_flops(&sh->cfg, B, P, G) / med * 1e-9, B, P,
+               G);
         free(prompt);
         free(seq);
         free(pos);

@@ -3,16 +3,22 @@
 #   bench model tiny fwdbwd tokens_per_s=...      vs  bench peer_torch tiny fwdbwd tokens_per_s=...
 #   bench decode tiny tokens_per_s=...            vs  bench peer_torch tiny decode tokens_per_s=...
 #   bench gkd tiny tokens_per_s=...               vs  bench peer_torch_gkd tiny tokens_per_s=...
-function tps(line,   i, n, f) {
+# "ceiling" is the ratio gkd would reach if all of its useful FLOPs ran at
+# the single-product sgemm rate measured in the same run (bench sgemm
+# gflops=...): tokens/s x sgemm GFLOP/s / achieved GFLOP/s, over the peer's.
+# A target above the ceiling cannot be met by scheduling alone.
+function field(line, name,   i, n, f) {
     n = split(line, f, " ")
-    for (i = 1; i <= n; i++) if (f[i] ~ /^tokens_per_s=/) { sub(/^tokens_per_s=/, "", f[i]); return f[i] + 0 }
+    for (i = 1; i <= n; i++) if (index(f[i], name "=") == 1) { sub(/^[^=]*=/, "", f[i]); return f[i] + 0 }
     return 0
 }
-$1 == "bench" && $2 == "model" && $4 ~ /^fwd/ { ours["fwd " $3 " " $4] = tps($0) }
-$1 == "bench" && $2 == "peer_torch" && $4 ~ /^(fwd|fwdbwd|decode)$/ { peer[($4 == "decode" ? "decode " $3 : "fwd " $3 " " $4)] = tps($0) }
-$1 == "bench" && $2 == "decode" { ours["decode " $3] = tps($0) }
-$1 == "bench" && $2 == "gkd" { ours["gkd " $3] = tps($0) }
-$1 == "bench" && $2 == "peer_torch_gkd" { peer["gkd " $3] = tps($0) }
+function ours_line(k, line) { ours[k] = field(line, "tokens_per_s"); gf[k] = field(line, "gflops") }
+$1 == "bench" && $2 == "sgemm" { peak = field($0, "gflops") }
+$1 == "bench" && $2 == "model" && $4 ~ /^fwd/ { ours_line("fwd " $3 " " $4, $0) }
+$1 == "bench" && $2 == "peer_torch" && $4 ~ /^(fwd|fwdbwd|decode)$/ { peer[($4 == "decode" ? "decode " $3 : "fwd " $3 " " $4)] = field($0, "tokens_per_s") }
+$1 == "bench" && $2 == "decode" { ours_line("decode " $3, $0) }
+$1 == "bench" && $2 == "gkd" { ours_line("gkd " $3, $0) }
+$1 == "bench" && $2 == "peer_torch_gkd" { peer["gkd " $3] = field($0, "tokens_per_s") }
 END {
     target["fwd tiny fwdbwd"] = 2; target["fwd small fwdbwd"] = 1
     target["decode tiny"] = 5; target["decode small"] = 5
@@ -23,7 +29,8 @@ END {
         k = keys[i]
         if (!(k in ours) || !(k in peer) || peer[k] <= 0) continue
         r = ours[k] / peer[k]
+        c = (peak > 0 && gf[k] > 0) ? sprintf("  ceiling %5.2fx", ours[k] * peak / gf[k] / peer[k]) : ""
         t = (k in target) ? sprintf("  target >= %gx: %s", target[k], r >= target[k] ? "met" : "NOT met") : ""
-        printf "  %-18s gkd %9.0f  torch %9.0f  %5.2fx%s\n", k, ours[k], peer[k], r, t
+        printf "  %-18s gkd %9.0f  torch %9.0f  %5.2fx%s%s\n", k, ours[k], peer[k], r, c, t
     }
 }

@@ -3,6 +3,7 @@
  * fixed order inside one thread, so results do not depend on the number of
  * OpenMP threads. */
 #include "gkd/layers.h"
+#include "vexpf.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -257,11 +258,10 @@ void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int 
             float *row = a + (size_t)i * T;
             float mx = row[0];
             for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j <= i; j++) row[j] -= mx;
+            gkd_vexpf(row, row, i + 1); /* the bits of expf, vectorized */
             float s = 0.0f;
-            for (int j = 0; j <= i; j++) {
-                row[j] = expf(row[j] - mx);
-                s += row[j];
-            }
+            for (int j = 0; j <= i; j++) s += row[j];
             float inv = 1.0f / s;
             for (int j = 0; j <= i; j++) row[j] *= inv;
             for (int j = i + 1; j < T; j++) row[j] = 0.0f;
@@ -358,13 +358,13 @@ static inline float gelu_local_grad(float x, float th) {
     return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
 }
 
-/* The GELU kernels are compiled twice, for AVX2 and for the x86-64
- * baseline, and picked at load time: twice as fast on AVX2 machines. Both
- * versions do the same IEEE operations element by element (AVX2 does not
- * enable FMA contraction), so results are bit-identical either way. */
+/* The GELU kernels are compiled for AVX-512, AVX2 and the x86-64 baseline,
+ * and picked at load time. All versions do the same IEEE operations element
+ * by element (ISO C mode: no FMA contraction), so results are bit-identical
+ * whichever runs. */
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
-#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif
 #ifndef SIMD_CLONES
