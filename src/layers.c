@@ -74,10 +74,12 @@ void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const
 }
 
 /* Loops with less work than this run on one thread: a parallel region
- * costs microseconds on an idle machine and far more when the cores are
- * shared (the region waits for a descheduled thread), while these loops take
- * tens of microseconds. Elementwise results are the same either way. */
-#define PAR_MIN_WORK ((size_t)1 << 18)
+ * costs microseconds on an idle machine and more when the cores are shared
+ * (the region waits for a descheduled thread). 2^15 elements (a 1024 x 32
+ * slab, tens of microseconds) is where splitting measured faster on the
+ * tiny benchmark shape, with passive and with spinning threads alike.
+ * Elementwise results are the same either way. */
+#define PAR_MIN_WORK ((size_t)1 << 15)
 #define GELU_COST 8 /* a GELU element costs about as much as 8 additions */
 
 /* Column blocks for reductions over rows (bias, LayerNorm and embedding
