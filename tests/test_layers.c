@@ -206,8 +206,13 @@ static double att_obj(void *p) {
     return dot(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
+/* (B, T, C, NH): a short context, and one longer than two of the causal
+ * row blocks (32 queries) so every block boundary is crossed. */
+static const int att_shapes[][4] = {{2, 5, 8, 2}, {1, 70, 8, 2}};
+
 START_TEST(test_attention_backward) {
-    att_ctx c = {2, 5, 8, 2, NULL, NULL, NULL, NULL};
+    const int *sh = att_shapes[_i];
+    att_ctx c = {sh[0], sh[1], sh[2], sh[3], NULL, NULL, NULL, NULL};
     size_t nq = (size_t)c.B * c.T * 3 * c.C, no = (size_t)c.B * c.T * c.C;
     size_t na = (size_t)c.B * c.NH * c.T * c.T;
     c.qkv = rand_array(nq, 1.0f, 9), c.out = zeros(no), c.att = zeros(na);
@@ -382,7 +387,7 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_matmul_backward);
     tcase_add_test(tc, test_sgemm_tiles);
     tcase_add_test(tc, test_matmul_forward_tiled_bias);
-    tcase_add_test(tc, test_attention_backward);
+    tcase_add_loop_test(tc, test_attention_backward, 0, (int)(sizeof att_shapes / sizeof att_shapes[0]));
     tcase_add_test(tc, test_gelu_backward);
     tcase_add_test(tc, test_encoder_backward);
     tcase_add_test(tc, test_residual);
