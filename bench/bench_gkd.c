@@ -11,9 +11,9 @@
  * machine) and gflops the useful FLOP rate at the median.
  *
  * What bounds it: a step is matmul work (teacher forward + about four
- * student forwards), so tokens/s <= peak FLOP/s * B * G / step FLOPs. On
- * 2 Zen 4 vCPUs at 2.6 GHz (FP32 peak about 166 GFLOP/s) that is about
- * 49k tokens/s for tiny and 7.3k for small. */
+ * student forwards), so tokens/s <= peak FLOP/s * B * G / step FLOPs.
+ * `make bench` prints that bound as a "ceiling" ratio to the peer, with the
+ * sgemm rate measured in the same run as the peak (bench/ratios.awk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

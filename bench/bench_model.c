@@ -115,9 +115,5 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    /* ---- decode benchmark (KV cache) goes here: greedy, B=16, T/2 new
-     * tokens after a T/2 prompt, per shape, printing
-     *   bench model <shape> decode tokens_per_s=...
-     * (added with src/decode.c). ---- */
     return 0;
 }
