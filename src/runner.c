@@ -334,6 +334,7 @@ static void distill_options(gkd_distill_options *o, const gkd_cell_config *c) {
     d.schedule.p_replay = x->replay.prob;
     d.schedule.init_threshold = x->replay.init;
     d.schedule.threshold_step = x->replay.step;
+    d.schedule.loss_eps = x->replay.loss_eps;
     d.schedule.total_steps = x->opt.steps > 0 ? x->opt.steps : 1;
     d.sample.temperature = (float)x->temperature;
     d.sample.top_k = x->top_k;
@@ -382,16 +383,21 @@ static void describe_config_change(char *out, size_t cap, const char *dir, const
     if (!(f = open_memstream(&now, &now_len))) goto done;
     int rc = gkd_cell_config_write_yaml(c, f);
     if (fclose(f) != 0 || rc) goto done;
-    char stack[16][64] = {{0}}, key[256];
+    char stack[16][64] = {{0}}, old_stack[16][64] = {{0}}, key[256], old_key[256];
     const char *a = old, *b = now, *a_end = old + old_len, *b_end = now + now_len;
     while (a < a_end && b < b_end) {
         const char *an = memchr(a, '\n', (size_t)(a_end - a)), *bn = memchr(b, '\n', (size_t)(b_end - b));
         size_t al = an ? (size_t)(an - a) : (size_t)(a_end - a), bl = bn ? (size_t)(bn - b) : (size_t)(b_end - b);
         yaml_line_key(key, sizeof key, stack, 16, b, bl);
+        yaml_line_key(old_key, sizeof old_key, old_stack, 16, a, al);
         int top_ignored = !strncmp(key, "name", 5) || !strncmp(key, "description", 12) || !strncmp(key, "slurm", 5);
         if (b[0] != '#' && !top_ignored && (al != bl || memcmp(a, b, al) != 0)) {
             const char *av = memchr(a, ':', al), *bv = memchr(b, ':', bl);
-            if (av && bv && *key) {
+            if (bv && *key && strcmp(key, old_key) != 0) {
+                /* A key the old config did not have (written by an older gkd). */
+                for (bv++; bv < b + bl && *bv == ' ';) bv++;
+                snprintf(out, cap, "%s: not in the old config -> %.*s", key, (int)(b + bl - bv), bv);
+            } else if (av && bv && *key) {
                 for (av++; av < a + al && *av == ' ';) av++;
                 for (bv++; bv < b + bl && *bv == ' ';) bv++;
                 snprintf(out, cap, "%s: %.*s -> %.*s", key, (int)(a + al - av), av, (int)(b + bl - bv), bv);

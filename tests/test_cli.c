@@ -177,6 +177,8 @@ START_TEST(test_bad_arguments) {
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "missing.ckpt"));
     ck_assert_int_eq(gkd("distill --divergence 'jsd(0)' --teacher t --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "use fkl or rkl"));
+    ck_assert_int_eq(gkd("distill --replay-loss-eps -1 --teacher t --out x"), 2);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--replay-loss-eps"));
     ck_assert_int_eq(gkd("frobnicate"), 2);
 }
 END_TEST

@@ -105,6 +105,7 @@ START_TEST(test_all_keys) {
     ck_assert_double_eq(d->replay.prob, 0.25);
     ck_assert_double_eq(d->replay.init, 0.125);
     ck_assert_double_eq(d->replay.step, 0.05);
+    ck_assert_double_eq(d->replay.loss_eps, 0.02);
     ck_assert_double_eq(d->temperature, 0.7);
     ck_assert_int_eq(d->top_k, 5);
     ck_assert_double_eq(d->top_p, 0.9);
@@ -193,6 +194,7 @@ START_TEST(test_defaults) {
     ck_assert_double_eq(c.distill.replay.prob, 0.5);
     ck_assert_double_eq(c.distill.replay.init, 0.0);
     ck_assert_double_eq(c.distill.replay.step, 0.1);
+    ck_assert_double_eq(c.distill.replay.loss_eps, 0.1);
     ck_assert_double_eq(c.distill.temperature, 1.0);
     ck_assert_int_eq(c.distill.top_k, 0);
     ck_assert_double_eq(c.distill.top_p, 1.0);
@@ -621,7 +623,7 @@ START_TEST(test_round_trip) {
                      "    weight_decay: 0\n    clip: 1\ndistill:\n  steps: 1000\n  batch: 32\n  lr: 0.001\n"
                      "  warmup: 0\n  weight_decay: 0\n  clip: 1\n  divergence: fkl\n  ce_weight: 0\n  lambda: 0.5\n"
                      "  per_example: false\n  seqkd: 0\n  seqkd_cache: false\n  teacher_mix: 0\n  replay:\n"
-                     "    mode: off\n    capacity: 1000\n    prob: 0.5\n    init: 0\n    step: 0.1\n"
+                     "    mode: off\n    capacity: 1000\n    prob: 0.5\n    init: 0\n    step: 0.1\n    loss_eps: 0.1\n"
                      "  temperature: 1\n  top_k: 0\n  top_p: 1\n  loss_temperature: 1\n  reduction: token\n"
                      "  max_new_tokens: 16\n  checkpoint_every: 100\neval:\n  every: 100\n  decode: greedy\n"
                      "  samples: 1\n  n: 200\n  temperature: 1\nseeds: [1]\nslurm:\n  partition: \"\"\n"

@@ -50,6 +50,7 @@ typedef struct {
     double prob;   /* fixed: probability a batch is drawn from the buffer */
     double init;   /* adaptive: initial probability */
     double step;   /* adaptive: change per adjustment */
+    double loss_eps; /* adaptive: validation-loss rise that counts as a rise */
 } gkd_replay_options;
 
 typedef struct {

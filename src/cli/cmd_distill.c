@@ -16,7 +16,7 @@ static void usage(FILE *f) {
             "                   [--divergence fkl|rkl|jsd(B)|skl(A)|srkl(A)|tvd|ce|pg_rkl] [--lambda X]\n"
             "                   [--per-example] [--seqkd X] [--seqkd-cache] [--teacher-mix X] [--mix-importance]\n"
             "                   [--replay off|fixed|adaptive --replay-capacity N --replay-prob X\n"
-            "                    --replay-init X --replay-step X] [--ce-weight X] [--loss-temperature X]\n"
+            "                    --replay-init X --replay-step X --replay-loss-eps X] [--ce-weight X] [--loss-temperature X]\n"
             "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
             "                   [--temperature X --top-k N --top-p X] [--sft-steps N [--sft-lr X]]\n"
             "                   [training flags] --out DIR\n"
@@ -112,6 +112,7 @@ int cmd_distill(int argc, char **argv) {
         DOUBLE_OPT("--replay-prob", o.schedule.p_replay, 0, 1)
         DOUBLE_OPT("--replay-init", o.schedule.init_threshold, 0, 1)
         DOUBLE_OPT("--replay-step", o.schedule.threshold_step, 1e-9, 1)
+        DOUBLE_OPT("--replay-loss-eps", o.schedule.loss_eps, 0, 1e6)
         DOUBLE_OPT("--ce-weight", o.ce_weight, 0, 1e6)
         DOUBLE_OPT("--loss-temperature", o.loss_temperature, 1e-3, 1e3)
         DOUBLE_OPT("--temperature", o.sample.temperature, 0, 1e3)
