@@ -393,15 +393,15 @@ static void describe_config_change(char *out, size_t cap, const char *dir, const
         int top_ignored = !strncmp(key, "name", 5) || !strncmp(key, "description", 12) || !strncmp(key, "slurm", 5);
         if (b[0] != '#' && !top_ignored && (al != bl || memcmp(a, b, al) != 0)) {
             const char *av = memchr(a, ':', al), *bv = memchr(b, ':', bl);
-            if (bv && *key && strcmp(key, old_key) != 0) {
-                /* A key the old config did not have (written by an older gkd). */
-                for (bv++; bv < b + bl && *bv == ' ';) bv++;
-                snprintf(out, cap, "%s: not in the old config -> %.*s", key, (int)(b + bl - bv), bv);
-            } else if (av && bv && *key) {
+            if (av)
                 for (av++; av < a + al && *av == ' ';) av++;
+            if (bv)
                 for (bv++; bv < b + bl && *bv == ' ';) bv++;
+            if (bv && *key && strcmp(key, old_key) != 0) /* written by an older gkd */
+                snprintf(out, cap, "%s: not in the old config -> %.*s", key, (int)(b + bl - bv), bv);
+            else if (av && bv && *key)
                 snprintf(out, cap, "%s: %.*s -> %.*s", key, (int)(a + al - av), av, (int)(b + bl - bv), bv);
-            } else
+            else
                 snprintf(out, cap, "'%.*s' -> '%.*s'", (int)al, a, (int)bl, b);
             break;
         }
