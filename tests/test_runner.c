@@ -585,6 +585,18 @@ START_TEST(test_changed_config_refused) {
     ck_assert(exists(p));
     /* Rerun with the edited file: done, nothing to do. */
     ck_assert_int_eq(run_gkd(args), 0);
+
+    /* A cell written by a gkd without a key the schema now has: the
+     * message names the key rather than the next line's value. */
+    char *older = replace(cfg, "    loss_eps: 0.1\n", "");
+    cell_path(p, res, GRID, cell_dirs[0], "config.yaml");
+    write_file(p, older);
+    cell_path(p, res, GRID, cell_dirs[0], "config.hash");
+    write_file(p, "0000000000000000\n");
+    ck_assert_int_eq(run_gkd(args), 1);
+    ck_assert_msg(strstr(last_err, "(distill.replay.loss_eps: not in the old config -> 0.1; ") != NULL,
+                  "%s", last_err);
+    free(older);
     free(orig);
     free(edited);
     free(before);
