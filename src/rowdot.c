@@ -9,14 +9,19 @@
  * also agree. On CPUs with AVX-512 (F and DQ) an 8-row x 4-output kernel
  * is used instead: each 16-lane register carries the eight lane sums of
  * two rows, and the same tree and bias add are done on sixteen outputs at
- * once; elements, order and rounding are the same. Optional epilogues
+ * once; elements, order and rounding are the same. Its rows are packed
+ * first (two rows side by side per block of eight channels, once per row
+ * tile and thread), so each row load is one whole register rather than a
+ * load and a shuffle. Optional epilogues
  * (GELU, residual add) run on each finished tile inside the parallel
  * loop. */
 #include "rowdot.h"
 #include "gelu.h"
 
 #include <immintrin.h>
+#include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4), may_alias));
@@ -138,28 +143,27 @@ AVX512_TARGET static inline __m512 reduce16(const __m512 *X) {
     return _mm512_add_ps(lo, hi);
 }
 
-/* Rows r .. r + nrows - 1 (nrows <= 2 NP) x outputs o .. o + NO - 1. */
+/* Rows r .. r + nrows - 1 (nrows <= 2 NP) x outputs o .. o + NO - 1.
+ * xp holds the rows packed by pack_rows: block k/8 of pair p is the 16
+ * floats at xp + 16 (NP (k/8) + p), so each load is one whole register. */
 AVX512_TARGET static inline __attribute__((always_inline)) void
-kern512(float *out, const float *inp, const float *w, const float *bias, int r, int nrows, int o,
-        int IC, int OC, const int NP, const int NO) {
+kern512(float *out, const float *inp, const float *xp, const float *w, const float *bias, int r,
+        int nrows, int o, int IC, int OC, const int NP, const int NO) {
     const int K8 = IC & ~7;
-    const float *x[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 2 * NP; i++) x[i] = inp + (size_t)(r + (i < nrows ? i : 0)) * IC;
     const float *wr[4];
 #pragma GCC unroll 4
     for (int q = 0; q < NO; q++) wr[q] = w + (size_t)(o + q) * IC;
     __m512 acc[16];
 #pragma GCC unroll 16
     for (int a = 0; a < 16; a++) acc[a] = _mm512_setzero_ps();
-    for (int k = 0; k < K8; k += 8) {
+    const float *xk = xp;
+    for (int k = 0; k < K8; k += 8, xk += 16 * NP) {
         __m512 wv[4];
 #pragma GCC unroll 4
         for (int q = 0; q < NO; q++) wv[q] = _mm512_broadcast_f32x8(_mm256_loadu_ps(wr[q] + k));
 #pragma GCC unroll 4
         for (int p = 0; p < NP; p++) {
-            __m512 xv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(x[2 * p] + k)),
-                                           _mm256_loadu_ps(x[2 * p + 1] + k), 1);
+            __m512 xv = _mm512_load_ps(xk + 16 * p);
 #pragma GCC unroll 4
             for (int q = 0; q < NO; q++)
                 acc[p * NO + q] = _mm512_add_ps(acc[p * NO + q], _mm512_mul_ps(xv, wv[q]));
@@ -194,19 +198,36 @@ kern512(float *out, const float *inp, const float *w, const float *bias, int r, 
             if (row >= nrows) continue;
             /* Lane 4j+m holds accumulator 2m + (j >> 1), half j & 1. */
             float s = sums[16 * g + 4 * (2 * (i & 1) + half) + (i >> 1)];
-            const float *xr = x[row];
+            const float *xr = inp + (size_t)(r + row) * IC;
             for (int k = K8; k < IC; k++) s += xr[k] * wr[q][k];
             out[(size_t)(r + row) * OC + o + q] = bias ? s + bias[o + q] : s;
         }
     }
 }
 
-#define KERN_CASE(NP, NO) \
-    case (NP) * 8 + (NO): kern512(out, inp, w, bias, r, nr, o, IC, OC, NP, NO); break;
+/* Rows r .. r + nrows - 1 (at most 8) into the layout kern512 reads: for
+ * each block of eight channels, pair p's two rows side by side (rows 2p
+ * and 2p + 1; a missing row repeats row r). 8 (IC & ~7) floats at most. */
+AVX512_TARGET static void pack_rows(float *xp, const float *inp, int r, int nrows, int IC, int NP) {
+    const int K8 = IC & ~7;
+    for (int p = 0; p < NP; p++) {
+        const float *x0 = inp + (size_t)(r + (2 * p < nrows ? 2 * p : 0)) * IC;
+        const float *x1 = inp + (size_t)(r + (2 * p + 1 < nrows ? 2 * p + 1 : 0)) * IC;
+        float *dst = xp + 16 * p;
+        for (int k = 0; k < K8; k += 8, dst += 16 * NP)
+            _mm512_store_ps(dst, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(x0 + k)),
+                                                    _mm256_loadu_ps(x1 + k), 1));
+    }
+}
 
-AVX512_TARGET static void tile512(float *out, const float *inp, const float *w, const float *bias,
-                                  int r0, int r1, int o0, int o1, int IC, int OC) {
-    for (int r = r0; r < r1; r += 8) {
+#define KERN_CASE(NP, NO) \
+    case (NP) * 8 + (NO): kern512(out, inp, xp, w, bias, r, nr, o, IC, OC, NP, NO); break;
+
+/* Rows [r0, r1) x outputs [o0, o1); xp holds the rows packed by
+ * pack_tile_rows. */
+AVX512_TARGET static void tile512(float *out, const float *inp, const float *xp, const float *w,
+                                  const float *bias, int r0, int r1, int o0, int o1, int IC, int OC) {
+    for (int r = r0; r < r1; r += 8, xp += 8 * (IC & ~7)) {
         int nr = r1 - r < 8 ? r1 - r : 8, np = (nr + 1) / 2;
         for (int o = o0; o < o1; o += 4) {
             int no = o1 - o < 4 ? o1 - o : 4;
@@ -217,6 +238,14 @@ AVX512_TARGET static void tile512(float *out, const float *inp, const float *w, 
                 KERN_CASE(1, 4) KERN_CASE(1, 3) KERN_CASE(1, 2) KERN_CASE(1, 1)
             }
         }
+    }
+}
+
+/* Rows [r0, r1) packed for tile512, eight rows per block. */
+AVX512_TARGET static void pack_tile_rows(float *xp, const float *inp, int r0, int r1, int IC) {
+    for (int r = r0; r < r1; r += 8, xp += 8 * (IC & ~7)) {
+        int nr = r1 - r < 8 ? r1 - r : 8;
+        pack_rows(xp, inp, r, nr, IC, (nr + 1) / 2);
     }
 }
 
@@ -248,32 +277,52 @@ static int use_avx512(void) {
            __builtin_cpu_supports("avx512dq");
 }
 
-/* Tile number t of the (row tiles) x (output tiles) grid, with its epilogue. */
-static void run_tile(float *out, const float *inp, const float *w, const float *bias, int n,
-                     int IC, int OC, gkd_rowdot_epilogue ep, float *res, int wide, int t, int no) {
-    int r0 = t / no * TILE_R, o0 = t % no * TILE_O;
-    int r1 = r0 + TILE_R < n ? r0 + TILE_R : n;
-    int o1 = o0 + TILE_O < OC ? o0 + TILE_O : OC;
-    if (wide)
-        tile512(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
-    else
-        tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
-    if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
+/* Tiles [t0, t1) of the (row tiles) x (output tiles) grid, each with its
+ * epilogue. With AVX-512 a row tile is packed once for all its output
+ * tiles (consecutive t); if the packing buffer cannot be had, the AVX2
+ * tile does the work with the same bits. */
+static void run_tiles(float *out, const float *inp, const float *w, const float *bias, int n,
+                      int IC, int OC, gkd_rowdot_epilogue ep, float *res, int t0, int t1) {
+    const int no = (OC + TILE_O - 1) / TILE_O;
+    float *xp = NULL;
+    if (t0 < t1 && use_avx512())
+        xp = aligned_alloc(64, (size_t)TILE_R * (IC & ~7) * sizeof(float) + 64);
+    int packed = -1; /* the row tile now in xp */
+    for (int t = t0; t < t1; t++) {
+        const int rt = t / no, r0 = rt * TILE_R, o0 = t % no * TILE_O;
+        const int r1 = r0 + TILE_R < n ? r0 + TILE_R : n;
+        const int o1 = o0 + TILE_O < OC ? o0 + TILE_O : OC;
+        if (xp) {
+            if (rt != packed) pack_tile_rows(xp, inp, r0, r1, IC);
+            packed = rt;
+            tile512(out, inp, xp, w, bias, r0, r1, o0, o1, IC, OC);
+        } else {
+            tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
+        }
+        if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
+    }
+    free(xp);
+}
+
+static int tile_count(int n, int OC) {
+    return (n + TILE_R - 1) / TILE_R * ((OC + TILE_O - 1) / TILE_O);
 }
 
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
-    const int no = (OC + TILE_O - 1) / TILE_O, ntiles = (n + TILE_R - 1) / TILE_R * no;
-    const int wide = use_avx512();
-#pragma omp for schedule(static)
-    for (int t = 0; t < ntiles; t++) run_tile(out, inp, w, bias, n, IC, OC, ep, res, wide, t, no);
+    /* Contiguous shares of the tiles, as schedule(static) would give, so
+     * a thread's consecutive tiles share their packed rows. */
+    const int ntiles = tile_count(n, OC), nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int share = (ntiles + nth - 1) / nth;
+    const int t0 = me * share < ntiles ? me * share : ntiles;
+    const int t1 = t0 + share < ntiles ? t0 + share : ntiles;
+    run_tiles(out, inp, w, bias, n, IC, OC, ep, res, t0, t1);
+#pragma omp barrier
 }
 
 void gkd_rowdot_matmul_here(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
-    const int no = (OC + TILE_O - 1) / TILE_O, ntiles = (n + TILE_R - 1) / TILE_R * no;
-    const int wide = use_avx512();
-    for (int t = 0; t < ntiles; t++) run_tile(out, inp, w, bias, n, IC, OC, ep, res, wide, t, no);
+    run_tiles(out, inp, w, bias, n, IC, OC, ep, res, 0, tile_count(n, OC));
 }
 
 void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
