@@ -123,8 +123,9 @@ tile(float *out, const float *inp, const float *w, const float *bias, int r0, in
 
 /* R (16 outputs) from eight accumulators X[0..7] (two outputs each).
  * Lane 4j+m of the result is accumulator 2m + (j >> 1), half j & 1. */
-AVX512_TARGET static inline __m512 reduce16(const __m512 *X) {
+AVX512_TARGET static inline __attribute__((always_inline)) __m512 reduce16(const __m512 *X) {
     __m512 S[4];
+#pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
         /* Blocks of four: a0..a3 + a4..a7 of each half. */
         __m512 lo = _mm512_shuffle_f32x4(X[2 * g], X[2 * g + 1], 0x88); /* 0,2,0,2 */
@@ -132,6 +133,7 @@ AVX512_TARGET static inline __m512 reduce16(const __m512 *X) {
         S[g] = _mm512_add_ps(lo, hi);
     }
     __m512 U[2];
+#pragma GCC unroll 2
     for (int g = 0; g < 2; g++) {
         /* (s0 + s2), (s1 + s3) */
         __m512 lo = _mm512_shuffle_ps(S[2 * g], S[2 * g + 1], 0x44); /* 0,1,0,1 */
