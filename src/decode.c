@@ -63,6 +63,7 @@ struct gkd_kv_cache {
     float *att;  /* (n, NH, Tp) attention weights */
     float *lg;   /* (n, V) logits of rows that want them */
     int *out_idx;/* (n) rows that want logits */
+    int one_row_per_seq; /* this call has at most one row per sequence */
 };
 
 int gkd_kv_cache_batch(const gkd_kv_cache *c) { return c->B; }
@@ -388,10 +389,19 @@ static void attend_cached(gkd_kv_cache *c, int l, int r, const int *seq, const i
 }
 
 /* Attention of rows [r0, r1) of layer l. Every row's key and value go into
- * the cache first, so rows of one prefill see each other. */
+ * the cache first, so rows of one prefill see each other. When no two rows
+ * share a sequence (a decode step), a row reads only what it wrote itself
+ * and earlier calls wrote, so each thread caches and attends its own rows
+ * with no barrier in between. */
 static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *seq, const int *pos,
                            int team) {
-    if (team) {
+    if (team && c->one_row_per_seq) {
+#pragma omp for schedule(static)
+        for (int r = r0; r < r1; r++) {
+            cache_row(c, l, r, seq, pos);
+            attend_cached(c, l, r, seq, pos);
+        }
+    } else if (team) {
 #pragma omp for schedule(static)
         for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
 #pragma omp for schedule(static)
@@ -505,6 +515,19 @@ static int split_rows(int *cut, int max_parts, int n, const int *seq, int B) {
     return parts;
 }
 
+/* 1 if no two of the n rows belong to the same sequence. */
+static int rows_distinct(int n, const int *seq, int B) {
+    unsigned char *seen = calloc((size_t)B, 1);
+    if (!seen) return 0; /* the barrier-separated path is always right */
+    int distinct = 1;
+    for (int r = 0; r < n && distinct; r++) {
+        distinct = !seen[seq[r]];
+        seen[seq[r]] = 1;
+    }
+    free(seen);
+    return distinct;
+}
+
 int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
                     const int *tok, const int *out_row, float *logits) {
     if (n == 0) return 0;
@@ -524,6 +547,7 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     }
     int rc = ensure_rows(c, n);
     if (rc) return rc;
+    c->one_row_per_seq = rows_distinct(n, seq, c->B);
     const int threads = (size_t)n * C * 3 * C >= PAR_WORK ? omp_get_max_threads() : 1;
     /* Two ways to share a call among threads, with the same bits. By rows:
      * each thread takes whole sequences through the whole model, one join
