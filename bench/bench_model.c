@@ -2,6 +2,7 @@
  * GFLOP/s for two shapes, next to the machine's sgemm ceiling measured in the
  * same run. Lines are greppable:
  *   bench sgemm n=1024 gflops=...
+ *   bench peak gflops=...
  *   bench model <shape> <fwd|fwdbwd> tokens_per_s=... gflops=... ms_per_iter=...
  * bench/peer_torch.py prints the same lines with `peer_torch` for PyTorch. */
 #include <cblas.h>
@@ -51,6 +52,52 @@ static void bench_sgemm(void) {
     }
     printf("bench sgemm n=%d gflops=%.1f\n", n, 2.0 * n * n * n / best * 1e-9);
     free(a), free(b), free(c);
+}
+
+/* The CPU's vector multiply-then-add rate on all threads: 16 independent
+ * chains a = a * m + c per thread (two FLOPs per lane, no FMA: the file is
+ * ISO C), compiled for the widest vectors the CPU has. The sgemm line
+ * above is OpenBLAS's kernel for the core type it detects, which may use
+ * narrower vectors than the CPU offers, so gkd's own kernels can pass it. */
+typedef float fv16 __attribute__((vector_size(64)));
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) static float peak_chains(long iters) {
+    fv16 a[16];
+    for (int j = 0; j < 16; j++)
+        for (int l = 0; l < 16; l++) a[j][l] = (float)(j + l) * 1e-3f;
+    const float m = 0.999f, c = 1e-3f;
+    const fv16 mv = {m, m, m, m, m, m, m, m, m, m, m, m, m, m, m, m};
+    const fv16 cv = {c, c, c, c, c, c, c, c, c, c, c, c, c, c, c, c};
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) a[j] = a[j] * mv + cv;
+    }
+    float sum = 0.0f;
+    for (int j = 0; j < 16; j++)
+        for (int l = 0; l < 16; l++) sum += a[j][l];
+    return sum;
+}
+
+static void bench_peak(void) {
+    const long iters = 20000000;
+    double best = 1e30;
+    volatile float sink = 0.0f;
+    int threads = 1;
+    for (int r = 0; r < 3; r++) {
+        double t0 = now();
+#pragma omp parallel
+        {
+            float v = peak_chains(iters);
+#pragma omp atomic
+            sink += v;
+#pragma omp single
+            threads = omp_get_num_threads();
+        }
+        double dt = now() - t0;
+        best = dt < best ? dt : best;
+    }
+    printf("bench peak gflops=%.1f threads=%d\n", 2.0 * 16 * 16 * iters * threads / best * 1e-9,
+           threads);
 }
 
 static int bench_shape(const shape *s) {
@@ -106,6 +153,7 @@ int main(int argc, char **argv) {
     };
     printf("bench model threads=%d\n", omp_get_max_threads());
     bench_sgemm();
+    bench_peak();
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
         int wanted = argc < 2;
         for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], shapes[i].name) == 0;

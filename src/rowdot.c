@@ -312,8 +312,8 @@ static int tile_count(int n, int OC) {
 
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
-    /* Contiguous shares of the tiles, as schedule(static) would give, so
-     * a thread's consecutive tiles share their packed rows. */
+    /* Contiguous shares of the tiles, so a thread's consecutive tiles
+     * share their packed rows. */
     const int ntiles = tile_count(n, OC), nth = omp_get_num_threads(), me = omp_get_thread_num();
     const int share = (ntiles + nth - 1) / nth;
     const int t0 = me * share < ntiles ? me * share : ntiles;

@@ -25,9 +25,9 @@ typedef enum {
 void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const float *bias, int n,
                           int IC, int OC, gkd_rowdot_epilogue ep, float *res);
 
-/** gkd_rowdot_matmul_ep as an orphaned worksharing loop: called by every
- *  thread of an enclosing parallel region (tiles split among them, one
- *  barrier at the end), or outside any region (one thread). */
+/** gkd_rowdot_matmul_ep shared by a team: called by every thread of an
+ *  enclosing parallel region (each takes a contiguous share of the tiles,
+ *  one barrier at the end), or outside any region (one thread). */
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res);
 
