@@ -3,6 +3,7 @@
  * fixed order inside one thread, so results do not depend on the number of
  * OpenMP threads. */
 #include "gkd/layers.h"
+#include "gemm.h"
 #include "vexpf.h"
 
 #include <cblas.h>
@@ -39,6 +40,9 @@ static void add_row_bias(float *C, int ldc, const float *row_bias, int rm, int c
 static void sgemm_tiled(int trans_a, int trans_b, int M, int N, int K, float alpha,
                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
                         int ldc, const float *row_bias) {
+    if (alpha == 1.0f &&
+        gkd_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias) == 0)
+        return;
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     if ((double)M * N * K <= SMALL_GEMM_FLOPS) {
