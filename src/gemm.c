@@ -1,9 +1,9 @@
 /* gkd's own single-precision matrix product for CPUs with AVX-512 (see
  * gemm.h).
  *
- * Debian 12's OpenBLAS (0.3.21) runs 256-bit kernels on AVX-512 CPUs it
- * does not know (AMD Zen 4/5 among them), reaching half of what the CPU
- * can do. This product runs an MR x NR register-blocked micro-kernel of
+ * Debian 12's OpenBLAS (0.3.21) picks its kernels by CPU model; on CPUs it
+ * does not know, such as the AMD Zen 5 machines gkd is measured on, it runs
+ * its 256-bit Haswell kernels and reaches half of what the CPU can do. This product runs an MR x NR register-blocked micro-kernel of
  * fused multiply-adds: MR rows of op(A) broadcast one value at a time,
  * NR columns of op(B) two registers wide. op(A) and an untransposed B are
  * read in place; a transposed B (the weights of a forward product) and
@@ -16,10 +16,7 @@
 #include "gemm.h"
 
 #include <immintrin.h>
-#include <omp.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define MR 12 /* rows of a micro-tile: broadcast A values */
 #define NR 32 /* columns: two 16-lane registers of B */
