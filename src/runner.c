@@ -28,6 +28,7 @@
 
 #include <cblas.h>
 
+#include "gemm.h"
 #include "gkd/cell_status.h"
 #include "gkd/checkpoint.h"
 #include "gkd/csv.h"
@@ -121,9 +122,10 @@ static int write_run_json(const char *dir, const char *started, const char *ende
     if (rc) return rc;
     snprintf(text, sizeof text,
              "{\n  \"gkd_version\": \"%s\",\n  \"git_commit\": \"%s\",\n  \"compiler\": \"%s\",\n"
-             "  \"blas\": \"%s\",\n  \"threads\": %d,\n  \"host\": \"%s\",\n  \"started\": \"%s\",\n"
-             "  \"ended\": %s%s%s\n}\n",
-             GKD_VERSION, GKD_GIT_COMMIT, "gcc " __VERSION__, blas, omp_get_max_threads(), hostq, started,
+             "  \"blas\": \"%s\",\n  \"products\": \"%s\",\n  \"threads\": %d,\n  \"host\": \"%s\",\n"
+             "  \"started\": \"%s\",\n  \"ended\": %s%s%s\n}\n",
+             GKD_VERSION, GKD_GIT_COMMIT, "gcc " __VERSION__, blas,
+             gkd_gemm_available() ? "gkd-avx512" : "openblas", omp_get_max_threads(), hostq, started,
              ended ? "\"" : "", ended ? ended : "null", ended ? "\"" : "");
     return write_text(path, text);
 }
