@@ -20,6 +20,10 @@
 
 #define MR 12 /* rows of a micro-tile: broadcast A values */
 #define NR 32 /* columns: two 16-lane registers of B */
+/* Products with more than KBLOCK_FROM terms per output run in blocks of
+ * KBLOCK. Only speed depends on them. */
+#define KBLOCK_FROM 1024
+#define KBLOCK 256
 /* Below this many multiply-adds a product runs on the calling thread. */
 #define PAR_MIN_MACS (64.0 * 64.0 * 64.0)
 
@@ -43,6 +47,20 @@ static float *get_scratch(size_t floats) {
     free(scratch);
     scratch = p;
     scratch_floats = floats;
+    return p;
+}
+
+/* Saved accumulators between K blocks, likewise per calling thread. */
+static _Thread_local float *acc_scratch;
+static _Thread_local size_t acc_scratch_floats;
+
+static float *get_acc_scratch(size_t floats) {
+    if (floats <= acc_scratch_floats) return acc_scratch;
+    float *p = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+    if (!p) return NULL;
+    free(acc_scratch);
+    acc_scratch = p;
+    acc_scratch_floats = floats;
     return p;
 }
 
@@ -75,16 +93,21 @@ static void pack_b(float *bp, int trans_b, const float *B, int ldb, int K, int n
     }
 }
 
-/* One MR x NR tile: acc = sum_k a[k] b[k] (fused, k in order), then
- * C = acc + bias, C = acc, or C += acc on the rows x cols that exist.
- * Row i of op(A) at k is a[i ars + k aks]; B's 32 values at k start at
- * b + k bks. */
+/* One MR x NR tile over k = 0 .. K-1 of the pointers given: acc starts
+ * at zero, or at the MR x NR floats in save when resume; when more follows
+ * (a later K block), acc goes back to save; otherwise C = acc + bias,
+ * C = acc, or C += acc on the rows x cols that exist. Row i of op(A) at k
+ * is a[i ars + k aks]; B's 32 values at k start at b + k bks. */
 AVX512_TARGET static void micro_tile(const float *a, size_t ars, size_t aks, const float *b,
                                      size_t bks, int K, float *C, int ldc, int rows, int cols,
-                                     float beta, const float *bias) {
+                                     float beta, const float *bias, float *save, int resume,
+                                     int more) {
     __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) c0[i] = c1[i] = _mm512_setzero_ps();
+    for (int i = 0; i < MR; i++) {
+        c0[i] = resume ? _mm512_loadu_ps(save + i * NR) : _mm512_setzero_ps();
+        c1[i] = resume ? _mm512_loadu_ps(save + i * NR + 16) : _mm512_setzero_ps();
+    }
     for (int k = 0; k < K; k++, a += aks, b += bks) {
         const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
@@ -93,6 +116,14 @@ AVX512_TARGET static void micro_tile(const float *a, size_t ars, size_t aks, con
             c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
             c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
         }
+    }
+    if (more) {
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            _mm512_storeu_ps(save + i * NR, c0[i]);
+            _mm512_storeu_ps(save + i * NR + 16, c1[i]);
+        }
+        return;
     }
     /* Lanes of columns that exist (all when cols = NR). */
     const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
@@ -139,6 +170,15 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
     }
     const int first_packed_b = trans_b ? 0 : pb - b_packed;
     const int ntiles = pa * pb;
+    /* Long products (weight gradients over many tokens) run in K blocks, so
+     * the panels of one block stay in L2; each tile's accumulators wait in
+     * saved between blocks, so the fused chain over k is unchanged. */
+    const int kc = K > KBLOCK_FROM ? KBLOCK : K, nkb = (K + kc - 1) / kc;
+    float *saved = NULL;
+    if (nkb > 1) {
+        saved = get_acc_scratch((size_t)ntiles * MR * NR);
+        if (!saved) return -1;
+    }
 #pragma omp parallel if ((double)M * N * K >= PAR_MIN_MACS)
     {
 #pragma omp for schedule(static)
@@ -151,19 +191,23 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
                 pack_a_edge(apk, trans_a, A, lda, K, (pa - 1) * MR, a_edge);
             }
         }
-        /* B panels outer: one B panel stays in cache while A panels pass. */
+        for (int kb = 0; kb < nkb; kb++) {
+            const int k0 = kb * kc, klen = K - k0 < kc ? K - k0 : kc;
+            /* B panels outer: one B panel stays in cache while A panels pass. */
 #pragma omp for schedule(static)
-        for (int t = 0; t < ntiles; t++) {
-            const int nb = t / pa, mb = t % pa, m0 = mb * MR, n0 = nb * NR;
-            const float *a = A + (trans_a ? (size_t)m0 : (size_t)m0 * lda);
-            size_t ars = trans_a ? 1 : (size_t)lda, aks = trans_a ? (size_t)lda : 1;
-            if (a_edge && mb == pa - 1) a = apk, ars = 1, aks = MR;
-            const float *b = B + (size_t)n0; /* op(B) = B in place */
-            size_t bks = (size_t)ldb;
-            if (nb >= first_packed_b) b = bpk + (size_t)(nb - first_packed_b) * NR * K, bks = NR;
-            micro_tile(a, ars, aks, b, bks, K, C + (size_t)m0 * ldc + n0, ldc,
-                       M - m0 < MR ? M - m0 : MR, N - n0 < NR ? N - n0 : NR, beta,
-                       row_bias ? row_bias + n0 : NULL);
+            for (int t = 0; t < ntiles; t++) {
+                const int nb = t / pa, mb = t % pa, m0 = mb * MR, n0 = nb * NR;
+                const float *a = A + (trans_a ? (size_t)m0 : (size_t)m0 * lda);
+                size_t ars = trans_a ? 1 : (size_t)lda, aks = trans_a ? (size_t)lda : 1;
+                if (a_edge && mb == pa - 1) a = apk, ars = 1, aks = MR;
+                const float *b = B + (size_t)n0; /* op(B) = B in place */
+                size_t bks = (size_t)ldb;
+                if (nb >= first_packed_b) b = bpk + (size_t)(nb - first_packed_b) * NR * K, bks = NR;
+                micro_tile(a + k0 * aks, ars, aks, b + k0 * bks, bks, klen,
+                           C + (size_t)m0 * ldc + n0, ldc, M - m0 < MR ? M - m0 : MR,
+                           N - n0 < NR ? N - n0 : NR, beta, row_bias ? row_bias + n0 : NULL,
+                           saved ? saved + (size_t)t * MR * NR : NULL, kb > 0, kb < nkb - 1);
+            }
         }
     }
     return 0;

@@ -38,6 +38,8 @@ static const gemm_case cases[] = {
     {0, 1, 12, 32, 1, 0.0f, 0},  /* exactly one micro-tile, K = 1 */
     {1, 1, 5, 3, 8, 0.0f, 1},    /* smaller than one tile */
     {0, 1, 130, 200, 64, 1.0f, 0},
+    {1, 0, 40, 50, 1500, 1.0f, 0}, /* long weight gradient: K blocks */
+    {0, 1, 26, 33, 1100, 0.0f, 1},
 };
 
 START_TEST(test_matches_reference) {
@@ -71,6 +73,33 @@ START_TEST(test_matches_reference) {
         for (int n = g->N; n < ldc; n++)
             ck_assert(C[(size_t)m * ldc + n] == C0[(size_t)m * ldc + n]);
     }
+    free(A), free(B), free(bias), free(C), free(C0);
+}
+END_TEST
+
+/* Every element is exactly one fused multiply-add chain over k in order
+ * from zero, then + bias or old C + acc (gemm.h): equal bits to fmaf. */
+START_TEST(test_bits_are_one_fma_chain) {
+    if (!gkd_gemm_available()) return;
+    const gemm_case *g = &cases[_i];
+    const int lda = g->ta ? g->M : g->K, ldb = g->tb ? g->K : g->N, ldc = g->N;
+    float *A = random_matrix((size_t)(g->ta ? g->K : g->M) * lda, 8);
+    float *B = random_matrix((size_t)(g->tb ? g->N : g->K) * ldb, 9), *bias = random_matrix(g->N, 10);
+    float *C = random_matrix((size_t)g->M * ldc, 11), *C0 = malloc((size_t)g->M * ldc * sizeof(float));
+    memcpy(C0, C, (size_t)g->M * ldc * sizeof(float));
+    ck_assert_int_eq(gkd_gemm(g->ta, g->tb, g->M, g->N, g->K, A, lda, B, ldb, g->beta, C, ldc,
+                              g->bias ? bias : NULL),
+                     0);
+    for (int m = 0; m < g->M; m++)
+        for (int n = 0; n < g->N; n++) {
+            float acc = 0.0f;
+            for (int k = 0; k < g->K; k++)
+                acc = fmaf(op_a(A, lda, g->ta, m, k), op_b(B, ldb, g->tb, k, n), acc);
+            float want = g->beta != 0.0f ? C0[(size_t)m * ldc + n] + acc
+                                         : (g->bias ? acc + bias[n] : acc);
+            ck_assert_msg(C[(size_t)m * ldc + n] == want, "case %d C[%d][%d] = %a, fma chain %a", _i,
+                          m, n, (double)C[(size_t)m * ldc + n], (double)want);
+        }
     free(A), free(B), free(bias), free(C), free(C0);
 }
 END_TEST
@@ -113,6 +142,7 @@ Suite *gemm_suite(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, test_matches_reference, 0, (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_loop_test(tc, test_bits_are_one_fma_chain, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, test_bits_independent_of_threads_and_rows);
     tcase_add_test(tc, test_declines_what_it_cannot_do);
     suite_add_tcase(s, tc);
