@@ -155,6 +155,7 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
     if (!gkd_gemm_available() || (beta != 0.0f && beta != 1.0f) || (beta != 0.0f && row_bias))
         return -1;
     if (M <= 0 || N <= 0) return 0;
+    if (K <= 0) return -1; /* nothing to accumulate: the caller's path */
     const int pa = (M + MR - 1) / MR, pb = (N + NR - 1) / NR;
     const int a_edge = M % MR, b_edge = N % NR;
     /* Packed: every B panel when B is transposed, else only a partial

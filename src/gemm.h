@@ -5,10 +5,12 @@
 /* C (M x N, row stride ldc) = op(A) op(B) + row_bias (beta 0) or
  * C += op(A) op(B) (beta 1, row_bias NULL). op(A) is M x K: A[m lda + k],
  * or A[k lda + m] when trans_a; op(B) is K x N: B[k ldb + n], or
- * B[n ldb + k] when trans_b. Runs on the enclosing OpenMP team's threads
- * (or its own region when called outside one). Returns 0 when done, -1
- * when it cannot run (no AVX-512, disabled, another beta, or no memory
- * for packing): the caller then uses another product. */
+ * B[n ldb + k] when trans_b. Each element is one chain of fused
+ * multiply-adds over k in order from zero, then + row_bias or old C + it,
+ * whatever the threads. Opens its own OpenMP region (one thread inside an
+ * active one). Returns 0 when done, -1 when it cannot run (no AVX-512,
+ * disabled, another beta, K < 1, or no memory for packing): the caller
+ * then uses another product. */
 int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias);
 
