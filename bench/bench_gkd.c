@@ -12,8 +12,9 @@
  *
  * What bounds it: a step is matmul work (teacher forward + about four
  * student forwards), so tokens/s <= peak FLOP/s * B * G / step FLOPs.
- * `make bench` prints that bound as a "ceiling" ratio to the peer, with the
- * sgemm rate measured in the same run as the peak (bench/ratios.awk). */
+ * `make bench` prints that bound as ratios to the peer at two rates
+ * measured in the same run: OpenBLAS's sgemm and the CPU's vector
+ * multiply-add peak (bench/ratios.awk). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
