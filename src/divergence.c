@@ -278,61 +278,87 @@ static double row_divergence(gkd_divergence_kind kind, double param, const float
  * row order (deterministic for any thread count) without heap scratch. */
 enum { CHUNK = 512 };
 
-double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
-                           const float *teacher_logits, const float *weight, int N, int V,
-                           float tau, float scale, float *values, float *dstudent) {
-    assert(d && student_logits && teacher_logits && N >= 0 && V > 0 && tau > 0.0f);
-    assert(d->kind <= GKD_DIV_TVD);
+/* One row's contribution to a sum over rows; ctx is the caller's. */
+typedef double (*row_value_fn)(const void *ctx, int n);
+
+/* Sum of row_value(ctx, n) over n = 0 .. N-1 in row order; the rows of a
+ * chunk are computed in parallel. */
+static double sum_rows(int N, row_value_fn row_value, const void *ctx) {
     double total = 0.0;
     double rowval[CHUNK];
     for (int n0 = 0; n0 < N; n0 += CHUNK) {
         int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
 #pragma omp parallel for schedule(static)
-        for (int n = n0; n < n1; n++) {
-            double w = weight ? (double)weight[n] : 1.0;
-            double v = 0.0;
-            if (w != 0.0) {
-                float *drow = dstudent ? dstudent + (size_t)n * V : NULL;
-                v = row_divergence(d->kind, d->param, student_logits + (size_t)n * V,
-                                   teacher_logits + (size_t)n * V, V, (double)tau,
-                                   (double)scale * w, drow);
-            }
-            rowval[n - n0] = w * v;
-            if (values) values[n] = (float)v;
-        }
+        for (int n = n0; n < n1; n++) rowval[n - n0] = row_value(ctx, n);
         for (int n = n0; n < n1; n++) total += rowval[n - n0];
     }
     return total;
 }
 
+typedef struct {
+    const gkd_divergence *d;
+    const float *zs, *zt, *weight;
+    int V;
+    float tau, scale;
+    float *values, *dstudent;
+} eval_args;
+
+static double eval_row(const void *ctx, int n) {
+    const eval_args *e = ctx;
+    const int V = e->V;
+    double w = e->weight ? (double)e->weight[n] : 1.0;
+    double v = 0.0;
+    if (w != 0.0) {
+        float *drow = e->dstudent ? e->dstudent + (size_t)n * V : NULL;
+        v = row_divergence(e->d->kind, e->d->param, e->zs + (size_t)n * V, e->zt + (size_t)n * V, V,
+                           (double)e->tau, (double)e->scale * w, drow);
+    }
+    if (e->values) e->values[n] = (float)v;
+    return w * v;
+}
+
+double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
+                           const float *teacher_logits, const float *weight, int N, int V,
+                           float tau, float scale, float *values, float *dstudent) {
+    assert(d && student_logits && teacher_logits && N >= 0 && V > 0 && tau > 0.0f);
+    assert(d->kind <= GKD_DIV_TVD);
+    const eval_args e = {d, student_logits, teacher_logits, weight, V, tau, scale, values, dstudent};
+    return sum_rows(N, eval_row, &e);
+}
+
 /* ---- pg_rkl ---- */
+
+typedef struct {
+    float *rewards;
+    const float *zs, *zt, *weight, *advantages;
+    const int *targets;
+    int V;
+    double it, scale;
+    float *dstudent;
+} pg_args;
+
+static double reward_row(const void *ctx, int n) {
+    const pg_args *g = ctx;
+    double w = g->weight ? (double)g->weight[n] : 1.0;
+    double r = 0.0;
+    if (w != 0.0) {
+        const float *zs = g->zs + (size_t)n * g->V, *zt = g->zt + (size_t)n * g->V;
+        int y = g->targets[n];
+        assert(y >= 0 && y < g->V);
+        double lq = (double)zs[y] * g->it - row_lse(zs, g->V, g->it);
+        double lp = (double)zt[y] * g->it - row_lse(zt, g->V, g->it);
+        r = lp - lq;
+    }
+    g->rewards[n] = (float)r;
+    return w * r;
+}
 
 double gkd_pg_rkl_rewards(float *rewards, const float *student_logits, const float *teacher_logits,
                           const int *targets, const float *weight, int N, int V, float tau) {
     assert(rewards && student_logits && teacher_logits && targets && V > 0 && tau > 0.0f);
-    const double it = 1.0 / (double)tau;
-    double total = 0.0;
-    double rowval[CHUNK];
-    for (int n0 = 0; n0 < N; n0 += CHUNK) {
-        int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
-#pragma omp parallel for schedule(static)
-        for (int n = n0; n < n1; n++) {
-            double w = weight ? (double)weight[n] : 1.0;
-            double r = 0.0;
-            if (w != 0.0) {
-                const float *zs = student_logits + (size_t)n * V, *zt = teacher_logits + (size_t)n * V;
-                int y = targets[n];
-                assert(y >= 0 && y < V);
-                double lq = (double)zs[y] * it - row_lse(zs, V, it);
-                double lp = (double)zt[y] * it - row_lse(zt, V, it);
-                r = lp - lq;
-            }
-            rewards[n] = (float)r;
-            rowval[n - n0] = w * r;
-        }
-        for (int n = n0; n < n1; n++) total += rowval[n - n0];
-    }
-    return total;
+    const pg_args g = {.rewards = rewards, .zs = student_logits, .zt = teacher_logits,
+                       .weight = weight, .targets = targets, .V = V, .it = 1.0 / (double)tau};
+    return sum_rows(N, reward_row, &g);
 }
 
 void gkd_pg_advantages(float *advantages, const float *rewards, const float *weight, int B, int T,
@@ -359,37 +385,35 @@ void gkd_pg_advantages(float *advantages, const float *rewards, const float *wei
     }
 }
 
+static double pg_loss_row(const void *ctx, int n) {
+    const pg_args *g = ctx;
+    double w = g->weight ? (double)g->weight[n] : 1.0;
+    double l = 0.0;
+    if (w != 0.0) {
+        const int V = g->V;
+        const float *zs = g->zs + (size_t)n * V;
+        int y = g->targets[n];
+        assert(y >= 0 && y < V);
+        double lse = row_lse(zs, V, g->it), A = (double)g->advantages[n];
+        l = -w * A * ((double)zs[y] * g->it - lse);
+        if (g->dstudent) {
+            /* d(-A log q_y)/dz_j = -A (delta_jy - q_j) / tau */
+            double c = g->scale * w * A * g->it;
+            float *drow = g->dstudent + (size_t)n * V;
+            for (int j = 0; j < V; j++) {
+                double q = exp((double)zs[j] * g->it - lse);
+                drow[j] += (float)(c * (q - (j == y)));
+            }
+        }
+    }
+    return l;
+}
+
 double gkd_pg_loss(const float *student_logits, const int *targets, const float *advantages,
                    const float *weight, int N, int V, float tau, float scale, float *dstudent) {
     assert(student_logits && targets && advantages && V > 0 && tau > 0.0f);
-    const double it = 1.0 / (double)tau;
-    double total = 0.0;
-    double rowval[CHUNK];
-    for (int n0 = 0; n0 < N; n0 += CHUNK) {
-        int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
-#pragma omp parallel for schedule(static)
-        for (int n = n0; n < n1; n++) {
-            double w = weight ? (double)weight[n] : 1.0;
-            double l = 0.0;
-            if (w != 0.0) {
-                const float *zs = student_logits + (size_t)n * V;
-                int y = targets[n];
-                assert(y >= 0 && y < V);
-                double lse = row_lse(zs, V, it), A = (double)advantages[n];
-                l = -w * A * ((double)zs[y] * it - lse);
-                if (dstudent) {
-                    /* d(-A log q_y)/dz_j = -A (delta_jy - q_j) / tau */
-                    double c = (double)scale * w * A * it;
-                    float *drow = dstudent + (size_t)n * V;
-                    for (int j = 0; j < V; j++) {
-                        double q = exp((double)zs[j] * it - lse);
-                        drow[j] += (float)(c * (q - (j == y)));
-                    }
-                }
-            }
-            rowval[n - n0] = l;
-        }
-        for (int n = n0; n < n1; n++) total += rowval[n - n0];
-    }
-    return total;
+    const pg_args g = {.zs = student_logits, .weight = weight, .advantages = advantages,
+                       .targets = targets, .V = V, .it = 1.0 / (double)tau,
+                       .scale = (double)scale, .dstudent = dstudent};
+    return sum_rows(N, pg_loss_row, &g);
 }
