@@ -35,32 +35,23 @@ void gkd_gemm_disable(int off) { disabled = off; }
 
 int gkd_gemm_available(void) { return !disabled && __builtin_cpu_supports("avx512f"); }
 
-/* Packing buffers of the calling thread, grown on demand and kept, so
- * repeated products of one shape do not map fresh (zeroed) pages. */
-static _Thread_local float *scratch;
-static _Thread_local size_t scratch_floats;
+/* Buffers of the calling thread, grown on demand and kept, so repeated
+ * products of one shape do not map fresh (zeroed) pages: packed panels,
+ * and accumulators saved between K blocks. */
+typedef struct {
+    float *p;
+    size_t floats;
+} scratch_buf;
 
-static float *get_scratch(size_t floats) {
-    if (floats <= scratch_floats) return scratch;
+static _Thread_local scratch_buf pack_scratch, acc_scratch;
+
+static float *get_scratch(scratch_buf *s, size_t floats) {
+    if (floats <= s->floats) return s->p;
     float *p = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
     if (!p) return NULL;
-    free(scratch);
-    scratch = p;
-    scratch_floats = floats;
-    return p;
-}
-
-/* Saved accumulators between K blocks, likewise per calling thread. */
-static _Thread_local float *acc_scratch;
-static _Thread_local size_t acc_scratch_floats;
-
-static float *get_acc_scratch(size_t floats) {
-    if (floats <= acc_scratch_floats) return acc_scratch;
-    float *p = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
-    if (!p) return NULL;
-    free(acc_scratch);
-    acc_scratch = p;
-    acc_scratch_floats = floats;
+    free(s->p);
+    s->p = p;
+    s->floats = floats;
     return p;
 }
 
@@ -164,7 +155,7 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
     const size_t b_floats = (size_t)b_packed * NR * K, a_floats = a_edge ? (size_t)MR * K : 0;
     float *bpk = NULL, *apk = NULL;
     if (b_floats + a_floats) {
-        float *buf = get_scratch(b_floats + a_floats);
+        float *buf = get_scratch(&pack_scratch, b_floats + a_floats);
         if (!buf) return -1;
         bpk = buf;
         apk = buf + b_floats;
@@ -177,7 +168,7 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
     const int kc = K > KBLOCK_FROM ? KBLOCK : K, nkb = (K + kc - 1) / kc;
     float *saved = NULL;
     if (nkb > 1) {
-        saved = get_acc_scratch((size_t)ntiles * MR * NR);
+        saved = get_scratch(&acc_scratch, (size_t)ntiles * MR * NR);
         if (!saved) return -1;
     }
 #pragma omp parallel if ((double)M * N * K >= PAR_MIN_MACS)
