@@ -486,23 +486,12 @@ static void decode_range(gkd_kv_cache *c, const gkd_params *p, int r0, int r1, i
 
 /* Splits rows [0, n) into at most max_parts ranges of whole sequences,
  * cut at the sequence boundary at or after each even share of rows;
- * cut[0] = 0, cut[parts] = n. Rows must come grouped by sequence (each
- * sequence one run of rows), else everything is one range. */
-static int split_rows(int *cut, int max_parts, int n, const int *seq, int B) {
+ * cut[0] = 0, cut[parts] = n. Unless the rows are grouped by sequence
+ * (scan_rows), everything is one range. */
+static int split_rows(int *cut, int max_parts, int n, const int *seq, int grouped) {
     cut[0] = 0;
     cut[1] = n;
-    if (max_parts < 2 || n < 2) return 1;
-    /* A sequence that reappears after another one breaks the grouping. */
-    unsigned char *seen = calloc((size_t)B, 1);
-    if (!seen) return 1;
-    int grouped = 1;
-    for (int r = 0; r < n && grouped; r++) {
-        if (r > 0 && seq[r] == seq[r - 1]) continue;
-        grouped = !seen[seq[r]];
-        seen[seq[r]] = 1;
-    }
-    free(seen);
-    if (!grouped) return 1;
+    if (max_parts < 2 || n < 2 || !grouped) return 1;
     int parts = 1;
     for (int k = 1; k < max_parts; k++) {
         int r = (int)((long)n * k / max_parts);
@@ -515,17 +504,25 @@ static int split_rows(int *cut, int max_parts, int n, const int *seq, int B) {
     return parts;
 }
 
-/* 1 if no two of the n rows belong to the same sequence. */
-static int rows_distinct(int n, const int *seq, int B) {
+/* How the n rows use the cache's sequences: grouped, each sequence one run
+ * of rows (a sequence that reappears after another breaks it); distinct,
+ * no sequence twice (a decode step). Both 0 when the scratch cannot be
+ * had: the general paths are always right. */
+static void scan_rows(int n, const int *seq, int B, int *grouped, int *distinct) {
+    *grouped = *distinct = 0;
     unsigned char *seen = calloc((size_t)B, 1);
-    if (!seen) return 0; /* the barrier-separated path is always right */
-    int distinct = 1;
-    for (int r = 0; r < n && distinct; r++) {
-        distinct = !seen[seq[r]];
+    if (!seen) return;
+    int g = 1, d = 1;
+    for (int r = 0; r < n && g; r++) {
+        if (seen[seq[r]]) {
+            d = 0;
+            g = seq[r] == seq[r - 1]; /* seen, so r > 0 */
+        }
         seen[seq[r]] = 1;
     }
     free(seen);
-    return distinct;
+    *grouped = g;
+    *distinct = d;
 }
 
 int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
@@ -547,7 +544,8 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     }
     int rc = ensure_rows(c, n);
     if (rc) return rc;
-    c->one_row_per_seq = rows_distinct(n, seq, c->B);
+    int grouped;
+    scan_rows(n, seq, c->B, &grouped, &c->one_row_per_seq);
     const int threads = (size_t)n * C * 3 * C >= PAR_WORK ? omp_get_max_threads() : 1;
     /* Two ways to share a call among threads, with the same bits. By rows:
      * each thread takes whole sequences through the whole model, one join
@@ -559,7 +557,7 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     const int by_rows = threads > 1 && (n / threads >= ROWS_PER_THREAD || weight_bytes <= SMALL_WEIGHTS);
     int cut[MAX_PARTS + 1];
     const int parts = split_rows(cut, by_rows ? (threads < MAX_PARTS ? threads : MAX_PARTS) : 1, n,
-                                 seq, c->B);
+                                 seq, grouped);
     /* Rows that want logits, listed from the start of their range. */
     int nout[MAX_PARTS];
     for (int k = 0; k < parts; k++) {
