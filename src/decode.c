@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode_matmul.h"
 #include "decode_rows.h"
 #include "rowdot.h"
 #include "vexpf.h"
@@ -64,6 +65,14 @@ struct gkd_kv_cache {
     float *lg;   /* (n, V) logits of rows that want them */
     int *out_idx;/* (n) rows that want logits */
     int one_row_per_seq; /* this call has at most one row per sequence */
+    /* With AVX-512 (decode_matmul.h): the model's weights transposed,
+     * taken when a call starts a sequence, and one row scratch per
+     * thread; NULL on other CPUs, whose products run on rowdot.c. */
+    float *wt;
+    int wt_ready;
+    float *xp;
+    int xp_threads;
+    size_t xp_floats; /* per thread */
 };
 
 int gkd_kv_cache_batch(const gkd_kv_cache *c) { return c->B; }
@@ -89,6 +98,14 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
         gkd_kv_cache_free(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for %zu floats", 2 * n);
     }
+    if (gkd_dm_available()) {
+        c->wt = malloc(gkd_dm_floats(cfg) * sizeof(float));
+        if (!c->wt) {
+            gkd_kv_cache_free(c);
+            return gkd_error(GKD_ENOMEM, "kv cache: out of memory for the decoding weights (%zu floats)",
+                             gkd_dm_floats(cfg));
+        }
+    }
     *out = c;
     return 0;
 }
@@ -113,6 +130,8 @@ void gkd_kv_cache_free(gkd_kv_cache *c) {
     free_scratch(c);
     free(c->k);
     free(c->v);
+    free(c->wt);
+    free(c->xp);
     free(c);
 }
 
@@ -136,6 +155,17 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     }
     c->cap_rows = n;
     return 0;
+}
+
+/* One product row scratch per thread (decode_matmul.h), for up to
+ * `threads` threads. */
+static int ensure_thread_scratch(gkd_kv_cache *c, int threads) {
+    if (threads <= c->xp_threads) return 0;
+    free(c->xp);
+    c->xp_floats = (gkd_dm_scratch_floats(4 * c->C) + 15) / 16 * 16; /* whole cache lines */
+    c->xp = aligned_alloc(64, (size_t)threads * c->xp_floats * sizeof(float));
+    c->xp_threads = c->xp ? threads : 0;
+    return c->xp ? 0 : gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d threads' scratch", threads);
 }
 
 typedef double v8d __attribute__((vector_size(64)));
@@ -417,10 +447,15 @@ static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *se
  * (team = 0), which cannot use a worksharing loop inside the row-split
  * region: it would bind to that region's team. A team of one per range
  * (a nested parallel region) avoids the duplicated loops but measured 10%
- * slower on the tiny decode benchmark. */
-static void matmul(float *out, const float *inp, const float *w, const float *bias, int n, int IC,
-                   int OC, gkd_rowdot_epilogue ep, float *res, int team) {
-    if (team)
+ * slower on the tiny decode benchmark. A product takes the weights as
+ * stored (w, rowdot.c) or, with AVX-512, their transposed copy (wt). */
+static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w, const float *wt,
+                   const float *bias, int n, int IC, int OC, gkd_rowdot_epilogue ep, float *res,
+                   int team) {
+    if (c->wt)
+        gkd_dm_matmul(out, inp, wt, bias, n, IC, OC, ep, res, team,
+                      c->xp + (size_t)omp_get_thread_num() * c->xp_floats);
+    else if (team)
         gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res);
     else
         gkd_rowdot_matmul_here(out, inp, w, bias, n, IC, OC, ep, res);
@@ -431,9 +466,10 @@ static void matmul(float *out, const float *inp, const float *w, const float *bi
  * (a barrier between stages); otherwise the calling thread does it all,
  * and the range must hold whole sequences, so that no other thread touches
  * the cache entries it reads and writes. */
-static void decode_range(gkd_kv_cache *c, const gkd_params *p, int r0, int r1, int nout,
+static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, int nout,
                          const int *seq, const int *pos, const int *tok, const int *out_row,
                          float *logits, int team) {
+    const gkd_params *p = &m->params;
     const int C = c->C, V = c->V, L = c->L, n = r1 - r0;
     const size_t o = (size_t)r0 * C; /* offset of row r0 in (rows, C) scratch */
     if (team) {
@@ -444,20 +480,22 @@ static void decode_range(gkd_kv_cache *c, const gkd_params *p, int r0, int r1, i
         for (int r = r0; r < r1; r++)
             add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
     }
+    const gkd_model_config *cfg = &m->config;
+#define WT(which) (c->wt ? gkd_dm_matrix_at(c->wt, cfg, l, which) : NULL)
     for (int l = 0; l < L; l++) {
         size_t lc = (size_t)l * C;
         layernorm_rows(c->xn + o, c->x + o, p->ln1w + lc, p->ln1b + lc, n, C, team);
-        matmul(c->qkv + 3 * o, c->xn + o, p->qkvw + lc * 3 * C, p->qkvb + lc * 3, n, C, 3 * C,
-               GKD_ROWDOT_STORE, NULL, team);
+        matmul(c, c->qkv + 3 * o, c->xn + o, p->qkvw + lc * 3 * C, WT(GKD_DM_QKV), p->qkvb + lc * 3,
+               n, C, 3 * C, GKD_ROWDOT_STORE, NULL, team);
         attention_rows(c, l, r0, r1, seq, pos, team);
         /* Residual adds and GELU run in the products' epilogues. */
-        matmul(c->tmp + o, c->atty + o, p->attprojw + lc * C, p->attprojb + lc, n, C, C,
-               GKD_ROWDOT_RESIDUAL, c->x + o, team);
+        matmul(c, c->tmp + o, c->atty + o, p->attprojw + lc * C, WT(GKD_DM_ATTPROJ), p->attprojb + lc,
+               n, C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
         layernorm_rows(c->xn + o, c->x + o, p->ln2w + lc, p->ln2b + lc, n, C, team);
-        matmul(c->h + 4 * o, c->xn + o, p->fcw + lc * 4 * C, p->fcb + lc * 4, n, C, 4 * C,
-               GKD_ROWDOT_GELU, NULL, team);
-        matmul(c->tmp + o, c->h + 4 * o, p->fcprojw + lc * 4 * C, p->fcprojb + lc, n, 4 * C, C,
-               GKD_ROWDOT_RESIDUAL, c->x + o, team);
+        matmul(c, c->h + 4 * o, c->xn + o, p->fcw + lc * 4 * C, WT(GKD_DM_FC), p->fcb + lc * 4, n, C,
+               4 * C, GKD_ROWDOT_GELU, NULL, team);
+        matmul(c, c->tmp + o, c->h + 4 * o, p->fcprojw + lc * 4 * C, WT(GKD_DM_FCPROJ),
+               p->fcprojb + lc, n, 4 * C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
     }
     if (nout == 0) return;
     /* Only rows that want logits pay for the final LayerNorm and LM head;
@@ -473,7 +511,9 @@ static void decode_range(gkd_kv_cache *c, const gkd_params *p, int r0, int r1, i
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
     }
     layernorm_rows(c->xn + o, c->tmp + o, p->lnfw, p->lnfb, nout, C, team);
-    matmul(lg, c->xn + o, p->wte, NULL, nout, C, V, GKD_ROWDOT_STORE, NULL, team);
+    const int l = L; /* the LM head follows the layers in the copy */
+    matmul(c, lg, c->xn + o, p->wte, WT(GKD_DM_QKV), NULL, nout, C, V, GKD_ROWDOT_STORE, NULL, team);
+#undef WT
     if (team) {
 #pragma omp for schedule(static)
         for (int j = 0; j < nout; j++)
@@ -544,6 +584,15 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     }
     int rc = ensure_rows(c, n);
     if (rc) return rc;
+    if (c->wt) {
+        if ((rc = ensure_thread_scratch(c, omp_get_max_threads()))) return rc;
+        /* The weights are taken when a sequence starts: the keys and values
+         * cached before came from the weights of then. */
+        int starts = !c->wt_ready;
+        for (int r = 0; r < n && !starts; r++) starts = pos[r] == 0;
+        if (starts) gkd_dm_pack(c->wt, m);
+        c->wt_ready = 1;
+    }
     int grouped;
     scan_rows(n, seq, c->B, &grouped, &c->one_row_per_seq);
     const int threads = (size_t)n * C * 3 * C >= PAR_WORK ? omp_get_max_threads() : 1;
@@ -568,10 +617,10 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     if (parts > 1) {
 #pragma omp parallel for schedule(static, 1) num_threads(parts)
         for (int k = 0; k < parts; k++)
-            decode_range(c, &m->params, cut[k], cut[k + 1], nout[k], seq, pos, tok, out_row, logits, 0);
+            decode_range(c, m, cut[k], cut[k + 1], nout[k], seq, pos, tok, out_row, logits, 0);
     } else {
 #pragma omp parallel if (threads > 1)
-        decode_range(c, &m->params, 0, n, nout[0], seq, pos, tok, out_row, logits, 1);
+        decode_range(c, m, 0, n, nout[0], seq, pos, tok, out_row, logits, 1);
     }
     return 0;
 }

@@ -88,9 +88,10 @@ static void pack_b(float *bp, int trans_b, const float *B, int ldb, int K, int n
  * at zero, or at the MR x NR floats in save when resume; when more follows
  * (a later K block), acc goes back to save; otherwise C = acc + bias,
  * C = acc, or C += acc on the rows x cols that exist. Row i of op(A) at k
- * is a[i ars + k aks]; B's 32 values at k start at b + k bks. */
+ * is a[i ars + k aks]; B's 32 values at k are 16 at b + k bks and 16 at
+ * b + b_half + k bks. */
 AVX512_TARGET static void micro_tile(const float *a, size_t ars, size_t aks, const float *b,
-                                     size_t bks, int K, float *C, int ldc, int rows, int cols,
+                                     size_t bks, size_t b_half, int K, float *C, int ldc, int rows, int cols,
                                      float beta, const float *bias, float *save, int resume,
                                      int more) {
     __m512 c0[MR], c1[MR];
@@ -100,7 +101,7 @@ AVX512_TARGET static void micro_tile(const float *a, size_t ars, size_t aks, con
         c1[i] = resume ? _mm512_loadu_ps(save + i * NR + 16) : _mm512_setzero_ps();
     }
     for (int k = 0; k < K; k++, a += aks, b += bks) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + b_half);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             const __m512 av = _mm512_set1_ps(a[i * ars]);
@@ -141,8 +142,10 @@ AVX512_TARGET static void micro_tile(const float *a, size_t ars, size_t aks, con
     }
 }
 
-int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias) {
+/* gkd_gemm and gkd_gemm_panels: B is op(B) as gkd_gemm takes it, or
+ * (panels) already in 16-column panels. */
+static int gemm(int trans_a, int trans_b, int panels, int M, int N, int K, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias) {
     if (!gkd_gemm_available() || (beta != 0.0f && beta != 1.0f) || (beta != 0.0f && row_bias))
         return -1;
     if (M <= 0 || N <= 0) return 0;
@@ -151,7 +154,7 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
     const int a_edge = M % MR, b_edge = N % NR;
     /* Packed: every B panel when B is transposed, else only a partial
      * last one; op(A) is read in place but for a partial last panel. */
-    const int b_packed = trans_b ? pb : (b_edge ? 1 : 0);
+    const int b_packed = panels ? 0 : trans_b ? pb : (b_edge ? 1 : 0);
     const size_t b_floats = (size_t)b_packed * NR * K, a_floats = a_edge ? (size_t)MR * K : 0;
     float *bpk = NULL, *apk = NULL;
     if (b_floats + a_floats) {
@@ -193,9 +196,12 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
                 size_t ars = trans_a ? 1 : (size_t)lda, aks = trans_a ? (size_t)lda : 1;
                 if (a_edge && mb == pa - 1) a = apk, ars = 1, aks = MR;
                 const float *b = B + (size_t)n0; /* op(B) = B in place */
-                size_t bks = (size_t)ldb;
-                if (nb >= first_packed_b) b = bpk + (size_t)(nb - first_packed_b) * NR * K, bks = NR;
-                micro_tile(a + k0 * aks, ars, aks, b + k0 * bks, bks, klen,
+                size_t bks = (size_t)ldb, b_half = 16;
+                if (panels)
+                    b = B + (size_t)n0 * K, bks = 16, b_half = (size_t)16 * K;
+                else if (nb >= first_packed_b)
+                    b = bpk + (size_t)(nb - first_packed_b) * NR * K, bks = NR;
+                micro_tile(a + k0 * aks, ars, aks, b + k0 * bks, bks, b_half, klen,
                            C + (size_t)m0 * ldc + n0, ldc, M - m0 < MR ? M - m0 : MR,
                            N - n0 < NR ? N - n0 : NR, beta, row_bias ? row_bias + n0 : NULL,
                            saved ? saved + (size_t)t * MR * NR : NULL, kb > 0, kb < nkb - 1);
@@ -203,4 +209,14 @@ int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int 
         }
     }
     return 0;
+}
+
+int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias) {
+    return gemm(trans_a, trans_b, 0, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
+int gkd_gemm_panels(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc,
+                    const float *row_bias) {
+    return gemm(0, 0, 1, M, N, K, A, lda, Bp, 0, 0.0f, C, ldc, row_bias);
 }

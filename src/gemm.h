@@ -14,6 +14,13 @@
 int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias);
 
+/* gkd_gemm (no transposes, beta 0) with B given as 16-column panels: the
+ * K x 16 block of columns 16 j .. 16 j + 15 at Bp + 16 K j, k-major, for
+ * as many panels as N rounded up to a multiple of 32 needs (columns past
+ * N zero or ignored). Same bits as gkd_gemm on the plain B. */
+int gkd_gemm_panels(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc,
+                    const float *row_bias);
+
 /* 1 if gkd_gemm runs on this CPU. */
 int gkd_gemm_available(void);
 

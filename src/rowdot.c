@@ -254,9 +254,9 @@ AVX512_TARGET static void pack_tile_rows(float *xp, const float *inp, int r0, in
 #define TILE_R 16
 #define TILE_O 32 /* at most 64: gkd_gelu_exp_array */
 
-/* The epilogue of one tile, while it is in L1. */
-static void epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_rowdot_epilogue ep,
-                     float *res) {
+void gkd_rowdot_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC,
+                               gkd_rowdot_epilogue ep, float *res) {
+    if (ep == GKD_ROWDOT_STORE) return;
     for (int r = r0; r < r1; r++) {
         float *q = out + (size_t)r * OC;
         if (ep == GKD_ROWDOT_GELU) {
@@ -301,7 +301,7 @@ static void run_tiles(float *out, const float *inp, const float *w, const float 
         } else {
             tile(out, inp, w, bias, r0, r1, o0, o1, IC, OC);
         }
-        if (ep != GKD_ROWDOT_STORE) epilogue(out, r0, r1, o0, o1, OC, ep, res);
+        gkd_rowdot_apply_epilogue(out, r0, r1, o0, o1, OC, ep, res);
     }
     free(xp);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../src/decode_rows.h"
+#include "../src/gemm.h"
 #include "../src/rowdot.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
@@ -214,8 +215,10 @@ END_TEST
 
 /* Output regression: FNV-1a hashes of every logit bit produced while
  * decoding fixed seeded models, computed once from the reference
- * implementation and hard-coded. Speed work on the decoder must keep every
- * bit; a changed hash means a changed summation order or contraction. */
+ * implementation and hard-coded, for both product paths: rowdot.c's lane
+ * sums (CPUs without AVX-512) and decode_matmul.c's fused multiply-add
+ * chains (AVX-512). Speed work on the decoder must keep every bit; a
+ * changed hash means a changed summation order or contraction. */
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     const unsigned char *c = p;
     for (size_t i = 0; i < n; i++) {
@@ -285,40 +288,47 @@ static uint64_t decode_hash(int V, int maxT, int L, int C, int NH, int B, int th
 
 typedef struct {
     int V, maxT, L, C, NH, B;
-    uint64_t hash;
+    uint64_t rowdot, fma;
 } hash_case;
 
 static const hash_case hash_cases[] = {
     /* tiny benchmark shape (shorter context) */
-    {64, 24, 4, 128, 4, 16, 0x1a13851b24c99fd1ULL},
+    {64, 24, 4, 128, 4, 16, 0x1a13851b24c99fd1ULL, 0xb8f6669e5a4fd55eULL},
     /* C not a multiple of 8, hs = 12 */
-    {19, 16, 3, 36, 3, 3, 0x7c09ec5bd6eaf490ULL},
+    {19, 16, 3, 36, 3, 3, 0x7c09ec5bd6eaf490ULL, 0x2e527faf2a9f84e6ULL},
     /* B = 1, hs = 10 */
-    {37, 20, 2, 20, 2, 1, 0x56a3bb8682a0e2efULL},
+    {37, 20, 2, 20, 2, 1, 0x56a3bb8682a0e2efULL, 0xf68190530df57644ULL},
     /* hs = 40: 32-wide and 8-wide attention paths */
-    {50, 18, 2, 80, 2, 3, 0x17f08f4fd36ae4fcULL},
+    {50, 18, 2, 80, 2, 3, 0x17f08f4fd36ae4fcULL, 0x7c5447b07eafa433ULL},
     /* small benchmark width, V = 256 */
-    {256, 20, 2, 256, 8, 16, 0x99a2d8b350c55868ULL},
+    {256, 20, 2, 256, 8, 16, 0x99a2d8b350c55868ULL, 0x5a4a80a717a53d1fULL},
     /* odd everything, B = 16, hs = 13 */
-    {29, 14, 2, 52, 4, 16, 0x1bd96433c64e011fULL},
+    {29, 14, 2, 52, 4, 16, 0x1bd96433c64e011fULL, 0x94ff42eba8e2f89eULL},
 };
+
+/* Hashes of one path with 1 and 2 threads; products on gkd_gemm's
+ * arithmetic unless it is disabled (caches made meanwhile use rowdot.c). */
+static void check_hashes(const hash_case *hc, int i, int fma, uint64_t want, const char *path) {
+    gkd_gemm_disable(!fma);
+    uint64_t h1 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 1);
+    uint64_t h2 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 2);
+    gkd_gemm_disable(0);
+    if (getenv("GKD_PRINT_HASHES"))
+        fprintf(stderr, "hash case %d %s: 0x%016llxULL\n", i, path, (unsigned long long)h1);
+    ck_assert_msg(h1 == h2, "case %d %s: 1 thread %016llx, 2 threads %016llx", i, path,
+                  (unsigned long long)h1, (unsigned long long)h2);
+    ck_assert_msg(h1 == want, "case %d %s: logits hash %016llx, expected %016llx", i, path,
+                  (unsigned long long)h1, (unsigned long long)want);
+}
 
 START_TEST(test_output_hashes) {
     const hash_case *hc = &hash_cases[_i];
-    uint64_t h1 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 1);
-    uint64_t h2 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 2);
-    if (getenv("GKD_PRINT_HASHES"))
-        fprintf(stderr, "hash case %d: 0x%016llxULL\n", _i, (unsigned long long)h1);
-    ck_assert_msg(h1 == h2, "case %d: 1 thread %016llx, 2 threads %016llx", _i,
-                  (unsigned long long)h1, (unsigned long long)h2);
-    ck_assert_msg(h1 == hc->hash, "case %d: logits hash %016llx, expected %016llx", _i,
-                  (unsigned long long)h1, (unsigned long long)hc->hash);
-    /* The 8-lane kernel (CPUs without AVX-512) gives the same bits. */
+    if (gkd_gemm_available()) check_hashes(hc, _i, 1, hc->fma, "fma");
+    check_hashes(hc, _i, 0, hc->rowdot, "rowdot");
+    /* The 8-lane kernel (CPUs without AVX-512) gives rowdot's bits. */
     gkd_rowdot_disable_avx512(1);
-    uint64_t h3 = decode_hash(hc->V, hc->maxT, hc->L, hc->C, hc->NH, hc->B, 2);
+    check_hashes(hc, _i, 0, hc->rowdot, "rowdot 8-lane");
     gkd_rowdot_disable_avx512(0);
-    ck_assert_msg(h3 == hc->hash, "case %d: 8-lane kernel hash %016llx, expected %016llx", _i,
-                  (unsigned long long)h3, (unsigned long long)hc->hash);
 }
 END_TEST
 

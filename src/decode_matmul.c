@@ -1,0 +1,252 @@
+/* The decoder's products on CPUs with AVX-512 (see decode_matmul.h).
+ *
+ * Rows beyond a few go through gkd_gemm, reading the transposed weights in
+ * place. Up to 16 rows (a decode step) go through a 16 x 16 tile: the
+ * rows, packed input-major, are broadcast one value at a time against one
+ * register of 16 outputs, so each weight is read once per step however
+ * many rows there are. Both keep one fused multiply-add chain per element,
+ * from zero over the inputs in order, then + bias. */
+#include "decode_matmul.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include "gemm.h"
+
+#define TILE 16 /* rows and outputs of the small-row tile */
+/* Below this many rows a product runs on tiles; above, on gkd_gemm. Only
+ * speed depends on it. */
+#define GEMM_FROM_ROWS 16
+
+/* How far ahead of its loads the small-row tile prefetches weights: 8 KiB,
+ * tuned on the small decode benchmark. A prefetch past the copy's end
+ * is harmless (a hint, never a fault). */
+#define PREFETCH_FLOATS 2048
+
+#define AVX512_TARGET __attribute__((target("avx512f")))
+
+int gkd_dm_available(void) { return gkd_gemm_available(); }
+
+/* Outputs of a matrix rounded up to whole pairs of panels (gkd_gemm_panels
+ * reads two at a time). */
+static size_t padded(size_t OC) { return (OC + 31) / 32 * 32; }
+
+static size_t layer_floats(size_t C) {
+    return C * (padded(3 * C) + padded(C) + padded(4 * C)) + 4 * C * padded(C);
+}
+
+size_t gkd_dm_floats(const gkd_model_config *cfg) {
+    size_t C = (size_t)cfg->n_embd;
+    return (size_t)cfg->n_layer * layer_floats(C) + C * padded((size_t)cfg->vocab_size);
+}
+
+float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, gkd_dm_matrix which) {
+    const size_t C = (size_t)cfg->n_embd;
+    float *m = wt + (size_t)l * layer_floats(C);
+    if (l == cfg->n_layer) return m;
+    if (which > GKD_DM_QKV) m += C * padded(3 * C);
+    if (which > GKD_DM_ATTPROJ) m += C * padded(C);
+    if (which > GKD_DM_FC) m += C * padded(4 * C);
+    return m;
+}
+
+/* Panel j of src (OC, IC): dst[k 16 + i] = src[16 j + i, k], zero past OC. */
+static void pack_panel(float *dst, const float *src, int IC, int OC, int j) {
+    const float *rows[TILE];
+    for (int i = 0; i < TILE; i++) rows[i] = 16 * j + i < OC ? src + (size_t)(16 * j + i) * IC : NULL;
+    for (int k = 0; k < IC; k++, dst += TILE)
+        for (int i = 0; i < TILE; i++) dst[i] = rows[i] ? rows[i][k] : 0.0f;
+}
+
+void gkd_dm_pack(float *wt, const gkd_model *m) {
+    const gkd_model_config *cfg = &m->config;
+    const gkd_params *p = &m->params;
+    const int L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size;
+    /* Jobs: one panel each, layer by layer, the LM head last. */
+    const int nq = (int)padded(3 * C) / 16, na = (int)padded(C) / 16, nf = (int)padded(4 * C) / 16;
+    const int per_layer = nq + na + nf + na;
+    const int jobs = L * per_layer + (int)padded(V) / 16;
+#pragma omp parallel for schedule(static) if ((size_t)L * C * C >= 65536)
+    for (int j = 0; j < jobs; j++) {
+        const int l = j / per_layer < L ? j / per_layer : L;
+        int r = j - l * per_layer;
+        const size_t lc = (size_t)l * C;
+        const float *src = p->wte;
+        gkd_dm_matrix which = GKD_DM_QKV;
+        int IC = C, OC = V;
+        if (l < L) {
+            if (r < nq) {
+                src = p->qkvw + lc * 3 * C, OC = 3 * C;
+            } else if ((r -= nq) < na) {
+                src = p->attprojw + lc * C, which = GKD_DM_ATTPROJ, OC = C;
+            } else if ((r -= na) < nf) {
+                src = p->fcw + lc * 4 * C, which = GKD_DM_FC, OC = 4 * C;
+            } else {
+                r -= nf;
+                src = p->fcprojw + lc * 4 * C, which = GKD_DM_FCPROJ, OC = C, IC = 4 * C;
+            }
+        }
+        pack_panel(gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC, src, IC, OC, r);
+    }
+}
+
+size_t gkd_dm_scratch_floats(int IC) { return (size_t)TILE * IC; }
+
+/* Rows [r0, r0 + rows) of inp (row stride IC), input-major: xp[k 16 + i],
+ * zero for i >= rows. Sixteen inputs at a time are loaded from each row
+ * and transposed in registers. */
+AVX512_TARGET static void pack_rows(float *xp, const float *inp, int r0, int rows, int IC) {
+    const float *row[TILE];
+    for (int i = 0; i < TILE; i++) row[i] = i < rows ? inp + (size_t)(r0 + i) * IC : NULL;
+    int k = 0;
+    for (; k + 16 <= IC; k += 16) {
+        __m512 a[16], b[16];
+        for (int i = 0; i < 16; i++) a[i] = row[i] ? _mm512_loadu_ps(row[i] + k) : _mm512_setzero_ps();
+        /* 16 x 16 transpose: pairs of rows, then quads, then 128-bit lanes. */
+        for (int i = 0; i < 16; i += 2) {
+            b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
+            b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {
+            a[i] = _mm512_shuffle_ps(b[i], b[i + 2], 0x44);
+            a[i + 1] = _mm512_shuffle_ps(b[i], b[i + 2], 0xEE);
+            a[i + 2] = _mm512_shuffle_ps(b[i + 1], b[i + 3], 0x44);
+            a[i + 3] = _mm512_shuffle_ps(b[i + 1], b[i + 3], 0xEE);
+        }
+        for (int i = 0; i < 4; i++) {
+            b[i] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0x88);
+            b[i + 4] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0xDD);
+            b[i + 8] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0x88);
+            b[i + 12] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0xDD);
+        }
+        for (int i = 0; i < 4; i++) {
+            a[i] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0x88);
+            a[i + 8] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0xDD);
+            a[i + 4] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0x88);
+            a[i + 12] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0xDD);
+        }
+        /* a[j] now holds input k + j of the 16 rows. */
+        for (int j = 0; j < 16; j++) _mm512_storeu_ps(xp + (size_t)(k + j) * TILE, a[j]);
+    }
+    for (; k < IC; k++)
+        for (int i = 0; i < TILE; i++) xp[(size_t)k * TILE + i] = row[i] ? row[i][k] : 0.0f;
+}
+
+/* out rows [0, rows) (rows <= R) x outputs [o, o + cols) (cols <= 16 P)
+ * from the packed rows xp and P consecutive panels from b. */
+AVX512_TARGET static inline __attribute__((always_inline)) void
+tile(float *out, int ldo, const float *xp, const float *b, int K, const float *bias, int rows,
+     int cols, const int R, const int P) {
+    __mmask16 mask[2];
+    for (int p = 0; p < P; p++) {
+        const int c = cols - 16 * p;
+        mask[p] = c >= 16 ? 0xFFFF : c <= 0 ? 0 : (__mmask16)((1u << c) - 1);
+    }
+    const size_t panel = (size_t)TILE * K;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (int a = 0; a < R * P; a++) acc[a] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++, b += TILE, xp += TILE) {
+        __m512 w[2];
+#pragma GCC unroll 2
+        for (int p = 0; p < P; p++) {
+            /* The panels are read once per step, mostly from memory: ask
+             * for the line PREFETCH_FLOATS ahead (the next panel near the
+             * end). */
+            _mm_prefetch((const char *)(b + p * panel + PREFETCH_FLOATS), _MM_HINT_T0);
+            w[p] = _mm512_maskz_loadu_ps(mask[p], b + p * panel);
+        }
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++) {
+            const __m512 x = _mm512_set1_ps(xp[i]);
+#pragma GCC unroll 2
+            for (int p = 0; p < P; p++) acc[i * P + p] = _mm512_fmadd_ps(x, w[p], acc[i * P + p]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < P; p++) {
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask[p], bias + 16 * p) : _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int i = 0; i < R; i++) {
+            if (i >= rows) break;
+            const __m512 v = bias ? _mm512_add_ps(acc[i * P + p], bv) : acc[i * P + p];
+            _mm512_mask_storeu_ps(out + (size_t)i * ldo + 16 * p, mask[p], v);
+        }
+    }
+}
+
+/* 16 rows x 16 outputs, or (few rows) 8 rows x 32 outputs, so that every
+ * tile keeps 16 accumulators busy. */
+AVX512_TARGET static void tile_16x16(float *out, int ldo, const float *xp, const float *b, int K,
+                                     const float *bias, int rows, int cols) {
+    tile(out, ldo, xp, b, K, bias, rows, cols, 16, 1);
+}
+
+AVX512_TARGET static void tile_8x32(float *out, int ldo, const float *xp, const float *b, int K,
+                                    const float *bias, int rows, int cols) {
+    tile(out, ldo, xp, b, K, bias, rows, cols, 8, 2);
+}
+
+/* Outputs per tile for a product of n rows. */
+static int tile_width(int n) { return n <= 8 ? 32 : 16; }
+
+/* Tiles [t0, t1) of the (row blocks) x (output blocks) grid, row blocks
+ * outer, so consecutive tiles share their packed rows. */
+static void run_tiles(float *out, const float *inp, const float *wt, const float *bias, int n,
+                      int IC, int OC, gkd_rowdot_epilogue ep, float *res, float *xp, int t0, int t1) {
+    const int W = tile_width(n), nob = (OC + W - 1) / W;
+    int packed = -1;
+    for (int t = t0; t < t1; t++) {
+        const int rb = t / nob, r0 = rb * TILE, o0 = t % nob * W;
+        const int rows = n - r0 < TILE ? n - r0 : TILE, cols = OC - o0 < W ? OC - o0 : W;
+        if (rb != packed) pack_rows(xp, inp, r0, rows, IC);
+        packed = rb;
+        float *dst = out + (size_t)r0 * OC + o0;
+        const float *b = wt + (size_t)o0 * IC, *bs = bias ? bias + o0 : NULL;
+        if (W == 32)
+            tile_8x32(dst, OC, xp, b, IC, bs, rows, cols);
+        else
+            tile_16x16(dst, OC, xp, b, IC, bs, rows, cols);
+        for (int o = o0; o < o0 + cols; o += 16)
+            gkd_rowdot_apply_epilogue(out, r0, r0 + rows, o, o + 16 < o0 + cols ? o + 16 : o0 + cols, OC,
+                                      ep, res);
+    }
+}
+
+/* Rows [r0, r1) through gkd_gemm, then the epilogue; the tiles when
+ * gkd_gemm cannot run (same bits either way). */
+static void gemm_rows(float *out, const float *inp, const float *wt, const float *bias, int r0,
+                      int r1, int IC, int OC, gkd_rowdot_epilogue ep, float *res, float *xp) {
+    if (r1 <= r0) return;
+    const size_t ro = (size_t)r0 * OC;
+    if (gkd_gemm_panels(r1 - r0, OC, IC, inp + (size_t)r0 * IC, IC, wt, out + ro, OC, bias) != 0) {
+        const int W = tile_width(r1 - r0);
+        run_tiles(out + ro, inp + (size_t)r0 * IC, wt, bias, r1 - r0, IC, OC, ep,
+                  res ? res + ro : NULL, xp, 0, (r1 - r0 + TILE - 1) / TILE * ((OC + W - 1) / W));
+        return;
+    }
+    for (int o0 = 0; o0 < OC; o0 += 64)
+        gkd_rowdot_apply_epilogue(out, r0, r1, o0, o0 + 64 < OC ? o0 + 64 : OC, OC, ep, res);
+}
+
+void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *bias, int n, int IC,
+                   int OC, gkd_rowdot_epilogue ep, float *res, int team, float *scratch) {
+    const int nth = team ? omp_get_num_threads() : 1, me = team ? omp_get_thread_num() : 0;
+    if (n > GEMM_FROM_ROWS) {
+        /* Each thread its share of the rows, in whole 12-row panels. */
+        const int panels = (n + 11) / 12, share = (panels + nth - 1) / nth;
+        const int r0 = me * share * 12 < n ? me * share * 12 : n;
+        const int r1 = r0 + share * 12 < n ? r0 + share * 12 : n;
+        gemm_rows(out, inp, wt, bias, r0, r1, IC, OC, ep, res, scratch);
+    } else {
+        /* Each thread a contiguous share of the output blocks. */
+        const int W = tile_width(n), ntiles = (n + TILE - 1) / TILE * ((OC + W - 1) / W);
+        const int share = (ntiles + nth - 1) / nth;
+        const int t0 = me * share < ntiles ? me * share : ntiles;
+        const int t1 = t0 + share < ntiles ? t0 + share : ntiles;
+        run_tiles(out, inp, wt, bias, n, IC, OC, ep, res, scratch, t0, t1);
+    }
+    if (team) {
+#pragma omp barrier
+    }
+}

@@ -1,0 +1,51 @@
+/* Private: the decoder's matrix products on CPUs with AVX-512.
+ *
+ * The KV cache keeps a copy of the model's weight matrices in panels of
+ * 16 outputs, input-major (gkd_gemm_panels), so a product reads one
+ * vector of outputs per input from one contiguous run, and every output element is one chain of fused multiply-adds
+ * over the inputs in order from zero, then + bias: the arithmetic of
+ * gkd_gemm (gemm.c). A prefill's many rows go through gkd_gemm and a
+ * decode step's few rows through a 16-row kernel here; both give the same
+ * bits for a row, whatever the other rows, the thread count or the path. */
+#ifndef GKD_DECODE_MATMUL_H
+#define GKD_DECODE_MATMUL_H
+
+#include <stddef.h>
+
+#include "gkd/model.h"
+#include "rowdot.h"
+
+/** The matrices of the copy, in this order, per layer, then the LM head. */
+typedef enum {
+    GKD_DM_QKV,     /* (C, 3C) */
+    GKD_DM_ATTPROJ, /* (C, C) */
+    GKD_DM_FC,      /* (C, 4C) */
+    GKD_DM_FCPROJ,  /* (4C, C) */
+} gkd_dm_matrix;
+
+/** 1 if these products run on this CPU (gkd_gemm_available). */
+int gkd_dm_available(void);
+
+/** Floats of the copy for a model of this shape. */
+size_t gkd_dm_floats(const gkd_model_config *cfg);
+
+/** Matrix which of layer l in the copy wt; the LM head when l == n_layer
+ *  (which ignored): wte, V outputs of C inputs. */
+float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, gkd_dm_matrix which);
+
+/** Fill wt with the weights of m (own parallel region). */
+void gkd_dm_pack(float *wt, const gkd_model *m);
+
+/** Floats of one thread's row scratch for products with IC inputs. */
+size_t gkd_dm_scratch_floats(int IC);
+
+/** out (n, OC) = inp (n, IC) w^T + bias (bias may be NULL), with w's
+ *  panels wt from gkd_dm_pack, then epilogue ep (res (n, OC) for the residual one).
+ *  team: called by every thread of an enclosing parallel region, which
+ *  share the tiles (one barrier at the end); otherwise the calling thread
+ *  does it all. scratch: the calling thread's gkd_dm_scratch_floats(IC)
+ *  floats, 64-byte aligned. */
+void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *bias, int n, int IC,
+                   int OC, gkd_rowdot_epilogue ep, float *res, int team, float *scratch);
+
+#endif
