@@ -89,7 +89,12 @@ int gkd_model_backward(gkd_model *m, const float *dlogits);
 
 typedef struct gkd_kv_cache gkd_kv_cache;
 
-/** A cache for up to B sequences of up to maxT positions each. */
+/** A cache for up to B sequences of up to maxT positions each. On CPUs
+ *  with AVX-512 it also holds a copy of the model's weights in the layout
+ *  its products read, taken whenever a call starts a sequence (feeds a
+ *  position 0): a model whose weights change (a training step) must start
+ *  its sequences again, as the cached keys and values came from the old
+ *  weights anyway. */
 int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B);
 void gkd_kv_cache_free(gkd_kv_cache *c);
 
