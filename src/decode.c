@@ -12,9 +12,12 @@
  * The arithmetic mirrors gkd_model_forward (pre-LN blocks, tanh GELU, tied
  * LM head) row by row, so the logits of position p equal those of a full
  * forward over the same prefix up to float rounding. Matrix products batch
- * the rows of a range into one call per weight matrix (rowdot.c: a fixed
+ * the rows of a range into one call per weight matrix, with a fixed
  * summation order per element, unlike sgemm, so a row's logits do not
- * depend on the other rows of the batch), and every stage writes each output
+ * depend on the other rows of the batch: on CPUs with AVX-512 one fused
+ * multiply-add chain on the cache's copy of the weights (decode_matmul.c,
+ * the arithmetic of gkd_gemm), elsewhere rowdot.c's lane sums on the
+ * model's weights. Every stage writes each output
  * from one thread, so results do not depend on how threads share a call
  * (gkd_decode_rows) or on their number. Every vectorized loop here
  * (LayerNorm statistics, attention scores, softmax scans, weighted sums,

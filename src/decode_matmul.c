@@ -50,48 +50,6 @@ float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, gkd_dm_ma
     return m;
 }
 
-/* Panel j of src (OC, IC): dst[k 16 + i] = src[16 j + i, k], zero past OC. */
-static void pack_panel(float *dst, const float *src, int IC, int OC, int j) {
-    const float *rows[TILE];
-    for (int i = 0; i < TILE; i++) rows[i] = 16 * j + i < OC ? src + (size_t)(16 * j + i) * IC : NULL;
-    for (int k = 0; k < IC; k++, dst += TILE)
-        for (int i = 0; i < TILE; i++) dst[i] = rows[i] ? rows[i][k] : 0.0f;
-}
-
-void gkd_dm_pack(float *wt, const gkd_model *m) {
-    const gkd_model_config *cfg = &m->config;
-    const gkd_params *p = &m->params;
-    const int L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size;
-    /* Jobs: one panel each, layer by layer, the LM head last. */
-    const int nq = (int)padded(3 * C) / 16, na = (int)padded(C) / 16, nf = (int)padded(4 * C) / 16;
-    const int per_layer = nq + na + nf + na;
-    const int jobs = L * per_layer + (int)padded(V) / 16;
-#pragma omp parallel for schedule(static) if ((size_t)L * C * C >= 65536)
-    for (int j = 0; j < jobs; j++) {
-        const int l = j / per_layer < L ? j / per_layer : L;
-        int r = j - l * per_layer;
-        const size_t lc = (size_t)l * C;
-        const float *src = p->wte;
-        gkd_dm_matrix which = GKD_DM_QKV;
-        int IC = C, OC = V;
-        if (l < L) {
-            if (r < nq) {
-                src = p->qkvw + lc * 3 * C, OC = 3 * C;
-            } else if ((r -= nq) < na) {
-                src = p->attprojw + lc * C, which = GKD_DM_ATTPROJ, OC = C;
-            } else if ((r -= na) < nf) {
-                src = p->fcw + lc * 4 * C, which = GKD_DM_FC, OC = 4 * C;
-            } else {
-                r -= nf;
-                src = p->fcprojw + lc * 4 * C, which = GKD_DM_FCPROJ, OC = C, IC = 4 * C;
-            }
-        }
-        pack_panel(gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC, src, IC, OC, r);
-    }
-}
-
-size_t gkd_dm_scratch_floats(int IC) { return (size_t)TILE * IC; }
-
 /* Rows [r0, r0 + rows) of inp (row stride IC), input-major: xp[k 16 + i],
  * zero for i >= rows. Sixteen inputs at a time are loaded from each row
  * and transposed in registers. */
@@ -131,6 +89,43 @@ AVX512_TARGET static void pack_rows(float *xp, const float *inp, int r0, int row
     for (; k < IC; k++)
         for (int i = 0; i < TILE; i++) xp[(size_t)k * TILE + i] = row[i] ? row[i][k] : 0.0f;
 }
+
+void gkd_dm_pack(float *wt, const gkd_model *m) {
+    const gkd_model_config *cfg = &m->config;
+    const gkd_params *p = &m->params;
+    const int L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size;
+    /* Jobs: one panel each, layer by layer, the LM head last. */
+    const int nq = (int)padded(3 * C) / 16, na = (int)padded(C) / 16, nf = (int)padded(4 * C) / 16;
+    const int per_layer = nq + na + nf + na;
+    const int jobs = L * per_layer + (int)padded(V) / 16;
+#pragma omp parallel for schedule(static) if ((size_t)L * C * C >= 65536)
+    for (int j = 0; j < jobs; j++) {
+        const int l = j / per_layer < L ? j / per_layer : L;
+        int r = j - l * per_layer;
+        const size_t lc = (size_t)l * C;
+        const float *src = p->wte;
+        gkd_dm_matrix which = GKD_DM_QKV;
+        int IC = C, OC = V;
+        if (l < L) {
+            if (r < nq) {
+                src = p->qkvw + lc * 3 * C, OC = 3 * C;
+            } else if ((r -= nq) < na) {
+                src = p->attprojw + lc * C, which = GKD_DM_ATTPROJ, OC = C;
+            } else if ((r -= na) < nf) {
+                src = p->fcw + lc * 4 * C, which = GKD_DM_FC, OC = 4 * C;
+            } else {
+                r -= nf;
+                src = p->fcprojw + lc * 4 * C, which = GKD_DM_FCPROJ, OC = C, IC = 4 * C;
+            }
+        }
+        /* Panel r: outputs 16 r .. 16 r + 15 of src, input-major, as the
+         * rows of a product are packed. */
+        const int o0 = r * TILE, outs = OC - o0 < TILE ? (OC - o0 > 0 ? OC - o0 : 0) : TILE;
+        pack_rows(gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC, src, o0, outs, IC);
+    }
+}
+
+size_t gkd_dm_scratch_floats(int IC) { return (size_t)TILE * IC; }
 
 /* out rows [0, rows) (rows <= R) x outputs [o, o + cols) (cols <= 16 P)
  * from the packed rows xp and P consecutive panels from b. */
