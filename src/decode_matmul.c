@@ -191,9 +191,19 @@ static void run_tiles(float *out, const float *inp, const float *wt, const float
                       int IC, int OC, gkd_rowdot_epilogue ep, float *res, float *xp, int t0, int t1) {
     const int W = tile_width(n), nob = (OC + W - 1) / W;
     int packed = -1;
+    /* The epilogue runs on up to 64 finished outputs of a row block at a
+     * time (while in L1): the GELU's exponentials cost less per element
+     * in longer calls. */
+    int ep_r0 = 0, ep_rows = 0, ep_o0 = 0, ep_o1 = 0;
     for (int t = t0; t < t1; t++) {
         const int rb = t / nob, r0 = rb * TILE, o0 = t % nob * W;
         const int rows = n - r0 < TILE ? n - r0 : TILE, cols = OC - o0 < W ? OC - o0 : W;
+        if (ep_o1 > ep_o0 && (r0 != ep_r0 || o0 != ep_o1 || ep_o1 - ep_o0 + cols > 64)) {
+            gkd_rowdot_apply_epilogue(out, ep_r0, ep_r0 + ep_rows, ep_o0, ep_o1, OC, ep, res);
+            ep_o0 = ep_o1 = 0;
+        }
+        if (ep_o1 == ep_o0) ep_r0 = r0, ep_rows = rows, ep_o0 = ep_o1 = o0;
+        ep_o1 = o0 + cols;
         if (rb != packed) pack_rows(xp, inp, r0, rows, IC);
         packed = rb;
         float *dst = out + (size_t)r0 * OC + o0;
@@ -202,10 +212,8 @@ static void run_tiles(float *out, const float *inp, const float *wt, const float
             tile_8x32(dst, OC, xp, b, IC, bs, rows, cols);
         else
             tile_16x16(dst, OC, xp, b, IC, bs, rows, cols);
-        for (int o = o0; o < o0 + cols; o += 16)
-            gkd_rowdot_apply_epilogue(out, r0, r0 + rows, o, o + 16 < o0 + cols ? o + 16 : o0 + cols, OC,
-                                      ep, res);
     }
+    if (ep_o1 > ep_o0) gkd_rowdot_apply_epilogue(out, ep_r0, ep_r0 + ep_rows, ep_o0, ep_o1, OC, ep, res);
 }
 
 /* Rows [r0, r1) through gkd_gemm, then the epilogue; the tiles when
