@@ -33,11 +33,16 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Useful FLOPs of one rollout: every prompt and generated token but the
  * last goes once through the layers (12 C^2 multiply-adds per layer, plus
- * attention over its prefix: 2 (t + 1) C per layer); B rows per step and
- * the prefill's last rows go through the LM head (C V). */
+ * attention over its prefix: 2 (t + 1) C per layer), except that a prompt
+ * token other than the last needs only its keys and values from the last
+ * layer (3 C^2); B rows per step and the prefill's last rows go through
+ * the LM head (C V). */
 static double rollout_flops(const gkd_model_config *cfg, int B, int P, int G) {
     double L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size, f = 0.0;
-    for (int t = 0; t < P + G - 1; t++) f += B * 2.0 * L * (12.0 * C * C + 2.0 * (t + 1) * C);
+    for (int t = 0; t < P + G - 1; t++) {
+        double layer = 12.0 * C * C + 2.0 * (t + 1) * C;
+        f += B * 2.0 * (t < P - 1 ? (L - 1) * layer + 3.0 * C * C : L * layer);
+    }
     return f + B * (double)G * 2.0 * C * V;
 }
 

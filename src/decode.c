@@ -484,28 +484,51 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
             add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
     }
     const gkd_model_config *cfg = &m->config;
+    const int *idx = c->out_idx + r0;
+    /* Past the last layer's keys and values, a row matters only if it
+     * wants logits. When one thread runs the range (a prefill), the rest
+     * of the last layer runs on those rows alone, moved to rows r0 ..
+     * r0 + nout - 1 (each row's arithmetic is its own, so their bits do
+     * not change). */
+    const int trim = nout < n && (!team || omp_get_num_threads() == 1);
+    int rows = n; /* rows the stages carry */
 #define WT(which) (c->wt ? gkd_dm_matrix_at(c->wt, cfg, l, which) : NULL)
     for (int l = 0; l < L; l++) {
         size_t lc = (size_t)l * C;
         layernorm_rows(c->xn + o, c->x + o, p->ln1w + lc, p->ln1b + lc, n, C, team);
         matmul(c, c->qkv + 3 * o, c->xn + o, p->qkvw + lc * 3 * C, WT(GKD_DM_QKV), p->qkvb + lc * 3,
                n, C, 3 * C, GKD_ROWDOT_STORE, NULL, team);
-        attention_rows(c, l, r0, r1, seq, pos, team);
+        if (trim && l == L - 1) {
+            for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
+            if (nout == 0) return;
+            for (int j = 0; j < nout; j++) {
+                attend_cached(c, l, idx[j], seq, pos);
+                /* idx ascends, so row idx[j] >= r0 + j is not yet overwritten. */
+                if (idx[j] == r0 + j) continue;
+                memcpy(c->x + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+                memcpy(c->atty + o + (size_t)j * C, c->atty + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+            }
+            rows = nout;
+        } else {
+            attention_rows(c, l, r0, r1, seq, pos, team);
+        }
         /* Residual adds and GELU run in the products' epilogues. */
         matmul(c, c->tmp + o, c->atty + o, p->attprojw + lc * C, WT(GKD_DM_ATTPROJ), p->attprojb + lc,
-               n, C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
-        layernorm_rows(c->xn + o, c->x + o, p->ln2w + lc, p->ln2b + lc, n, C, team);
-        matmul(c, c->h + 4 * o, c->xn + o, p->fcw + lc * 4 * C, WT(GKD_DM_FC), p->fcb + lc * 4, n, C,
-               4 * C, GKD_ROWDOT_GELU, NULL, team);
+               rows, C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
+        layernorm_rows(c->xn + o, c->x + o, p->ln2w + lc, p->ln2b + lc, rows, C, team);
+        matmul(c, c->h + 4 * o, c->xn + o, p->fcw + lc * 4 * C, WT(GKD_DM_FC), p->fcb + lc * 4, rows,
+               C, 4 * C, GKD_ROWDOT_GELU, NULL, team);
         matmul(c, c->tmp + o, c->h + 4 * o, p->fcprojw + lc * 4 * C, WT(GKD_DM_FCPROJ),
-               p->fcprojb + lc, n, 4 * C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
+               p->fcprojb + lc, rows, 4 * C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
     }
     if (nout == 0) return;
     /* Only rows that want logits pay for the final LayerNorm and LM head;
-     * they are gathered into rows r0 .. r0 + nout - 1 of the scratch. */
-    const int *idx = c->out_idx + r0;
+     * they are gathered into rows r0 .. r0 + nout - 1 of the scratch
+     * (already there when trimmed). */
     float *lg = c->lg + (size_t)r0 * V;
-    if (team) {
+    if (trim) {
+        memcpy(c->tmp + o, c->x + o, (size_t)nout * C * sizeof(float));
+    } else if (team) {
 #pragma omp for schedule(static)
         for (int j = 0; j < nout; j++)
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));

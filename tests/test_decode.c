@@ -123,6 +123,52 @@ START_TEST(test_prefill_rows_equal_steps) {
 }
 END_TEST
 
+/* A prefill that wants logits only for each prompt's last row skips the
+ * rest of the last layer for the other rows: the last rows' logits, and
+ * the next step's (which read every cached key and value), are the same
+ * bits as when every row wants logits, with 1 and 2 threads. */
+static void prefill_then_step(gkd_model *m, const int *tok, const int *plen, int B, int T,
+                              int all_rows, float *last, float *next) {
+    const int V = m->config.vocab_size;
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
+    int seq[64], pos[64], tk[64], out[64], n = 0;
+    float *lg = malloc(sizeof(float) * 64 * V);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < plen[b]; t++) {
+            seq[n] = b; pos[n] = t; tk[n] = tok[b * T + t];
+            out[n] = all_rows ? n : (t == plen[b] - 1 ? b : -1);
+            n++;
+        }
+    ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
+    for (int b = 0, r = 0; b < B; r += plen[b], b++)
+        memcpy(last + (size_t)b * V, lg + (size_t)(all_rows ? r + plen[b] - 1 : b) * V, sizeof(float) * V);
+    int st[8], ps[8];
+    for (int b = 0; b < B; b++) st[b] = tok[b * T + plen[b]], ps[b] = plen[b];
+    ck_assert_int_eq(gkd_model_decode_step(m, c, st, ps, NULL, B, next), 0);
+    free(lg);
+    gkd_kv_cache_free(c);
+}
+
+START_TEST(test_prefill_last_rows_only) {
+    const int V = 23, T = 20, B = 3;
+    gkd_model *m = make_model(V, T, 3, 40, 4, 6);
+    int tok[3 * 20];
+    random_tokens(tok, B * T, V, 12);
+    const int plen[3] = {9, 17, 4};
+    float all_last[3 * 23], all_next[3 * 23], last[3 * 23], next[3 * 23];
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        prefill_then_step(m, tok, plen, B, T, 1, all_last, all_next);
+        prefill_then_step(m, tok, plen, B, T, 0, last, next);
+        ck_assert_int_eq(memcmp(all_last, last, sizeof last), 0);
+        ck_assert_int_eq(memcmp(all_next, next, sizeof next), 0);
+    }
+    omp_set_num_threads(2);
+    gkd_model_free(m);
+}
+END_TEST
+
 /* Bit-identical logits with 1 and 2 threads, and for a sequence alone or at
  * another batch position among others. */
 static void decode_all(gkd_model *m, const int *tok, int B, int T, int threads, float *out) {
@@ -339,6 +385,7 @@ Suite *decode_suite(void) {
     tcase_add_test(tc, test_incremental_equals_forward);
     tcase_add_test(tc, test_incremental_odd_width);
     tcase_add_test(tc, test_prefill_rows_equal_steps);
+    tcase_add_test(tc, test_prefill_last_rows_only);
     tcase_add_test(tc, test_bit_identical_threads_and_batch);
     tcase_add_test(tc, test_prefill_row_order);
     tcase_add_test(tc, test_bad_arguments);
