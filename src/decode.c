@@ -68,7 +68,7 @@ struct gkd_kv_cache {
     float *lg;   /* (n, V) logits of rows that want them */
     int *out_idx;/* (n) rows that want logits */
     int one_row_per_seq; /* this call has at most one row per sequence */
-    /* With AVX-512 (decode_matmul.h): the model's weights transposed,
+    /* With AVX-512 (decode_matmul.h): the model's weights in panels,
      * taken when a call starts a sequence, and one row scratch per
      * thread; NULL on other CPUs, whose products run on rowdot.c. */
     float *wt;
@@ -451,7 +451,7 @@ static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *se
  * region: it would bind to that region's team. A team of one per range
  * (a nested parallel region) avoids the duplicated loops but measured 10%
  * slower on the tiny decode benchmark. A product takes the weights as
- * stored (w, rowdot.c) or, with AVX-512, their transposed copy (wt). */
+ * stored (w, rowdot.c) or, with AVX-512, their copy in panels (wt). */
 static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w, const float *wt,
                    const float *bias, int n, int IC, int OC, gkd_rowdot_epilogue ep, float *res,
                    int team) {

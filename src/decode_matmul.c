@@ -1,11 +1,12 @@
 /* The decoder's products on CPUs with AVX-512 (see decode_matmul.h).
  *
- * Rows beyond a few go through gkd_gemm, reading the transposed weights in
- * place. Up to 16 rows (a decode step) go through a 16 x 16 tile: the
- * rows, packed input-major, are broadcast one value at a time against one
- * register of 16 outputs, so each weight is read once per step however
- * many rows there are. Both keep one fused multiply-add chain per element,
- * from zero over the inputs in order, then + bias. */
+ * More than 16 rows (a prefill) go through gkd_gemm_panels, which reads
+ * the weight panels in place. Up to 16 rows (a decode step) go through a
+ * 16 x 16 tile (8 x 32 for up to 8 rows): the rows, packed input-major,
+ * are broadcast one value at a time against a register of 16 outputs, so
+ * each weight is read once per step however many rows there are. Both keep
+ * one fused multiply-add chain per element, from zero over the inputs in
+ * order, then + bias. */
 #include "decode_matmul.h"
 
 #include <immintrin.h>
