@@ -2,10 +2,10 @@
  *
  * Dimensions as in model.h: B sequences in the cache, n rows in one call,
  * C channels, NH heads, hs = C/NH, L layers, maxT context, V vocabulary.
- * The cache holds, per layer, K transposed per head in blocks of TVEC
- * positions, (B, NH, Tp/TVEC, hs, TVEC), so the scores of a block of
- * positions are one vector operation per channel and a block's keys are
- * one contiguous run of memory, and V position-major,
+ * The cache holds, per layer, K transposed in blocks of TVEC positions,
+ * (B, Tp/TVEC, C, TVEC), so the scores of a block of positions are one
+ * vector operation per channel and a query reads a sequence's keys, all
+ * heads, as one contiguous run of memory, and V position-major,
  * (B, maxT, C), so one query's weighted sum runs over all heads at once.
  * Tp is maxT rounded up to a whole vector of positions.
  *
@@ -54,7 +54,7 @@
 struct gkd_kv_cache {
     int B, L, NH, maxT, hs, C, V;
     int Tp;   /* maxT rounded up to a multiple of TVEC */
-    float *k; /* (L, B, NH, Tp/TVEC, hs, TVEC) keys, transposed per block */
+    float *k; /* (L, B, Tp/TVEC, C, TVEC) keys, transposed per block */
     float *v; /* (L, B, maxT, C) values */
     /* Row scratch, grown on demand to cap_rows rows. */
     int cap_rows;
@@ -283,31 +283,35 @@ static inline __attribute__((always_inline)) void weighted_sum(float *restrict y
     }
 }
 
-/* Scores of one query against positions 0..T-1 of one head, kt its keys
- * (Tp/TVEC, hs, TVEC): a[t] = dot(q, k_t) * scale, where dot is eight lane
- * sums over i = j (mod 8), the tree ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)),
- * then the tail in order. Vector lanes are positions, so each lane does
- * exactly that sequence; a is written up to T rounded up to TVEC. */
-static inline __attribute__((always_inline)) void head_scores(float *a, const float *q, const float *kt, int T, int hs,
-                               float scale) {
-    const int K8 = hs & ~7;
-    for (int t0 = 0; t0 < T; t0 += TVEC) {
+/* Scores of one query against positions 0..T-1 of every head, kt the
+ * sequence's keys (Tp/TVEC, C, TVEC), block by block so the keys are read
+ * in order: a_h[t] (at att + h Tp) = dot(q_h, k_{h,t}) * scale, where dot
+ * is eight lane sums over i = j (mod 8), the tree
+ * ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)), then the tail in order. Vector
+ * lanes are positions, so each lane does exactly that sequence; a_h is
+ * written up to T rounded up to TVEC. */
+static inline __attribute__((always_inline)) void scores(float *att, const float *q, const float *kt, int T, int NH,
+                                                        int hs, int Tp, float scale) {
+    const int K8 = hs & ~7, C = NH * hs;
+    for (int t0 = 0; t0 < T; t0 += TVEC)
+        for (int h = 0; h < NH; h++) {
+        const float *qh = q + h * hs;
         v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
-        const float *k = kt + (size_t)t0 * hs;
+        const float *k = kt + (size_t)t0 * C + (size_t)h * hs * TVEC;
         for (int i = 0; i < K8; i += 8, k += 8 * TVEC) {
-            s0 += SPLAT16(q[i]) * LOAD16(k);
-            s1 += SPLAT16(q[i + 1]) * LOAD16(k + TVEC);
-            s2 += SPLAT16(q[i + 2]) * LOAD16(k + 2 * TVEC);
-            s3 += SPLAT16(q[i + 3]) * LOAD16(k + 3 * TVEC);
-            s4 += SPLAT16(q[i + 4]) * LOAD16(k + 4 * TVEC);
-            s5 += SPLAT16(q[i + 5]) * LOAD16(k + 5 * TVEC);
-            s6 += SPLAT16(q[i + 6]) * LOAD16(k + 6 * TVEC);
-            s7 += SPLAT16(q[i + 7]) * LOAD16(k + 7 * TVEC);
+            s0 += SPLAT16(qh[i]) * LOAD16(k);
+            s1 += SPLAT16(qh[i + 1]) * LOAD16(k + TVEC);
+            s2 += SPLAT16(qh[i + 2]) * LOAD16(k + 2 * TVEC);
+            s3 += SPLAT16(qh[i + 3]) * LOAD16(k + 3 * TVEC);
+            s4 += SPLAT16(qh[i + 4]) * LOAD16(k + 4 * TVEC);
+            s5 += SPLAT16(qh[i + 5]) * LOAD16(k + 5 * TVEC);
+            s6 += SPLAT16(qh[i + 6]) * LOAD16(k + 6 * TVEC);
+            s7 += SPLAT16(qh[i + 7]) * LOAD16(k + 7 * TVEC);
         }
         v16 s = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
-        for (int i = K8; i < hs; i++, k += TVEC) s += SPLAT16(q[i]) * LOAD16(k);
-        *(v16u *)(a + t0) = s * SPLAT16(scale);
-    }
+        for (int i = K8; i < hs; i++, k += TVEC) s += SPLAT16(qh[i]) * LOAD16(k);
+        *(v16u *)(att + (size_t)h * Tp + t0) = s * SPLAT16(scale);
+        }
 }
 
 typedef int v8i __attribute__((vector_size(32)));
@@ -354,8 +358,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 attend_row(float *y, float *att, const float *q, const float *kt, const float *v, int T, int NH,
            int hs, int Tp, float scale) {
     const int C = NH * hs;
-    for (int h = 0; h < NH; h++)
-        head_scores(att + (size_t)h * Tp, q + h * hs, kt + (size_t)h * hs * Tp, T, hs, scale);
+    scores(att, q, kt, T, NH, hs, Tp, scale);
     softmax_heads(att, NH, T, Tp);
     if (hs % 16) {
         for (int h = 0; h < NH; h++)
@@ -403,12 +406,12 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
 
 /* Writes row r's key and value into the cache. */
 static void cache_row(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
-    const int C = c->C, Tp = c->Tp, hs = c->hs, p = pos[r];
+    const int C = c->C, Tp = c->Tp, p = pos[r];
     const float *key = c->qkv + (size_t)r * 3 * C + C;
     /* Position p of each head: block p / TVEC, lane p % TVEC. */
-    float *kt = c->k + ((size_t)l * c->B + seq[r]) * Tp * C + (size_t)(p / TVEC) * hs * TVEC + p % TVEC;
-    for (int h = 0; h < c->NH; h++, kt += (size_t)hs * Tp)
-        for (int i = 0; i < hs; i++) kt[(size_t)i * TVEC] = key[h * hs + i];
+    /* Position p: block p / TVEC, lane p % TVEC of every channel. */
+    float *kt = c->k + ((size_t)l * c->B + seq[r]) * Tp * C + (size_t)(p / TVEC) * C * TVEC + p % TVEC;
+    for (int i = 0; i < C; i++) kt[(size_t)i * TVEC] = key[i];
     memcpy(c->v + (((size_t)l * c->B + seq[r]) * c->maxT + p) * C, key + C,
            (size_t)C * sizeof(float));
 }
