@@ -22,8 +22,8 @@ static float *random_matrix(size_t n, uint64_t seed) {
     return x;
 }
 
-/* A model whose 12 C^2 layer weights and LM head have known values, and
- * its panel copy. */
+/* A model whose every parameter is a seeded standard normal draw, so each
+ * output of a product sums inputs of similar size. */
 static gkd_model *make_model(int V, int C, int L, uint64_t seed) {
     gkd_model_config cfg = {.vocab_size = V, .max_seq_len = 8, .n_layer = L, .n_embd = C, .n_head = 1};
     gkd_model *m = NULL;
