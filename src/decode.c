@@ -527,19 +527,18 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
     if (nout == 0) return;
     /* Only rows that want logits pay for the final LayerNorm and LM head;
      * they are gathered into rows r0 .. r0 + nout - 1 of the scratch
-     * (already there when trimmed). */
+     * (when trimmed they already are rows r0 .. of x). */
     float *lg = c->lg + (size_t)r0 * V;
-    if (trim) {
-        memcpy(c->tmp + o, c->x + o, (size_t)nout * C * sizeof(float));
-    } else if (team) {
+    const float *head_in = trim ? c->x + o : c->tmp + o;
+    if (!trim && team) {
 #pragma omp for schedule(static)
         for (int j = 0; j < nout; j++)
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
-    } else {
+    } else if (!trim) {
         for (int j = 0; j < nout; j++)
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
     }
-    layernorm_rows(c->xn + o, c->tmp + o, p->lnfw, p->lnfb, nout, C, team);
+    layernorm_rows(c->xn + o, head_in, p->lnfw, p->lnfb, nout, C, team);
     const int l = L; /* the LM head follows the layers in the copy */
     matmul(c, lg, c->xn + o, p->wte, WT(GKD_DM_QKV), NULL, nout, C, V, GKD_ROWDOT_STORE, NULL, team);
 #undef WT
