@@ -318,10 +318,50 @@ typedef int v8i __attribute__((vector_size(32)));
 
 #define HEADS8(p, t) {p[0][t], p[1][t], p[2][t], p[3][t], p[4][t], p[5][t], p[6][t], p[7][t]}
 
+/* c[i] lane j = r[j] lane i: eight positions of eight heads become eight
+ * vectors of heads, one per position (an 8 x 8 transpose). */
+static inline __attribute__((always_inline)) void transpose8(v8 *c, const v8 *r) {
+    const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    v8 t[8], u[8];
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = __builtin_shuffle(r[j], r[j + 1], lo);
+        t[j + 1] = __builtin_shuffle(r[j], r[j + 1], hi);
+    }
+    for (int j = 0; j < 8; j += 4) {
+        u[j] = __builtin_shuffle(t[j], t[j + 2], lo2);
+        u[j + 1] = __builtin_shuffle(t[j], t[j + 2], hi2);
+        u[j + 2] = __builtin_shuffle(t[j + 1], t[j + 3], lo2);
+        u[j + 3] = __builtin_shuffle(t[j + 1], t[j + 3], hi2);
+    }
+    for (int i = 0; i < 4; i++) {
+        c[i] = __builtin_shuffle(u[i], u[i + 4], lo4);
+        c[i + 4] = __builtin_shuffle(u[i], u[i + 4], hi4);
+    }
+}
+
+/* Positions [t, t + 8) of the eight heads p[0..7], one vector of heads per
+ * position. */
+static inline __attribute__((always_inline)) void heads_at(v8 *c, float *const *p, int t) {
+    v8 r[8];
+    for (int j = 0; j < 8; j++) r[j] = LOADV(p[j] + t);
+    transpose8(c, r);
+}
+
+/* mx = x where x > mx (the serial scan's "if (x > max) max = x"). */
+#define MAX_STEP(mx, x)                                    \
+    do {                                                   \
+        v8 x_ = (x);                                       \
+        v8i gt_ = x_ > (mx);                               \
+        (mx) = (v8)(((v8i)x_ & gt_) | ((v8i)(mx) & ~gt_)); \
+    } while (0)
+
 /* Softmax over a_h[0..T-1] in place for the heads of one row, a_h at
  * att + h Tp. Each head's max and sum are serial scans in t as in the
  * one-head form; eight heads share a vector (lane = head) so the scans'
- * dependency chains overlap. */
+ * dependency chains overlap, and eight positions at a time come in by
+ * one transpose. The elementwise steps run 16 positions per vector. */
 static inline __attribute__((always_inline)) void softmax_heads(float *att, int NH, int T, int Tp) {
     for (int h0 = 0; h0 < NH; h0 += 8) {
         int nh = NH - h0 < 8 ? NH - h0 : 8;
@@ -329,24 +369,30 @@ static inline __attribute__((always_inline)) void softmax_heads(float *att, int 
         /* Missing heads of the last group repeat its first head. */
         for (int j = 0; j < 8; j++) p[j] = att + (size_t)(h0 + (j < nh ? j : 0)) * Tp;
         v8 mx = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
-        for (int t = 0; t < T; t++) {
-            v8 x = HEADS8(p, t);
-            v8i gt = x > mx; /* if (x > max) max = x */
-            mx = (v8)(((v8i)x & gt) | ((v8i)mx & ~gt));
+        int t = 0;
+        for (; t + 8 <= T; t += 8) {
+            v8 c[8];
+            heads_at(c, p, t);
+            for (int i = 0; i < 8; i++) MAX_STEP(mx, c[i]);
         }
+        for (; t < T; t++) MAX_STEP(mx, (v8)HEADS8(p, t));
         for (int j = 0; j < nh; j++) {
-            float m = mx[j];
-            for (int t = 0; t < T; t++) p[j][t] -= m;
-            gkd_vexpf(p[j], p[j], T);
+            float *a = p[j], m = mx[j];
+            for (t = 0; t + 16 <= T; t += 16) *(v16u *)(a + t) = LOAD16(a + t) - SPLAT16(m);
+            for (; t < T; t++) a[t] -= m;
+            gkd_vexpf(a, a, T);
         }
         v8 sum = {0};
-        for (int t = 0; t < T; t++) {
-            v8 x = HEADS8(p, t);
-            sum += x;
+        for (t = 0; t + 8 <= T; t += 8) {
+            v8 c[8];
+            heads_at(c, p, t);
+            for (int i = 0; i < 8; i++) sum += c[i];
         }
+        for (; t < T; t++) sum += (v8)HEADS8(p, t);
         for (int j = 0; j < nh; j++) {
-            float inv = sum[j] == 0.0f ? 0.0f : 1.0f / sum[j];
-            for (int t = 0; t < T; t++) p[j][t] *= inv;
+            float *a = p[j], inv = sum[j] == 0.0f ? 0.0f : 1.0f / sum[j];
+            for (t = 0; t + 16 <= T; t += 16) *(v16u *)(a + t) = LOAD16(a + t) * SPLAT16(inv);
+            for (; t < T; t++) a[t] *= inv;
         }
     }
 }
@@ -366,9 +412,26 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
         return;
     }
     /* Heads are whole vectors: every lane of y[i0 .. i0+15] has weight
-     * a_h[t] of one head; eight vectors per pass keep the adds of
+     * a_h[t] of one head. Sixteen vectors per pass read each row of V
+     * (C = 256) in one run, in order t = 0..T-1; eight keep the adds of
      * independent lanes in flight. */
     int i0 = 0;
+    for (; i0 + 256 <= C; i0 += 256) {
+        const float *a[16];
+        v16 acc[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            a[j] = att + (size_t)((i0 + 16 * j) / hs) * Tp;
+            acc[j] = (v16){0};
+        }
+        const float *vt = v + i0;
+        for (int t = 0; t < T; t++, vt += C) {
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) acc[j] += SPLAT16(a[j][t]) * LOAD16(vt + 16 * j);
+        }
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) *(v16u *)(y + i0 + 16 * j) = acc[j];
+    }
     for (; i0 + 128 <= C; i0 += 128) {
         const float *a0 = att + (size_t)(i0 / hs) * Tp, *a1 = att + (size_t)((i0 + 16) / hs) * Tp,
                     *a2 = att + (size_t)((i0 + 32) / hs) * Tp, *a3 = att + (size_t)((i0 + 48) / hs) * Tp,
