@@ -64,7 +64,8 @@ struct gkd_kv_cache {
     float *atty; /* (n, C) attention output before projection */
     float *tmp;  /* (n, C) projection output */
     float *h;    /* (n, 4C) MLP hidden */
-    float *att;  /* (n, NH, Tp) attention weights */
+    float *att;  /* (threads, NH, Tp) attention weights of the row a thread attends */
+    int att_threads;
     float *lg;   /* (n, V) logits of rows that want them */
     int *out_idx;/* (n) rows that want logits */
     int one_row_per_seq; /* this call has at most one row per sequence */
@@ -120,10 +121,9 @@ static void free_scratch(gkd_kv_cache *c) {
     free(c->atty);
     free(c->tmp);
     free(c->h);
-    free(c->att);
     free(c->lg);
     free(c->out_idx);
-    c->x = c->xn = c->qkv = c->atty = c->tmp = c->h = c->att = c->lg = NULL;
+    c->x = c->xn = c->qkv = c->atty = c->tmp = c->h = c->lg = NULL;
     c->out_idx = NULL;
     c->cap_rows = 0;
 }
@@ -135,6 +135,7 @@ void gkd_kv_cache_free(gkd_kv_cache *c) {
     free(c->v);
     free(c->wt);
     free(c->xp);
+    free(c->att);
     free(c);
 }
 
@@ -148,16 +149,26 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     c->atty = malloc(r * C * sizeof(float));
     c->tmp = malloc(r * C * sizeof(float));
     c->h = malloc(r * 4 * C * sizeof(float));
-    c->att = malloc(r * (size_t)c->NH * c->Tp * sizeof(float));
     c->lg = malloc(r * (size_t)c->V * sizeof(float));
     c->out_idx = malloc(r * sizeof(int));
-    if (!c->x || !c->xn || !c->qkv || !c->atty || !c->tmp || !c->h || !c->att || !c->lg ||
+    if (!c->x || !c->xn || !c->qkv || !c->atty || !c->tmp || !c->h || !c->lg ||
         !c->out_idx) {
         free_scratch(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d rows", n);
     }
     c->cap_rows = n;
     return 0;
+}
+
+/* Attention weights for one row per thread, for up to `threads` threads:
+ * a thread attends its rows one after another, so its weights stay in
+ * cache. */
+static int ensure_att(gkd_kv_cache *c, int threads) {
+    if (threads <= c->att_threads) return 0;
+    free(c->att);
+    c->att = malloc((size_t)threads * c->NH * c->Tp * sizeof(float));
+    c->att_threads = c->att ? threads : 0;
+    return c->att ? 0 : gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d threads' attention", threads);
 }
 
 /* One product row scratch per thread (decode_matmul.h), for up to
@@ -471,7 +482,6 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
 static void cache_row(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
     const int C = c->C, Tp = c->Tp, p = pos[r];
     const float *key = c->qkv + (size_t)r * 3 * C + C;
-    /* Position p of each head: block p / TVEC, lane p % TVEC. */
     /* Position p: block p / TVEC, lane p % TVEC of every channel. */
     float *kt = c->k + ((size_t)l * c->B + seq[r]) * Tp * C + (size_t)(p / TVEC) * C * TVEC + p % TVEC;
     for (int i = 0; i < C; i++) kt[(size_t)i * TVEC] = key[i];
@@ -481,7 +491,8 @@ static void cache_row(gkd_kv_cache *c, int l, int r, const int *seq, const int *
 
 static void attend_cached(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
     const int NH = c->NH, hs = c->hs, C = c->C, Tp = c->Tp;
-    attend_row(c->atty + (size_t)r * C, c->att + (size_t)r * NH * Tp, c->qkv + (size_t)r * 3 * C,
+    attend_row(c->atty + (size_t)r * C, c->att + (size_t)omp_get_thread_num() * NH * Tp,
+               c->qkv + (size_t)r * 3 * C,
                c->k + ((size_t)l * c->B + seq[r]) * Tp * C,
                c->v + ((size_t)l * c->B + seq[r]) * c->maxT * C, pos[r] + 1, NH, hs, Tp,
                1.0f / sqrtf((float)hs));
@@ -674,6 +685,7 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
             return gkd_error(GKD_EINVAL, "decode: token %d outside the vocabulary (V=%d)", tok[r], V);
     }
     int rc = ensure_rows(c, n);
+    if (!rc) rc = ensure_att(c, omp_get_max_threads());
     if (rc) return rc;
     if (c->wt) {
         if ((rc = ensure_thread_scratch(c, omp_get_max_threads()))) return rc;
