@@ -160,26 +160,28 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     return 0;
 }
 
-/* Attention weights for one row per thread, for up to `threads` threads:
- * a thread attends its rows one after another, so its weights stay in
- * cache. */
-static int ensure_att(gkd_kv_cache *c, int threads) {
-    if (threads <= c->att_threads) return 0;
-    free(c->att);
-    c->att = malloc((size_t)threads * c->NH * c->Tp * sizeof(float));
-    c->att_threads = c->att ? threads : 0;
-    return c->att ? 0 : gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d threads' attention", threads);
+/* *buf: one block of `floats` floats (whole cache lines, 64-byte aligned)
+ * for each of up to `threads` threads, *have of them held; grown on
+ * demand. */
+static int per_thread_buffer(float **buf, int *have, int threads, size_t floats, const char *what) {
+    if (threads <= *have) return 0;
+    free(*buf);
+    *buf = aligned_alloc(64, (size_t)threads * floats * sizeof(float));
+    *have = *buf ? threads : 0;
+    return *buf ? 0 : gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d threads' %s", threads, what);
 }
 
-/* One product row scratch per thread (decode_matmul.h), for up to
- * `threads` threads. */
+/* Attention weights of one row per thread: a thread attends its rows one
+ * after another, so its weights stay in cache (NH Tp floats: Tp is whole
+ * vectors of 16). */
+static int ensure_att(gkd_kv_cache *c, int threads) {
+    return per_thread_buffer(&c->att, &c->att_threads, threads, (size_t)c->NH * c->Tp, "attention");
+}
+
+/* One product row scratch per thread (decode_matmul.h). */
 static int ensure_thread_scratch(gkd_kv_cache *c, int threads) {
-    if (threads <= c->xp_threads) return 0;
-    free(c->xp);
     c->xp_floats = (gkd_dm_scratch_floats(4 * c->C) + 15) / 16 * 16; /* whole cache lines */
-    c->xp = aligned_alloc(64, (size_t)threads * c->xp_floats * sizeof(float));
-    c->xp_threads = c->xp ? threads : 0;
-    return c->xp ? 0 : gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d threads' scratch", threads);
+    return per_thread_buffer(&c->xp, &c->xp_threads, threads, c->xp_floats, "product scratch");
 }
 
 typedef double v8d __attribute__((vector_size(64)));

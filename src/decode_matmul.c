@@ -64,7 +64,8 @@ AVX512_TARGET static void pack_rows(float *xp, const float *inp, int r0, int row
      * ahead, so their fetches overlap. */
     int k = 0;
     for (int i = 0; i < rows; i++)
-        for (int kk = 0; kk < ROW_PREFETCH && kk < IC; kk += 16) _mm_prefetch((const char *)(row[i] + kk), _MM_HINT_T0);
+        for (int kk = 0; kk < ROW_PREFETCH && kk < IC; kk += 16)
+            _mm_prefetch((const char *)(row[i] + kk), _MM_HINT_T0);
     for (; k + 16 <= IC; k += 16) {
         if (k + ROW_PREFETCH < IC)
             for (int i = 0; i < rows; i++) _mm_prefetch((const char *)(row[i] + k + ROW_PREFETCH), _MM_HINT_T0);
