@@ -410,6 +410,29 @@ static inline __attribute__((always_inline)) void softmax_heads(float *att, int 
     }
 }
 
+/* y[i0 .. i0 + 16 nv) = sum_t a_h[t] v[t][i], each lane accumulated from 0
+ * in order t = 0..T-1, a_h the head of the lane (att + h Tp; hs a multiple
+ * of 16); nv is a constant, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void weighted_vectors(float *y, const float *att,
+                                                                   const float *v, int T, int hs,
+                                                                   int Tp, int C, int i0,
+                                                                   const int nv) {
+    const float *a[16];
+    v16 acc[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) {
+        a[j] = att + (size_t)((i0 + 16 * j) / hs) * Tp;
+        acc[j] = (v16){0};
+    }
+    const float *vt = v + i0;
+    for (int t = 0; t < T; t++, vt += C) {
+#pragma GCC unroll 16
+        for (int j = 0; j < nv; j++) acc[j] += SPLAT16(a[j][t]) * LOAD16(vt + 16 * j);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < nv; j++) *(v16u *)(y + i0 + 16 * j) = acc[j];
+}
+
 /* One query row against its sequence's cache: y (C) over all heads.
  * Compiled for AVX-512, AVX2 and generic x86-64; all do the same per-lane
  * operations (ISO C mode: no FMA contraction), so the bits agree. */
@@ -429,55 +452,9 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
      * (C = 256) in one run, in order t = 0..T-1; eight keep the adds of
      * independent lanes in flight. */
     int i0 = 0;
-    for (; i0 + 256 <= C; i0 += 256) {
-        const float *a[16];
-        v16 acc[16];
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) {
-            a[j] = att + (size_t)((i0 + 16 * j) / hs) * Tp;
-            acc[j] = (v16){0};
-        }
-        const float *vt = v + i0;
-        for (int t = 0; t < T; t++, vt += C) {
-#pragma GCC unroll 16
-            for (int j = 0; j < 16; j++) acc[j] += SPLAT16(a[j][t]) * LOAD16(vt + 16 * j);
-        }
-#pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) *(v16u *)(y + i0 + 16 * j) = acc[j];
-    }
-    for (; i0 + 128 <= C; i0 += 128) {
-        const float *a0 = att + (size_t)(i0 / hs) * Tp, *a1 = att + (size_t)((i0 + 16) / hs) * Tp,
-                    *a2 = att + (size_t)((i0 + 32) / hs) * Tp, *a3 = att + (size_t)((i0 + 48) / hs) * Tp,
-                    *a4 = att + (size_t)((i0 + 64) / hs) * Tp, *a5 = att + (size_t)((i0 + 80) / hs) * Tp,
-                    *a6 = att + (size_t)((i0 + 96) / hs) * Tp, *a7 = att + (size_t)((i0 + 112) / hs) * Tp;
-        v16 y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, y4 = {0}, y5 = {0}, y6 = {0}, y7 = {0};
-        const float *vt = v + i0;
-        for (int t = 0; t < T; t++, vt += C) {
-            y0 += SPLAT16(a0[t]) * LOAD16(vt);
-            y1 += SPLAT16(a1[t]) * LOAD16(vt + 16);
-            y2 += SPLAT16(a2[t]) * LOAD16(vt + 32);
-            y3 += SPLAT16(a3[t]) * LOAD16(vt + 48);
-            y4 += SPLAT16(a4[t]) * LOAD16(vt + 64);
-            y5 += SPLAT16(a5[t]) * LOAD16(vt + 80);
-            y6 += SPLAT16(a6[t]) * LOAD16(vt + 96);
-            y7 += SPLAT16(a7[t]) * LOAD16(vt + 112);
-        }
-        *(v16u *)(y + i0) = y0;
-        *(v16u *)(y + i0 + 16) = y1;
-        *(v16u *)(y + i0 + 32) = y2;
-        *(v16u *)(y + i0 + 48) = y3;
-        *(v16u *)(y + i0 + 64) = y4;
-        *(v16u *)(y + i0 + 80) = y5;
-        *(v16u *)(y + i0 + 96) = y6;
-        *(v16u *)(y + i0 + 112) = y7;
-    }
-    for (; i0 < C; i0 += 16) {
-        const float *a0 = att + (size_t)(i0 / hs) * Tp;
-        v16 y0 = {0};
-        const float *vt = v + i0;
-        for (int t = 0; t < T; t++, vt += C) y0 += SPLAT16(a0[t]) * LOAD16(vt);
-        *(v16u *)(y + i0) = y0;
-    }
+    for (; i0 + 256 <= C; i0 += 256) weighted_vectors(y, att, v, T, hs, Tp, C, i0, 16);
+    for (; i0 + 128 <= C; i0 += 128) weighted_vectors(y, att, v, T, hs, Tp, C, i0, 8);
+    for (; i0 < C; i0 += 16) weighted_vectors(y, att, v, T, hs, Tp, C, i0, 1);
 }
 
 /* Writes row r's key and value into the cache. */
