@@ -76,6 +76,10 @@ struct gkd_kv_cache {
     int wt_ready;
     float *xp;
     int xp_threads;
+    /* Smoothed rows per second of each thread in by-rows calls with
+     * speed_parts parts (note_part_speeds); 0 until measured. */
+    int speed_parts;
+    double part_speed[MAX_PARTS];
     size_t xp_floats; /* per thread */
 };
 
@@ -605,24 +609,58 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
     }
 }
 
-/* Splits rows [0, n) into at most max_parts ranges of whole sequences,
- * cut at the sequence boundary at or after each even share of rows;
- * cut[0] = 0, cut[parts] = n. Unless the rows are grouped by sequence
- * (scan_rows), everything is one range. */
-static int split_rows(int *cut, int max_parts, int n, const int *seq, int grouped) {
+/* Splits rows [0, n) into at most max_parts ranges of whole sequences:
+ * cut k sits at the sequence boundary nearest row n share_k (the later one
+ * on a tie), where share_k is the sum of weight[0 .. k-1] over the sum of
+ * all weights (even shares when weight is NULL); cut[0] = 0,
+ * cut[parts] = n. Unless the rows are grouped by sequence (scan_rows),
+ * everything is one range. */
+static int split_rows(int *cut, int max_parts, int n, const int *seq, int grouped,
+                      const double *weight) {
     cut[0] = 0;
     cut[1] = n;
     if (max_parts < 2 || n < 2 || !grouped) return 1;
+    double total = 0.0, before = 0.0;
+    for (int k = 0; k < max_parts; k++) total += weight ? weight[k] : 1.0;
     int parts = 1;
     for (int k = 1; k < max_parts; k++) {
-        int r = (int)((long)n * k / max_parts);
+        before += weight ? weight[k - 1] : 1.0;
+        const double target = n * (before / total);
+        int r = (int)target;
         if (r <= cut[parts - 1]) r = cut[parts - 1] + 1;
-        while (r < n && seq[r] == seq[r - 1]) r++;
+        int down = r, up = r;
+        while (up < n && seq[up] == seq[up - 1]) up++;
+        while (down > cut[parts - 1] + 1 && seq[down] == seq[down - 1]) down--;
+        r = seq[down] != seq[down - 1] && target - down < up - target ? down : up;
         if (r >= n) break;
         cut[parts++] = r;
     }
     cut[parts] = n;
     return parts;
+}
+
+/* Rows per second each thread of a by-rows call ran at, smoothed over
+ * calls: the cores of a shared machine often run at different speeds
+ * (one measured 25% slower than the other for minutes at a time), so
+ * even shares leave the faster thread waiting. Only speed depends on it:
+ * a row's arithmetic is its own whatever range it falls in. */
+static void note_part_speeds(gkd_kv_cache *c, int parts, const int *cut, const double *seconds) {
+    for (int k = 0; k < parts; k++) {
+        if (seconds[k] <= 0.0) return;
+    }
+    if (parts != c->speed_parts) {
+        c->speed_parts = parts;
+        for (int k = 0; k < parts; k++) c->part_speed[k] = 0.0;
+    }
+    for (int k = 0; k < parts; k++) {
+        const double v = (cut[k + 1] - cut[k]) / seconds[k];
+        c->part_speed[k] = c->part_speed[k] > 0.0 ? 0.5 * (c->part_speed[k] + v) : v;
+    }
+}
+
+void gkd_kv_cache_set_part_speeds(gkd_kv_cache *c, int parts, const double *speed) {
+    c->speed_parts = parts < MAX_PARTS ? parts : MAX_PARTS;
+    for (int k = 0; k < c->speed_parts; k++) c->part_speed[k] = speed[k];
 }
 
 /* How the n rows use the cache's sequences: grouped, each sequence one run
@@ -687,8 +725,9 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     const size_t weight_bytes = (size_t)cfg->n_layer * 12 * C * C * sizeof(float);
     const int by_rows = threads > 1 && (n / threads >= ROWS_PER_THREAD || weight_bytes <= SMALL_WEIGHTS);
     int cut[MAX_PARTS + 1];
-    const int parts = split_rows(cut, by_rows ? (threads < MAX_PARTS ? threads : MAX_PARTS) : 1, n,
-                                 seq, grouped);
+    const int want_parts = by_rows ? (threads < MAX_PARTS ? threads : MAX_PARTS) : 1;
+    const int measured = want_parts == c->speed_parts && c->part_speed[want_parts - 1] > 0.0;
+    const int parts = split_rows(cut, want_parts, n, seq, grouped, measured ? c->part_speed : NULL);
     /* Rows that want logits, listed from the start of their range. */
     int nout[MAX_PARTS];
     for (int k = 0; k < parts; k++) {
@@ -697,9 +736,14 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
             if (out_row && out_row[r] >= 0) c->out_idx[cut[k] + nout[k]++] = r;
     }
     if (parts > 1) {
+        double seconds[MAX_PARTS];
 #pragma omp parallel for schedule(static, 1) num_threads(parts)
-        for (int k = 0; k < parts; k++)
+        for (int k = 0; k < parts; k++) {
+            const double t0 = omp_get_wtime();
             decode_range(c, m, cut[k], cut[k + 1], nout[k], seq, pos, tok, out_row, logits, 0);
+            seconds[k] = omp_get_num_threads() == parts ? omp_get_wtime() - t0 : 0.0;
+        }
+        if (parts == want_parts) note_part_speeds(c, parts, cut, seconds);
     } else {
 #pragma omp parallel if (threads > 1)
         decode_range(c, m, 0, n, nout[0], seq, pos, tok, out_row, logits, 1);

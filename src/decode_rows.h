@@ -15,6 +15,10 @@
 int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const int *pos,
                     const int *tok, const int *out_row, float *logits);
 
+/** Tests only: the per-thread speeds (rows per second, parts values) that
+ *  the next call split among threads by sequence shares its rows by. */
+void gkd_kv_cache_set_part_speeds(gkd_kv_cache *c, int parts, const double *speed);
+
 /** Number of sequences the cache was created for. */
 int gkd_kv_cache_batch(const gkd_kv_cache *c);
 

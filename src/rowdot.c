@@ -252,7 +252,7 @@ AVX512_TARGET static void pack_tile_rows(float *xp, const float *inp, int r0, in
 }
 
 #define TILE_R 16
-#define TILE_O 32 /* at most 64: gkd_gelu_exp_array */
+#define TILE_O 32 /* outputs per tile */
 
 void gkd_rowdot_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC,
                                gkd_rowdot_epilogue ep, float *res) {

@@ -21,7 +21,7 @@ typedef enum {
 } gkd_rowdot_epilogue;
 
 /** Epilogue ep on rows [r0, r1) x outputs [o0, o1) of out (row stride
- *  OC; o1 - o0 <= 64), as the fused products do on each finished tile;
+ *  OC), as the fused products do on each finished tile;
  *  other products (decode_matmul.c) use it so every path rounds alike. */
 void gkd_rowdot_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC,
                                gkd_rowdot_epilogue ep, float *res);

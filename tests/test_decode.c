@@ -205,6 +205,53 @@ START_TEST(test_bit_identical_threads_and_batch) {
 }
 END_TEST
 
+/* Rows shared among threads by measured speed: a prefill split 1:5 or
+ * 5:1 between two threads (and the steps after it) gives the same bits
+ * as an even split and as one thread. */
+static void prefill_with_speeds(gkd_model *m, const int *tok, int B, int T, const double *speed,
+                                int threads, float *lg) {
+    omp_set_num_threads(threads);
+    gkd_kv_cache *c = NULL;
+    ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
+    if (speed) gkd_kv_cache_set_part_speeds(c, 2, speed);
+    const int P = T / 2, V = m->config.vocab_size;
+    int n = B * P, *seq = malloc(sizeof(int) * n), *pos = malloc(sizeof(int) * n),
+        *tk = malloc(sizeof(int) * n), *out = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) {
+        seq[i] = i / P, pos[i] = i % P, tk[i] = tok[i / P * T + i % P];
+        out[i] = i; /* every prompt row's logits */
+    }
+    ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
+    for (int t = P; t < T; t++) {
+        for (int b = 0; b < B; b++) tk[b] = tok[b * T + t], pos[b] = t;
+        ck_assert_int_eq(gkd_model_decode_step(m, c, tk, pos, NULL, B, lg + (size_t)(n + (t - P) * B) * V), 0);
+    }
+    free(seq), free(pos), free(tk), free(out);
+    gkd_kv_cache_free(c);
+    omp_set_num_threads(2);
+}
+
+START_TEST(test_split_by_speed_same_bits) {
+    const int V = 31, T = 12, B = 6;
+    gkd_model *m = make_model(V, T, 2, 48, 4, 13);
+    int tok[6 * 12];
+    random_tokens(tok, B * T, V, 5);
+    const size_t floats = (size_t)B * T * V;
+    float *even = malloc(sizeof(float) * floats), *one = malloc(sizeof(float) * floats),
+          *skew = malloc(sizeof(float) * floats);
+    const double slow_first[2] = {1.0, 5.0}, slow_second[2] = {5.0, 1.0};
+    prefill_with_speeds(m, tok, B, T, NULL, 2, even);
+    prefill_with_speeds(m, tok, B, T, NULL, 1, one);
+    ck_assert_int_eq(memcmp(even, one, sizeof(float) * floats), 0);
+    prefill_with_speeds(m, tok, B, T, slow_first, 2, skew);
+    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
+    prefill_with_speeds(m, tok, B, T, slow_second, 2, skew);
+    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
+    free(even), free(one), free(skew);
+    gkd_model_free(m);
+}
+END_TEST
+
 /* A prefill whose rows interleave sequences (which the decoder cannot split
  * among threads by sequence) gives the same logits as the grouped order,
  * and so do prefills split at the sequence boundaries (two threads). */
@@ -389,6 +436,7 @@ Suite *decode_suite(void) {
     tcase_add_test(tc, test_prefill_last_rows_only);
     tcase_add_test(tc, test_bit_identical_threads_and_batch);
     tcase_add_test(tc, test_prefill_row_order);
+    tcase_add_test(tc, test_split_by_speed_same_bits);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_loop_test(tc, test_output_hashes, 0,
                         (int)(sizeof hash_cases / sizeof hash_cases[0]));
