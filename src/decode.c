@@ -76,11 +76,11 @@ struct gkd_kv_cache {
     int wt_ready;
     float *xp;
     int xp_threads;
+    size_t xp_floats; /* per thread */
     /* Smoothed rows per second of each thread in by-rows calls with
      * speed_parts parts (note_part_speeds); 0 until measured. */
     int speed_parts;
     double part_speed[MAX_PARTS];
-    size_t xp_floats; /* per thread */
 };
 
 int gkd_kv_cache_batch(const gkd_kv_cache *c) { return c->B; }
@@ -312,22 +312,22 @@ static inline __attribute__((always_inline)) void scores(float *att, const float
     const int K8 = hs & ~7, C = NH * hs;
     for (int t0 = 0; t0 < T; t0 += TVEC)
         for (int h = 0; h < NH; h++) {
-        const float *qh = q + h * hs;
-        v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
-        const float *k = kt + (size_t)t0 * C + (size_t)h * hs * TVEC;
-        for (int i = 0; i < K8; i += 8, k += 8 * TVEC) {
-            s0 += SPLAT16(qh[i]) * LOAD16(k);
-            s1 += SPLAT16(qh[i + 1]) * LOAD16(k + TVEC);
-            s2 += SPLAT16(qh[i + 2]) * LOAD16(k + 2 * TVEC);
-            s3 += SPLAT16(qh[i + 3]) * LOAD16(k + 3 * TVEC);
-            s4 += SPLAT16(qh[i + 4]) * LOAD16(k + 4 * TVEC);
-            s5 += SPLAT16(qh[i + 5]) * LOAD16(k + 5 * TVEC);
-            s6 += SPLAT16(qh[i + 6]) * LOAD16(k + 6 * TVEC);
-            s7 += SPLAT16(qh[i + 7]) * LOAD16(k + 7 * TVEC);
-        }
-        v16 s = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
-        for (int i = K8; i < hs; i++, k += TVEC) s += SPLAT16(qh[i]) * LOAD16(k);
-        *(v16u *)(att + (size_t)h * Tp + t0) = s * SPLAT16(scale);
+            const float *qh = q + h * hs;
+            v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+            const float *k = kt + (size_t)t0 * C + (size_t)h * hs * TVEC;
+            for (int i = 0; i < K8; i += 8, k += 8 * TVEC) {
+                s0 += SPLAT16(qh[i]) * LOAD16(k);
+                s1 += SPLAT16(qh[i + 1]) * LOAD16(k + TVEC);
+                s2 += SPLAT16(qh[i + 2]) * LOAD16(k + 2 * TVEC);
+                s3 += SPLAT16(qh[i + 3]) * LOAD16(k + 3 * TVEC);
+                s4 += SPLAT16(qh[i + 4]) * LOAD16(k + 4 * TVEC);
+                s5 += SPLAT16(qh[i + 5]) * LOAD16(k + 5 * TVEC);
+                s6 += SPLAT16(qh[i + 6]) * LOAD16(k + 6 * TVEC);
+                s7 += SPLAT16(qh[i + 7]) * LOAD16(k + 7 * TVEC);
+            }
+            v16 s = ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7));
+            for (int i = K8; i < hs; i++, k += TVEC) s += SPLAT16(qh[i]) * LOAD16(k);
+            *(v16u *)(att + (size_t)h * Tp + t0) = s * SPLAT16(scale);
         }
 }
 

@@ -248,16 +248,15 @@ void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *b
     const int nth = team ? omp_get_num_threads() : 1, me = team ? omp_get_thread_num() : 0;
     if (n > GEMM_FROM_ROWS) {
         /* Each thread its share of the rows, in whole 12-row panels. */
-        const int panels = (n + 11) / 12, share = (panels + nth - 1) / nth;
-        const int r0 = me * share * 12 < n ? me * share * 12 : n;
-        const int r1 = r0 + share * 12 < n ? r0 + share * 12 : n;
-        gemm_rows(out, inp, wt, bias, r0, r1, IC, OC, ep, res, scratch);
+        int p0, p1;
+        gkd_team_share((n + 11) / 12, nth, me, &p0, &p1);
+        gemm_rows(out, inp, wt, bias, 12 * p0 < n ? 12 * p0 : n, 12 * p1 < n ? 12 * p1 : n, IC, OC,
+                  ep, res, scratch);
     } else {
         /* Each thread a contiguous share of the output blocks. */
-        const int W = tile_width(n), ntiles = (n + TILE - 1) / TILE * ((OC + W - 1) / W);
-        const int share = (ntiles + nth - 1) / nth;
-        const int t0 = me * share < ntiles ? me * share : ntiles;
-        const int t1 = t0 + share < ntiles ? t0 + share : ntiles;
+        const int W = tile_width(n);
+        int t0, t1;
+        gkd_team_share((n + TILE - 1) / TILE * ((OC + W - 1) / W), nth, me, &t0, &t1);
         run_tiles(out, inp, wt, bias, n, IC, OC, ep, res, scratch, t0, t1);
     }
     if (team) {

@@ -314,10 +314,8 @@ void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const 
                             int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
     /* Contiguous shares of the tiles, so a thread's consecutive tiles
      * share their packed rows. */
-    const int ntiles = tile_count(n, OC), nth = omp_get_num_threads(), me = omp_get_thread_num();
-    const int share = (ntiles + nth - 1) / nth;
-    const int t0 = me * share < ntiles ? me * share : ntiles;
-    const int t1 = t0 + share < ntiles ? t0 + share : ntiles;
+    int t0, t1;
+    gkd_team_share(tile_count(n, OC), omp_get_num_threads(), omp_get_thread_num(), &t0, &t1);
     run_tiles(out, inp, w, bias, n, IC, OC, ep, res, t0, t1);
 #pragma omp barrier
 }

@@ -20,6 +20,15 @@ typedef enum {
     GKD_ROWDOT_RESIDUAL, /* out = product, then res += out */
 } gkd_rowdot_epilogue;
 
+/** Items [*i0, *i1) of 0 .. n-1 for thread me of nth: contiguous shares of
+ *  ceil(n / nth) items, so a thread's consecutive items can share packed
+ *  rows (the last shares shorter or empty). */
+static inline void gkd_team_share(int n, int nth, int me, int *i0, int *i1) {
+    const int share = (n + nth - 1) / nth;
+    *i0 = me * share < n ? me * share : n;
+    *i1 = *i0 + share < n ? *i0 + share : n;
+}
+
 /** Epilogue ep on rows [r0, r1) x outputs [o0, o1) of out (row stride
  *  OC), as the fused products do on each finished tile;
  *  other products (decode_matmul.c) use it so every path rounds alike. */
