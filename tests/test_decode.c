@@ -34,6 +34,16 @@ static void random_tokens(int *tok, int n, int V, uint64_t seed) {
     for (int i = 0; i < n; i++) tok[i] = (int)gkd_rng_below(&r, (uint32_t)V);
 }
 
+/* The rows of B prompts in one call, sequence after sequence: prompt b is
+ * the first plen[b] tokens of tok + b T. Fills seq, pos and tk; returns
+ * the row count. */
+static int prompt_rows(const int *tok, int T, const int *plen, int B, int *seq, int *pos, int *tk) {
+    int n = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < plen[b]; t++, n++) seq[n] = b, pos[n] = t, tk[n] = tok[b * T + t];
+    return n;
+}
+
 /* Decode B sequences of lengths len[] token by token; compare every step's
  * logits with the full forward and check inactive rows stay untouched. */
 static void check_incremental(int V, int maxT, int L, int C, int NH, const int *len, int B) {
@@ -101,13 +111,9 @@ START_TEST(test_prefill_rows_equal_steps) {
     gkd_kv_cache *c1 = NULL, *c2 = NULL;
     ck_assert_int_eq(gkd_kv_cache_new(&c1, m, B), 0);
     ck_assert_int_eq(gkd_kv_cache_new(&c2, m, B), 0);
-    int seq[60], pos[60], tk[60], out[60], n = 0;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < plen[b]; t++) {
-            seq[n] = b; pos[n] = t; tk[n] = tok[b * T + t];
-            out[n] = b * T + t;
-            n++;
-        }
+    int seq[60], pos[60], tk[60], out[60];
+    const int n = prompt_rows(tok, T, plen, B, seq, pos, tk);
+    for (int i = 0; i < n; i++) out[i] = seq[i] * T + pos[i];
     float *a = calloc((size_t)B * T * V, sizeof(float)), *s = calloc((size_t)B * T * V, sizeof(float));
     ck_assert_int_eq(gkd_decode_rows(m, c1, n, seq, pos, tk, out, a), 0);
     for (int t = 0; t < T; t++) {
@@ -133,14 +139,10 @@ static void prefill_then_step(gkd_model *m, const int *tok, const int *plen, int
     const int V = m->config.vocab_size;
     gkd_kv_cache *c = NULL;
     ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
-    int seq[64], pos[64], tk[64], out[64], n = 0;
+    int seq[64], pos[64], tk[64], out[64];
     float *lg = malloc(sizeof(float) * 64 * V);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < plen[b]; t++) {
-            seq[n] = b; pos[n] = t; tk[n] = tok[b * T + t];
-            out[n] = all_rows ? n : (t == plen[b] - 1 ? b : -1);
-            n++;
-        }
+    const int n = prompt_rows(tok, T, plen, B, seq, pos, tk);
+    for (int i = 0; i < n; i++) out[i] = all_rows ? i : (pos[i] == plen[seq[i]] - 1 ? seq[i] : -1);
     ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
     for (int b = 0, r = 0; b < B; r += plen[b], b++)
         memcpy(last + (size_t)b * V, lg + (size_t)(all_rows ? r + plen[b] - 1 : b) * V, sizeof(float) * V);
@@ -340,13 +342,8 @@ static uint64_t decode_hash(int V, int maxT, int L, int C, int NH, int B, int th
     int *seq = malloc(sizeof(int) * nmax), *pos = malloc(sizeof(int) * nmax),
         *tk = malloc(sizeof(int) * nmax), *out = malloc(sizeof(int) * nmax);
     float *lg = malloc(sizeof(float) * B * V);
-    int n = 0;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < plen[b]; t++) {
-            seq[n] = b; pos[n] = t; tk[n] = tok[b * maxT + t];
-            out[n] = t == plen[b] - 1 ? b : -1;
-            n++;
-        }
+    const int n = prompt_rows(tok, maxT, plen, B, seq, pos, tk);
+    for (int i = 0; i < n; i++) out[i] = pos[i] == plen[seq[i]] - 1 ? seq[i] : -1;
     uint64_t h = 14695981039346656037ULL;
     ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
     h = fnv1a(h, lg, sizeof(float) * B * V);
