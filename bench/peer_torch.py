@@ -5,9 +5,12 @@ Prints, like the C benchmark,
   bench peer_torch <shape> <fwd|fwdbwd|decode> tokens_per_s=... gflops=... ms_per_iter=...
 fwd/fwdbwd run a (B, T) batch with mean cross-entropy; decode is greedy with a
 per-layer K/V cache, B=16, a T/2-token prompt then T/2 generated tokens
-(tokens_per_s counts generated tokens). Run with /usr/bin/python3 (torch 1.13); optional arguments name the shapes
-to run (default all).
+(tokens_per_s counts generated tokens; the median of 7 rollouts after a
+warm-up, as bench/bench_decode.c). Run with /usr/bin/python3 (torch 1.13);
+optional arguments name the shapes and modes to run (default all), e.g.
+`peer_torch.py small decode`.
 """
+import ctypes
 import math
 import os
 import sys
@@ -76,6 +79,22 @@ class GPT(nn.Module):
         return self.lnf(x) @ self.wte.weight.t()
 
 
+def tune_allocator():
+    """Give PyTorch the allocator behaviour it has in a long-running process.
+
+    Decoding with a growing K/V cache allocates and frees tensors of a few
+    hundred KiB every step. glibc serves those with mmap and returns them
+    with munmap (page faults on every step) until a large enough free has
+    raised its threshold, so a fresh process decodes up to 40% slower than
+    one that ran a forward and backward first. Fixing the thresholds makes
+    the peer's speed independent of what ran before it.
+    """
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    if not (libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)):
+        sys.exit("peer_torch: mallopt refused the allocator thresholds")
+
+
 def timed(fn, min_time=1.5, min_iters=3):
     fn()  # warm-up
     iters, t0 = 0, time.perf_counter()
@@ -85,14 +104,35 @@ def timed(fn, min_time=1.5, min_iters=3):
     return (time.perf_counter() - t0) / iters
 
 
+def median_time(fn, runs=7):
+    """Median seconds of `runs` calls after a warm-up of at least two calls
+    and one second (bench/bench_decode.c does the same): the first calls of
+    a fresh process run up to 40% slower."""
+    t0, warm = time.perf_counter(), 0
+    while warm < 2 or time.perf_counter() - t0 < 1.0:
+        fn()
+        warm += 1
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[runs // 2]
+
+
+MODES = ("fwd", "fwdbwd", "decode")
+
+
 def main():
     # 2 threads like `make bench`; PEER_THREADS overrides for experiments.
+    tune_allocator()
     torch.set_num_threads(int(os.environ.get("PEER_THREADS", "2")))
-    only = sys.argv[1:]
+    shapes = [a for a in sys.argv[1:] if a not in MODES]
+    modes = [a for a in sys.argv[1:] if a in MODES] or MODES
     torch.manual_seed(0)
     print(f"bench peer_torch threads={torch.get_num_threads()} torch={torch.__version__}")
     for name, V, maxT, L, C, NH, B, T in SHAPES:
-        if only and name not in only:
+        if shapes and name not in shapes:
             continue
         model = GPT(V, maxT, L, C, NH)
         idx = torch.randint(0, V, (B, T))
@@ -109,10 +149,14 @@ def main():
             loss.backward()
 
         for mode, fn, mult in (("fwd", fwd, 1.0), ("fwdbwd", fwdbwd, 3.0)):
+            if mode not in modes:
+                continue
             dt = timed(fn)
             print(f"bench peer_torch {name} {mode} tokens_per_s={B * T / dt:.0f} "
                   f"gflops={mult * flops / dt * 1e-9:.1f} ms_per_iter={dt * 1e3:.2f}")
 
+        if "decode" not in modes:
+            continue
         prompt = idx[:, : T // 2]
         new = T - T // 2
 
@@ -125,7 +169,7 @@ def main():
                     logits = model(nxt, pos, caches)
                     nxt = logits[:, -1].argmax(-1, keepdim=True)
 
-        dt = timed(decode, min_time=1.0, min_iters=1)
+        dt = median_time(decode)
         print(f"bench peer_torch {name} decode tokens_per_s={B * new / dt:.0f} "
               f"ms_per_iter={dt * 1e3:.2f}")
 

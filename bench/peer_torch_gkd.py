@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_torch import GPT  # noqa: E402  (same architecture as the C model)
+from peer_torch import GPT, tune_allocator  # noqa: E402  (same architecture as the C model)
 
 SHAPES = [
     # name, V, maxT, teacher (L, C, NH), student (L, C, NH), B, P, G, steps
@@ -62,6 +62,7 @@ def forward_flops(L, C, V, B, T):
 
 
 def main():
+    tune_allocator()
     torch.set_num_threads(2)
     torch.manual_seed(0)
     print(f"bench peer_torch_gkd threads={torch.get_num_threads()} torch={torch.__version__}")

@@ -31,6 +31,7 @@
 
 #include "decode_matmul.h"
 #include "decode_rows.h"
+#include "hugepage.h"
 #include "rowdot.h"
 #include "vexpf.h"
 #include "gkd/error.h"
@@ -100,14 +101,15 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
     c->V = cfg->vocab_size;
     c->Tp = (c->maxT + TVEC - 1) / TVEC * TVEC;
     size_t n = (size_t)c->L * B * c->Tp * c->C;
-    c->k = calloc(n, sizeof(float));
-    c->v = calloc(n, sizeof(float));
+    /* The keys, values and weights in panels are what a step reads. */
+    c->k = gkd_huge_calloc(n * sizeof(float));
+    c->v = gkd_huge_calloc(n * sizeof(float));
     if (!c->k || !c->v) {
         gkd_kv_cache_free(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for %zu floats", 2 * n);
     }
     if (gkd_dm_available()) {
-        c->wt = malloc(gkd_dm_floats(cfg) * sizeof(float));
+        c->wt = gkd_huge_calloc(gkd_dm_floats(cfg) * sizeof(float));
         if (!c->wt) {
             gkd_kv_cache_free(c);
             return gkd_error(GKD_ENOMEM, "kv cache: out of memory for the decoding weights (%zu floats)",
