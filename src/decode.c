@@ -49,6 +49,10 @@
  * SMALL_WEIGHTS bytes (see gkd_decode_rows). Only speed depends on them. */
 #define ROWS_PER_THREAD 64
 #define SMALL_WEIGHTS ((size_t)4 << 20)
+/* How far ahead (floats) attention prefetches the keys and values. */
+#ifndef KV_AHEAD
+#define KV_AHEAD 2048
+#endif
 /* Positions per vector in the attention scores. */
 #define TVEC 16
 
@@ -82,6 +86,8 @@ struct gkd_kv_cache {
      * speed_parts parts (note_part_speeds); 0 until measured. */
     int speed_parts;
     double part_speed[MAX_PARTS];
+    /* Shares of the stages of calls run by stages (pace.h). */
+    gkd_pace pace;
 };
 
 int gkd_kv_cache_batch(const gkd_kv_cache *c) { return c->B; }
@@ -241,13 +247,15 @@ static void layernorm_group(float *out, const float *inp, const float *w, const 
     }
 }
 
-/* LayerNorm of n rows; team: shared by the enclosing team (worksharing). */
+/* LayerNorm of n rows; team: shared by the enclosing team, whose pace
+ * ends the stage. */
 static void layernorm_rows(float *out, const float *inp, const float *w, const float *b, int n,
-                           int C, int team) {
+                           int C, gkd_pace *team) {
     int ng = (n + 7) / 8;
     if (team) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int g = 0; g < ng; g++) layernorm_group(out, inp, w, b, n, C, g);
+        gkd_pace_stage_end(team);
     } else {
         for (int g = 0; g < ng; g++) layernorm_group(out, inp, w, b, n, C, g);
     }
@@ -318,6 +326,8 @@ static inline __attribute__((always_inline)) void scores(float *att, const float
             v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
             const float *k = kt + (size_t)t0 * C + (size_t)h * hs * TVEC;
             for (int i = 0; i < K8; i += 8, k += 8 * TVEC) {
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) __builtin_prefetch(k + KV_AHEAD + j * TVEC);
                 s0 += SPLAT16(qh[i]) * LOAD16(k);
                 s1 += SPLAT16(qh[i + 1]) * LOAD16(k + TVEC);
                 s2 += SPLAT16(qh[i + 2]) * LOAD16(k + 2 * TVEC);
@@ -433,6 +443,8 @@ static inline __attribute__((always_inline)) void weighted_vectors(float *y, con
     const float *vt = v + i0;
     for (int t = 0; t < T; t++, vt += C) {
 #pragma GCC unroll 16
+        for (int j = 0; j < nv; j++) __builtin_prefetch(vt + KV_AHEAD + 16 * j);
+#pragma GCC unroll 16
         for (int j = 0; j < nv; j++) acc[j] += SPLAT16(a[j][t]) * LOAD16(vt + 16 * j);
     }
 #pragma GCC unroll 16
@@ -489,58 +501,67 @@ static void attend_cached(gkd_kv_cache *c, int l, int r, const int *seq, const i
  * and earlier calls wrote, so each thread caches and attends its own rows
  * with no barrier in between. */
 static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *seq, const int *pos,
-                           int team) {
-    if (team && c->one_row_per_seq) {
-#pragma omp for schedule(static)
-        for (int r = r0; r < r1; r++) {
-            cache_row(c, l, r, seq, pos);
-            attend_cached(c, l, r, seq, pos);
+                           gkd_pace *team) {
+    if (team) {
+        int i0, i1;
+        gkd_pace_range(team, r1 - r0, omp_get_num_threads(), omp_get_thread_num(), &i0, &i1);
+        if (c->one_row_per_seq) {
+            for (int r = r0 + i0; r < r0 + i1; r++) {
+                cache_row(c, l, r, seq, pos);
+                attend_cached(c, l, r, seq, pos);
+            }
+        } else {
+            for (int r = r0 + i0; r < r0 + i1; r++) cache_row(c, l, r, seq, pos);
+            gkd_pace_stage_end(team);
+            for (int r = r0 + i0; r < r0 + i1; r++) attend_cached(c, l, r, seq, pos);
         }
-    } else if (team) {
-#pragma omp for schedule(static)
-        for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
-#pragma omp for schedule(static)
-        for (int r = r0; r < r1; r++) attend_cached(c, l, r, seq, pos);
+        gkd_pace_stage_end(team);
     } else {
         for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
         for (int r = r0; r < r1; r++) attend_cached(c, l, r, seq, pos);
     }
 }
 
-/* The stages below run either shared by the enclosing team (team = 1:
- * worksharing loops, a barrier after each) or on the calling thread alone
- * (team = 0), which cannot use a worksharing loop inside the row-split
+/* The stages below run either shared by the enclosing team (team: its
+ * pace, which splits each stage's items by the threads' measured speeds
+ * and ends each stage with a barrier) or on the calling thread alone
+ * (team NULL), which cannot use a worksharing loop inside the row-split
  * region: it would bind to that region's team. A team of one per range
  * (a nested parallel region) avoids the duplicated loops but measured 10%
  * slower on the tiny decode benchmark. A product takes the weights as
  * stored (w, rowdot.c) or, with AVX-512, their copy in panels (wt). */
 static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w, const float *wt,
                    const float *bias, int n, int IC, int OC, gkd_rowdot_epilogue ep, float *res,
-                   int team) {
+                   gkd_pace *team) {
     if (c->wt)
-        gkd_dm_matmul(out, inp, wt, bias, n, IC, OC, ep, res, team,
+        gkd_dm_matmul(out, inp, wt, bias, n, IC, OC, ep, res, team != NULL, team,
                       c->xp + (size_t)omp_get_thread_num() * c->xp_floats);
     else if (team)
-        gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res);
+        gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res, team);
     else
         gkd_rowdot_matmul_here(out, inp, w, bias, n, IC, OC, ep, res);
+    if (team) gkd_pace_stage_end(team);
 }
 
 /* Rows [r0, r1) through every layer and, for the nout rows listed in
  * out_idx[r0 ..], the LM head. team: the enclosing team shares every stage
- * (a barrier between stages); otherwise the calling thread does it all,
+ * by the cache's pace (a barrier between stages); otherwise the calling
+ * thread does it all,
  * and the range must hold whole sequences, so that no other thread touches
  * the cache entries it reads and writes. */
 static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, int nout,
                          const int *seq, const int *pos, const int *tok, const int *out_row,
-                         float *logits, int team) {
+                         float *logits, int by_stages) {
     const gkd_params *p = &m->params;
     const int C = c->C, V = c->V, L = c->L, n = r1 - r0;
     const size_t o = (size_t)r0 * C; /* offset of row r0 in (rows, C) scratch */
+    gkd_pace *team = by_stages ? &c->pace : NULL;
     if (team) {
-#pragma omp for schedule(static)
+        gkd_pace_start(team);
+#pragma omp for schedule(static) nowait
         for (int r = r0; r < r1; r++)
             add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
+        gkd_pace_stage_end(team);
     } else {
         for (int r = r0; r < r1; r++)
             add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
@@ -590,9 +611,10 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
     float *lg = c->lg + (size_t)r0 * V;
     const float *head_in = trim ? c->x + o : c->tmp + o;
     if (!trim && team) {
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
         for (int j = 0; j < nout; j++)
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+        gkd_pace_stage_end(team);
     } else if (!trim) {
         for (int j = 0; j < nout; j++)
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
@@ -658,6 +680,11 @@ static void note_part_speeds(gkd_kv_cache *c, int parts, const int *cut, const d
         const double v = (cut[k + 1] - cut[k]) / seconds[k];
         c->part_speed[k] = c->part_speed[k] > 0.0 ? 0.5 * (c->part_speed[k] + v) : v;
     }
+}
+
+void gkd_kv_cache_set_stage_rates(gkd_kv_cache *c, int threads, const double *rate) {
+    c->pace.threads = threads < GKD_PACE_MAX ? threads : GKD_PACE_MAX;
+    for (int k = 0; k < c->pace.threads; k++) c->pace.rate[k] = rate[k];
 }
 
 void gkd_kv_cache_set_part_speeds(gkd_kv_cache *c, int parts, const double *speed) {
@@ -747,8 +774,10 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
         }
         if (parts == want_parts) note_part_speeds(c, parts, cut, seconds);
     } else {
+        gkd_pace_begin(&c->pace, threads);
 #pragma omp parallel if (threads > 1)
         decode_range(c, m, 0, n, nout[0], seq, pos, tok, out_row, logits, 1);
+        gkd_pace_end(&c->pace);
     }
     return 0;
 }

@@ -244,22 +244,20 @@ static void gemm_rows(float *out, const float *inp, const float *wt, const float
 }
 
 void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *bias, int n, int IC,
-                   int OC, gkd_rowdot_epilogue ep, float *res, int team, float *scratch) {
+                   int OC, gkd_rowdot_epilogue ep, float *res, int team, const gkd_pace *shares,
+                   float *scratch) {
     const int nth = team ? omp_get_num_threads() : 1, me = team ? omp_get_thread_num() : 0;
     if (n > GEMM_FROM_ROWS) {
         /* Each thread its share of the rows, in whole 12-row panels. */
         int p0, p1;
-        gkd_team_share((n + 11) / 12, nth, me, &p0, &p1);
+        gkd_pace_range(shares, (n + 11) / 12, nth, me, &p0, &p1);
         gemm_rows(out, inp, wt, bias, 12 * p0 < n ? 12 * p0 : n, 12 * p1 < n ? 12 * p1 : n, IC, OC,
                   ep, res, scratch);
     } else {
         /* Each thread a contiguous share of the output blocks. */
         const int W = tile_width(n);
         int t0, t1;
-        gkd_team_share((n + TILE - 1) / TILE * ((OC + W - 1) / W), nth, me, &t0, &t1);
+        gkd_pace_range(shares, (n + TILE - 1) / TILE * ((OC + W - 1) / W), nth, me, &t0, &t1);
         run_tiles(out, inp, wt, bias, n, IC, OC, ep, res, scratch, t0, t1);
-    }
-    if (team) {
-#pragma omp barrier
     }
 }

@@ -42,10 +42,12 @@ size_t gkd_dm_scratch_floats(int IC);
 /** out (n, OC) = inp (n, IC) w^T + bias (bias may be NULL), with w's
  *  panels wt from gkd_dm_pack, then epilogue ep (res (n, OC) for the residual one).
  *  team: called by every thread of an enclosing parallel region, which
- *  share the tiles (one barrier at the end); otherwise the calling thread
- *  does it all. scratch: the calling thread's gkd_dm_scratch_floats(IC)
- *  floats, 64-byte aligned. */
+ *  share the tiles by shares' split (even when NULL), with no barrier: the
+ *  output is complete once every thread has returned; otherwise the calling
+ *  thread does it all. scratch: the calling thread's
+ *  gkd_dm_scratch_floats(IC) floats, 64-byte aligned. */
 void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *bias, int n, int IC,
-                   int OC, gkd_rowdot_epilogue ep, float *res, int team, float *scratch);
+                   int OC, gkd_rowdot_epilogue ep, float *res, int team, const gkd_pace *shares,
+                   float *scratch);
 
 #endif

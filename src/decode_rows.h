@@ -19,6 +19,10 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
  *  the next call split among threads by sequence shares its rows by. */
 void gkd_kv_cache_set_part_speeds(gkd_kv_cache *c, int parts, const double *speed);
 
+/** Tests only: the per-thread rates (threads values, work per second)
+ *  that the next call run by stages shares each stage's items by. */
+void gkd_kv_cache_set_stage_rates(gkd_kv_cache *c, int threads, const double *rate);
+
 /** Number of sequences the cache was created for. */
 int gkd_kv_cache_batch(const gkd_kv_cache *c);
 

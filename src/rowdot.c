@@ -311,13 +311,13 @@ static int tile_count(int n, int OC) {
 }
 
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
-                            int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res,
+                            const gkd_pace *shares) {
     /* Contiguous shares of the tiles, so a thread's consecutive tiles
      * share their packed rows. */
     int t0, t1;
-    gkd_team_share(tile_count(n, OC), omp_get_num_threads(), omp_get_thread_num(), &t0, &t1);
+    gkd_pace_range(shares, tile_count(n, OC), omp_get_num_threads(), omp_get_thread_num(), &t0, &t1);
     run_tiles(out, inp, w, bias, n, IC, OC, ep, res, t0, t1);
-#pragma omp barrier
 }
 
 void gkd_rowdot_matmul_here(float *out, const float *inp, const float *w, const float *bias, int n,
@@ -329,7 +329,7 @@ void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const fl
                           int IC, int OC, gkd_rowdot_epilogue ep, float *res) {
     /* Small products stay on one thread (a barrier would cost more). */
 #pragma omp parallel if ((size_t)n * IC * OC >= 65536)
-    gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res);
+    gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res, NULL);
 }
 
 void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,

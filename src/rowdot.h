@@ -7,6 +7,8 @@
 #ifndef GKD_ROWDOT_H
 #define GKD_ROWDOT_H
 
+#include "pace.h"
+
 /** out (n, OC) = inp (n, IC) @ w^T + bias, w is (OC, IC), bias may be NULL.
  *  out[r, o] depends only on inp row r, w row o and bias[o]. */
 void gkd_rowdot_matmul(float *out, const float *inp, const float *w, const float *bias, int n,
@@ -20,15 +22,6 @@ typedef enum {
     GKD_ROWDOT_RESIDUAL, /* out = product, then res += out */
 } gkd_rowdot_epilogue;
 
-/** Items [*i0, *i1) of 0 .. n-1 for thread me of nth: contiguous shares of
- *  ceil(n / nth) items, so a thread's consecutive items can share packed
- *  rows (the last shares shorter or empty). */
-static inline void gkd_team_share(int n, int nth, int me, int *i0, int *i1) {
-    const int share = (n + nth - 1) / nth;
-    *i0 = me * share < n ? me * share : n;
-    *i1 = *i0 + share < n ? *i0 + share : n;
-}
-
 /** Epilogue ep on rows [r0, r1) x outputs [o0, o1) of out (row stride
  *  OC), as the fused products do on each finished tile;
  *  other products (decode_matmul.c) use it so every path rounds alike. */
@@ -41,10 +34,12 @@ void gkd_rowdot_matmul_ep(float *out, const float *inp, const float *w, const fl
                           int IC, int OC, gkd_rowdot_epilogue ep, float *res);
 
 /** gkd_rowdot_matmul_ep shared by a team: called by every thread of an
- *  enclosing parallel region (each takes a contiguous share of the tiles,
- *  one barrier at the end), or outside any region (one thread). */
+ *  enclosing parallel region, each taking a contiguous share of the tiles
+ *  (by shares' split, even when NULL), or outside any region (one thread).
+ *  No barrier: the output is complete once every thread has returned. */
 void gkd_rowdot_matmul_team(float *out, const float *inp, const float *w, const float *bias, int n,
-                            int IC, int OC, gkd_rowdot_epilogue ep, float *res);
+                            int IC, int OC, gkd_rowdot_epilogue ep, float *res,
+                            const gkd_pace *shares);
 
 /** gkd_rowdot_matmul_ep on the calling thread alone, inside or outside a
  *  parallel region (same bits as the team form). */

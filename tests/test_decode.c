@@ -207,15 +207,18 @@ START_TEST(test_bit_identical_threads_and_batch) {
 }
 END_TEST
 
-/* Rows shared among threads by measured speed: a prefill split 1:5 or
- * 5:1 between two threads (and the steps after it) gives the same bits
- * as an even split and as one thread. */
-static void prefill_with_speeds(gkd_model *m, const int *tok, int B, int T, const double *speed,
-                                int threads, float *lg) {
+/* Work shared among threads by measured speed: a prefill split 1:5 or
+ * 5:1 between two threads by sequence (part speeds), or every stage of
+ * every call split 1:20 or 20:1 (stage rates, set again before each call
+ * so measurements cannot even them out), gives the same bits as an even
+ * split and as one thread. */
+static void decode_with_speeds(gkd_model *m, const int *tok, int B, int T, const double *speed,
+                               const double *stage_rate, int threads, float *lg) {
     omp_set_num_threads(threads);
     gkd_kv_cache *c = NULL;
     ck_assert_int_eq(gkd_kv_cache_new(&c, m, B), 0);
     if (speed) gkd_kv_cache_set_part_speeds(c, 2, speed);
+    if (stage_rate) gkd_kv_cache_set_stage_rates(c, 2, stage_rate);
     const int P = T / 2, V = m->config.vocab_size;
     int n = B * P, *seq = malloc(sizeof(int) * n), *pos = malloc(sizeof(int) * n),
         *tk = malloc(sizeof(int) * n), *out = malloc(sizeof(int) * n);
@@ -226,6 +229,7 @@ static void prefill_with_speeds(gkd_model *m, const int *tok, int B, int T, cons
     ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
     for (int t = P; t < T; t++) {
         for (int b = 0; b < B; b++) tk[b] = tok[b * T + t], pos[b] = t;
+        if (stage_rate) gkd_kv_cache_set_stage_rates(c, 2, stage_rate);
         ck_assert_int_eq(gkd_model_decode_step(m, c, tk, pos, NULL, B, lg + (size_t)(n + (t - P) * B) * V), 0);
     }
     free(seq), free(pos), free(tk), free(out);
@@ -242,12 +246,35 @@ START_TEST(test_split_by_speed_same_bits) {
     float *even = malloc(sizeof(float) * floats), *one = malloc(sizeof(float) * floats),
           *skew = malloc(sizeof(float) * floats);
     const double slow_first[2] = {1.0, 5.0}, slow_second[2] = {5.0, 1.0};
-    prefill_with_speeds(m, tok, B, T, NULL, 2, even);
-    prefill_with_speeds(m, tok, B, T, NULL, 1, one);
+    decode_with_speeds(m, tok, B, T, NULL, NULL, 2, even);
+    decode_with_speeds(m, tok, B, T, NULL, NULL, 1, one);
     ck_assert_int_eq(memcmp(even, one, sizeof(float) * floats), 0);
-    prefill_with_speeds(m, tok, B, T, slow_first, 2, skew);
+    decode_with_speeds(m, tok, B, T, slow_first, NULL, 2, skew);
     ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
-    prefill_with_speeds(m, tok, B, T, slow_second, 2, skew);
+    decode_with_speeds(m, tok, B, T, slow_second, NULL, 2, skew);
+    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
+    free(even), free(one), free(skew);
+    gkd_model_free(m);
+}
+END_TEST
+
+START_TEST(test_stages_by_speed_same_bits) {
+    /* Weights over SMALL_WEIGHTS and few rows per thread: the prefill and
+     * the steps both run by stages. */
+    const int V = 29, T = 12, B = 8;
+    gkd_model *m = make_model(V, T, 2, 256, 8, 17);
+    int tok[8 * 12];
+    random_tokens(tok, B * T, V, 6);
+    const size_t floats = (size_t)B * T * V;
+    float *even = malloc(sizeof(float) * floats), *one = malloc(sizeof(float) * floats),
+          *skew = malloc(sizeof(float) * floats);
+    const double slow_first[2] = {1.0, 20.0}, slow_second[2] = {20.0, 1.0};
+    decode_with_speeds(m, tok, B, T, NULL, NULL, 2, even);
+    decode_with_speeds(m, tok, B, T, NULL, NULL, 1, one);
+    ck_assert_int_eq(memcmp(even, one, sizeof(float) * floats), 0);
+    decode_with_speeds(m, tok, B, T, NULL, slow_first, 2, skew);
+    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
+    decode_with_speeds(m, tok, B, T, NULL, slow_second, 2, skew);
     ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
     free(even), free(one), free(skew);
     gkd_model_free(m);
@@ -434,6 +461,7 @@ Suite *decode_suite(void) {
     tcase_add_test(tc, test_bit_identical_threads_and_batch);
     tcase_add_test(tc, test_prefill_row_order);
     tcase_add_test(tc, test_split_by_speed_same_bits);
+    tcase_add_test(tc, test_stages_by_speed_same_bits);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_loop_test(tc, test_output_hashes, 0,
                         (int)(sizeof hash_cases / sizeof hash_cases[0]));

@@ -80,13 +80,22 @@ START_TEST(test_products_are_fma_chains) {
                 const float *w = stored(m, l, which, &IC, &OC);
                 const float *p = gkd_dm_matrix_at(wt, &m->config, l, which);
                 const float *b = which == GKD_DM_ATTPROJ ? NULL : bias;
-                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 0, scratch);
+                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 0, NULL, scratch);
                 check_chain(out, inp, w, b, rows[i], IC, OC, "one thread");
                 memset(out, 0, (size_t)rows[i] * OC * sizeof(float));
 #pragma omp parallel num_threads(2)
-                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 1,
+                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 1, NULL,
                               scratch + omp_get_thread_num() * gkd_dm_scratch_floats(4 * C));
                 check_chain(out, inp, w, b, rows[i], IC, OC, "two threads");
+                /* Uneven shares (a pace that measured one thread 4x faster). */
+                memset(out, 0, (size_t)rows[i] * OC * sizeof(float));
+                gkd_pace skew = {0};
+                gkd_pace_begin(&skew, 2);
+                skew.cut[1] = 0.2;
+#pragma omp parallel num_threads(2)
+                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 1, &skew,
+                              scratch + omp_get_thread_num() * gkd_dm_scratch_floats(4 * C));
+                check_chain(out, inp, w, b, rows[i], IC, OC, "two threads, shares 1:4");
             }
     free(wt), free(inp), free(bias), free(out), free(scratch);
     gkd_model_free(m);
@@ -112,20 +121,20 @@ START_TEST(test_panels_and_epilogues) {
     ck_assert_int_eq(gkd_gemm(0, 0, n, OC, IC, inp, IC, plain, OC, 0.0f, ref, OC, bias), 0);
     float *out = malloc((size_t)n * OC * sizeof(float)), *scratch = aligned_alloc(64, gkd_dm_scratch_floats(IC) * sizeof(float));
     for (int rows = 1; rows <= n; rows += 29) { /* tiles, then gkd_gemm_panels */
-        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_STORE, NULL, 0, scratch);
+        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_STORE, NULL, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(out, ref, (size_t)rows * OC * sizeof(float)), 0);
         /* GELU: rowdot's epilogue on the stored product. */
         float *g = malloc((size_t)rows * OC * sizeof(float));
         memcpy(g, ref, (size_t)rows * OC * sizeof(float));
         for (int o = 0; o < OC; o += 64)
             gkd_rowdot_apply_epilogue(g, 0, rows, o, o + 64 < OC ? o + 64 : OC, OC, GKD_ROWDOT_GELU, NULL);
-        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_GELU, NULL, 0, scratch);
+        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_GELU, NULL, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(out, g, (size_t)rows * OC * sizeof(float)), 0);
         ck_assert(memcmp(g, ref, (size_t)rows * OC * sizeof(float)) != 0);
         /* Residual: res += product, product kept in out. */
         float *res = random_matrix((size_t)rows * OC, 11), *want = malloc((size_t)rows * OC * sizeof(float));
         for (size_t i = 0; i < (size_t)rows * OC; i++) want[i] = res[i] + ref[i];
-        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_RESIDUAL, res, 0, scratch);
+        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_RESIDUAL, res, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(res, want, (size_t)rows * OC * sizeof(float)), 0);
         ck_assert_int_eq(memcmp(out, ref, (size_t)rows * OC * sizeof(float)), 0);
         free(g), free(res), free(want);
