@@ -20,8 +20,8 @@ CFLAGS   += -std=c11 $(WARN) $(OPT) -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE
 LDLIBS   += $(PKG_LIBS) -fopenmp -lm
 
 BUILD    ?= build
-# Rounds of interleaved gkd / PyTorch decoding runs in `make bench`.
-DECODE_ROUNDS ?= 5
+# Rounds of interleaved gkd / PyTorch benchmark runs in `make bench`.
+BENCH_ROUNDS ?= 5
 LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -87,14 +87,9 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@./scripts/deps.sh torch || echo "bench: could not install python3-torch; the PyTorch peer will be skipped"
 	@rm -f $(BUILD)/bench.txt
-	@for b in $(filter-out %/bench_decode,$^); do echo "== $$b"; \
-	  OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$$b | tee -a $(BUILD)/bench.txt || exit 1; done
-	@echo "== decoding, gkd and PyTorch interleaved ($(DECODE_ROUNDS) rounds)"
-	@./bench/decode_rounds.sh $(BUILD) $(DECODE_ROUNDS) $(BUILD)/bench.txt
-	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
-	  /usr/bin/python3 bench/peer_torch.py fwd fwdbwd | tee -a $(BUILD)/bench.txt || exit 1; \
-	  /usr/bin/python3 bench/peer_torch_gkd.py | tee -a $(BUILD)/bench.txt || exit 1; \
-	  awk -f bench/ratios.awk $(BUILD)/bench.txt; \
+	@echo "== gkd and its PyTorch peers, interleaved ($(BENCH_ROUNDS) rounds)"
+	@./bench/rounds.sh $(BUILD) $(BENCH_ROUNDS) $(BUILD)/bench.txt
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then awk -f bench/ratios.awk $(BUILD)/bench.txt; \
 	else echo "bench: python3-torch not installed; PyTorch peer skipped (apt-get install python3-torch)"; fi
 
 debug:

@@ -189,7 +189,7 @@ static int gemm(int trans_a, int trans_b, int panels, int M, int N, int K, const
         for (int kb = 0; kb < nkb; kb++) {
             const int k0 = kb * kc, klen = K - k0 < kc ? K - k0 : kc;
             /* B panels outer: one B panel stays in cache while A panels pass. */
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided)
             for (int t = 0; t < ntiles; t++) {
                 const int nb = t / pa, mb = t % pa, m0 = mb * MR, n0 = nb * NR;
                 const float *a = A + (trans_a ? (size_t)m0 : (size_t)m0 * lda);
