@@ -191,10 +191,15 @@ static int gemm(int trans_a, int trans_b, int panels, int M, int N, int K, const
         }
         for (int kb = 0; kb < nkb; kb++) {
             const int k0 = kb * kc, klen = K - k0 < kc ? K - k0 : kc;
-            /* B panels outer: one B panel stays in cache while A panels pass. */
+            /* A panels outer: each row panel of op(A) is read once while the
+             * B panels pass, and a thread's contiguous tiles cover whole
+             * rows, mostly the rows that thread wrote in the step before
+             * (forward activations split by rows). B panels outer measured
+             * 6% slower on the tiny forward + backward and 5% on the small,
+             * the same on decoding. */
 #pragma omp for schedule(guided)
             for (int t = 0; t < ntiles; t++) {
-                const int nb = t / pa, mb = t % pa, m0 = mb * MR, n0 = nb * NR;
+                const int mb = t / pb, nb = t % pb, m0 = mb * MR, n0 = nb * NR;
                 const float *a = A + (trans_a ? (size_t)m0 : (size_t)m0 * lda);
                 size_t ars = trans_a ? 1 : (size_t)lda, aks = trans_a ? (size_t)lda : 1;
                 if (a_edge && mb == pa - 1) a = apk, ars = 1, aks = MR;
