@@ -49,10 +49,11 @@
  * SMALL_WEIGHTS bytes (see gkd_decode_rows). Only speed depends on them. */
 #define ROWS_PER_THREAD 64
 #define SMALL_WEIGHTS ((size_t)4 << 20)
-/* How far ahead (floats) attention prefetches the keys and values. */
-#ifndef KV_AHEAD
+/* How far ahead (floats: 8 KiB) attention prefetches the keys and values.
+ * A step's keys and values mostly come from DRAM; the prefetch made a
+ * row's attention about 20% faster there (5.3 against 6.5 us over 96
+ * positions) and costs about 10% when they are in cache. */
 #define KV_AHEAD 2048
-#endif
 /* Positions per vector in the attention scores. */
 #define TVEC 16
 
@@ -107,7 +108,7 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
     c->V = cfg->vocab_size;
     c->Tp = (c->maxT + TVEC - 1) / TVEC * TVEC;
     size_t n = (size_t)c->L * B * c->Tp * c->C;
-    /* The keys, values and weights in panels are what a step reads. */
+    /* What a step reads (keys, values, weights in panels), on 2 MiB pages. */
     c->k = gkd_huge_calloc(n * sizeof(float));
     c->v = gkd_huge_calloc(n * sizeof(float));
     if (!c->k || !c->v) {
