@@ -106,8 +106,8 @@ def timed(fn, min_time=1.5, min_iters=3):
 
 def median_time(fn, runs=7):
     """Median seconds of `runs` calls after a warm-up of at least two calls
-    and one second (bench/bench_decode.c does the same): the first calls of
-    a fresh process run up to 40% slower."""
+    and one second, as bench/bench_decode.c does, so neither side's first
+    calls (caches, thread start) count."""
     t0, warm = time.perf_counter(), 0
     while warm < 2 or time.perf_counter() - t0 < 1.0:
         fn()
