@@ -43,7 +43,7 @@
  * speed depends on it. */
 #define PAR_WORK 65536
 /* Most ranges one call is split into (threads that share the rows). */
-#define MAX_PARTS 64
+#define MAX_PARTS GKD_PACE_MAX
 /* Rows are shared among threads by sequence when each thread gets at
  * least this many rows, or the layers' weights take at most
  * SMALL_WEIGHTS bytes (see gkd_decode_rows). Only speed depends on them. */
@@ -83,12 +83,9 @@ struct gkd_kv_cache {
     float *xp;
     int xp_threads;
     size_t xp_floats; /* per thread */
-    /* Smoothed rows per second of each thread in by-rows calls with
-     * speed_parts parts (note_part_speeds); 0 until measured. */
-    int speed_parts;
-    double part_speed[MAX_PARTS];
-    /* Shares of the stages of calls run by stages (pace.h). */
-    gkd_pace pace;
+    /* Each thread's measured speed (pace.h): rows per second in calls
+     * split by rows, and shares of each stage in calls run by stages. */
+    gkd_pace row_pace, pace;
 };
 
 int gkd_kv_cache_batch(const gkd_kv_cache *c) { return c->B; }
@@ -664,33 +661,12 @@ static int split_rows(int *cut, int max_parts, int n, const int *seq, int groupe
     return parts;
 }
 
-/* Rows per second each thread of a by-rows call ran at, smoothed over
- * calls: the cores of a shared machine often run at different speeds
- * (one measured 25% slower than the other for minutes at a time), so
- * even shares leave the faster thread waiting. Only speed depends on it:
- * a row's arithmetic is its own whatever range it falls in. */
-static void note_part_speeds(gkd_kv_cache *c, int parts, const int *cut, const double *seconds) {
-    for (int k = 0; k < parts; k++) {
-        if (seconds[k] <= 0.0) return;
-    }
-    if (parts != c->speed_parts) {
-        c->speed_parts = parts;
-        for (int k = 0; k < parts; k++) c->part_speed[k] = 0.0;
-    }
-    for (int k = 0; k < parts; k++) {
-        const double v = (cut[k + 1] - cut[k]) / seconds[k];
-        c->part_speed[k] = c->part_speed[k] > 0.0 ? 0.5 * (c->part_speed[k] + v) : v;
-    }
-}
-
 void gkd_kv_cache_set_stage_rates(gkd_kv_cache *c, int threads, const double *rate) {
-    c->pace.threads = threads < GKD_PACE_MAX ? threads : GKD_PACE_MAX;
-    for (int k = 0; k < c->pace.threads; k++) c->pace.rate[k] = rate[k];
+    gkd_pace_set_rates(&c->pace, threads, rate);
 }
 
 void gkd_kv_cache_set_part_speeds(gkd_kv_cache *c, int parts, const double *speed) {
-    c->speed_parts = parts < MAX_PARTS ? parts : MAX_PARTS;
-    for (int k = 0; k < c->speed_parts; k++) c->part_speed[k] = speed[k];
+    gkd_pace_set_rates(&c->row_pace, parts, speed);
 }
 
 /* How the n rows use the cache's sequences: grouped, each sequence one run
@@ -756,8 +732,8 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     const int by_rows = threads > 1 && (n / threads >= ROWS_PER_THREAD || weight_bytes <= SMALL_WEIGHTS);
     int cut[MAX_PARTS + 1];
     const int want_parts = by_rows ? (threads < MAX_PARTS ? threads : MAX_PARTS) : 1;
-    const int measured = want_parts == c->speed_parts && c->part_speed[want_parts - 1] > 0.0;
-    const int parts = split_rows(cut, want_parts, n, seq, grouped, measured ? c->part_speed : NULL);
+    const int parts =
+        split_rows(cut, want_parts, n, seq, grouped, gkd_pace_rates(&c->row_pace, want_parts));
     /* Rows that want logits, listed from the start of their range. */
     int nout[MAX_PARTS];
     for (int k = 0; k < parts; k++) {
@@ -773,7 +749,16 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
             decode_range(c, m, cut[k], cut[k + 1], nout[k], seq, pos, tok, out_row, logits, 0);
             seconds[k] = omp_get_num_threads() == parts ? omp_get_wtime() - t0 : 0.0;
         }
-        if (parts == want_parts) note_part_speeds(c, parts, cut, seconds);
+        /* The cores of a shared machine often run at different speeds (one
+         * measured 25% slower than the other for minutes at a time), so
+         * even shares leave the faster thread waiting; a prefill comes once
+         * per rollout, so each measurement weighs 1/2. Only speed depends
+         * on it: a row's arithmetic is its own whatever range it is in. */
+        if (parts == want_parts) {
+            double rows[MAX_PARTS];
+            for (int k = 0; k < parts; k++) rows[k] = cut[k + 1] - cut[k];
+            gkd_pace_note(&c->row_pace, parts, rows, seconds, 0.5);
+        }
     } else {
         gkd_pace_begin(&c->pace, threads);
 #pragma omp parallel if (threads > 1)

@@ -46,6 +46,22 @@ void gkd_pace_stage_end(gkd_pace *p);
  * which some thread did no timed work leaves them as they were). */
 void gkd_pace_end(gkd_pace *p);
 
+/* One measurement of a team of `threads`, for work shared outside the
+ * begin/stage/end cycle: thread k did done[k] of the work (any unit, the
+ * same for all threads) in seconds[k]. The rate done/seconds enters the
+ * smoothed rates with weight new_weight; the first measurement for a team
+ * size replaces them. Nothing changes when some seconds[k] <= 0 (a thread
+ * that did not run). gkd_pace_end is this with the call's shares, its work
+ * times and a weight of 1/4. */
+void gkd_pace_note(gkd_pace *p, int threads, const double *done, const double *seconds,
+                   double new_weight);
+
+/* The smoothed rates for a team of `threads`, or NULL until measured. */
+const double *gkd_pace_rates(const gkd_pace *p, int threads);
+
+/* Tests: sets the rates for a team of `threads` as if measured. */
+void gkd_pace_set_rates(gkd_pace *p, int threads, const double *rate);
+
 /* Items [*i0, *i1) of 0 .. n-1 for thread me of nth: contiguous, in
  * thread order, sized by this call's shares; even shares (as
  * gkd_team_share) when p is NULL or the team is not the size begun with. */

@@ -91,6 +91,32 @@ START_TEST(test_unmeasured_call_keeps_rates) {
 }
 END_TEST
 
+/* Work shared outside a region (whole sequences per thread): rates from
+ * work done over seconds, smoothed by the weight given; NULL rates until
+ * measured and after a call with a thread that did not run. */
+START_TEST(test_note_outside_a_region) {
+    gkd_pace p = {0};
+    ck_assert_ptr_null(gkd_pace_rates(&p, 2));
+    const double rows[2] = {40.0, 24.0}, first[2] = {0.004, 0.004}, second[2] = {0.002, 0.008};
+    gkd_pace_note(&p, 2, rows, first, 0.5);
+    const double *r = gkd_pace_rates(&p, 2);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_double_eq_tol(r[0], 10000.0, 1e-9);
+    ck_assert_double_eq_tol(r[1], 6000.0, 1e-9);
+    ck_assert_ptr_null(gkd_pace_rates(&p, 3));
+    gkd_pace_note(&p, 2, rows, second, 0.5);
+    ck_assert_double_eq_tol(r[0], 0.5 * 10000.0 + 0.5 * 20000.0, 1e-9);
+    ck_assert_double_eq_tol(r[1], 0.5 * 6000.0 + 0.5 * 3000.0, 1e-9);
+    const double idle[2] = {0.002, 0.0};
+    gkd_pace_note(&p, 2, rows, idle, 0.5);
+    ck_assert_double_eq_tol(r[0], 15000.0, 1e-9);
+    const double set[2] = {1.0, 5.0};
+    gkd_pace_set_rates(&p, 2, set);
+    gkd_pace_begin(&p, 2);
+    ck_assert_double_eq_tol(p.cut[1], 1.0 / 6.0, 1e-12);
+}
+END_TEST
+
 /* In a real team: busy time is recorded per thread and the barrier holds
  * everyone until the stage is done. */
 START_TEST(test_stage_end_in_team) {
@@ -121,6 +147,7 @@ Suite *pace_suite(void) {
     tcase_add_test(tc, test_even_until_measured);
     tcase_add_test(tc, test_shares_follow_measured_rates);
     tcase_add_test(tc, test_unmeasured_call_keeps_rates);
+    tcase_add_test(tc, test_note_outside_a_region);
     tcase_add_test(tc, test_stage_end_in_team);
     suite_add_tcase(s, tc);
     return s;
