@@ -237,48 +237,37 @@ static void decode_with_speeds(gkd_model *m, const int *tok, int B, int T, const
     omp_set_num_threads(2);
 }
 
-START_TEST(test_split_by_speed_same_bits) {
-    const int V = 31, T = 12, B = 6;
-    gkd_model *m = make_model(V, T, 2, 48, 4, 13);
-    int tok[6 * 12];
-    random_tokens(tok, B * T, V, 5);
+/* Decodes B sequences of a (V, T, 2 layers, C, NH) model with two threads
+ * and even shares, with one thread, and with shares skewed each way (as
+ * prefill part speeds, or as stage rates when `stages`), and checks that
+ * all give the same logits bits. */
+static void check_skewed_splits(int V, int T, int B, int C, int NH, uint64_t seed,
+                                uint64_t tok_seed, double skew, int stages) {
+    gkd_model *m = make_model(V, T, 2, C, NH, seed);
+    int *tok = malloc(sizeof(int) * B * T);
+    random_tokens(tok, B * T, V, tok_seed);
     const size_t floats = (size_t)B * T * V;
     float *even = malloc(sizeof(float) * floats), *one = malloc(sizeof(float) * floats),
-          *skew = malloc(sizeof(float) * floats);
-    const double slow_first[2] = {1.0, 5.0}, slow_second[2] = {5.0, 1.0};
+          *skewed = malloc(sizeof(float) * floats);
+    const double slow_first[2] = {1.0, skew}, slow_second[2] = {skew, 1.0};
     decode_with_speeds(m, tok, B, T, NULL, NULL, 2, even);
     decode_with_speeds(m, tok, B, T, NULL, NULL, 1, one);
     ck_assert_int_eq(memcmp(even, one, sizeof(float) * floats), 0);
-    decode_with_speeds(m, tok, B, T, slow_first, NULL, 2, skew);
-    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
-    decode_with_speeds(m, tok, B, T, slow_second, NULL, 2, skew);
-    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
-    free(even), free(one), free(skew);
+    for (int k = 0; k < 2; k++) {
+        const double *speed = k ? slow_second : slow_first;
+        decode_with_speeds(m, tok, B, T, stages ? NULL : speed, stages ? speed : NULL, 2, skewed);
+        ck_assert_int_eq(memcmp(even, skewed, sizeof(float) * floats), 0);
+    }
+    free(tok), free(even), free(one), free(skewed);
     gkd_model_free(m);
 }
+
+START_TEST(test_split_by_speed_same_bits) { check_skewed_splits(31, 12, 6, 48, 4, 13, 5, 5.0, 0); }
 END_TEST
 
-START_TEST(test_stages_by_speed_same_bits) {
-    /* Weights over SMALL_WEIGHTS and few rows per thread: the prefill and
-     * the steps both run by stages. */
-    const int V = 29, T = 12, B = 8;
-    gkd_model *m = make_model(V, T, 2, 256, 8, 17);
-    int tok[8 * 12];
-    random_tokens(tok, B * T, V, 6);
-    const size_t floats = (size_t)B * T * V;
-    float *even = malloc(sizeof(float) * floats), *one = malloc(sizeof(float) * floats),
-          *skew = malloc(sizeof(float) * floats);
-    const double slow_first[2] = {1.0, 20.0}, slow_second[2] = {20.0, 1.0};
-    decode_with_speeds(m, tok, B, T, NULL, NULL, 2, even);
-    decode_with_speeds(m, tok, B, T, NULL, NULL, 1, one);
-    ck_assert_int_eq(memcmp(even, one, sizeof(float) * floats), 0);
-    decode_with_speeds(m, tok, B, T, NULL, slow_first, 2, skew);
-    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
-    decode_with_speeds(m, tok, B, T, NULL, slow_second, 2, skew);
-    ck_assert_int_eq(memcmp(even, skew, sizeof(float) * floats), 0);
-    free(even), free(one), free(skew);
-    gkd_model_free(m);
-}
+/* Weights over SMALL_WEIGHTS and few rows per thread: the prefill and the
+ * steps both run by stages. */
+START_TEST(test_stages_by_speed_same_bits) { check_skewed_splits(29, 12, 8, 256, 8, 17, 6, 20.0, 1); }
 END_TEST
 
 /* A prefill whose rows interleave sequences (which the decoder cannot split
