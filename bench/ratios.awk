@@ -31,9 +31,7 @@ function note(side, k, line,   r) {
     if (side == "ours") { ours_r[k, r] = field(line, "tokens_per_s"); gf_r[k, r] = field(line, "gflops") }
     else peer_r[k, r] = field(line, "tokens_per_s")
 }
-function ceiling(name, line,   r) {
-    r = field(line, "round"); ceil_n[name]++; ceil_v[name, ceil_n[name]] = field(line, "gflops")
-}
+function ceiling(name, line) { ceil_n[name]++; ceil_v[name, ceil_n[name]] = field(line, "gflops") }
 $1 == "bench" && $2 == "sgemm" { ceiling("sgemm", $0) }
 $1 == "bench" && $2 == "peak" { ceiling("peak", $0) }
 $1 == "bench" && $2 == "model" && $4 ~ /^fwd/ { note("ours", "fwd " $3 " " $4, $0) }

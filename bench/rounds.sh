@@ -18,7 +18,7 @@ have_torch=0
 pairs="bench_model|peer_torch.py fwd fwdbwd
 bench_decode|peer_torch.py decode
 bench_gkd|peer_torch_gkd.py"
-run() { # side, gkd program, peer command, round
+run() { # side (gkd or peer), gkd program, peer script and arguments
   if [ "$1" = gkd ]; then
     OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "./$build/bench/$2"
   elif [ "$have_torch" = 1 ]; then
