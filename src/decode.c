@@ -14,10 +14,9 @@
  * forward over the same prefix up to float rounding. Matrix products batch
  * the rows of a range into one call per weight matrix, with a fixed
  * summation order per element, unlike sgemm, so a row's logits do not
- * depend on the other rows of the batch: on CPUs with AVX-512 one fused
- * multiply-add chain on the cache's copy of the weights (decode_matmul.c,
- * the arithmetic of gkd_gemm), elsewhere rowdot.c's lane sums on the
- * model's weights. Every stage writes each output
+ * depend on the other rows of the batch: one fused multiply-add chain on
+ * the cache's copy of the weights (decode_matmul.c, the arithmetic of
+ * gkd_gemm) on every instruction set. Every stage writes each output
  * from one thread, so results do not depend on how threads share a call
  * (gkd_decode_rows) or on their number. Every vectorized loop here
  * (LayerNorm statistics, attention scores, softmax scans, weighted sums,
@@ -32,7 +31,6 @@
 #include "decode_matmul.h"
 #include "decode_rows.h"
 #include "hugepage.h"
-#include "rowdot.h"
 #include "vexpf.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
@@ -75,9 +73,8 @@ struct gkd_kv_cache {
     float *lg;   /* (n, V) logits of rows that want them */
     int *out_idx;/* (n) rows that want logits */
     int one_row_per_seq; /* this call has at most one row per sequence */
-    /* With AVX-512 (decode_matmul.h): the model's weights in panels,
-     * taken when a call starts a sequence, and one row scratch per
-     * thread; NULL on other CPUs, whose products run on rowdot.c. */
+    /* The model's weights in panels (decode_matmul.h), taken when a call
+     * starts a sequence, and one row scratch per thread. */
     float *wt;
     int wt_ready;
     float *xp;
@@ -112,13 +109,11 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
         gkd_kv_cache_free(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for %zu floats", 2 * n);
     }
-    if (gkd_dm_available()) {
-        c->wt = gkd_huge_calloc(gkd_dm_floats(cfg) * sizeof(float));
-        if (!c->wt) {
-            gkd_kv_cache_free(c);
-            return gkd_error(GKD_ENOMEM, "kv cache: out of memory for the decoding weights (%zu floats)",
-                             gkd_dm_floats(cfg));
-        }
+    c->wt = gkd_huge_calloc(gkd_dm_floats(cfg) * sizeof(float));
+    if (!c->wt) {
+        gkd_kv_cache_free(c);
+        return gkd_error(GKD_ENOMEM, "kv cache: out of memory for the decoding weights (%zu floats)",
+                         gkd_dm_floats(cfg));
     }
     *out = c;
     return 0;
@@ -526,18 +521,12 @@ static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *se
  * (team NULL), which cannot use a worksharing loop inside the row-split
  * region: it would bind to that region's team. A team of one per range
  * (a nested parallel region) avoids the duplicated loops but measured 10%
- * slower on the tiny decode benchmark. A product takes the weights as
- * stored (w, rowdot.c) or, with AVX-512, their copy in panels (wt). */
-static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w, const float *wt,
-                   const float *bias, int n, int IC, int OC, gkd_rowdot_epilogue ep, float *res,
-                   gkd_pace *team) {
-    if (c->wt)
-        gkd_dm_matmul(out, inp, wt, bias, n, IC, OC, ep, res, team != NULL, team,
-                      c->xp + (size_t)omp_get_thread_num() * c->xp_floats);
-    else if (team)
-        gkd_rowdot_matmul_team(out, inp, w, bias, n, IC, OC, ep, res, team);
-    else
-        gkd_rowdot_matmul_here(out, inp, w, bias, n, IC, OC, ep, res);
+ * slower on the tiny decode benchmark. A product reads the weights' copy
+ * in panels (wt). */
+static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *wt, const float *bias,
+                   int n, int IC, int OC, gkd_dm_epilogue ep, float *res, gkd_pace *team) {
+    gkd_dm_matmul(out, inp, wt, bias, n, IC, OC, ep, res, team != NULL, team,
+                  c->xp + (size_t)omp_get_thread_num() * c->xp_floats);
     if (team) gkd_pace_stage_end(team);
 }
 
@@ -573,12 +562,12 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
      * not change). */
     const int trim = nout < n && (!team || omp_get_num_threads() == 1);
     int rows = n; /* rows the stages carry */
-#define WT(which) (c->wt ? gkd_dm_matrix_at(c->wt, cfg, l, which) : NULL)
+#define WT(which) gkd_dm_matrix_at(c->wt, cfg, l, which)
     for (int l = 0; l < L; l++) {
         size_t lc = (size_t)l * C;
         layernorm_rows(c->xn + o, c->x + o, p->ln1w + lc, p->ln1b + lc, n, C, team);
-        matmul(c, c->qkv + 3 * o, c->xn + o, p->qkvw + lc * 3 * C, WT(GKD_DM_QKV), p->qkvb + lc * 3,
-               n, C, 3 * C, GKD_ROWDOT_STORE, NULL, team);
+        matmul(c, c->qkv + 3 * o, c->xn + o, WT(GKD_DM_QKV), p->qkvb + lc * 3,
+               n, C, 3 * C, GKD_DM_STORE, NULL, team);
         if (trim && l == L - 1) {
             for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
             if (nout == 0) return;
@@ -594,13 +583,13 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
             attention_rows(c, l, r0, r1, seq, pos, team);
         }
         /* Residual adds and GELU run in the products' epilogues. */
-        matmul(c, c->tmp + o, c->atty + o, p->attprojw + lc * C, WT(GKD_DM_ATTPROJ), p->attprojb + lc,
-               rows, C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
+        matmul(c, c->tmp + o, c->atty + o, WT(GKD_DM_ATTPROJ), p->attprojb + lc,
+               rows, C, C, GKD_DM_RESIDUAL, c->x + o, team);
         layernorm_rows(c->xn + o, c->x + o, p->ln2w + lc, p->ln2b + lc, rows, C, team);
-        matmul(c, c->h + 4 * o, c->xn + o, p->fcw + lc * 4 * C, WT(GKD_DM_FC), p->fcb + lc * 4, rows,
-               C, 4 * C, GKD_ROWDOT_GELU, NULL, team);
-        matmul(c, c->tmp + o, c->h + 4 * o, p->fcprojw + lc * 4 * C, WT(GKD_DM_FCPROJ),
-               p->fcprojb + lc, rows, 4 * C, C, GKD_ROWDOT_RESIDUAL, c->x + o, team);
+        matmul(c, c->h + 4 * o, c->xn + o, WT(GKD_DM_FC), p->fcb + lc * 4, rows,
+               C, 4 * C, GKD_DM_GELU, NULL, team);
+        matmul(c, c->tmp + o, c->h + 4 * o, WT(GKD_DM_FCPROJ),
+               p->fcprojb + lc, rows, 4 * C, C, GKD_DM_RESIDUAL, c->x + o, team);
     }
     if (nout == 0) return;
     /* Only rows that want logits pay for the final LayerNorm and LM head;
@@ -619,7 +608,7 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
     }
     layernorm_rows(c->xn + o, head_in, p->lnfw, p->lnfb, nout, C, team);
     const int l = L; /* the LM head follows the layers in the copy */
-    matmul(c, lg, c->xn + o, p->wte, WT(GKD_DM_QKV), NULL, nout, C, V, GKD_ROWDOT_STORE, NULL, team);
+    matmul(c, lg, c->xn + o, WT(GKD_DM_QKV), NULL, nout, C, V, GKD_DM_STORE, NULL, team);
 #undef WT
     if (team) {
 #pragma omp for schedule(static)
@@ -710,15 +699,13 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     int rc = ensure_rows(c, n);
     if (!rc) rc = ensure_att(c, omp_get_max_threads());
     if (rc) return rc;
-    if (c->wt) {
-        if ((rc = ensure_thread_scratch(c, omp_get_max_threads()))) return rc;
-        /* The weights are taken when a sequence starts: the keys and values
-         * cached before came from the weights of then. */
-        int starts = !c->wt_ready;
-        for (int r = 0; r < n && !starts; r++) starts = pos[r] == 0;
-        if (starts) gkd_dm_pack(c->wt, m);
-        c->wt_ready = 1;
-    }
+    if ((rc = ensure_thread_scratch(c, omp_get_max_threads()))) return rc;
+    /* The weights are taken when a sequence starts: the keys and values
+     * cached before came from the weights of then. */
+    int starts = !c->wt_ready;
+    for (int r = 0; r < n && !starts; r++) starts = pos[r] == 0;
+    if (starts) gkd_dm_pack(c->wt, m);
+    c->wt_ready = 1;
     int grouped;
     scan_rows(n, seq, c->B, &grouped, &c->one_row_per_seq);
     const int threads = (size_t)n * C * 3 * C >= PAR_WORK ? omp_get_max_threads() : 1;

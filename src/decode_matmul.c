@@ -1,18 +1,21 @@
-/* The decoder's products on CPUs with AVX-512 (see decode_matmul.h).
+/* The decoder's products (see decode_matmul.h).
  *
  * More than 16 rows (a prefill) go through gkd_gemm_panels, which reads
- * the weight panels in place. Up to 16 rows (a decode step) go through a
- * 16 x 16 tile (8 x 32 for up to 8 rows): the rows, packed input-major,
- * are broadcast one value at a time against a register of 16 outputs, so
- * each weight is read once per step however many rows there are. Both keep
- * one fused multiply-add chain per element, from zero over the inputs in
- * order, then + bias. */
+ * the weight panels in place. With AVX-512, up to 16 rows (a decode step)
+ * go through a 16 x 16 tile (8 x 32 for up to 8 rows): the rows, packed
+ * input-major, are broadcast one value at a time against a register of 16
+ * outputs, so each weight is read once per step however many rows there
+ * are; on other instruction sets they go through gkd_gemm_panels too, the
+ * threads sharing the outputs. All keep one fused multiply-add chain per
+ * element, from zero over the inputs in order, then + bias. */
 #include "decode_matmul.h"
 
 #include <immintrin.h>
 #include <omp.h>
 
+#include "gelu.h"
 #include "gemm.h"
+#include "gkd/products.h"
 
 #define TILE 16 /* rows and outputs of the small-row tile */
 /* Below this many rows a product runs on tiles; above, on gkd_gemm. Only
@@ -27,8 +30,6 @@
 #define ROW_PREFETCH 128
 
 #define AVX512_TARGET __attribute__((target("avx512f")))
-
-int gkd_dm_available(void) { return gkd_gemm_available(); }
 
 /* Outputs of a matrix rounded up to whole pairs of panels (gkd_gemm_panels
  * reads two at a time). */
@@ -101,6 +102,13 @@ AVX512_TARGET static void pack_rows(float *xp, const float *inp, int r0, int row
         for (int i = 0; i < TILE; i++) xp[(size_t)k * TILE + i] = row[i] ? row[i][k] : 0.0f;
 }
 
+/* pack_rows without vector instructions: the same layout. */
+static void pack_rows_plain(float *xp, const float *inp, int r0, int rows, int IC) {
+    for (int k = 0; k < IC; k++)
+        for (int i = 0; i < TILE; i++)
+            xp[(size_t)k * TILE + i] = i < rows ? inp[(size_t)(r0 + i) * IC + k] : 0.0f;
+}
+
 void gkd_dm_pack(float *wt, const gkd_model *m) {
     const gkd_model_config *cfg = &m->config;
     const gkd_params *p = &m->params;
@@ -109,6 +117,7 @@ void gkd_dm_pack(float *wt, const gkd_model *m) {
     const int nq = (int)padded(3 * C) / 16, na = (int)padded(C) / 16, nf = (int)padded(4 * C) / 16;
     const int per_layer = nq + na + nf + na;
     const int jobs = L * per_layer + (int)padded(V) / 16;
+    const int vector = gkd_isa_active() == GKD_ISA_AVX512;
 #pragma omp parallel for schedule(static) if ((size_t)L * C * C >= 65536)
     for (int j = 0; j < jobs; j++) {
         const int l = j / per_layer < L ? j / per_layer : L;
@@ -132,7 +141,24 @@ void gkd_dm_pack(float *wt, const gkd_model *m) {
         /* Panel r: outputs 16 r .. 16 r + 15 of src, input-major, as the
          * rows of a product are packed. */
         const int o0 = r * TILE, outs = OC - o0 < TILE ? (OC - o0 > 0 ? OC - o0 : 0) : TILE;
-        pack_rows(gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC, src, o0, outs, IC);
+        float *panel = gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC;
+        if (vector) pack_rows(panel, src, o0, outs, IC);
+        else pack_rows_plain(panel, src, o0, outs, IC);
+    }
+}
+
+void gkd_dm_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_dm_epilogue ep,
+                           float *res) {
+    if (ep == GKD_DM_STORE) return;
+    for (int r = r0; r < r1; r++) {
+        float *q = out + (size_t)r * OC;
+        if (ep == GKD_DM_GELU) {
+            gkd_gelu_exp_array(q + o0, o1 - o0);
+        } else {
+            float *x = res + (size_t)r * OC;
+#pragma omp simd
+            for (int o = o0; o < o1; o++) x[o] += q[o];
+        }
     }
 }
 
@@ -199,7 +225,7 @@ static int tile_width(int n) { return n <= 8 ? 32 : 16; }
 /* Tiles [t0, t1) of the (row blocks) x (output blocks) grid, row blocks
  * outer, so consecutive tiles share their packed rows. */
 static void run_tiles(float *out, const float *inp, const float *wt, const float *bias, int n,
-                      int IC, int OC, gkd_rowdot_epilogue ep, float *res, float *xp, int t0, int t1) {
+                      int IC, int OC, gkd_dm_epilogue ep, float *res, float *xp, int t0, int t1) {
     const int W = tile_width(n), nob = (OC + W - 1) / W;
     int packed = -1;
     /* The epilogue runs on up to 64 finished outputs of a row block at a
@@ -210,7 +236,7 @@ static void run_tiles(float *out, const float *inp, const float *wt, const float
         const int rb = t / nob, r0 = rb * TILE, o0 = t % nob * W;
         const int rows = n - r0 < TILE ? n - r0 : TILE, cols = OC - o0 < W ? OC - o0 : W;
         if (ep_o1 > ep_o0 && (r0 != ep_r0 || o0 != ep_o1 || ep_o1 - ep_o0 + cols > 64)) {
-            gkd_rowdot_apply_epilogue(out, ep_r0, ep_r0 + ep_rows, ep_o0, ep_o1, OC, ep, res);
+            gkd_dm_apply_epilogue(out, ep_r0, ep_r0 + ep_rows, ep_o0, ep_o1, OC, ep, res);
             ep_o0 = ep_o1 = 0;
         }
         if (ep_o1 == ep_o0) ep_r0 = r0, ep_rows = rows, ep_o0 = ep_o1 = o0;
@@ -224,35 +250,35 @@ static void run_tiles(float *out, const float *inp, const float *wt, const float
         else
             tile_16x16(dst, OC, xp, b, IC, bs, rows, cols);
     }
-    if (ep_o1 > ep_o0) gkd_rowdot_apply_epilogue(out, ep_r0, ep_r0 + ep_rows, ep_o0, ep_o1, OC, ep, res);
+    if (ep_o1 > ep_o0) gkd_dm_apply_epilogue(out, ep_r0, ep_r0 + ep_rows, ep_o0, ep_o1, OC, ep, res);
 }
 
-/* Rows [r0, r1) through gkd_gemm, then the epilogue; the tiles when
- * gkd_gemm cannot run (same bits either way). */
-static void gemm_rows(float *out, const float *inp, const float *wt, const float *bias, int r0,
-                      int r1, int IC, int OC, gkd_rowdot_epilogue ep, float *res, float *xp) {
-    if (r1 <= r0) return;
-    const size_t ro = (size_t)r0 * OC;
-    if (gkd_gemm_panels(r1 - r0, OC, IC, inp + (size_t)r0 * IC, IC, wt, out + ro, OC, bias) != 0) {
-        const int W = tile_width(r1 - r0);
-        run_tiles(out + ro, inp + (size_t)r0 * IC, wt, bias, r1 - r0, IC, OC, ep,
-                  res ? res + ro : NULL, xp, 0, (r1 - r0 + TILE - 1) / TILE * ((OC + W - 1) / W));
-        return;
-    }
-    for (int o0 = 0; o0 < OC; o0 += 64)
-        gkd_rowdot_apply_epilogue(out, r0, r1, o0, o0 + 64 < OC ? o0 + 64 : OC, OC, ep, res);
+/* Rows [r0, r1) x outputs [o0, o1) (o0 a multiple of 32) through
+ * gkd_gemm_panels, then the epilogue, 64 outputs at a time. */
+static void gemm_block(float *out, const float *inp, const float *wt, const float *bias, int r0,
+                       int r1, int o0, int o1, int IC, int OC, gkd_dm_epilogue ep, float *res) {
+    if (r1 <= r0 || o1 <= o0) return;
+    gkd_gemm_panels(r1 - r0, o1 - o0, IC, inp + (size_t)r0 * IC, IC, wt + (size_t)o0 * IC,
+                    out + (size_t)r0 * OC + o0, OC, bias ? bias + o0 : NULL);
+    for (int o = o0; o < o1; o += 64)
+        gkd_dm_apply_epilogue(out, r0, r1, o, o + 64 < o1 ? o + 64 : o1, OC, ep, res);
 }
 
 void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *bias, int n, int IC,
-                   int OC, gkd_rowdot_epilogue ep, float *res, int team, const gkd_pace *shares,
+                   int OC, gkd_dm_epilogue ep, float *res, int team, const gkd_pace *shares,
                    float *scratch) {
     const int nth = team ? omp_get_num_threads() : 1, me = team ? omp_get_thread_num() : 0;
     if (n > GEMM_FROM_ROWS) {
         /* Each thread its share of the rows, in whole 12-row panels. */
         int p0, p1;
         gkd_pace_range(shares, (n + 11) / 12, nth, me, &p0, &p1);
-        gemm_rows(out, inp, wt, bias, 12 * p0 < n ? 12 * p0 : n, 12 * p1 < n ? 12 * p1 : n, IC, OC,
-                  ep, res, scratch);
+        gemm_block(out, inp, wt, bias, 12 * p0 < n ? 12 * p0 : n, 12 * p1 < n ? 12 * p1 : n, 0, OC,
+                   IC, OC, ep, res);
+    } else if (gkd_isa_active() != GKD_ISA_AVX512) {
+        /* Each thread a contiguous share of the outputs, in pairs of panels. */
+        int b0, b1;
+        gkd_pace_range(shares, (OC + 31) / 32, nth, me, &b0, &b1);
+        gemm_block(out, inp, wt, bias, 0, n, 32 * b0, 32 * b1 < OC ? 32 * b1 : OC, IC, OC, ep, res);
     } else {
         /* Each thread a contiguous share of the output blocks. */
         const int W = tile_width(n);

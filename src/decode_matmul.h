@@ -1,4 +1,4 @@
-/* Private: the decoder's matrix products on CPUs with AVX-512.
+/* Private: the decoder's matrix products.
  *
  * The KV cache keeps a copy of the model's weight matrices in panels of
  * 16 outputs, input-major (gkd_gemm_panels), so a product reads one
@@ -13,7 +13,20 @@
 #include <stddef.h>
 
 #include "gkd/model.h"
-#include "rowdot.h"
+#include "pace.h"
+
+/** What a product does with each finished element, inside its parallel
+ *  loop (no separate pass, no extra barrier). */
+typedef enum {
+    GKD_DM_STORE,    /* out = product */
+    GKD_DM_GELU,     /* out = gelu(product) (gelu.h) */
+    GKD_DM_RESIDUAL, /* out = product, then res += out */
+} gkd_dm_epilogue;
+
+/** Epilogue ep on rows [r0, r1) x outputs [o0, o1) of out (row stride
+ *  OC), as the products do on each finished tile. */
+void gkd_dm_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_dm_epilogue ep,
+                           float *res);
 
 /** The matrices of the copy, in this order, per layer, then the LM head. */
 typedef enum {
@@ -23,8 +36,6 @@ typedef enum {
     GKD_DM_FCPROJ,  /* (4C, C) */
 } gkd_dm_matrix;
 
-/** 1 if these products run on this CPU (gkd_gemm_available). */
-int gkd_dm_available(void);
 
 /** Floats of the copy for a model of this shape. */
 size_t gkd_dm_floats(const gkd_model_config *cfg);
@@ -47,7 +58,7 @@ size_t gkd_dm_scratch_floats(int IC);
  *  thread does it all. scratch: the calling thread's
  *  gkd_dm_scratch_floats(IC) floats, 64-byte aligned. */
 void gkd_dm_matmul(float *out, const float *inp, const float *wt, const float *bias, int n, int IC,
-                   int OC, gkd_rowdot_epilogue ep, float *res, int team, const gkd_pace *shares,
+                   int OC, gkd_dm_epilogue ep, float *res, int team, const gkd_pace *shares,
                    float *scratch);
 
 #endif

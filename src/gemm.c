@@ -1,25 +1,30 @@
-/* gkd's own single-precision matrix product for CPUs with AVX-512 (see
- * gemm.h).
+/* gkd's own single-precision matrix product (see gemm.h), the one every
+ * product of training and decoding goes through in the reproducible mode.
  *
- * Debian 12's OpenBLAS (0.3.21) picks its kernels by CPU model; on CPUs it
- * does not know, such as the AMD Zen 5 machines gkd is measured on, it runs
- * its 256-bit Haswell kernels and reaches half of what the CPU can do. This product runs an MR x NR register-blocked micro-kernel of
- * fused multiply-adds: MR rows of op(A) broadcast one value at a time,
- * NR columns of op(B) two registers wide. op(A) and an untransposed B are
- * read in place; a transposed B (the weights of a forward product) and
- * partial edge panels are first packed k-major, zero-padded.
+ * This file cuts C into MR x NR tiles, packs what must be packed and
+ * shares the tiles between threads; a micro-kernel per instruction set
+ * (gemm_avx512.c, gemm_avx2.c, gemm_generic.c) computes a tile. op(A) and
+ * an untransposed B are read in place; a transposed B (the weights of a
+ * forward product) and partial edge panels are first packed k-major,
+ * zero-padded.
  *
  * Every C element is one chain of fused multiply-adds over k = 0 .. K-1
- * from zero, then + bias or + the old C value. Neither the panel nor the
- * thread that computes it changes that chain, so results do not depend on
- * the number of threads or on the shape of the rest of the product. */
+ * from zero, then + bias or + the old C value. Neither the panel, nor the
+ * thread that computes it, nor the instruction set changes that chain, so
+ * results do not depend on the number of threads, on the shape of the
+ * rest of the product or on the CPU. */
 #include "gemm.h"
 
-#include <immintrin.h>
+#include <assert.h>
+#include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
-#define MR 12 /* rows of a micro-tile: broadcast A values */
-#define NR 32 /* columns: two 16-lane registers of B */
+#include "gemm_kernel.h"
+#include "gkd/products.h"
+
+#define MR GEMM_MR
+#define NR GEMM_NR
 /* Products with more than KBLOCK_FROM terms per output run in blocks of
  * KBLOCK. Only speed depends on them: from 512, the tiny model's
  * 1024-token weight gradients ran 3.6% faster per forward + backward (12
@@ -29,14 +34,6 @@
 #define KBLOCK 256
 /* Below this many multiply-adds a product runs on the calling thread. */
 #define PAR_MIN_MACS (64.0 * 64.0 * 64.0)
-
-#define AVX512_TARGET __attribute__((target("avx512f")))
-
-static int disabled;
-
-void gkd_gemm_disable(int off) { disabled = off; }
-
-int gkd_gemm_available(void) { return !disabled && __builtin_cpu_supports("avx512f"); }
 
 /* Buffers of the calling thread, grown on demand and kept, so repeated
  * products of one shape do not map fresh (zeroed) pages: packed panels,
@@ -87,149 +84,174 @@ static void pack_b(float *bp, int trans_b, const float *B, int ldb, int K, int n
     }
 }
 
-/* One MR x NR tile over k = 0 .. K-1 of the pointers given: acc starts
- * at zero, or at the MR x NR floats in save when resume; when more follows
- * (a later K block), acc goes back to save; otherwise C = acc + bias,
- * C = acc, or C += acc on the rows x cols that exist. Row i of op(A) at k
- * is a[i ars + k aks]; B's 32 values at k are 16 at b + k bks and 16 at
- * b + b_half + k bks. */
-AVX512_TARGET static void micro_tile(const float *a, size_t ars, size_t aks, const float *b,
-                                     size_t bks, size_t b_half, int K, float *C, int ldc, int rows, int cols,
-                                     float beta, const float *bias, float *save, int resume,
-                                     int more) {
-    __m512 c0[MR], c1[MR];
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-        c0[i] = resume ? _mm512_loadu_ps(save + i * NR) : _mm512_setzero_ps();
-        c1[i] = resume ? _mm512_loadu_ps(save + i * NR + 16) : _mm512_setzero_ps();
-    }
-    for (int k = 0; k < K; k++, a += aks, b += bks) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + b_half);
-#pragma GCC unroll 12
-        for (int i = 0; i < MR; i++) {
-            const __m512 av = _mm512_set1_ps(a[i * ars]);
-            c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);
-            c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);
-        }
-    }
-    if (more) {
-#pragma GCC unroll 12
-        for (int i = 0; i < MR; i++) {
-            _mm512_storeu_ps(save + i * NR, c0[i]);
-            _mm512_storeu_ps(save + i * NR + 16, c1[i]);
-        }
-        return;
-    }
-    /* Lanes of columns that exist (all when cols = NR). */
-    const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
-    const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-    if (bias) {
-        bias0 = _mm512_maskz_loadu_ps(m0, bias);
-        bias1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-        if (i >= rows) break;
-        float *c = C + (size_t)i * ldc;
-        __m512 v0 = c0[i], v1 = c1[i];
-        if (beta != 0.0f) {
-            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, c), v0);
-            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, c + 16), v1);
-        } else if (bias) {
-            v0 = _mm512_add_ps(v0, bias0);
-            v1 = _mm512_add_ps(v1, bias1);
-        }
-        _mm512_mask_storeu_ps(c, m0, v0);
-        _mm512_mask_storeu_ps(c + 16, m1, v1);
+/* gkd_gemm and gkd_gemm_panels: B is op(B) as gkd_gemm takes it, or
+ * (panels) already in 16-column panels. */
+static gkd_gemm_kernel *active_kernel(void) {
+    switch (gkd_isa_active()) {
+    case GKD_ISA_AVX512: return gkd_gemm_kernel_avx512;
+    case GKD_ISA_AVX2: return gkd_gemm_kernel_avx2;
+    default: return gkd_gemm_kernel_generic;
     }
 }
 
-/* gkd_gemm and gkd_gemm_panels: B is op(B) as gkd_gemm takes it, or
- * (panels) already in 16-column panels. */
-static int gemm(int trans_a, int trans_b, int panels, int M, int N, int K, const float *A, int lda,
-                const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias) {
-    if (!gkd_gemm_available() || (beta != 0.0f && beta != 1.0f) || (beta != 0.0f && row_bias))
-        return -1;
-    if (M <= 0 || N <= 0) return 0;
-    if (K <= 0) return -1; /* nothing to accumulate: the caller's path */
-    const int pa = (M + MR - 1) / MR, pb = (N + NR - 1) / NR;
-    const int a_edge = M % MR, b_edge = N % NR;
+/* op(B)[k, n] of either form of B. */
+static float b_at(int trans_b, int panels, const float *B, int ldb, int K, int k, int n) {
+    if (panels) return B[(size_t)(n / 16) * 16 * K + (size_t)k * 16 + n % 16];
+    return trans_b ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n];
+}
+
+/* The same chains without packing or threads: when there is no memory for
+ * the panels (and K < 1, where each chain is empty). Zeros that the shape
+ * lets gkd_gemm_shaped skip are multiplied here, which is exact (gemm.h). */
+static void gemm_unpacked(int trans_a, int trans_b, int panels, int M, int N, int K, const float *A,
+                          int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                          const float *row_bias, int shape) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            if ((shape & GKD_GEMM_C_LOWER) && n > m) continue;
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++)
+                acc = fmaf(trans_a ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k],
+                           b_at(trans_b, panels, B, ldb, K, k, n), acc);
+            float *c = C + (size_t)m * ldc + n;
+            *c = beta != 0.0f ? *c + acc : row_bias ? acc + row_bias[n] : acc;
+        }
+}
+
+/* One product, cut into tiles: what every thread needs to run a tile. */
+typedef struct {
+    gkd_gemm_kernel *kernel;
+    int trans_a, trans_b, panels, M, N, K, lda, ldb, ldc, shape;
+    const float *A, *B, *row_bias;
+    float beta, *C;
+    int pa, pb, a_edge, a_outer, first_packed_b;
+    float *bpk, *apk, *saved;
+    int kc, nkb; /* k block length and count */
+} gemm_job;
+
+/* Pack job p: a B panel, or (p == pb) the partial last panel of op(A). */
+static void pack_one(const gemm_job *g, int p) {
+    if (p < g->pb) {
+        const int n0 = p * NR;
+        pack_b(g->bpk + (size_t)(p - g->first_packed_b) * NR * g->K, g->trans_b, g->B, g->ldb, g->K,
+               n0, g->N - n0 < NR ? g->N - n0 : NR);
+    } else {
+        pack_a_edge(g->apk, g->trans_a, g->A, g->lda, g->K, (g->pa - 1) * MR, g->a_edge);
+    }
+}
+
+/* Tile t's part of k block kb. A tile's chain runs over [klo, khi): all of
+ * k, or less where the shape says op(A) is zero (gemm.h); its first block
+ * with work starts the accumulators and its last one writes C. */
+static void tile_one(const gemm_job *g, int t, int kb) {
+    const int mb = g->a_outer ? t / g->pb : t % g->pa, nb = g->a_outer ? t % g->pb : t / g->pa;
+    const int m0 = mb * MR, n0 = nb * NR, rows = g->M - m0 < MR ? g->M - m0 : MR;
+    if ((g->shape & GKD_GEMM_C_LOWER) && n0 > m0 + rows - 1) return; /* above the diagonal */
+    int klo = 0, khi = g->K;
+    if (g->shape & GKD_GEMM_A_LOWER) khi = m0 + rows < khi ? m0 + rows : khi;
+    if (g->shape & GKD_GEMM_A_UPPER) klo = m0 < khi ? m0 : khi;
+    const int first = klo / g->kc < g->nkb ? klo / g->kc : g->nkb - 1;
+    const int last = khi > klo ? (khi - 1) / g->kc : first;
+    if (kb < first || kb > last) return;
+    const int k0 = kb * g->kc > klo ? kb * g->kc : klo;
+    const int k1 = (kb + 1) * g->kc < khi ? (kb + 1) * g->kc : khi;
+    const float *a = g->A + (g->trans_a ? (size_t)m0 : (size_t)m0 * g->lda);
+    size_t ars = g->trans_a ? 1 : (size_t)g->lda, aks = g->trans_a ? (size_t)g->lda : 1;
+    if (g->a_edge && mb == g->pa - 1) a = g->apk, ars = 1, aks = MR;
+    const float *b = g->B + (size_t)n0; /* op(B) = B in place */
+    size_t bks = (size_t)g->ldb, b_half = 16;
+    if (g->panels)
+        b = g->B + (size_t)n0 * g->K, bks = 16, b_half = (size_t)16 * g->K;
+    else if (nb >= g->first_packed_b)
+        b = g->bpk + (size_t)(nb - g->first_packed_b) * NR * g->K, bks = NR;
+    g->kernel(a + k0 * aks, ars, aks, b + k0 * bks, bks, b_half, k1 - k0, g->C + (size_t)m0 * g->ldc + n0,
+              g->ldc, rows, g->N - n0 < NR ? g->N - n0 : NR, g->beta,
+              g->row_bias ? g->row_bias + n0 : NULL, g->saved ? g->saved + (size_t)t * MR * NR : NULL,
+              kb > first, kb < last);
+}
+
+static void gemm(int trans_a, int trans_b, int panels, int M, int N, int K, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias,
+                 int shape) {
+    assert((beta == 0.0f || beta == 1.0f) && !(beta != 0.0f && row_bias));
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        gemm_unpacked(trans_a, trans_b, panels, M, N, 0, A, lda, B, ldb, beta, C, ldc, row_bias, shape);
+        return;
+    }
+    gemm_job g = {.kernel = active_kernel(), .trans_a = trans_a, .trans_b = trans_b, .panels = panels,
+                  .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .shape = shape, .A = A,
+                  .B = B, .row_bias = row_bias, .beta = beta, .C = C};
+    g.pa = (M + MR - 1) / MR, g.pb = (N + NR - 1) / NR;
+    g.a_edge = M % MR;
+    const int b_edge = N % NR;
     /* Packed: every B panel when B is transposed, else only a partial
      * last one; op(A) is read in place but for a partial last panel. */
-    const int b_packed = panels ? 0 : trans_b ? pb : (b_edge ? 1 : 0);
-    const size_t b_floats = (size_t)b_packed * NR * K, a_floats = a_edge ? (size_t)MR * K : 0;
-    float *bpk = NULL, *apk = NULL;
+    const int b_packed = panels ? 0 : trans_b ? g.pb : (b_edge ? 1 : 0);
+    const size_t b_floats = (size_t)b_packed * NR * K, a_floats = g.a_edge ? (size_t)MR * K : 0;
     if (b_floats + a_floats) {
         float *buf = get_scratch(&pack_scratch, b_floats + a_floats);
-        if (!buf) return -1;
-        bpk = buf;
-        apk = buf + b_floats;
+        if (!buf) {
+            gemm_unpacked(trans_a, trans_b, panels, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias, shape);
+            return;
+        }
+        g.bpk = buf;
+        g.apk = buf + b_floats;
     }
-    const int first_packed_b = trans_b ? 0 : pb - b_packed;
-    const int ntiles = pa * pb;
-    const int a_outer = M >= N;
+    g.first_packed_b = trans_b ? 0 : g.pb - b_packed;
+    const int ntiles = g.pa * g.pb, npack = g.pb + (g.a_edge ? 1 : 0);
+    /* The larger operand outer, so it is read once while the panels of
+     * the smaller pass again and again. With op(A) outer (M >= N:
+     * activations, input gradients) a thread's contiguous tiles also cover
+     * whole rows, mostly rows that thread wrote itself in the step before.
+     * B always outer measured 7% slower on the tiny forward + backward
+     * (M >= N alone: 6%), 5% on the small; decoding the same. */
+    g.a_outer = M >= N;
     /* Long products (weight gradients over many tokens) run in K blocks, so
      * the panels of one block stay in L2; each tile's accumulators wait in
      * saved between blocks, so the fused chain over k is unchanged. */
-    const int kc = K > KBLOCK_FROM ? KBLOCK : K, nkb = (K + kc - 1) / kc;
-    float *saved = NULL;
-    if (nkb > 1) {
-        saved = get_scratch(&acc_scratch, (size_t)ntiles * MR * NR);
-        if (!saved) return -1;
+    g.kc = K > KBLOCK_FROM ? KBLOCK : K, g.nkb = (K + g.kc - 1) / g.kc;
+    if (g.nkb > 1) {
+        g.saved = get_scratch(&acc_scratch, (size_t)ntiles * MR * NR);
+        if (!g.saved) {
+            gemm_unpacked(trans_a, trans_b, panels, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias, shape);
+            return;
+        }
     }
-#pragma omp parallel if ((double)M * N * K >= PAR_MIN_MACS)
+    /* Small products, and products inside a parallel region (attention's
+     * heads), run here without opening a region: an inner region of one
+     * thread cost about 3% of the tiny forward + backward. */
+    if ((double)M * N * K < PAR_MIN_MACS || omp_in_parallel() || omp_get_max_threads() == 1) {
+        for (int p = g.first_packed_b; p < npack; p++) pack_one(&g, p);
+        for (int kb = 0; kb < g.nkb; kb++)
+            for (int t = 0; t < ntiles; t++) tile_one(&g, t, kb);
+        return;
+    }
+#pragma omp parallel
     {
 #pragma omp for schedule(static)
-        for (int p = first_packed_b; p < pb + (a_edge ? 1 : 0); p++) {
-            if (p < pb) {
-                const int n0 = p * NR;
-                pack_b(bpk + (size_t)(p - first_packed_b) * NR * K, trans_b, B, ldb, K, n0,
-                       N - n0 < NR ? N - n0 : NR);
-            } else {
-                pack_a_edge(apk, trans_a, A, lda, K, (pa - 1) * MR, a_edge);
-            }
-        }
-        for (int kb = 0; kb < nkb; kb++) {
-            const int k0 = kb * kc, klen = K - k0 < kc ? K - k0 : kc;
-            /* The larger operand outer, so it is read once while the
-             * panels of the smaller pass again and again. With op(A) outer
-             * (M >= N: activations, input gradients) a thread's contiguous
-             * tiles also cover whole rows, mostly rows that thread wrote
-             * itself in the step before. B always outer measured 7% slower
-             * on the tiny forward + backward (M >= N alone: 6%), 5% on the
-             * small; decoding the same. Guided: a thread on a core running
-             * slower takes fewer tiles (static shares measured 6% slower on
-             * the tiny forward + backward while one core lagged). */
+        for (int p = g.first_packed_b; p < npack; p++) pack_one(&g, p);
+        for (int kb = 0; kb < g.nkb; kb++) {
+            /* Guided: a thread on a core running slower takes fewer tiles
+             * (static shares measured 6% slower on the tiny forward +
+             * backward while one core lagged). */
 #pragma omp for schedule(guided)
-            for (int t = 0; t < ntiles; t++) {
-                const int mb = a_outer ? t / pb : t % pa, nb = a_outer ? t % pb : t / pa;
-                const int m0 = mb * MR, n0 = nb * NR;
-                const float *a = A + (trans_a ? (size_t)m0 : (size_t)m0 * lda);
-                size_t ars = trans_a ? 1 : (size_t)lda, aks = trans_a ? (size_t)lda : 1;
-                if (a_edge && mb == pa - 1) a = apk, ars = 1, aks = MR;
-                const float *b = B + (size_t)n0; /* op(B) = B in place */
-                size_t bks = (size_t)ldb, b_half = 16;
-                if (panels)
-                    b = B + (size_t)n0 * K, bks = 16, b_half = (size_t)16 * K;
-                else if (nb >= first_packed_b)
-                    b = bpk + (size_t)(nb - first_packed_b) * NR * K, bks = NR;
-                micro_tile(a + k0 * aks, ars, aks, b + k0 * bks, bks, b_half, klen,
-                           C + (size_t)m0 * ldc + n0, ldc, M - m0 < MR ? M - m0 : MR,
-                           N - n0 < NR ? N - n0 : NR, beta, row_bias ? row_bias + n0 : NULL,
-                           saved ? saved + (size_t)t * MR * NR : NULL, kb > 0, kb < nkb - 1);
-            }
+            for (int t = 0; t < ntiles; t++) tile_one(&g, t, kb);
         }
     }
-    return 0;
 }
 
-int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias) {
-    return gemm(trans_a, trans_b, 0, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias);
+void gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias) {
+    gemm(trans_a, trans_b, 0, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias, GKD_GEMM_FULL);
 }
 
-int gkd_gemm_panels(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc,
-                    const float *row_bias) {
-    return gemm(0, 0, 1, M, N, K, A, lda, Bp, 0, 0.0f, C, ldc, row_bias);
+void gkd_gemm_shaped(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc, int shape) {
+    gemm(trans_a, trans_b, 0, M, N, K, A, lda, B, ldb, 0.0f, C, ldc, NULL, shape);
+}
+
+void gkd_gemm_panels(int M, int N, int K, const float *A, int lda, const float *Bp, float *C,
+                     int ldc, const float *row_bias) {
+    gemm(0, 0, 1, M, N, K, A, lda, Bp, 0, 0.0f, C, ldc, row_bias, GKD_GEMM_FULL);
 }

@@ -1,4 +1,5 @@
-/* gkd's own matrix product for CPUs with AVX-512 (src/gemm.c). */
+/* gkd's own matrix product (src/gemm.c): the same bits on every x86-64 CPU
+ * and with any number of threads. */
 #ifndef GKD_GEMM_H
 #define GKD_GEMM_H
 
@@ -7,25 +8,34 @@
  * or A[k lda + m] when trans_a; op(B) is K x N: B[k ldb + n], or
  * B[n ldb + k] when trans_b. Each element is one chain of fused
  * multiply-adds over k in order from zero, then + row_bias or old C + it,
- * whatever the threads. Opens its own OpenMP region (one thread inside an
- * active one). Returns 0 when done, -1 when it cannot run (no AVX-512,
- * disabled, another beta, K < 1, or no memory for packing): the caller
- * then uses another product. */
-int gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
-             const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias);
+ * whatever the threads or the instruction set (gkd/products.h). Opens its
+ * own OpenMP region (one thread inside an active one). */
+void gkd_gemm(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc, const float *row_bias);
+
+/* Zeros a product may skip (gkd_gemm_shaped), as in causal attention. */
+enum {
+    GKD_GEMM_FULL = 0,
+    GKD_GEMM_A_LOWER = 1, /* op(A)[m, k] = 0 for k > m: each chain stops early */
+    GKD_GEMM_A_UPPER = 2, /* op(A)[m, k] = 0 for k < m: each chain starts late */
+    GKD_GEMM_C_LOWER = 4, /* only C[m, n] with n <= m is wanted (some above it may be written) */
+};
+
+/* gkd_gemm (beta 0, no bias) told which zeros of op(A) it may leave out of
+ * the chains, or which part of C is wanted (shape: GKD_GEMM_* or-ed). Its
+ * bits are those of the full product, for finite B: a chain that starts at
+ * +0 stays +0 through leading zero terms (+0 + (+-0) = +0), and never
+ * becomes -0 (an exact zero sum is +0 in round-to-nearest), so trailing
+ * zero terms leave it as it is. The tiles are MR rows high, so up to
+ * MR - 1 zeros per row are still multiplied; that changes nothing either. */
+void gkd_gemm_shaped(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, float *C, int ldc, int shape);
 
 /* gkd_gemm (no transposes, beta 0) with B given as 16-column panels: the
  * K x 16 block of columns 16 j .. 16 j + 15 at Bp + 16 K j, k-major, for
  * as many panels as N rounded up to a multiple of 32 needs (columns past
  * N zero or ignored). Same bits as gkd_gemm on the plain B. */
-int gkd_gemm_panels(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc,
-                    const float *row_bias);
-
-/* 1 if gkd_gemm runs on this CPU. */
-int gkd_gemm_available(void);
-
-/* Tests only: off != 0 makes gkd_gemm decline, so the OpenBLAS path can be
- * compared with it. Not thread-safe. */
-void gkd_gemm_disable(int off);
+void gkd_gemm_panels(int M, int N, int K, const float *A, int lda, const float *Bp, float *C,
+                     int ldc, const float *row_bias);
 
 #endif

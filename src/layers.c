@@ -4,22 +4,23 @@
  * OpenMP threads. */
 #include "gkd/layers.h"
 #include "gemm.h"
+#include "gkd/products.h"
 #include "vexpf.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* OpenBLAS's own threading is NOT thread-count independent: with 2 threads
- * it partitions the result differently and picks different edge kernels, so
- * a 512x384x128 product differs in thousands of elements between
- * OMP_NUM_THREADS=1 and 2 (measured with OpenBLAS 0.3 on this machine).
- * gkd_sgemm therefore cuts the result into a fixed grid of tiles that
- * depends only on the shape, and runs one single-threaded sgemm per tile
+/* In the reproducible mode (gkd/products.h) every product is gkd_gemm's.
+ * In the OpenBLAS mode: OpenBLAS's own threading is not thread-count
+ * independent (with 2 threads it partitions the result differently and
+ * picks different edge kernels), so the result is cut into a fixed grid of
+ * tiles that depends only on the shape, one single-threaded sgemm per tile
  * inside an OpenMP loop (the OpenMP build of OpenBLAS runs single-threaded
- * inside an active parallel region; with one thread it is single-threaded
- * anyway). Each tile computes the same bits whichever thread runs it. */
+ * inside an active parallel region). Each tile computes the same bits
+ * whichever thread runs it, on one machine. */
 #define SMALL_GEMM_FLOPS (32.0 * 64.0 * 64.0) /* below OpenBLAS's own 64^3 threading threshold */
 #define GEMM_SPLIT 4   /* tiles per product: enough for 2-4 threads, few repacks */
 #define GEMM_MIN_SPLIT_DIM 128
@@ -35,14 +36,11 @@ static void add_row_bias(float *C, int ldc, const float *row_bias, int rm, int c
     }
 }
 
-/* gkd_sgemm, optionally adding row_bias (N) to every row of each tile right
- * after the tile is computed (saves a separate pass over C). */
-static void sgemm_tiled(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                        const float *A, int lda, const float *B, int ldb, float beta, float *C,
-                        int ldc, const float *row_bias) {
-    if (alpha == 1.0f &&
-        gkd_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias) == 0)
-        return;
+/* The OpenBLAS mode's product on the fixed tile grid, optionally adding
+ * row_bias (N) to every row of each tile right after it is computed. */
+static void sgemm_openblas(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                           int ldc, const float *row_bias) {
     const enum CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
     const enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     if ((double)M * N * K <= SMALL_GEMM_FLOPS) {
@@ -72,9 +70,41 @@ static void sgemm_tiled(int trans_a, int trans_b, int M, int N, int K, float alp
     }
 }
 
+/* A layer's product: C = op(A) op(B) (+ row_bias) or C += op(A) op(B). */
+static void layer_product(int trans_a, int trans_b, int M, int N, int K, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc,
+                          const float *row_bias) {
+    if (gkd_products() == GKD_PRODUCTS_OPENBLAS)
+        sgemm_openblas(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, row_bias);
+    else
+        gkd_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, row_bias);
+}
+
 void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    sgemm_tiled(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+    if (gkd_products() == GKD_PRODUCTS_OPENBLAS) {
+        sgemm_openblas(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+        return;
+    }
+    if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+        gkd_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, beta, C, ldc, NULL);
+        return;
+    }
+    /* Other scalars: a row's chains, then C = alpha p + beta C, element by
+     * element (an element at a time when there is no memory for a row). */
+    float *p = malloc((size_t)(N > 0 ? N : 1) * sizeof *p), one;
+    for (int m = 0; m < M; m++) {
+        const float *a = trans_a ? A + m : A + (size_t)m * lda;
+        float *c = C + (size_t)m * ldc;
+        if (p) gkd_gemm(trans_a, trans_b, 1, N, K, a, lda, B, ldb, 0.0f, p, N, NULL);
+        for (int n = 0; n < N; n++) {
+            if (!p) gkd_gemm(trans_a, trans_b, 1, 1, K, a, lda, trans_b ? B + (size_t)n * ldb : B + n,
+                             ldb, 0.0f, &one, 1, NULL);
+            const float v = alpha * (p ? p[n] : one);
+            c[n] = beta == 0.0f ? v : v + beta * c[n];
+        }
+    }
+    free(p);
 }
 
 /* Loops with less work than this run on one thread: a parallel region
@@ -218,15 +248,15 @@ void gkd_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 
 void gkd_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                         int C, int OC) {
-    sgemm_tiled(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC, bias);
+    layer_product(0, 1, N, OC, C, inp, C, w, C, 0.0f, out, OC, bias);
 }
 
 void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int N, int C, int OC) {
     if (dinp)
-        gkd_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+        layer_product(0, 0, N, C, OC, dout, OC, w, C, 0.0f, dinp, C, NULL);
     if (dw)
-        gkd_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+        layer_product(1, 0, OC, C, N, dout, OC, inp, C, 1.0f, dw, C, NULL);
     if (dbias) {
         int nblocks = (OC + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static) if(parallel: (size_t)N * OC >= PAR_MIN_WORK)
@@ -244,22 +274,42 @@ void gkd_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
     }
 }
 
+/* One head's product C (M x N) = scale op(A) op(B): gkd_gemm's chains,
+ * leaving out the causal mask's zeros (shape, gemm.h: the same bits), then
+ * the scale (none when 1); in the OpenBLAS mode one full sgemm. Runs on
+ * the calling thread inside the heads' parallel loop. */
+static void head_product(int trans_a, int trans_b, int M, int N, int K, float scale, const float *A,
+                         int lda, const float *B, int ldb, float *C, int ldc, int shape) {
+    if (gkd_products() == GKD_PRODUCTS_OPENBLAS) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, M, N, K, scale, A, lda, B, ldb, 0.0f, C, ldc);
+        return;
+    }
+    gkd_gemm_shaped(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, shape);
+    if (scale != 1.0f)
+        for (int i = 0; i < M; i++) {
+            float *c = C + (size_t)i * ldc;
+            const int n = shape & GKD_GEMM_C_LOWER ? (i + 1 < N ? i + 1 : N) : N;
+#pragma omp simd
+            for (int j = 0; j < n; j++) c[j] *= scale;
+        }
+}
+
 void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                            int NH) {
     const int hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
-    /* One (b, h) per iteration: independent outputs, each product a
-     * single-threaded sgemm inside the parallel region. */
+    /* One (b, h) per iteration: independent outputs, each product on the
+     * thread of its head. */
 #pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
         const float *q = qkv + (size_t)b * T * C3 + h * hs;
         const float *k = q + C, *v = q + 2 * C;
         float *a = att + (size_t)bh * T * T;
-        /* Scores for the whole T x T square; the upper triangle is masked
-         * below (cheaper than T separate products at these sizes). */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f,
-                    a, T);
+        /* Scores on and below the diagonal (whole tiles of it); the
+         * upper triangle is masked below. */
+        head_product(0, 1, T, T, hs, scale, q, C3, k, C3, a, T, GKD_GEMM_C_LOWER);
         for (int i = 0; i < T; i++) {
             float *row = a + (size_t)i * T;
             float mx = row[0];
@@ -272,8 +322,8 @@ void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int j = 0; j <= i; j++) row[j] *= inv;
             for (int j = i + 1; j < T; j++) row[j] = 0.0f;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
-                    out + (size_t)b * T * C + h * hs, C);
+        head_product(0, 0, T, hs, T, 1.0f, a, T, v, C3, out + (size_t)b * T * C + h * hs, C,
+                     GKD_GEMM_A_LOWER);
     }
 }
 
@@ -292,10 +342,8 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
         float *da = datt + (size_t)bh * T * T;
         const float *dy = dout + (size_t)b * T * C + h * hs;
         /* dv = a^T dy; da = dy v^T */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, dy, C, 0.0f,
-                    dv, C3);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dy, C, v, C3, 0.0f,
-                    da, T);
+        head_product(1, 0, T, hs, T, 1.0f, a, T, dy, C, dv, C3, GKD_GEMM_A_UPPER);
+        head_product(0, 1, T, T, hs, 1.0f, dy, C, v, C3, da, T, GKD_GEMM_C_LOWER);
         /* softmax backward in place: dscore = a * (da - sum_j a da) */
         for (int i = 0; i < T; i++) {
             const float *ar = a + (size_t)i * T;
@@ -306,10 +354,8 @@ void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const f
             for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
         }
         /* dq = scale * dscore k; dk = scale * dscore^T q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, da, T, k, C3,
-                    0.0f, dq, C3);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, da, T, q, C3, 0.0f,
-                    dk, C3);
+        head_product(0, 0, T, hs, T, scale, da, T, k, C3, dq, C3, GKD_GEMM_A_LOWER);
+        head_product(1, 0, T, hs, T, scale, da, T, q, C3, dk, C3, GKD_GEMM_A_UPPER);
     }
 }
 

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <gnu/libc-version.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -28,7 +29,6 @@
 
 #include <cblas.h>
 
-#include "gemm.h"
 #include "gkd/cell_status.h"
 #include "gkd/checkpoint.h"
 #include "gkd/csv.h"
@@ -36,6 +36,7 @@
 #include "gkd/error.h"
 #include "gkd/experiment.h"
 #include "gkd/fsutil.h"
+#include "gkd/products.h"
 #include "gkd/table.h"
 
 #define PATH_CAP 4096
@@ -112,21 +113,42 @@ static void json_escape(char *out, size_t cap, const char *s) {
     out[j] = '\0';
 }
 
+/* The CPU's model name from /proc/cpuinfo ("unknown" where there is none). */
+static void cpu_model(char *out, size_t cap) {
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || !colon) continue;
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        snprintf(out, cap, "%.*s", (int)strcspn(colon, "\n"), colon);
+        break;
+    }
+    fclose(f);
+}
+
 static int write_run_json(const char *dir, const char *started, const char *ended) {
-    char host[256] = "", path[PATH_CAP], text[4096], blas[512];
+    char host[256] = "", path[PATH_CAP], text[4096], blas[512], cpu[256], cpuq[512];
     gethostname(host, sizeof host - 1);
     json_escape(blas, sizeof blas, openblas_get_config());
+    cpu_model(cpu, sizeof cpu);
+    json_escape(cpuq, sizeof cpuq, cpu);
     char hostq[512];
     json_escape(hostq, sizeof hostq, host);
     int rc = path_join(path, dir, "run.json");
     if (rc) return rc;
     snprintf(text, sizeof text,
              "{\n  \"gkd_version\": \"%s\",\n  \"git_commit\": \"%s\",\n  \"compiler\": \"%s\",\n"
-             "  \"blas\": \"%s\",\n  \"products\": \"%s\",\n  \"threads\": %d,\n  \"host\": \"%s\",\n"
+             "  \"libc\": \"glibc %s\",\n  \"blas\": \"%s\",\n  \"products\": \"%s\",\n"
+             "  \"isa\": \"%s\",\n  \"cpu\": \"%s\",\n  \"threads\": %d,\n  \"host\": \"%s\",\n"
              "  \"started\": \"%s\",\n  \"ended\": %s%s%s\n}\n",
-             GKD_VERSION, GKD_GIT_COMMIT, "gcc " __VERSION__, blas,
-             gkd_gemm_available() ? "gkd-avx512" : "openblas", omp_get_max_threads(), hostq, started,
-             ended ? "\"" : "", ended ? ended : "null", ended ? "\"" : "");
+             GKD_VERSION, GKD_GIT_COMMIT, "gcc " __VERSION__, gnu_get_libc_version(), blas,
+             gkd_products_name(gkd_products()), gkd_isa_name(gkd_isa_active()), cpuq,
+             omp_get_max_threads(), hostq, started, ended ? "\"" : "", ended ? ended : "null",
+             ended ? "\"" : "");
     return write_text(path, text);
 }
 

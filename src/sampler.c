@@ -4,7 +4,7 @@
  * are prefilled in one decoder call, then each step feeds the last token of
  * every live sequence. A sequence draws only from its own stream, at most
  * one uniform per generated token, and the decoder's rows do not depend on
- * each other (rowdot.c), so a rollout is the same alone or in any batch and
+ * each other (decode_matmul.c), so a rollout is the same alone or in any batch and
  * with any thread count.
  *
  * Choices the header leaves open:

@@ -12,6 +12,8 @@
  * sweep of inputs at first use; otherwise every element calls expf. */
 #include "vexpf.h"
 
+#include "gkd/products.h"
+
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
@@ -130,6 +132,8 @@ VEXP_TARGET static int vexp_groups(float *y, const float *x, int n) {
 
 void gkd_vexpf(float *y, const float *x, int n) {
     pthread_once(&vector_once, check_vector);
-    int i = vector_ok ? vexp_groups(y, x, n) : 0;
+    /* Only where products run on AVX-512, so that GKD_ISA=avx2 or generic
+     * shows what a CPU without it computes (the same bits, by the check). */
+    int i = vector_ok && gkd_isa_active() == GKD_ISA_AVX512 ? vexp_groups(y, x, n) : 0;
     for (; i < n; i++) y[i] = expf(x[i]);
 }

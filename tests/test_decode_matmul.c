@@ -1,8 +1,9 @@
-/* The decoder's AVX-512 products (src/decode_matmul.c): every element is
- * the fused multiply-add chain gkd_gemm computes, bit for bit, whatever
- * the number of rows, the path (gkd_gemm_panels or the small-row tiles)
- * or the threads; epilogues as rowdot.c's; and the weights are taken again
- * when a sequence starts. */
+/* The decoder's products (src/decode_matmul.c), on every instruction set
+ * this CPU has: every element is the fused multiply-add chain gkd_gemm
+ * computes, bit for bit, whatever the number of rows, the path
+ * (gkd_gemm_panels or the small-row tiles) or the threads; epilogues
+ * applied on each finished block; and the weights are taken again when a
+ * sequence starts. */
 #include <check.h>
 #include <math.h>
 #include <omp.h>
@@ -12,6 +13,7 @@
 #include "../src/decode_matmul.h"
 #include "../src/decode_rows.h"
 #include "../src/gemm.h"
+#include "gkd/products.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"
 
@@ -62,9 +64,11 @@ static void check_chain(const float *out, const float *inp, const float *w, cons
 }
 
 /* Every matrix of the copy, with 1..40 rows (tiles of 8 and 16 rows, and
- * gkd_gemm_panels), on the calling thread and shared by a team of two. */
+ * gkd_gemm_panels), on the calling thread and shared by a team of two, on
+ * instruction set _i. */
 START_TEST(test_products_are_fma_chains) {
-    if (!gkd_dm_available()) return; /* rowdot.c's products are tested by the decode suite */
+    if (_i > (int)gkd_isa_best()) return;
+    ck_assert_int_eq(gkd_isa_set((gkd_isa)_i), 0);
     const int C = 20, V = 37, L = 2; /* partial panels everywhere: 60, 20, 80, 37 outputs */
     gkd_model *m = make_model(V, C, L, 3);
     float *wt = malloc(gkd_dm_floats(&m->config) * sizeof(float));
@@ -80,11 +84,11 @@ START_TEST(test_products_are_fma_chains) {
                 const float *w = stored(m, l, which, &IC, &OC);
                 const float *p = gkd_dm_matrix_at(wt, &m->config, l, which);
                 const float *b = which == GKD_DM_ATTPROJ ? NULL : bias;
-                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 0, NULL, scratch);
+                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_DM_STORE, NULL, 0, NULL, scratch);
                 check_chain(out, inp, w, b, rows[i], IC, OC, "one thread");
                 memset(out, 0, (size_t)rows[i] * OC * sizeof(float));
 #pragma omp parallel num_threads(2)
-                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 1, NULL,
+                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_DM_STORE, NULL, 1, NULL,
                               scratch + omp_get_thread_num() * gkd_dm_scratch_floats(4 * C));
                 check_chain(out, inp, w, b, rows[i], IC, OC, "two threads");
                 /* Uneven shares (a pace that measured one thread 4x faster). */
@@ -93,19 +97,22 @@ START_TEST(test_products_are_fma_chains) {
                 gkd_pace_begin(&skew, 2);
                 skew.cut[1] = 0.2;
 #pragma omp parallel num_threads(2)
-                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_ROWDOT_STORE, NULL, 1, &skew,
+                gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_DM_STORE, NULL, 1, &skew,
                               scratch + omp_get_thread_num() * gkd_dm_scratch_floats(4 * C));
                 check_chain(out, inp, w, b, rows[i], IC, OC, "two threads, shares 1:4");
             }
     free(wt), free(inp), free(bias), free(out), free(scratch);
     gkd_model_free(m);
+    gkd_isa_set(gkd_isa_best());
 }
 END_TEST
 
 /* The same bits as gkd_gemm on the plain transposed weights, and the
- * epilogues (GELU, residual add) as rowdot.c applies them. */
+ * epilogues (GELU, residual add) as gkd_dm_apply_epilogue applies them,
+ * on instruction set _i. */
 START_TEST(test_panels_and_epilogues) {
-    if (!gkd_dm_available()) return;
+    if (_i > (int)gkd_isa_best()) return;
+    ck_assert_int_eq(gkd_isa_set((gkd_isa)_i), 0);
     const int C = 24, V = 16, L = 1;
     gkd_model *m = make_model(V, C, L, 4);
     float *wt = malloc(gkd_dm_floats(&m->config) * sizeof(float));
@@ -118,29 +125,30 @@ START_TEST(test_panels_and_epilogues) {
     float *plain = malloc((size_t)IC * OC * sizeof(float)), *ref = malloc((size_t)n * OC * sizeof(float));
     for (int o = 0; o < OC; o++)
         for (int k = 0; k < IC; k++) plain[(size_t)k * OC + o] = w[(size_t)o * IC + k];
-    ck_assert_int_eq(gkd_gemm(0, 0, n, OC, IC, inp, IC, plain, OC, 0.0f, ref, OC, bias), 0);
+    gkd_gemm(0, 0, n, OC, IC, inp, IC, plain, OC, 0.0f, ref, OC, bias);
     float *out = malloc((size_t)n * OC * sizeof(float)), *scratch = aligned_alloc(64, gkd_dm_scratch_floats(IC) * sizeof(float));
     for (int rows = 1; rows <= n; rows += 29) { /* tiles, then gkd_gemm_panels */
-        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_STORE, NULL, 0, NULL, scratch);
+        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_DM_STORE, NULL, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(out, ref, (size_t)rows * OC * sizeof(float)), 0);
         /* GELU: rowdot's epilogue on the stored product. */
         float *g = malloc((size_t)rows * OC * sizeof(float));
         memcpy(g, ref, (size_t)rows * OC * sizeof(float));
         for (int o = 0; o < OC; o += 64)
-            gkd_rowdot_apply_epilogue(g, 0, rows, o, o + 64 < OC ? o + 64 : OC, OC, GKD_ROWDOT_GELU, NULL);
-        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_GELU, NULL, 0, NULL, scratch);
+            gkd_dm_apply_epilogue(g, 0, rows, o, o + 64 < OC ? o + 64 : OC, OC, GKD_DM_GELU, NULL);
+        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_DM_GELU, NULL, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(out, g, (size_t)rows * OC * sizeof(float)), 0);
         ck_assert(memcmp(g, ref, (size_t)rows * OC * sizeof(float)) != 0);
         /* Residual: res += product, product kept in out. */
         float *res = random_matrix((size_t)rows * OC, 11), *want = malloc((size_t)rows * OC * sizeof(float));
         for (size_t i = 0; i < (size_t)rows * OC; i++) want[i] = res[i] + ref[i];
-        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_ROWDOT_RESIDUAL, res, 0, NULL, scratch);
+        gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_DM_RESIDUAL, res, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(res, want, (size_t)rows * OC * sizeof(float)), 0);
         ck_assert_int_eq(memcmp(out, ref, (size_t)rows * OC * sizeof(float)), 0);
         free(g), free(res), free(want);
     }
     free(wt), free(inp), free(bias), free(plain), free(ref), free(out), free(scratch);
     gkd_model_free(m);
+    gkd_isa_set(gkd_isa_best());
 }
 END_TEST
 
@@ -174,8 +182,8 @@ Suite *decode_matmul_suite(void) {
     Suite *s = suite_create("decode_matmul");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_products_are_fma_chains);
-    tcase_add_test(tc, test_panels_and_epilogues);
+    tcase_add_loop_test(tc, test_products_are_fma_chains, GKD_ISA_GENERIC, GKD_ISA_AVX512 + 1);
+    tcase_add_loop_test(tc, test_panels_and_epilogues, GKD_ISA_GENERIC, GKD_ISA_AVX512 + 1);
     tcase_add_test(tc, test_new_sequence_takes_new_weights);
     suite_add_tcase(s, tc);
     return s;

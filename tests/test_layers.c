@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/gemm.h"
+#include "product_variants.h"
 #include "gkd/layers.h"
 #include "gkd/rng.h"
 
@@ -138,11 +138,11 @@ START_TEST(test_matmul_backward) {
 }
 END_TEST
 
-/* _i = 0: gkd's AVX-512 product where the CPU has it; 1: OpenBLAS tiles. */
+/* _i: a product variant (product_variants.h). */
 START_TEST(test_matmul_forward_tiled_bias) {
     /* large enough for row tiles (first shape) and column tiles (second):
      * the bias is added per tile and must land on the right columns */
-    gkd_gemm_disable(_i);
+    if (!product_variant_begin(_i)) return;
     static const int shapes[2][3] = {{300, 40, 200}, {200, 40, 300}};
     for (int si = 0; si < 2; si++) {
         const int N = shapes[si][0], C = shapes[si][1], OC = shapes[si][2];
@@ -157,7 +157,7 @@ START_TEST(test_matmul_forward_tiled_bias) {
             }
         free(inp), free(w), free(bias), free(out);
     }
-    gkd_gemm_disable(0);
+    product_variant_end();
 }
 END_TEST
 
@@ -389,7 +389,7 @@ Suite *layers_suite(void) {
     tcase_add_test(tc, test_layernorm_backward);
     tcase_add_test(tc, test_matmul_backward);
     tcase_add_test(tc, test_sgemm_tiles);
-    tcase_add_loop_test(tc, test_matmul_forward_tiled_bias, 0, 2);
+    tcase_add_loop_test(tc, test_matmul_forward_tiled_bias, 0, PRODUCT_VARIANTS);
     tcase_add_loop_test(tc, test_attention_backward, 0, (int)(sizeof att_shapes / sizeof att_shapes[0]));
     tcase_add_test(tc, test_gelu_backward);
     tcase_add_test(tc, test_encoder_backward);

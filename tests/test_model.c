@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/gemm.h"
+#include "product_variants.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/optim.h"
@@ -103,9 +103,10 @@ static double loss_and_grad(gkd_model *m, const fixture *fx, float *dlogits, flo
     return loss;
 }
 
-/* _i = 0: gkd's AVX-512 products where the CPU has them; 1: OpenBLAS. */
+/* _i: a product variant (product_variants.h): gkd's products on each
+ * instruction set, and OpenBLAS. */
 START_TEST(test_forward_backward_vs_pytorch) {
-    gkd_gemm_disable(_i);
+    if (!product_variant_begin(_i)) return;
     fixture fx;
     load_fixture(&fx);
     gkd_model *m = fixture_model(&fx);
@@ -126,7 +127,7 @@ START_TEST(test_forward_backward_vs_pytorch) {
     free(dlogits), free(losses);
     gkd_model_free(m);
     free_fixture(&fx);
-    gkd_gemm_disable(0);
+    product_variant_end();
 }
 END_TEST
 
@@ -400,7 +401,7 @@ Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_forward_backward_vs_pytorch, 0, 2);
+    tcase_add_loop_test(tc, test_forward_backward_vs_pytorch, 0, PRODUCT_VARIANTS);
     tcase_add_test(tc, test_adamw_vs_pytorch);
     tcase_add_test(tc, test_adamw_clipped_vs_pytorch);
     tcase_add_test(tc, test_thread_determinism);

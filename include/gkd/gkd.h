@@ -18,6 +18,7 @@
 #include "gkd/optim.h"
 #include "gkd/parse.h"
 #include "gkd/plot.h"
+#include "gkd/products.h"
 #include "gkd/replay.h"
 #include "gkd/results.h"
 #include "gkd/rng.h"

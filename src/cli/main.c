@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "gkd/error.h"
+#include "gkd/products.h"
 
 #define X(name) int cmd_##name(int argc, char **argv);
 #include "commands.h"
@@ -36,9 +38,16 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
     }
     if (argc < 2) { usage(stderr); return 2; }
+    /* GKD_ISA and GKD_PRODUCTS: a bad value stops here, before any work. */
+    if (gkd_products_from_env()) {
+        fprintf(stderr, "gkd: %s\n", gkd_last_error());
+        return 2;
+    }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("gkd %s (%s)\n", GKD_VERSION, GKD_GIT_COMMIT);
+        printf("products: %s on %s (best on this CPU: %s)\n", gkd_products_name(gkd_products()),
+               gkd_isa_name(gkd_isa_active()), gkd_isa_name(gkd_isa_best()));
         return 0;
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
