@@ -295,10 +295,13 @@ static int shared_supervised(gkd_model **out, const char *exp_dir, const char *k
                              int max_new, const gkd_tokenizer *tok, const gkd_task *task, int tty) {
     char dir[PATH_CAP], lockpath[PATH_CAP], final[PATH_CAP];
     char name[128];
-    snprintf(name, sizeof name, "shared/%s-%s", kind, hash);
+    /* Artifacts made in the OpenBLAS mode are kept apart from the
+     * reproducible ones, so neither kind of cell uses the other's. */
+    const char *mode = gkd_products() == GKD_PRODUCTS_OPENBLAS ? "-openblas" : "";
+    snprintf(name, sizeof name, "shared/%s-%s%s", kind, hash, mode);
     int rc = path_join(dir, exp_dir, name);
     if (rc) return rc;
-    snprintf(name, sizeof name, "shared/%s-%s.lock", kind, hash);
+    snprintf(name, sizeof name, "shared/%s-%s%s.lock", kind, hash, mode);
     if ((rc = path_join(lockpath, exp_dir, name)) || (rc = path_join(final, dir, "final.ckpt"))) return rc;
     if ((rc = gkd_mkdir_p(dir))) return rc;
     file_lock lock = {-1};
@@ -437,7 +440,23 @@ done:
     free(now);
 }
 
-/* Cell state on disk: 1 done with this config, 0 to run; refuses a changed config. */
+/* *same = 0 if the cell's run.json names products other than this
+ * process's (an old run.json that names none counts as other). */
+static int same_products(const char *dir, int *same) {
+    char path[PATH_CAP], *text = NULL, want[64];
+    size_t len;
+    *same = 1;
+    int rc = path_join(path, dir, "run.json");
+    if (rc || !gkd_path_exists(path)) return rc;
+    if ((rc = gkd_file_read(&text, &len, path))) return rc;
+    snprintf(want, sizeof want, "\"products\": \"%s\"", gkd_products_name(gkd_products()));
+    *same = strstr(text, want) != NULL;
+    free(text);
+    return 0;
+}
+
+/* Cell state on disk: 1 done with this config, 0 to run; refuses a changed
+ * config, and results made in the other products mode (gkd/products.h). */
 static int check_cell_dir(const char *dir, const gkd_cell_config *c, int force, int *done) {
     char path[PATH_CAP], *old = NULL, hash[GKD_HASH_HEX_LEN + 1];
     size_t len;
@@ -458,6 +477,15 @@ static int check_cell_dir(const char *dir, const gkd_cell_config *c, int force, 
                              "rerun with --force to discard them",
                              dir, change, *change ? "; " : "");
         }
+        return gkd_remove_tree(dir);
+    }
+    if ((rc = same_products(dir, &same))) return rc;
+    if (!same) {
+        if (!force)
+            return gkd_error(GKD_EMISMATCH,
+                             "%s holds results made with other products than this run's (%s; see its "
+                             "run.json and GKD_PRODUCTS); rerun with --force to discard them",
+                             dir, gkd_products_name(gkd_products()));
         return gkd_remove_tree(dir);
     }
     if ((rc = path_join(path, dir, "done"))) return rc;

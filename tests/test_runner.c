@@ -607,6 +607,42 @@ START_TEST(test_changed_config_refused) {
 }
 END_TEST
 
+/* A cell made in one products mode (gkd/products.h) is refused by a run in
+ * the other unless forced, and shared models of the two modes stay apart. */
+START_TEST(test_products_mode_not_mixed) {
+    char res[PATH_MAX], p[PATH_MAX], exp[PATH_MAX];
+    pathf(res, "%s/modes", tmpdir);
+    pathf(exp, "%s/" GRID, res);
+    char *args[] = {"run", grid_yaml, "--results", res, "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    char *before = tree_snapshot(exp);
+    setenv("GKD_PRODUCTS", "openblas", 1);
+    int rc = run_gkd(args);
+    ck_assert_int_eq(rc, 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+    ck_assert_msg(strstr(last_err, "other products") && strstr(last_err, "--force"), "%s", last_err);
+    char *after = tree_snapshot(exp);
+    assert_same_snapshot(before, after);
+    char *forced[] = {"run", grid_yaml, "--results", res, "--cell", "0", "--force", NULL};
+    rc = run_gkd(forced);
+    unsetenv("GKD_PRODUCTS");
+    ck_assert_msg(rc == 0, "%s", last_err);
+    cell_path(p, res, GRID, cell_dirs[0], "run.json");
+    char *json = slurp(p, NULL);
+    ck_assert_msg(strstr(json, "\"products\": \"openblas\""), "%s", json);
+    /* Its teacher was trained apart from the reproducible one. */
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "ls -d '%s'/shared/teacher-*-openblas > /dev/null 2>&1", exp);
+    ck_assert_int_eq(system(cmd), 0);
+    /* And the default mode refuses it in turn. */
+    ck_assert_int_eq(run_gkd(args), 1);
+    ck_assert_ptr_nonnull(strstr(last_err, "other products"));
+    free(before);
+    free(after);
+    free(json);
+}
+END_TEST
+
 START_TEST(test_invalid_file) {
     char res[PATH_MAX], yaml[PATH_MAX];
     pathf(res, "%s/invalid", tmpdir);
@@ -1057,6 +1093,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_dry_run_writes_nothing);
     tcase_add_test(tc, test_cell_index);
     tcase_add_test(tc, test_changed_config_refused);
+    tcase_add_test(tc, test_products_mode_not_mixed);
     tcase_add_test(tc, test_invalid_file);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_resume_killed_teacher);
