@@ -16,6 +16,7 @@
 #include "gelu.h"
 #include "gemm.h"
 #include "gkd/products.h"
+#include "pack_rows.h"
 
 #define TILE 16 /* rows and outputs of the small-row tile */
 /* Below this many rows a product runs on tiles; above, on gkd_gemm. Only
@@ -26,8 +27,6 @@
  * tuned on the small decode benchmark. A prefetch past the copy's end
  * is harmless (a hint, never a fault). */
 #define PREFETCH_FLOATS 2048
-/* How far ahead pack_rows prefetches each of its rows (8 cache lines). */
-#define ROW_PREFETCH 128
 
 #define AVX512_TARGET __attribute__((target("avx512f")))
 
@@ -52,61 +51,6 @@ float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, gkd_dm_ma
     if (which > GKD_DM_ATTPROJ) m += C * padded(C);
     if (which > GKD_DM_FC) m += C * padded(4 * C);
     return m;
-}
-
-/* Rows [r0, r0 + rows) of inp (row stride IC), input-major: xp[k 16 + i],
- * zero for i >= rows. Sixteen inputs at a time are loaded from each row
- * and transposed in registers. */
-AVX512_TARGET static void pack_rows(float *xp, const float *inp, int r0, int rows, int IC) {
-    const float *row[TILE];
-    for (int i = 0; i < TILE; i++) row[i] = i < rows ? inp + (size_t)(r0 + i) * IC : NULL;
-    /* The rows are read as sixteen streams, often from another core's
-     * cache or from memory: ask for each row's lines ROW_PREFETCH floats
-     * ahead, so their fetches overlap. */
-    int k = 0;
-    for (int i = 0; i < rows; i++)
-        for (int kk = 0; kk < ROW_PREFETCH && kk < IC; kk += 16)
-            _mm_prefetch((const char *)(row[i] + kk), _MM_HINT_T0);
-    for (; k + 16 <= IC; k += 16) {
-        if (k + ROW_PREFETCH < IC)
-            for (int i = 0; i < rows; i++) _mm_prefetch((const char *)(row[i] + k + ROW_PREFETCH), _MM_HINT_T0);
-        __m512 a[16], b[16];
-        for (int i = 0; i < 16; i++) a[i] = row[i] ? _mm512_loadu_ps(row[i] + k) : _mm512_setzero_ps();
-        /* 16 x 16 transpose: pairs of rows, then quads, then 128-bit lanes. */
-        for (int i = 0; i < 16; i += 2) {
-            b[i] = _mm512_unpacklo_ps(a[i], a[i + 1]);
-            b[i + 1] = _mm512_unpackhi_ps(a[i], a[i + 1]);
-        }
-        for (int i = 0; i < 16; i += 4) {
-            a[i] = _mm512_shuffle_ps(b[i], b[i + 2], 0x44);
-            a[i + 1] = _mm512_shuffle_ps(b[i], b[i + 2], 0xEE);
-            a[i + 2] = _mm512_shuffle_ps(b[i + 1], b[i + 3], 0x44);
-            a[i + 3] = _mm512_shuffle_ps(b[i + 1], b[i + 3], 0xEE);
-        }
-        for (int i = 0; i < 4; i++) {
-            b[i] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0x88);
-            b[i + 4] = _mm512_shuffle_f32x4(a[i], a[i + 4], 0xDD);
-            b[i + 8] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0x88);
-            b[i + 12] = _mm512_shuffle_f32x4(a[i + 8], a[i + 12], 0xDD);
-        }
-        for (int i = 0; i < 4; i++) {
-            a[i] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0x88);
-            a[i + 8] = _mm512_shuffle_f32x4(b[i], b[i + 8], 0xDD);
-            a[i + 4] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0x88);
-            a[i + 12] = _mm512_shuffle_f32x4(b[i + 4], b[i + 12], 0xDD);
-        }
-        /* a[j] now holds input k + j of the 16 rows. */
-        for (int j = 0; j < 16; j++) _mm512_storeu_ps(xp + (size_t)(k + j) * TILE, a[j]);
-    }
-    for (; k < IC; k++)
-        for (int i = 0; i < TILE; i++) xp[(size_t)k * TILE + i] = row[i] ? row[i][k] : 0.0f;
-}
-
-/* pack_rows without vector instructions: the same layout. */
-static void pack_rows_plain(float *xp, const float *inp, int r0, int rows, int IC) {
-    for (int k = 0; k < IC; k++)
-        for (int i = 0; i < TILE; i++)
-            xp[(size_t)k * TILE + i] = i < rows ? inp[(size_t)(r0 + i) * IC + k] : 0.0f;
 }
 
 void gkd_dm_pack(float *wt, const gkd_model *m) {
@@ -142,8 +86,8 @@ void gkd_dm_pack(float *wt, const gkd_model *m) {
          * rows of a product are packed. */
         const int o0 = r * TILE, outs = OC - o0 < TILE ? (OC - o0 > 0 ? OC - o0 : 0) : TILE;
         float *panel = gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC;
-        if (vector) pack_rows(panel, src, o0, outs, IC);
-        else pack_rows_plain(panel, src, o0, outs, IC);
+        if (vector) gkd_pack_rows16(panel, TILE, src + (size_t)o0 * IC, IC, outs, IC);
+        else gkd_pack_rows16_plain(panel, TILE, src + (size_t)o0 * IC, IC, outs, IC);
     }
 }
 
@@ -241,7 +185,7 @@ static void run_tiles(float *out, const float *inp, const float *wt, const float
         }
         if (ep_o1 == ep_o0) ep_r0 = r0, ep_rows = rows, ep_o0 = ep_o1 = o0;
         ep_o1 = o0 + cols;
-        if (rb != packed) pack_rows(xp, inp, r0, rows, IC);
+        if (rb != packed) gkd_pack_rows16(xp, TILE, inp + (size_t)r0 * IC, IC, rows, IC);
         packed = rb;
         float *dst = out + (size_t)r0 * OC + o0;
         const float *b = wt + (size_t)o0 * IC, *bs = bias ? bias + o0 : NULL;

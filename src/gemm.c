@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "gemm_kernel.h"
+#include "pack_rows.h"
 #include "gkd/products.h"
 
 #define MR GEMM_MR
@@ -68,7 +69,15 @@ static void pack_a_edge(float *ap, int trans_a, const float *A, int lda, int K, 
  * with zeros: bp[k NR + j]. Transposed B is read row by row of B (one per
  * column) while the panel is written in order. */
 static void pack_b(float *bp, int trans_b, const float *B, int ldb, int K, int n0, int cols) {
-    if (trans_b) {
+    if (trans_b && gkd_isa_active() == GKD_ISA_AVX512) {
+        /* Two halves of 16 columns, each 16 rows of B transposed in
+         * registers (attention's keys: half of a tiny forward's packing). */
+        for (int h = 0; h < 2; h++) {
+            const int rows = cols - 16 * h < 16 ? (cols - 16 * h > 0 ? cols - 16 * h : 0) : 16;
+            gkd_pack_rows16(bp + 16 * h, NR, B + (size_t)(n0 + (rows ? 16 * h : 0)) * ldb, (size_t)ldb,
+                            rows, K);
+        }
+    } else if (trans_b) {
         const float *src[NR];
         for (int j = 0; j < NR; j++) src[j] = B + (size_t)(n0 + (j < cols ? j : 0)) * ldb;
         for (int k = 0; k < K; k++) {
