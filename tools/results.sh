@@ -2,7 +2,9 @@
 # Rebuild the committed tables and figures of the shipped experiments from
 # their results trees (run them first: bin/gkd run experiments/NAME.yaml --jobs 2).
 # Writes results/NAME/README.md (tables + the commands that made them),
-# results/NAME/table.tex and results/NAME/figures/.
+# results/NAME/table.tex, results/NAME/figures/ and results/NAME/SHA256SUMS
+# (the bytes every cell and shared model must have on any x86-64 CPU:
+# `cd results/NAME && sha256sum -c SHA256SUMS` after a run checks them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gkd=bin/gkd
@@ -36,7 +38,18 @@ write() {
     echo "wrote results/$name/README.md"
 }
 
+# SHA256SUMS of NAME: every cell's metrics.csv, eval.csv and final.ckpt and
+# every shared model's, in a fixed order (timings and run.json differ by
+# machine and are left out).
+sums() {
+    local name=$1
+    (cd "results/$name" && find . -mindepth 2 \( -name metrics.csv -o -name eval.csv -o -name final.ckpt \) \
+        -not -path './slurm/*' | LC_ALL=C sort | xargs sha256sum) > "results/$name/SHA256SUMS"
+    echo "wrote results/$name/SHA256SUMS"
+}
+
 for name in "$@"; do
+  sums "$name"
   case "$name" in
   quickstart)
     {

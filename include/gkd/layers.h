@@ -9,18 +9,21 @@
  * Determinism: every function parallelizes (OpenMP) over independent output
  * elements or over independent blocks, and every sum is evaluated in a fixed
  * order, so results are bit-identical for any OMP_NUM_THREADS
- * (tests/test_model.c checks this bit for bit). Matrix products go through
- * gkd_sgemm, which runs single-threaded OpenBLAS sgemms on a fixed tile grid:
- * OpenBLAS's own threading changes results with the thread count. */
+ * (tests/test_model.c checks this bit for bit). Matrix products are gkd's
+ * own fused multiply-add chains, the same bits on every x86-64 CPU
+ * (gkd/products.h), or OpenBLAS's in the OpenBLAS mode. */
 #ifndef GKD_LAYERS_H
 #define GKD_LAYERS_H
 
 #include <stddef.h>
 
 /** Row-major C (M,N) = alpha op(A) op(B) + beta C, op = transpose if trans_*.
- *  Thread-count independent: the result is cut into a fixed tile grid that
- *  depends only on (M, N, K), one single-threaded cblas_sgemm per tile, tiles
- *  run in parallel. Safe to call inside an OpenMP parallel region. */
+ *  Each element: the fused multiply-add chain of op(A) op(B) over k in
+ *  order, then times alpha (unless 1), then + beta C (+ C when beta is 1):
+ *  thread-count and CPU independent. In the OpenBLAS mode
+ *  (gkd/products.h), single-threaded cblas_sgemm calls on a fixed tile
+ *  grid (thread-count independent on one machine). Safe to call inside an
+ *  OpenMP parallel region. */
 void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
