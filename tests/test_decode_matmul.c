@@ -130,7 +130,7 @@ START_TEST(test_panels_and_epilogues) {
     for (int rows = 1; rows <= n; rows += 29) { /* tiles, then gkd_gemm_panels */
         gkd_dm_matmul(out, inp, p, bias, rows, IC, OC, GKD_DM_STORE, NULL, 0, NULL, scratch);
         ck_assert_int_eq(memcmp(out, ref, (size_t)rows * OC * sizeof(float)), 0);
-        /* GELU: rowdot's epilogue on the stored product. */
+        /* GELU: the epilogue on the stored product. */
         float *g = malloc((size_t)rows * OC * sizeof(float));
         memcpy(g, ref, (size_t)rows * OC * sizeof(float));
         for (int o = 0; o < OC; o += 64)
