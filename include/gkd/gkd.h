@@ -26,6 +26,7 @@
 #include "gkd/sampler.h"
 #include "gkd/schedule.h"
 #include "gkd/slurm.h"
+#include "gkd/stats.h"
 #include "gkd/table.h"
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
