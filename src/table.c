@@ -53,7 +53,14 @@ void gkd_table_free(gkd_table *t) {
     free(t->cols);
     free(t->where);
     free(t->stats);
+    free(t->baseline_axis);
+    free(t->baseline_value);
+    free(t->cmps);
     free(t);
+}
+
+const gkd_table_cmp *gkd_table_cmp_at(const gkd_table *t, int m, int i, int j) {
+    return t->cmps ? &t->cmps[((size_t)m * t->nrows + i) * t->ncols + j] : NULL;
 }
 
 const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j) {
@@ -91,20 +98,26 @@ static int cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gk
     return found;
 }
 
+/* A group's values and the seed of each (its rank among the experiment's
+ * seeds; 0 without a seed axis), for pairing. */
 typedef struct {
     double *v;
+    int *seed;
     int n, cap;
 } dvec;
 
-static int dvec_push(dvec *d, double x) {
+static int dvec_push(dvec *d, double x, int seed) {
     if (d->n == d->cap) {
         int cap = d->cap ? d->cap * 2 : 4;
         double *p = realloc(d->v, (size_t)cap * sizeof *p);
-        if (!p) return gkd_error(GKD_ENOMEM, "out of memory");
-        d->v = p;
+        if (p) d->v = p;
+        int *q = p ? realloc(d->seed, (size_t)cap * sizeof *q) : NULL;
+        if (!p || !q) return gkd_error(GKD_ENOMEM, "out of memory");
+        d->seed = q;
         d->cap = cap;
     }
-    d->v[d->n++] = x;
+    d->v[d->n] = x;
+    d->seed[d->n++] = seed;
     return 0;
 }
 
@@ -177,6 +190,92 @@ static void finish_stats(gkd_table *t, dvec *groups) {
     }
 }
 
+/* Every group against the baseline group of its column (or row), over the
+ * seeds both have; then Holm's correction over all comparisons. */
+static int compare_to_baseline(gkd_table *t, const dvec *groups, int base) {
+    size_t ng = (size_t)t->nmetrics * t->nrows * t->ncols;
+    double *d = NULL, *p = malloc(ng * sizeof *p), *adj = malloc(ng * sizeof *adj);
+    int rc = 0;
+    if (!p || !adj) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int m = 0; m < t->nmetrics; m++)
+        for (int i = 0; i < t->nrows; i++)
+            for (int j = 0; j < t->ncols; j++) {
+                const size_t g = ((size_t)m * t->nrows + i) * t->ncols + j;
+                const size_t b = t->baseline_on_rows ? ((size_t)m * t->nrows + base) * t->ncols + j
+                                                     : ((size_t)m * t->nrows + i) * t->ncols + base;
+                gkd_table_cmp *c = &t->cmps[g];
+                c->p_holm = c->mde = NAN;
+                c->n_needed = -1;
+                p[g] = NAN;
+                if (g == b) {
+                    c->is_baseline = groups[g].n > 0;
+                    continue;
+                }
+                const dvec *x = &groups[g], *y = &groups[b];
+                free(d);
+                if (!(d = malloc((size_t)(x->n + 1) * sizeof *d))) {
+                    rc = gkd_error(GKD_ENOMEM, "out of memory");
+                    goto done;
+                }
+                int n = 0;
+                for (int k = 0; k < x->n; k++)
+                    for (int l = 0; l < y->n; l++)
+                        if (x->seed[k] == y->seed[l]) {
+                            d[n++] = x->v[k] - y->v[l];
+                            break;
+                        }
+                c->unpaired = x->n + y->n - 2 * n;
+                if (n == 0) continue;
+                c->has = 1;
+                gkd_paired_test(&c->test, d, n);
+                p[g] = c->test.p;
+                t->ncompared += !isnan(c->test.p);
+                if (t->power) {
+                    c->mde = gkd_paired_mde(c->test.sd, n, GKD_TABLE_ALPHA, GKD_TABLE_POWER);
+                    c->n_needed = gkd_paired_n_needed(c->test.mean, c->test.sd, GKD_TABLE_ALPHA, GKD_TABLE_POWER,
+                                                      GKD_TABLE_N_MAX);
+                }
+            }
+    gkd_holm(adj, p, (int)ng);
+    for (size_t g = 0; g < ng; g++) {
+        t->cmps[g].p_holm = adj[g];
+        t->cmps[g].significant = !isnan(adj[g]) && adj[g] < GKD_TABLE_ALPHA;
+    }
+done:
+    free(d);
+    free(p);
+    free(adj);
+    return rc;
+}
+
+/* --baseline AXIS=VALUE: which axis and which of its values (present). */
+static int set_baseline(gkd_table *t, const char *spec, int *base) {
+    gkd_where w = {NULL, NULL};
+    int rc = gkd_where_parse(&w, spec);
+    if (rc) return gkd_error_wrap(rc, "--baseline");
+    if (!strcmp(w.key, t->rows)) {
+        t->baseline_on_rows = 1;
+        *base = index_of(t->row_values, t->nrows, w.value);
+    } else if (t->cols && !strcmp(w.key, t->cols)) {
+        *base = index_of(t->col_values, t->ncols, w.value);
+    } else {
+        rc = gkd_error(GKD_EINVAL, "--baseline %s: '%s' is not the --rows axis (%s)%s%s%s", spec, w.key, t->rows,
+                       t->cols ? " or the --cols axis (" : "", t->cols ? t->cols : "", t->cols ? ")" : "");
+    }
+    if (!rc && *base < 0)
+        rc = gkd_error(GKD_EINVAL, "--baseline %s: no finished cell has %s=%s", spec, w.key, w.value);
+    if (!rc) {
+        t->baseline_axis = w.key;
+        t->baseline_value = w.value;
+        w.key = w.value = NULL;
+    }
+    gkd_where_free(&w);
+    return rc;
+}
+
 int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     int rc = 0, *sel = NULL, nsel = 0, nskipped = 0;
     gkd_results *r = NULL;
@@ -197,6 +296,10 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     }
     if (o->cols && !strcmp(o->rows, o->cols)) {
         rc = gkd_error(GKD_EINVAL, "--rows and --cols name the same axis '%s'", o->rows);
+        goto done;
+    }
+    if (o->power && !o->baseline) {
+        rc = gkd_error(GKD_EINVAL, "--power needs a --baseline to compare with");
         goto done;
     }
     for (int m = 0; m < o->nmetrics; m++)
@@ -271,6 +374,9 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
         if ((rc = gkd_csv_read(&ev, path))) goto done;
         int i = index_of(t->row_values, t->nrows, gkd_result_cell_axis(c, o->rows));
         int j = o->cols ? index_of(t->col_values, t->ncols, gkd_result_cell_axis(c, o->cols)) : 0;
+        const int seed_axis = gkd_results_axis(r, "seed");
+        const char *seed = gkd_result_cell_axis(c, "seed");
+        const int seed_rank = seed_axis >= 0 && seed ? gkd_results_value_rank(r, seed_axis, seed) : 0;
         for (int m = 0; m < t->nmetrics; m++) {
             int col = gkd_csv_col(ev, t->metrics[m]);
             if (col < 0) continue;
@@ -278,7 +384,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             double v = 0;
             rc = cell_value(&v, ev, col, o->at, gkd_metric_direction(t->metrics[m]));
             if (rc < 0) goto done;
-            if (rc == 1 && (rc = dvec_push(&groups[((size_t)m * t->nrows + i) * t->ncols + j], v))) goto done;
+            if (rc == 1 && (rc = dvec_push(&groups[((size_t)m * t->nrows + i) * t->ncols + j], v, seed_rank)))
+                goto done;
             rc = 0;
         }
     }
@@ -295,10 +402,20 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             goto done;
         }
     finish_stats(t, groups);
+    if (o->baseline) {
+        int base = -1;
+        t->power = o->power;
+        if ((rc = set_baseline(t, o->baseline, &base))) goto done;
+        if (!(t->cmps = calloc(ngroups, sizeof *t->cmps))) {
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+        if ((rc = compare_to_baseline(t, groups, base))) goto done;
+    }
     *out = t;
     t = NULL;
 done:
-    for (size_t g = 0; groups && g < ngroups_alloc; g++) free(groups[g].v);
+    for (size_t g = 0; groups && g < ngroups_alloc; g++) free(groups[g].v), free(groups[g].seed);
     free(groups);
     free(metric_seen);
     free(path);
@@ -369,6 +486,47 @@ static void cell_text(char *out, size_t size, const gkd_table_stat *s, int latex
     if (!un) snprintf(out + k, size - (size_t)k, latex ? " {\\scriptsize ($n{=}%d$)}" : " (n=%d)", s->n);
 }
 
+/* A p-value in three decimals, or "< 0.001". */
+static void p_text(char *out, size_t size, double p) {
+    if (p < 0.001) snprintf(out, size, "p < 0.001");
+    else snprintf(out, size, "p = %.3f", p);
+}
+
+/* After a cell's mean: its comparison with the baseline. */
+static void cmp_text(char *out, size_t size, const gkd_table_cmp *c, int latex, int digits, int power) {
+    out[0] = '\0';
+    if (!c) return;
+    if (c->is_baseline) {
+        snprintf(out, size, " (baseline)");
+        return;
+    }
+    if (!c->has) return;
+    char p[32] = "", pairs[48] = "", pw[96] = "";
+    if (!isnan(c->test.p)) p_text(p, sizeof p, c->test.p);
+    if (c->unpaired) snprintf(pairs, sizeof pairs, latex ? ", $%d$ pairs" : ", %d pairs", c->test.n);
+    if (power && !isnan(c->mde)) {
+        char need[32];
+        if (c->n_needed < 0) snprintf(need, sizeof need, "> %d", GKD_TABLE_N_MAX);
+        else snprintf(need, sizeof need, "%d", c->n_needed);
+        snprintf(pw, sizeof pw, latex ? "; MDE $%.*f$, $n_{80} %s%s$" : "; MDE %.*f, n80 %s%s", digits, c->mde,
+                 c->n_needed < 0 ? "" : "= ", need);
+    }
+    const char *sig = c->significant ? (latex ? "$^{\\dagger}$" : "†") : "";
+    if (latex) {
+        if (isnan(c->test.lo))
+            snprintf(out, size, " ($\\Delta = %+.*f$%s%s)%s", digits, c->test.mean, pairs, pw, sig);
+        else
+            snprintf(out, size, " ($\\Delta = %+.*f$ $[%+.*f, %+.*f]$, $%s$%s%s)%s", digits, c->test.mean, digits,
+                     c->test.lo, digits, c->test.hi, p, pairs, pw, sig);
+    } else {
+        if (isnan(c->test.lo))
+            snprintf(out, size, " (Δ %+.*f%s%s)%s", digits, c->test.mean, pairs, pw, sig);
+        else
+            snprintf(out, size, " (Δ %+.*f [%+.*f, %+.*f], %s%s%s)%s", digits, c->test.mean, digits, c->test.lo,
+                     digits, c->test.hi, p, pairs, pw, sig);
+    }
+}
+
 static const char *arrow(const char *metric, int latex) {
     gkd_metric_dir d = gkd_metric_direction(metric);
     if (d == GKD_DIR_HIGHER) return latex ? " $\\uparrow$" : " ↑";
@@ -408,7 +566,34 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     int any_dir = 0;
     for (int m = 0; m < t->nmetrics; m++) any_dir |= gkd_metric_direction(t->metrics[m]) != GKD_DIR_NONE;
     if (any_dir && t->nrows > 1) k += (size_t)snprintf(out + k, size - k, "; best per column in bold");
-    snprintf(out + k, size - k, ".");
+    k += (size_t)snprintf(out + k, size - k, ".");
+    if (!t->cmps) return;
+    char base[512];
+    snprintf(base, sizeof base, "%s=%s", t->baseline_axis, t->baseline_value);
+    if (latex) {
+        char e[512];
+        latex_escape(e, sizeof e, base);
+        snprintf(base, sizeof base, "%s", e);
+    }
+    k += (size_t)snprintf(out + k, size - k,
+                          latex ? " $\\Delta$: mean paired difference to %s in the same %s, over the seeds both cells "
+                                  "have, with its 95\\%% CI (paired $t$); $p$: two-sided exact sign-flip permutation "
+                                  "test for $n \\le %d$ pairs, paired $t$-test above; $^{\\dagger}$: significant at "
+                                  "$%.2f$ after Holm's correction over the %d comparisons in the table."
+                                : " Δ: mean paired difference to %s in the same %s, over the seeds both cells have, "
+                                  "with its 95%% CI (paired t); p: two-sided exact sign-flip permutation test for "
+                                  "n ≤ %d pairs, paired t-test above; †: significant at %.2f after Holm's "
+                                  "correction over the %d comparisons in the table.",
+                          base, t->baseline_on_rows ? "column" : "row", GKD_PERM_MAX, GKD_TABLE_ALPHA, t->ncompared);
+    if (t->power)
+        snprintf(out + k, size - k,
+                 latex ? " MDE: the smallest paired difference the paired $t$-test detects with %.0f\\%% power at "
+                         "$%.2f$, given the observed std of the differences and $n$; $n_{80}$: pairs needed to "
+                         "detect the observed difference so."
+                       : " MDE: the smallest paired difference the paired t-test detects with %.0f%% power at %.2f, "
+                         "given the observed std of the differences and n; n80: pairs needed to detect the "
+                         "observed difference so.",
+                 100 * GKD_TABLE_POWER, GKD_TABLE_ALPHA);
 }
 
 static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
@@ -432,12 +617,14 @@ static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {
                 const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                char x[512];
                 cell_text(c, sizeof c, s, 0, ci95, digits, un);
-                rc |= gkd_csv_buf_printf(b, s->best ? " **%s** |" : " %s |", c);
+                cmp_text(x, sizeof x, gkd_table_cmp_at(t, m, i, j), 0, digits, t->power);
+                rc |= gkd_csv_buf_printf(b, s->best ? " **%s**%s |" : " %s%s |", c, x);
             }
         rc |= gkd_csv_buf_printf(b, "\n");
     }
-    char cap[2048];
+    char cap[4096];
     caption(cap, sizeof cap, t, 0, ci95);
     rc |= gkd_csv_buf_printf(b, "\n%c%s\n", cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
     return rc ? GKD_ENOMEM : 0;
@@ -480,16 +667,36 @@ static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {
                 const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                char x[512];
                 cell_text(c, sizeof c, s, 1, ci95, digits, un);
-                rc |= gkd_csv_buf_printf(b, s->best ? " & \\textbf{%s}" : " & %s", c);
+                cmp_text(x, sizeof x, gkd_table_cmp_at(t, m, i, j), 1, digits, t->power);
+                rc |= gkd_csv_buf_printf(b, s->best ? " & \\textbf{%s}%s" : " & %s%s", c, x);
             }
         rc |= gkd_csv_buf_printf(b, " \\\\\n");
     }
-    char cap[2048];
+    char cap[4096];
     caption(cap, sizeof cap, t, 1, ci95);
     rc |= gkd_csv_buf_printf(b, "\\bottomrule\n\\end{tabular}\n\\caption{%c%s}\n\\end{table}\n",
               cap[0] >= 'a' && cap[0] <= 'z' && t->nmetrics != 1 ? cap[0] - 32 : cap[0], cap + 1);
     return rc ? GKD_ENOMEM : 0;
+}
+
+/* A number, or an empty field for NaN (not computed). */
+static int csv_num(gkd_csv_buf *b, double x) { return isnan(x) ? gkd_csv_buf_empty(b) : gkd_csv_buf_double(b, x); }
+
+/* The comparison columns of one cell (empty where it has none). */
+static int csv_cmp(gkd_csv_buf *b, const gkd_table_cmp *c, int power) {
+    int rc = gkd_csv_buf_long(b, c->is_baseline);
+    if (!c->has) {
+        for (int k = 0; k < 12 + (power ? 2 : 0); k++) rc |= gkd_csv_buf_empty(b);
+        return rc;
+    }
+    rc |= gkd_csv_buf_long(b, c->test.n) | gkd_csv_buf_long(b, c->unpaired);
+    rc |= csv_num(b, c->test.mean) | csv_num(b, c->test.sd) | csv_num(b, c->test.lo) | csv_num(b, c->test.hi);
+    rc |= csv_num(b, c->test.t) | csv_num(b, c->test.p_t) | csv_num(b, c->test.p_perm) | csv_num(b, c->test.p);
+    rc |= csv_num(b, c->p_holm) | gkd_csv_buf_long(b, c->significant);
+    if (power) rc |= csv_num(b, c->mde) | gkd_csv_buf_long(b, c->n_needed);
+    return rc;
 }
 
 static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
@@ -501,6 +708,10 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
     rc |= gkd_csv_buf_str(b, "std");
     rc |= gkd_csv_buf_str(b, "n");
     if (ci95) rc |= gkd_csv_buf_str(b, "ci95");
+    static const char *const cmp_cols[] = {"baseline", "pairs", "unpaired", "diff", "diff_sd", "diff_lo", "diff_hi",
+                                           "t", "p_t", "p_perm", "p", "p_holm", "significant"};
+    for (size_t k = 0; t->cmps && k < sizeof cmp_cols / sizeof cmp_cols[0]; k++) rc |= gkd_csv_buf_str(b, cmp_cols[k]);
+    if (t->cmps && t->power) rc |= gkd_csv_buf_str(b, "mde80") | gkd_csv_buf_str(b, "n80");
     rc |= gkd_csv_buf_end_row(b);
     for (int m = 0; m < t->nmetrics; m++)
         for (int i = 0; i < t->nrows; i++)
@@ -513,6 +724,7 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
                 rc |= s->n > 1 ? gkd_csv_buf_double(b, s->std) : gkd_csv_buf_empty(b);
                 rc |= gkd_csv_buf_long(b, s->n);
                 if (ci95) rc |= s->n > 1 ? gkd_csv_buf_double(b, s->ci95) : gkd_csv_buf_empty(b);
+                if (t->cmps) rc |= csv_cmp(b, gkd_table_cmp_at(t, m, i, j), t->power);
                 rc |= gkd_csv_buf_end_row(b);
             }
     return rc ? GKD_ENOMEM : 0;

@@ -6,6 +6,7 @@
 #define GKD_TABLE_H
 
 #include "gkd/results.h"
+#include "gkd/stats.h"
 
 /** Which way a metric improves. */
 typedef enum {
@@ -32,9 +33,32 @@ typedef struct {
     gkd_table_at at;
     const gkd_where *where;
     int nwhere;
+    const char *baseline;       /* "AXIS=VALUE" of the rows or columns axis: paired
+                                   differences to that row or column (NULL: none) */
+    int power;                  /* with baseline: the 80%-power detectable difference
+                                   and the pairs needed for the observed one */
 } gkd_table_opts;
 
-#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0}
+#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0, NULL, 0}
+
+/** Significance level of the paired comparisons, and the power asked of
+ *  them by --power. */
+#define GKD_TABLE_ALPHA 0.05
+#define GKD_TABLE_POWER 0.8
+/** Most pairs --power looks for before it reports "more than". */
+#define GKD_TABLE_N_MAX 1000
+
+/** One cell against the baseline cell of its column (or row). */
+typedef struct {
+    int has;          /* compared: not the baseline, and at least one shared seed */
+    int is_baseline;  /* this cell is the baseline of its column (or row) */
+    gkd_paired test;  /* over the seeds both cells have */
+    int unpaired;     /* seeds of either cell without a partner (left out) */
+    double p_holm;    /* test.p after Holm's correction over the table; NaN if none */
+    int significant;  /* p_holm < GKD_TABLE_ALPHA */
+    double mde;       /* power: smallest difference detectable (NaN if n < 2) */
+    int n_needed;     /* power: pairs to detect test.mean; -1: more than GKD_TABLE_N_MAX */
+} gkd_table_cmp;
 
 /** Aggregate of one (metric, row, column) group over seeds. */
 typedef struct {
@@ -56,6 +80,12 @@ typedef struct {
     gkd_table_stat *stats; /* (nmetrics, nrows, ncols) */
     int ncells;            /* finished cells used */
     int nskipped;          /* matching cells without `done` */
+    char *baseline_axis;   /* NULL without a baseline */
+    char *baseline_value;
+    int baseline_on_rows;  /* the baseline is a row (compare within columns) */
+    int power;
+    int ncompared;         /* comparisons made (Holm's m) */
+    gkd_table_cmp *cmps;   /* (nmetrics, nrows, ncols); NULL without a baseline */
 } gkd_table;
 
 /** Build the table for the experiment directory `dir`. */
@@ -63,6 +93,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *opts
 void gkd_table_free(gkd_table *t);
 /** The stat of (metric m, row i, column j). */
 const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j);
+/** Its comparison with the baseline (NULL without one). */
+const gkd_table_cmp *gkd_table_cmp_at(const gkd_table *t, int m, int i, int j);
 
 /** Render as text (malloc'd into *out). `ci95` shows the 95% confidence
  *  half-width instead of the std; `digits` decimals (3 is usual). */

@@ -13,9 +13,14 @@ static void table_usage(FILE *f) {
     fprintf(f,
             "usage: gkd table results/<experiment> --rows AXIS [--cols AXIS] --metric M[,M...]\n"
             "                 [--at final|best] [--format md|latex|csv] [--ci95] [--digits N]\n"
-            "                 [--where AXIS=VALUE]... [--out FILE]\n"
+            "                 [--where AXIS=VALUE]... [--baseline AXIS=VALUE [--power]] [--out FILE]\n"
             "Mean ± sample std over seeds of each finished cell's metric, grouped by the\n"
-            "--rows and --cols axes; best per column in bold. See docs/results.md.\n");
+            "--rows and --cols axes; best per column in bold. --baseline adds, to every\n"
+            "other cell, the paired difference to the baseline row or column over the\n"
+            "seeds both have: its 95%% CI, the p of an exact sign-flip test (n <= 12) or\n"
+            "paired t-test, and a mark when significant after Holm's correction; --power\n"
+            "adds the 80%%-power detectable difference and the seeds needed. See\n"
+            "docs/results.md.\n");
 }
 
 int cmd_table(int argc, char **argv) {
@@ -82,6 +87,10 @@ int cmd_table(int argc, char **argv) {
             nwhere++;
         } else if (!err && (v = cli_flag(argc, argv, &i, "--out", &err))) {
             out = v;
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--baseline", &err))) {
+            o.baseline = v;
+        } else if (!err && !strcmp(a, "--power")) {
+            o.power = 1;
         } else if (!err && !strcmp(a, "--ci95")) {
             ci95 = 1;
         } else if (!err && a[0] != '-' && !dir) {
