@@ -283,6 +283,53 @@ START_TEST(test_lambda_zero_and_one) {
 }
 END_TEST
 
+/* The paired design (docs/results.md): cells with the same seed that
+ * differ only in the divergence see the same batches; with another lambda
+ * they still draw the same training examples at every step (their sources
+ * differ). Eval prompts are the eval split's first eval_n examples in
+ * order, whatever the cell. */
+START_TEST(test_same_seed_same_batches) {
+    world w = make_world(200);
+    gkd_distill_options a = small_options(), b = small_options(), c = small_options();
+    a.divergence.kind = GKD_DIV_FKL;
+    b.divergence.kind = GKD_DIV_RKL;
+    c.divergence.kind = GKD_DIV_FKL;
+    c.schedule.lambda = 1.0;
+    gkd_distill_state sa, sb, sc;
+    size_t first[64];
+    ck_assert_int_eq(gkd_distill_state_init(&sa, w.student, w.teacher, w.tok, w.task, &a), 0);
+    ck_assert_int_eq(gkd_distill_state_init(&sb, w.student, w.teacher, w.tok, w.task, &b), 0);
+    ck_assert_int_eq(gkd_distill_state_init(&sc, w.student, w.teacher, w.tok, w.task, &c), 0);
+    for (long step = 1; step <= 3; step++) {
+        gkd_step_stats st;
+        ck_assert_int_eq(gkd_distill_prepare(&sa, step, &st), 0);
+        ck_assert_int_eq(gkd_distill_prepare(&sb, step, &st), 0);
+        ck_assert_int_eq(gkd_distill_prepare(&sc, step, &st), 0);
+        if (step == 1) memcpy(first, sa.examples, (size_t)a.batch * sizeof *first);
+        ck_assert_int_eq(memcmp(sa.examples, sb.examples, (size_t)a.batch * sizeof *sa.examples), 0);
+        ck_assert_int_eq(memcmp(sa.examples, sc.examples, (size_t)a.batch * sizeof *sa.examples), 0);
+        ck_assert_int_eq(memcmp(sa.batch.tokens, sb.batch.tokens, (size_t)a.batch * sa.batch.cap * sizeof(int)), 0);
+        for (int r = 0; r < a.batch; r++) {
+            ck_assert_int_eq(sa.choices[r].source, GKD_SRC_DATA);
+            ck_assert_int_eq(sc.choices[r].source, GKD_SRC_STUDENT);
+        }
+    }
+    /* Another seed draws other examples. */
+    gkd_distill_options d = small_options();
+    d.seed = a.seed + 1;
+    gkd_distill_state sd;
+    ck_assert_int_eq(gkd_distill_state_init(&sd, w.student, w.teacher, w.tok, w.task, &d), 0);
+    gkd_step_stats st;
+    ck_assert_int_eq(gkd_distill_prepare(&sd, 1, &st), 0);
+    ck_assert(memcmp(first, sd.examples, (size_t)a.batch * sizeof *first) != 0);
+    gkd_distill_state_free(&sa);
+    gkd_distill_state_free(&sb);
+    gkd_distill_state_free(&sc);
+    gkd_distill_state_free(&sd);
+    free_world(&w);
+}
+END_TEST
+
 /* Counts of student batches for lambda = 0.5 stay within 4.5 binomial
  * standard deviations; student rows are rollouts (generated tokens after
  * the prompt), data rows are the references. */
@@ -1037,6 +1084,7 @@ Suite *distill_suite(void) {
     tcase_set_timeout(sched, 60);
     tcase_add_test(sched, test_lambda_zero_and_one);
     tcase_add_test(sched, test_lambda_half_binomial);
+    tcase_add_test(sched, test_same_seed_same_batches);
     tcase_add_test(sched, test_seqkd_rows_are_teacher_rollouts);
     tcase_add_test(sched, test_seqkd_cache_reuses_teacher_output);
     tcase_add_test(sched, test_teacher_mix_batches_are_mixed);
