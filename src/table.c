@@ -1,11 +1,13 @@
 /* Paper-style tables: aggregation over seeds and Markdown/LaTeX/CSV output. */
 #include "gkd/table.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
@@ -56,8 +58,15 @@ void gkd_table_free(gkd_table *t) {
     free(t->baseline_axis);
     free(t->baseline_value);
     free(t->cmps);
+    free(t->ref_stats);
     free(t);
 }
+
+const gkd_table_stat *gkd_table_ref_at(const gkd_table *t, int r, int m, int j) {
+    return &t->ref_stats[((size_t)r * t->nmetrics + m) * t->ncols + j];
+}
+
+const char *gkd_table_ref_name(gkd_table_ref ref) { return ref == GKD_REF_TEACHER ? "teacher" : "init"; }
 
 const gkd_table_cmp *gkd_table_cmp_at(const gkd_table *t, int m, int i, int j) {
     return t->cmps ? &t->cmps[((size_t)m * t->nrows + i) * t->ncols + j] : NULL;
@@ -100,6 +109,25 @@ static int cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gk
 
 /* A group's values and the seed of each (its rank among the experiment's
  * seeds; 0 without a seed axis), for pairing. */
+/* The metric at the cell's first evaluation (smallest step): the student
+ * before distillation. 1 with *v set, 0 if not measured there. */
+static int first_value(double *v, const gkd_csv *ev, int col) {
+    int step_col = gkd_csv_col(ev, "step"), found = 0;
+    double first_step = INFINITY;
+    for (size_t r = 0; r < ev->nrows; r++) {
+        double step = (double)r, x = 0;
+        if (step_col >= 0 && gkd_results_number(&step, gkd_csv_get(ev, r, step_col)) <= 0)
+            return gkd_error(GKD_EFORMAT, "%s:%ld: column 'step': not a number", ev->path, ev->lines[r]);
+        if (step >= first_step) continue;
+        first_step = step;
+        int rc = gkd_results_number(&x, gkd_csv_get(ev, r, col));
+        if (rc < 0) return gkd_error_wrap(rc, "%s:%ld: column '%s'", ev->path, ev->lines[r], ev->header[col]);
+        found = rc;
+        *v = x;
+    }
+    return found;
+}
+
 typedef struct {
     double *v;
     int *seed;
@@ -150,23 +178,24 @@ static int index_of(char **list, int n, const char *s) {
     return -1;
 }
 
+/* Mean, sample std and CI half-width of d. */
+static void group_stat(gkd_table_stat *s, const dvec *d) {
+    s->n = d->n;
+    if (d->n == 0) return;
+    double sum = 0;
+    for (int k = 0; k < d->n; k++) sum += d->v[k];
+    s->mean = sum / d->n;
+    if (d->n > 1) {
+        double ss = 0;
+        for (int k = 0; k < d->n; k++) ss += (d->v[k] - s->mean) * (d->v[k] - s->mean);
+        s->std = sqrt(ss / (d->n - 1));
+        s->ci95 = gkd_student_t975(d->n - 1) * s->std / sqrt((double)d->n);
+    }
+}
+
 static void finish_stats(gkd_table *t, dvec *groups) {
     size_t ngroups = (size_t)t->nmetrics * t->nrows * t->ncols;
-    for (size_t g = 0; g < ngroups; g++) {
-        gkd_table_stat *s = &t->stats[g];
-        dvec *d = &groups[g];
-        s->n = d->n;
-        if (d->n == 0) continue;
-        double sum = 0;
-        for (int k = 0; k < d->n; k++) sum += d->v[k];
-        s->mean = sum / d->n;
-        if (d->n > 1) {
-            double ss = 0;
-            for (int k = 0; k < d->n; k++) ss += (d->v[k] - s->mean) * (d->v[k] - s->mean);
-            s->std = sqrt(ss / (d->n - 1));
-            s->ci95 = gkd_student_t975(d->n - 1) * s->std / sqrt((double)d->n);
-        }
-    }
+    for (size_t g = 0; g < ngroups; g++) group_stat(&t->stats[g], &groups[g]);
     for (int m = 0; m < t->nmetrics; m++) {
         gkd_metric_dir dir = gkd_metric_direction(t->metrics[m]);
         if (dir == GKD_DIR_NONE) continue;
@@ -251,6 +280,80 @@ done:
     return rc;
 }
 
+/* --reference LIST: the rows it names, in the order given. */
+static int parse_refs(gkd_table *t, const char *list) {
+    const char *p = list;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        gkd_table_ref ref;
+        if (len == 7 && !strncmp(p, "teacher", 7)) ref = GKD_REF_TEACHER;
+        else if (len == 4 && !strncmp(p, "init", 4)) ref = GKD_REF_INIT;
+        else return gkd_error(GKD_EINVAL, "--reference: unknown row '%.*s' (known: teacher, init)", (int)len, p);
+        for (int i = 0; i < t->nref; i++)
+            if (t->refs[i] == ref) return gkd_error(GKD_EINVAL, "--reference: '%.*s' given twice", (int)len, p);
+        t->refs[t->nref++] = ref;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return t->nref ? 0 : gkd_error(GKD_EINVAL, "--reference: no row named (teacher, init)");
+}
+
+/* The eval.csv of the experiment's one teacher (shared/teacher-<hash>/). */
+static int teacher_eval(gkd_csv **out, const char *dir) {
+    char shared[4096], found[4400] = "";
+    int n = 0;
+    snprintf(shared, sizeof shared, "%s/shared", dir);
+    DIR *d = opendir(shared);
+    if (!d) return gkd_error(GKD_EINVAL, "--reference teacher: %s has no shared/ directory (no teacher was trained there)", dir);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[4400];
+        if (strncmp(e->d_name, "teacher-", 8) || strstr(e->d_name, ".lock")) continue;
+        snprintf(path, sizeof path, "%s/%s/eval.csv", shared, e->d_name);
+        if (access(path, R_OK)) continue;
+        if (n++ == 0) snprintf(found, sizeof found, "%s", path);
+    }
+    closedir(d);
+    if (n != 1)
+        return gkd_error(GKD_EINVAL, "--reference teacher: %s/shared holds %d trained teachers; it needs exactly one", dir, n);
+    return gkd_csv_read(out, found);
+}
+
+/* The reference rows' stats: the teacher's value (one run) and the
+ * students' step-0 values (init, one per seed, grouped by column). */
+static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
+    int rc = 0;
+    gkd_csv *tev = NULL;
+    t->ref_stats = calloc((size_t)t->nref * t->nmetrics * t->ncols, sizeof *t->ref_stats);
+    if (!t->ref_stats) return gkd_error(GKD_ENOMEM, "out of memory");
+    for (int r = 0; r < t->nref; r++) {
+        if (t->refs[r] == GKD_REF_INIT) {
+            for (int m = 0; m < t->nmetrics; m++)
+                for (int j = 0; j < t->ncols; j++)
+                    group_stat((gkd_table_stat *)gkd_table_ref_at(t, r, m, j), &init[(size_t)m * t->ncols + j]);
+            continue;
+        }
+        if ((rc = teacher_eval(&tev, dir))) goto done;
+        for (int m = 0; m < t->nmetrics; m++) {
+            int col = gkd_csv_col(tev, t->metrics[m]);
+            double v = 0;
+            int have = col >= 0 ? cell_value(&v, tev, col, t->at, gkd_metric_direction(t->metrics[m])) : 0;
+            if (have < 0) {
+                rc = have;
+                goto done;
+            }
+            for (int j = 0; j < t->ncols && have; j++) {
+                gkd_table_stat *s = (gkd_table_stat *)gkd_table_ref_at(t, r, m, j);
+                s->n = 1;
+                s->mean = v;
+            }
+        }
+    }
+done:
+    gkd_csv_free(tev);
+    return rc;
+}
+
 /* --baseline AXIS=VALUE: which axis and which of its values (present). */
 static int set_baseline(gkd_table *t, const char *spec, int *base) {
     gkd_where w = {NULL, NULL};
@@ -280,7 +383,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     int rc = 0, *sel = NULL, nsel = 0, nskipped = 0;
     gkd_results *r = NULL;
     gkd_csv *ev = NULL;
-    dvec *groups = NULL;
+    dvec *groups = NULL, *init = NULL;
+    size_t ninit_alloc = 0;
     int *metric_seen = NULL;
     char *path = NULL;
     size_t ngroups_alloc = 0;
@@ -302,6 +406,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
         rc = gkd_error(GKD_EINVAL, "--power needs a --baseline to compare with");
         goto done;
     }
+    if (o->reference && (rc = parse_refs(t, o->reference))) goto done;
     for (int m = 0; m < o->nmetrics; m++)
         if (o->at == GKD_AT_BEST && gkd_metric_direction(o->metrics[m]) == GKD_DIR_NONE) {
             rc = gkd_error(GKD_EINVAL, "--at best: metric '%s' has no better direction (use --at final)",
@@ -356,7 +461,9 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     groups = calloc(ngroups, sizeof *groups);
     if (groups) ngroups_alloc = ngroups;
     metric_seen = calloc((size_t)t->nmetrics, sizeof *metric_seen);
-    if (!t->stats || !groups || !metric_seen) {
+    init = calloc((size_t)t->nmetrics * t->ncols, sizeof *init);
+    if (init) ninit_alloc = (size_t)t->nmetrics * t->ncols;
+    if (!t->stats || !groups || !metric_seen || !init) {
         rc = gkd_error(GKD_ENOMEM, "out of memory");
         goto done;
     }
@@ -386,6 +493,12 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             if (rc < 0) goto done;
             if (rc == 1 && (rc = dvec_push(&groups[((size_t)m * t->nrows + i) * t->ncols + j], v, seed_rank)))
                 goto done;
+            /* The student before distillation: once per seed and column. */
+            dvec *iv = &init[(size_t)m * t->ncols + j];
+            int seen = 0;
+            for (int k = 0; k < iv->n && !seen; k++) seen = iv->seed[k] == seed_rank;
+            if (!seen && (rc = first_value(&v, ev, col)) < 0) goto done;
+            if (!seen && rc == 1 && (rc = dvec_push(iv, v, seed_rank))) goto done;
             rc = 0;
         }
     }
@@ -402,6 +515,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             goto done;
         }
     finish_stats(t, groups);
+    if (t->nref && (rc = reference_stats(t, dir, init))) goto done;
     if (o->baseline) {
         int base = -1;
         t->power = o->power;
@@ -416,6 +530,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     t = NULL;
 done:
     for (size_t g = 0; groups && g < ngroups_alloc; g++) free(groups[g].v), free(groups[g].seed);
+    for (size_t g = 0; init && g < ninit_alloc; g++) free(init[g].v), free(init[g].seed);
+    free(init);
     free(groups);
     free(metric_seen);
     free(path);
@@ -567,6 +683,13 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     for (int m = 0; m < t->nmetrics; m++) any_dir |= gkd_metric_direction(t->metrics[m]) != GKD_DIR_NONE;
     if (any_dir && t->nrows > 1) k += (size_t)snprintf(out + k, size - k, "; best per column in bold");
     k += (size_t)snprintf(out + k, size - k, ".");
+    for (int r = 0; r < t->nref; r++)
+        k += (size_t)snprintf(out + k, size - k, "%s",
+                              t->refs[r] == GKD_REF_TEACHER
+                                  ? " Reference row teacher: the grid's teacher after its training, from its own "
+                                    "evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; one run)."
+                                  : " Reference row init: the students before distillation, their evaluation at step 0 "
+                                    "(one per seed).");
     if (!t->cmps) return;
     char base[512];
     snprintf(base, sizeof base, "%s=%s", t->baseline_axis, t->baseline_value);
@@ -596,6 +719,20 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
                  100 * GKD_TABLE_POWER, GKD_TABLE_ALPHA);
 }
 
+static const char *ref_label(gkd_table_ref ref) {
+    return ref == GKD_REF_TEACHER ? "teacher" : "init (step 0)";
+}
+
+/* cell_text's "n is uniform" flag for reference row r: the teacher is one
+ * run (never "(n=1)"); the init row names its n when it differs. */
+static int ref_un(const gkd_table *t, int r, int un) {
+    if (t->refs[r] == GKD_REF_TEACHER) return 1;
+    for (int m = 0; m < t->nmetrics; m++)
+        for (int j = 0; j < t->ncols; j++)
+            if (gkd_table_ref_at(t, r, m, j)->n != un) return 0;
+    return un;
+}
+
 static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
     char a[512], c[512];
     int rc = 0, un = uniform_n(t);
@@ -611,6 +748,15 @@ static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
     rc |= gkd_csv_buf_printf(b, "\n| :-- |");
     for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= gkd_csv_buf_printf(b, " --: |");
     rc |= gkd_csv_buf_printf(b, "\n");
+    for (int r = 0; r < t->nref; r++) {
+        rc |= gkd_csv_buf_printf(b, "| *%s* |", ref_label(t->refs[r]));
+        for (int m = 0; m < t->nmetrics; m++)
+            for (int j = 0; j < t->ncols; j++) {
+                cell_text(c, sizeof c, gkd_table_ref_at(t, r, m, j), 0, ci95, digits, ref_un(t, r, un));
+                rc |= gkd_csv_buf_printf(b, " %s |", c);
+            }
+        rc |= gkd_csv_buf_printf(b, "\n");
+    }
     for (int i = 0; i < t->nrows; i++) {
         md_escape(a, sizeof a, t->row_values[i]);
         rc |= gkd_csv_buf_printf(b, "| %s |", a);
@@ -661,6 +807,15 @@ static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits
         }
     }
     rc |= gkd_csv_buf_printf(b, " \\\\\n\\midrule\n");
+    for (int r = 0; r < t->nref; r++) {
+        rc |= gkd_csv_buf_printf(b, "\\textit{%s}", ref_label(t->refs[r]));
+        for (int m = 0; m < t->nmetrics; m++)
+            for (int j = 0; j < t->ncols; j++) {
+                cell_text(c, sizeof c, gkd_table_ref_at(t, r, m, j), 1, ci95, digits, ref_un(t, r, un));
+                rc |= gkd_csv_buf_printf(b, " & %s", c);
+            }
+        rc |= gkd_csv_buf_printf(b, r + 1 < t->nref ? " \\\\\n" : " \\\\\n\\midrule\n");
+    }
     for (int i = 0; i < t->nrows; i++) {
         latex_escape(a, sizeof a, t->row_values[i]);
         rc |= gkd_csv_buf_printf(b, "%s", a);
@@ -701,6 +856,7 @@ static int csv_cmp(gkd_csv_buf *b, const gkd_table_cmp *c, int power) {
 
 static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
     int rc = 0;
+    if (t->nref) rc |= gkd_csv_buf_str(b, "reference");
     rc |= gkd_csv_buf_str(b, t->rows);
     if (t->cols) rc |= gkd_csv_buf_str(b, t->cols);
     rc |= gkd_csv_buf_str(b, "metric");
@@ -713,10 +869,26 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
     for (size_t k = 0; t->cmps && k < sizeof cmp_cols / sizeof cmp_cols[0]; k++) rc |= gkd_csv_buf_str(b, cmp_cols[k]);
     if (t->cmps && t->power) rc |= gkd_csv_buf_str(b, "mde80") | gkd_csv_buf_str(b, "n80");
     rc |= gkd_csv_buf_end_row(b);
+    /* Reference rows first: their name, an empty <rows> value, no comparison. */
+    for (int r = 0; r < t->nref; r++)
+        for (int m = 0; m < t->nmetrics; m++)
+            for (int j = 0; j < t->ncols; j++) {
+                const gkd_table_stat *s = gkd_table_ref_at(t, r, m, j);
+                rc |= gkd_csv_buf_str(b, gkd_table_ref_name(t->refs[r])) | gkd_csv_buf_empty(b);
+                if (t->cols) rc |= gkd_csv_buf_str(b, t->col_values[j]);
+                rc |= gkd_csv_buf_str(b, t->metrics[m]);
+                rc |= s->n ? gkd_csv_buf_double(b, s->mean) : gkd_csv_buf_empty(b);
+                rc |= s->n > 1 ? gkd_csv_buf_double(b, s->std) : gkd_csv_buf_empty(b);
+                rc |= gkd_csv_buf_long(b, s->n);
+                if (ci95) rc |= s->n > 1 ? gkd_csv_buf_double(b, s->ci95) : gkd_csv_buf_empty(b);
+                for (int k = 0; t->cmps && k < 13 + (t->power ? 2 : 0); k++) rc |= gkd_csv_buf_empty(b);
+                rc |= gkd_csv_buf_end_row(b);
+            }
     for (int m = 0; m < t->nmetrics; m++)
         for (int i = 0; i < t->nrows; i++)
             for (int j = 0; j < t->ncols; j++) {
                 const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+                if (t->nref) rc |= gkd_csv_buf_empty(b);
                 rc |= gkd_csv_buf_str(b, t->row_values[i]);
                 if (t->cols) rc |= gkd_csv_buf_str(b, t->col_values[j]);
                 rc |= gkd_csv_buf_str(b, t->metrics[m]);

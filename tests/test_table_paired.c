@@ -164,6 +164,56 @@ START_TEST(test_unshared_seeds) {
 }
 END_TEST
 
+/* Reference rows: the teacher's final value in every column, and the
+ * students' step-0 values once per seed. */
+START_TEST(test_reference_rows) {
+    make_tree(0);
+    char path[300];
+    snprintf(path, sizeof path, "%s/shared", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
+    write_file(path, "step,exact_match\n0,0.1\n800,0.97\n");
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff.lock", root);
+    write_file(path, "");
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "cond";
+    o.metrics = m;
+    o.nmetrics = 1;
+    o.reference = "teacher,init";
+    gkd_table *t = NULL;
+    ck_assert_msg(gkd_table_build(&t, root, &o) == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(t->nref, 2);
+    const gkd_table_stat *teacher = gkd_table_ref_at(t, 0, 0, 0), *init = gkd_table_ref_at(t, 1, 0, 0);
+    ck_assert(teacher->n == 1 && teacher->mean == 0.97);
+    /* 24 cells, 8 seeds: the step-0 value once per seed. */
+    ck_assert_int_eq(init->n, SEEDS);
+    ck_assert_double_eq_tol(init->mean, 0.01, 1e-15);
+    char *md = NULL, *csv = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&csv, t, GKD_FMT_CSV, 0, 3), 0);
+    ck_assert_ptr_nonnull(strstr(md, "| *teacher* | 0.970 |"));
+    ck_assert_ptr_nonnull(strstr(md, "| *init (step 0)* | 0.010 ± 0.000 |"));
+    ck_assert_ptr_nonnull(strstr(csv, "reference,cond,metric,mean,std,n\nteacher,,exact_match,0.97"));
+    free(md), free(csv);
+    gkd_table_free(t);
+    /* Two teachers: which one is ambiguous. */
+    snprintf(path, sizeof path, "%s/shared/teacher-11ee", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-11ee/eval.csv", root);
+    write_file(path, "step,exact_match\n800,0.5\n");
+    t = NULL;
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "holds 2 trained teachers"));
+    o.reference = "init,student";
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "unknown row 'student'"));
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
 START_TEST(test_bad_baseline) {
     make_tree(0);
     const char *m[] = {"exact_match"};
@@ -195,6 +245,7 @@ Suite *table_paired_suite(void) {
     tcase_add_test(tc, test_planted_and_null);
     tcase_add_test(tc, test_null_row_unmarked);
     tcase_add_test(tc, test_unshared_seeds);
+    tcase_add_test(tc, test_reference_rows);
     tcase_add_test(tc, test_bad_baseline);
     suite_add_tcase(s, tc);
     return s;

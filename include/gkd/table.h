@@ -37,9 +37,17 @@ typedef struct {
                                    differences to that row or column (NULL: none) */
     int power;                  /* with baseline: the 80%-power detectable difference
                                    and the pairs needed for the observed one */
+    const char *reference;      /* "teacher", "init" or both, comma-separated: reference
+                                   rows above the table (NULL: none) */
 } gkd_table_opts;
 
-#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0, NULL, 0}
+#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0, NULL, 0, NULL}
+
+/** Reference rows (--reference). */
+typedef enum {
+    GKD_REF_TEACHER = 0, /* the grid's teacher (shared/teacher-*), one run */
+    GKD_REF_INIT = 1,    /* the students before distillation: each cell's step-0 evaluation, one per seed */
+} gkd_table_ref;
 
 /** Significance level of the paired comparisons, and the power asked of
  *  them by --power. */
@@ -86,6 +94,9 @@ typedef struct {
     int power;
     int ncompared;         /* comparisons made (Holm's m) */
     gkd_table_cmp *cmps;   /* (nmetrics, nrows, ncols); NULL without a baseline */
+    int nref;              /* reference rows, shown above the others */
+    gkd_table_ref refs[2];
+    gkd_table_stat *ref_stats; /* (nref, nmetrics, ncols): not bold, not compared */
 } gkd_table;
 
 /** Build the table for the experiment directory `dir`. */
@@ -93,6 +104,10 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *opts
 void gkd_table_free(gkd_table *t);
 /** The stat of (metric m, row i, column j). */
 const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j);
+/** The stat of reference row r (in t->refs order) for (metric m, column j). */
+const gkd_table_stat *gkd_table_ref_at(const gkd_table *t, int r, int m, int j);
+/** "teacher" or "init". */
+const char *gkd_table_ref_name(gkd_table_ref ref);
 /** Its comparison with the baseline (NULL without one). */
 const gkd_table_cmp *gkd_table_cmp_at(const gkd_table *t, int m, int i, int j);
 

@@ -13,14 +13,16 @@ static void table_usage(FILE *f) {
     fprintf(f,
             "usage: gkd table results/<experiment> --rows AXIS [--cols AXIS] --metric M[,M...]\n"
             "                 [--at final|best] [--format md|latex|csv] [--ci95] [--digits N]\n"
-            "                 [--where AXIS=VALUE]... [--baseline AXIS=VALUE [--power]] [--out FILE]\n"
+            "                 [--where AXIS=VALUE]... [--baseline AXIS=VALUE [--power]]\n"
+            "                 [--reference teacher,init] [--out FILE]\n"
             "Mean ± sample std over seeds of each finished cell's metric, grouped by the\n"
             "--rows and --cols axes; best per column in bold. --baseline adds, to every\n"
             "other cell, the paired difference to the baseline row or column over the\n"
             "seeds both have: its 95%% CI, the p of an exact sign-flip test (n <= 12) or\n"
             "paired t-test, and a mark when significant after Holm's correction; --power\n"
-            "adds the 80%%-power detectable difference and the seeds needed. See\n"
-            "docs/results.md.\n");
+            "adds the 80%%-power detectable difference and the seeds needed.\n"
+            "--reference adds rows for the grid's teacher and for the students before\n"
+            "distillation (their step-0 evaluation). See docs/results.md.\n");
 }
 
 int cmd_table(int argc, char **argv) {
@@ -91,6 +93,8 @@ int cmd_table(int argc, char **argv) {
             o.baseline = v;
         } else if (!err && !strcmp(a, "--power")) {
             o.power = 1;
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--reference", &err))) {
+            o.reference = v;
         } else if (!err && !strcmp(a, "--ci95")) {
             ci95 = 1;
         } else if (!err && a[0] != '-' && !dir) {
