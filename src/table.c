@@ -59,6 +59,9 @@ void gkd_table_free(gkd_table *t) {
     free(t->baseline_value);
     free(t->cmps);
     free(t->ref_stats);
+    for (int i = 0; i < t->nlabels; i++) free(t->label_keys[i]), free(t->label_texts[i]);
+    free(t->label_keys);
+    free(t->label_texts);
     free(t);
 }
 
@@ -407,6 +410,21 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
         goto done;
     }
     if (o->reference && (rc = parse_refs(t, o->reference))) goto done;
+    if (o->nlabels > 0) {
+        t->label_keys = calloc((size_t)o->nlabels, sizeof *t->label_keys);
+        t->label_texts = calloc((size_t)o->nlabels, sizeof *t->label_texts);
+        if (!t->label_keys || !t->label_texts) {
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (; t->nlabels < o->nlabels; t->nlabels++)
+            if (!(t->label_keys[t->nlabels] = strdup(o->labels[t->nlabels].key)) ||
+                !(t->label_texts[t->nlabels] = strdup(o->labels[t->nlabels].value))) {
+                free(t->label_keys[t->nlabels]);
+                rc = gkd_error(GKD_ENOMEM, "out of memory");
+                goto done;
+            }
+    }
     for (int m = 0; m < o->nmetrics; m++)
         if (o->at == GKD_AT_BEST && gkd_metric_direction(o->metrics[m]) == GKD_DIR_NONE) {
             rc = gkd_error(GKD_EINVAL, "--at best: metric '%s' has no better direction (use --at final)",
@@ -544,6 +562,75 @@ done:
 
 /* ---- rendering ---------------------------------------------------------- */
 
+/* Display names for papers (LaTeX source). */
+static const struct {
+    const char *name, *latex;
+} LATEX_NAMES[] = {
+    {"exact_match", "Exact match"}, {"char_accuracy", "Char.\\ accuracy"}, {"token_accuracy", "Token accuracy"},
+    {"bleu", "BLEU"}, {"chrf", "chrF"}, {"rouge_l", "ROUGE-L"}, {"nll_ref", "NLL of references"},
+    {"teacher_nll", "Teacher NLL"}, {"fkl_ref", "KL(teacher $\\|$ student)"},
+    {"rkl_ref", "KL(student $\\|$ teacher)"}, {"fkl_samples", "KL(teacher $\\|$ student), samples"},
+    {"rkl_samples", "KL(student $\\|$ teacher), samples"}, {"accept_rate", "Acceptance rate"},
+    {"accept_tokens", "Accepted tokens"}, {"distinct_1", "Distinct-1"}, {"distinct_2", "Distinct-2"},
+    {"self_bleu", "Self-BLEU"}, {"mean_len", "Mean length"}, {"eos_rate", "EOS rate"},
+    {"precision", "Precision"}, {"coverage", "Coverage"}, {"kl_data", "KL(data $\\|$ student)"},
+    {"val_loss", "Validation loss"},
+    {"lambda", "$\\lambda$"}, {"divergence", "Divergence"}, {"variant", "Variant"}, {"seed", "Seed"},
+    {"temperature", "Temperature"}, {"seqkd", "SeqKD fraction"}, {"teacher_mix", "Teacher mix"},
+};
+
+const char *gkd_table_latex_name(const char *name) {
+    for (size_t i = 0; i < sizeof LATEX_NAMES / sizeof LATEX_NAMES[0]; i++)
+        if (!strcmp(LATEX_NAMES[i].name, name)) return LATEX_NAMES[i].latex;
+    return NULL;
+}
+
+static void latex_escape(char *out, size_t size, const char *s);
+
+/* The --label text for key, or NULL. */
+static const char *user_label(const gkd_table *t, const char *key) {
+    for (int i = 0; i < t->nlabels; i++)
+        if (!strcmp(t->label_keys[i], key)) return t->label_texts[i];
+    return NULL;
+}
+
+/* LaTeX for a metric or an axis name: --label, the built-in name, or the
+ * name escaped. */
+static void latex_name(char *out, size_t size, const gkd_table *t, const char *name) {
+    const char *l = user_label(t, name);
+    if (!l) l = gkd_table_latex_name(name);
+    if (l) snprintf(out, size, "%s", l);
+    else latex_escape(out, size, name);
+}
+
+/* LaTeX for a value of an axis: --label AXIS:VALUE, else escaped. */
+static void latex_value(char *out, size_t size, const gkd_table *t, const char *axis, const char *value) {
+    char key[512];
+    snprintf(key, sizeof key, "%s:%s", axis, value);
+    const char *l = user_label(t, key);
+    if (l) snprintf(out, size, "%s", l);
+    else latex_escape(out, size, value);
+}
+
+/* A column header: "$\lambda = 0$" when the axis name is one formula and
+ * the value has no label of its own, else "Name = value". */
+static void latex_column(char *out, size_t size, const gkd_table *t, const char *value) {
+    char name[512], v[512], key[512];
+    latex_name(name, sizeof name, t, t->cols);
+    snprintf(key, sizeof key, "%s:%s", t->cols, value);
+    const size_t n = strlen(name);
+    const int formula = n >= 2 && name[0] == '$' && name[n - 1] == '$' && memchr(name + 1, '$', n - 2) == NULL;
+    latex_value(v, sizeof v, t, t->cols, value);
+    if (formula && !user_label(t, key)) {
+        char *end;
+        strtod(value, &end);
+        if (*value && !*end) snprintf(out, size, "$%.*s = %s$", (int)(n - 2), name + 1, value);
+        else snprintf(out, size, "$%.*s = $ %s", (int)(n - 2), name + 1, v);
+    } else {
+        snprintf(out, size, "%s = %s", name, v);
+    }
+}
+
 
 static void latex_escape(char *out, size_t size, const char *s) {
     size_t n = 0;
@@ -657,7 +744,7 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     size_t k = 0;
     if (t->nmetrics == 1) {
         char name[256];
-        if (latex) latex_escape(name, sizeof name, t->metrics[0]);
+        if (latex) latex_name(name, sizeof name, t, t->metrics[0]);
         else snprintf(name, sizeof name, "%s", t->metrics[0]);
         k += (size_t)snprintf(out + k, size - k, "%s%s: ", name, arrow(t->metrics[0], latex));
     }
@@ -782,27 +869,25 @@ static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits
     rc |= gkd_csv_buf_printf(b, "\\begin{table}[t]\n\\centering\n\\begin{tabular}{l");
     for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= gkd_csv_buf_printf(b, "c");
     rc |= gkd_csv_buf_printf(b, "}\n\\toprule\n");
-    latex_escape(a, sizeof a, t->rows);
+    latex_name(a, sizeof a, t, t->rows);
     if (t->cols) {
         for (int m = 0; m < t->nmetrics; m++) {
-            latex_escape(c, sizeof c, t->metrics[m]);
+            latex_name(c, sizeof c, t, t->metrics[m]);
             rc |= gkd_csv_buf_printf(b, " & \\multicolumn{%d}{c}{%s%s}", t->ncols, c, arrow(t->metrics[m], 1));
         }
         rc |= gkd_csv_buf_printf(b, " \\\\\n");
         for (int m = 0; m < t->nmetrics; m++)
             rc |= gkd_csv_buf_printf(b, "%s\\cmidrule(lr){%d-%d}", m ? " " : "", 2 + m * t->ncols, 1 + (m + 1) * t->ncols);
         rc |= gkd_csv_buf_printf(b, "\n%s", a);
-        char colname[256];
-        latex_escape(colname, sizeof colname, t->cols);
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {
-                latex_escape(c, sizeof c, t->col_values[j]);
-                rc |= gkd_csv_buf_printf(b, " & %s=%s", colname, c);
+                latex_column(c, sizeof c, t, t->col_values[j]);
+                rc |= gkd_csv_buf_printf(b, " & %s", c);
             }
     } else {
         rc |= gkd_csv_buf_printf(b, "%s", a);
         for (int m = 0; m < t->nmetrics; m++) {
-            latex_escape(c, sizeof c, t->metrics[m]);
+            latex_name(c, sizeof c, t, t->metrics[m]);
             rc |= gkd_csv_buf_printf(b, " & %s%s", c, arrow(t->metrics[m], 1));
         }
     }
@@ -817,7 +902,7 @@ static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits
         rc |= gkd_csv_buf_printf(b, r + 1 < t->nref ? " \\\\\n" : " \\\\\n\\midrule\n");
     }
     for (int i = 0; i < t->nrows; i++) {
-        latex_escape(a, sizeof a, t->row_values[i]);
+        latex_value(a, sizeof a, t, t->rows, t->row_values[i]);
         rc |= gkd_csv_buf_printf(b, "%s", a);
         for (int m = 0; m < t->nmetrics; m++)
             for (int j = 0; j < t->ncols; j++) {

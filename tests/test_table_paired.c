@@ -214,6 +214,31 @@ START_TEST(test_reference_rows) {
 }
 END_TEST
 
+/* LaTeX labels: --label for a metric, an axis value; an axis without a
+ * built-in name is escaped. */
+START_TEST(test_latex_labels) {
+    make_tree(0);
+    const char *m[] = {"exact_match"};
+    gkd_where labels[2] = {{"exact_match", "EM"}, {"cond:up", "Planted $+0.05$"}};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "cond";
+    o.metrics = m;
+    o.nmetrics = 1;
+    o.labels = labels;
+    o.nlabels = 2;
+    gkd_table *t = NULL;
+    ck_assert_msg(gkd_table_build(&t, root, &o) == 0, "%s", gkd_last_error());
+    char *tex = NULL;
+    ck_assert_int_eq(gkd_table_render(&tex, t, GKD_FMT_LATEX, 0, 3), 0);
+    ck_assert_msg(strstr(tex, "cond & EM $\\uparrow$ \\\\"), "%s", tex);
+    ck_assert_msg(strstr(tex, "\nPlanted $+0.05$ & "), "%s", tex);
+    ck_assert_msg(strstr(tex, "\nsame & "), "%s", tex);
+    ck_assert_msg(strstr(tex, "\\caption{EM $\\uparrow$: mean"), "%s", tex);
+    free(tex);
+    gkd_table_free(t);
+}
+END_TEST
+
 START_TEST(test_bad_baseline) {
     make_tree(0);
     const char *m[] = {"exact_match"};
@@ -246,6 +271,7 @@ Suite *table_paired_suite(void) {
     tcase_add_test(tc, test_null_row_unmarked);
     tcase_add_test(tc, test_unshared_seeds);
     tcase_add_test(tc, test_reference_rows);
+    tcase_add_test(tc, test_latex_labels);
     tcase_add_test(tc, test_bad_baseline);
     suite_add_tcase(s, tc);
     return s;

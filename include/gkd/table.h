@@ -39,9 +39,12 @@ typedef struct {
                                    and the pairs needed for the observed one */
     const char *reference;      /* "teacher", "init" or both, comma-separated: reference
                                    rows above the table (NULL: none) */
+    const gkd_where *labels;    /* LaTeX labels: key = a metric, an axis or AXIS:VALUE,
+                                   value = LaTeX source (--label KEY=TEXT) */
+    int nlabels;
 } gkd_table_opts;
 
-#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0, NULL, 0, NULL}
+#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0, NULL, 0, NULL, NULL, 0}
 
 /** Reference rows (--reference). */
 typedef enum {
@@ -97,6 +100,8 @@ typedef struct {
     int nref;              /* reference rows, shown above the others */
     gkd_table_ref refs[2];
     gkd_table_stat *ref_stats; /* (nref, nmetrics, ncols): not bold, not compared */
+    int nlabels;
+    char **label_keys, **label_texts; /* (nlabels) the --label overrides */
 } gkd_table;
 
 /** Build the table for the experiment directory `dir`. */
@@ -106,6 +111,9 @@ void gkd_table_free(gkd_table *t);
 const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j);
 /** The stat of reference row r (in t->refs order) for (metric m, column j). */
 const gkd_table_stat *gkd_table_ref_at(const gkd_table *t, int r, int m, int j);
+/** The LaTeX display name of a metric ("Exact match") or an axis
+ *  ("$\\lambda$"): built in for gkd's own, else the name escaped. */
+const char *gkd_table_latex_name(const char *name);
 /** "teacher" or "init". */
 const char *gkd_table_ref_name(gkd_table_ref ref);
 /** Its comparison with the baseline (NULL without one). */

@@ -14,7 +14,7 @@ static void table_usage(FILE *f) {
             "usage: gkd table results/<experiment> --rows AXIS [--cols AXIS] --metric M[,M...]\n"
             "                 [--at final|best] [--format md|latex|csv] [--ci95] [--digits N]\n"
             "                 [--where AXIS=VALUE]... [--baseline AXIS=VALUE [--power]]\n"
-            "                 [--reference teacher,init] [--out FILE]\n"
+            "                 [--reference teacher,init] [--label KEY=TEXT]... [--out FILE]\n"
             "Mean ± sample std over seeds of each finished cell's metric, grouped by the\n"
             "--rows and --cols axes; best per column in bold. --baseline adds, to every\n"
             "other cell, the paired difference to the baseline row or column over the\n"
@@ -22,7 +22,9 @@ static void table_usage(FILE *f) {
             "paired t-test, and a mark when significant after Holm's correction; --power\n"
             "adds the 80%%-power detectable difference and the seeds needed.\n"
             "--reference adds rows for the grid's teacher and for the students before\n"
-            "distillation (their step-0 evaluation). See docs/results.md.\n");
+            "distillation (their step-0 evaluation). In LaTeX, metrics and axes print\n"
+            "as display names; --label sets one (KEY a metric, an axis or AXIS:VALUE,\n"
+            "TEXT LaTeX source). See docs/results.md.\n");
 }
 
 int cmd_table(int argc, char **argv) {
@@ -32,13 +34,15 @@ int cmd_table(int argc, char **argv) {
     char *metric_list = NULL, *text = NULL;
     const char **metrics = calloc((size_t)argc + 1, sizeof *metrics);
     gkd_where *where = calloc((size_t)argc + 1, sizeof *where);
+    gkd_where *labels = calloc((size_t)argc + 1, sizeof *labels);
+    int nlabels = 0;
     gkd_table *t = NULL;
     gkd_table_opts o = GKD_TABLE_OPTS_INIT;
     gkd_table_format fmt = GKD_FMT_MD;
     size_t mlen = 1;
     for (int i = 1; i < argc; i++) mlen += strlen(argv[i]) + 1;
     metric_list = calloc(mlen, 1);
-    if (!metrics || !where || !metric_list) {
+    if (!metrics || !where || !labels || !metric_list) {
         fprintf(stderr, "gkd table: out of memory\n");
         goto done;
     }
@@ -95,6 +99,13 @@ int cmd_table(int argc, char **argv) {
             o.power = 1;
         } else if (!err && (v = cli_flag(argc, argv, &i, "--reference", &err))) {
             o.reference = v;
+        } else if (!err && (v = cli_flag(argc, argv, &i, "--label", &err))) {
+            if (gkd_where_parse(&labels[nlabels], v)) {
+                fprintf(stderr, "gkd table: --label: %s\n", gkd_last_error());
+                status = 2;
+                goto done;
+            }
+            nlabels++;
         } else if (!err && !strcmp(a, "--ci95")) {
             ci95 = 1;
         } else if (!err && a[0] != '-' && !dir) {
@@ -118,6 +129,8 @@ int cmd_table(int argc, char **argv) {
     o.nmetrics = nmetrics;
     o.where = where;
     o.nwhere = nwhere;
+    o.labels = labels;
+    o.nlabels = nlabels;
     if (gkd_table_build(&t, dir, &o) || gkd_table_render(&text, t, fmt, ci95, (int)digits)) {
         fprintf(stderr, "gkd table: %s\n", gkd_last_error());
         goto done;
@@ -136,7 +149,9 @@ int cmd_table(int argc, char **argv) {
     status = 0;
 done:
     for (int i = 0; i < nwhere; i++) gkd_where_free(&where[i]);
+    for (int i = 0; i < nlabels; i++) gkd_where_free(&labels[i]);
     free(where);
+    free(labels);
     free(metrics);
     free(metric_list);
     free(text);
