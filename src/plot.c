@@ -154,11 +154,27 @@ done:
     return rc;
 }
 
-/* gnuplot single-quoted string: ' is written as ''. */
+/* A byte that would end a gnuplot command or a comment line: a newline
+ * in an axis value would otherwise close the string it sits in and run
+ * what follows as gnuplot code (system() included). */
+static int is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
+/* gnuplot single-quoted string: ' is written as '' (the only escape there)
+ * and control characters as '?', so the string is always one token. */
 static int put_gp_string(gkd_csv_buf *b, const char *s) {
     int rc = gkd_csv_buf_printf(b, "'");
-    for (; *s && !rc; s++) rc = *s == '\'' ? gkd_csv_buf_printf(b, "''") : gkd_csv_buf_printf(b, "%c", *s);
+    for (; *s && !rc; s++)
+        rc = *s == '\'' ? gkd_csv_buf_printf(b, "''")
+                        : gkd_csv_buf_printf(b, "%c", is_control((unsigned char)*s) ? '?' : *s);
     return rc ? rc : gkd_csv_buf_printf(b, "'");
+}
+
+/* s with control characters as '?', for comment lines (into buf). */
+static const char *comment_safe(char *buf, size_t size, const char *s) {
+    size_t n = 0;
+    for (; *s && n + 1 < size; s++) buf[n++] = is_control((unsigned char)*s) ? '?' : *s;
+    buf[n] = '\0';
+    return buf;
 }
 
 static const char *const palette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
@@ -217,6 +233,9 @@ int gkd_plot_learning_curves(gkd_plot_files *files, const char *dir, const gkd_p
     for (int i = 0; i < o->nwhere; i++)
         tl += (size_t)snprintf(title + tl, tlen - tl, "%s%s=%s", i ? ", " : " (", o->where[i].key, o->where[i].value);
     if (o->nwhere) snprintf(title + tl, tlen - tl, ")");
+    /* The title also heads comment lines of both files. */
+    for (char *c = title; *c; c++)
+        if (is_control((unsigned char)*c)) *c = '?';
 
     const char *band_text = o->band == GKD_BAND_STD ? "mean ± std over seeds" : "min..max over seeds";
     rc = gkd_csv_buf_printf(&dat, "# %s: mean over seeds per %s; band: %s\n# from %s/*/%s\n# columns: %s mean lo hi n\n", title,
@@ -243,7 +262,10 @@ int gkd_plot_learning_curves(gkd_plot_files *files, const char *dir, const gkd_p
             if (!rc) ncur++;
         }
         if (!rc && ncur > 0) {
-            rc = gkd_csv_buf_printf(&dat, "%s# %s=%s\n", nser ? "\n\n" : "\n", o->by, value);
+            char safe_by[256], safe_value[1024];
+            rc = gkd_csv_buf_printf(&dat, "%s# %s=%s\n", nser ? "\n\n" : "\n",
+                                    comment_safe(safe_by, sizeof safe_by, o->by),
+                                    comment_safe(safe_value, sizeof safe_value, value));
             int max_n = 0;
             if (!rc) rc = write_block(&dat, curves, npts, ncur, o->band, &max_n);
             labels[nser] = (char *)value;

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
@@ -229,6 +231,53 @@ START_TEST(test_render_png_svg) {
 }
 END_TEST
 
+/* Strings from a results tree never run as gnuplot code: an axis value
+ * with newlines around a system() call (as a TSV path in an experiment
+ * file, or an edited axes.csv, can carry) stays inside its string, in the
+ * legend and in the title (--where), and the payload's file is not made. */
+START_TEST(test_no_code_from_axis_values) {
+    static const char *payload = "b\nsystem(\"touch %s/pwned\")\n#";
+    char value[256], tree[128], cell[256], path[320];
+    snprintf(value, sizeof value, payload, tmpdir);
+    snprintf(tree, sizeof tree, "%s/tree", tmpdir);
+    ck_assert_int_eq(mkdir(tree, 0755), 0);
+    for (int c = 0; c < 2; c++) {
+        snprintf(cell, sizeof cell, "%s/c%d", tree, c);
+        ck_assert_int_eq(mkdir(cell, 0755), 0);
+        snprintf(path, sizeof path, "%s/axes.csv", cell);
+        FILE *f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        /* CSV: the value quoted, its quotes doubled. */
+        fprintf(f, "key,value\npath,\"");
+        for (const char *p = c ? value : "a"; *p; p++) fprintf(f, *p == '"' ? "\"\"" : "%c", *p);
+        fprintf(f, "\"\nseed,1\n");
+        fclose(f);
+        snprintf(path, sizeof path, "%s/eval.csv", cell);
+        ck_assert_int_eq(gkd_file_write_atomic(path, "step,exact_match\n0,0.1\n10,0.2\n", 30), 0);
+        snprintf(path, sizeof path, "%s/done", cell);
+        ck_assert_int_eq(gkd_file_write_atomic(path, "", 0), 0);
+    }
+    for (int with_where = 0; with_where < 2; with_where++) {
+        gkd_plot_opts o = GKD_PLOT_OPTS_INIT;
+        gkd_where w = {"path", value};
+        o.metric = "exact_match";
+        o.by = "path";
+        o.out_dir = tmpdir;
+        o.render = gkd_gnuplot_available();
+        if (with_where) o.where = &w, o.nwhere = 1;
+        gkd_plot_files f;
+        ck_assert_msg(gkd_plot_learning_curves(&f, tree, &o) == 0, "%s", gkd_last_error());
+        char *gp = slurp(f.gp), *save = NULL;
+        for (char *line = strtok_r(gp, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            ck_assert_msg(strncmp(line, "system(", 7) && strncmp(line, "#.", 2), "a line of the script: %s", line);
+        free(gp);
+        gkd_plot_files_free(&f);
+    }
+    snprintf(path, sizeof path, "%s/pwned", tmpdir);
+    ck_assert_msg(access(path, F_OK) != 0, "the payload ran");
+}
+END_TEST
+
 Suite *plot_suite(void) {
     Suite *s = suite_create("plot");
     TCase *tc = tcase_create("plot");
@@ -238,6 +287,7 @@ Suite *plot_suite(void) {
     tcase_add_test(tc, test_band_std);
     tcase_add_test(tc, test_metrics_source_and_x_column);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_no_code_from_axis_values);
     tcase_add_test(tc, test_render_png_svg);
     suite_add_tcase(s, tc);
     return s;
