@@ -484,6 +484,22 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
         }
         d.owns_model = 1;
     }
+    /* A valid checksum says the bytes arrived as written, not that they are
+     * a model: NaN or Inf weights would sample empty output or poison a
+     * run. Checked before anything is copied into `into`. */
+    {
+        size_t off = 0;
+        for (int t = 0; t < GKD_NUM_PARAM_TENSORS; t++)
+            for (size_t i = 0; i < d.model->param_sizes[t]; i++, off++) {
+                const unsigned char *b = params + 4 * off;
+                const uint32_t bits = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+                if ((bits & 0x7f800000u) == 0x7f800000u) {
+                    rc = gkd_error(GKD_EFORMAT, "checkpoint %s: parameter %s[%zu] is %s", path, gkd_param_names[t], i,
+                                   bits & 0x007fffffu ? "NaN" : "infinite");
+                    goto done;
+                }
+            }
+    }
     copy_f32s(d.model->params_memory, params, (size_t)np);
     *out = d;
     memset(&d, 0, sizeof d);

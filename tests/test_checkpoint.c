@@ -1,6 +1,7 @@
 /* Checkpoints: CRC check value, round trips, and every way a file can be
  * bad (truncated, corrupted, wrong magic/version/config, failed writes). */
 #include <check.h>
+#include <math.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -169,6 +170,33 @@ START_TEST(test_load_into_existing_model) {
     ck_assert_float_eq(other->params_memory[0], first);
     ck_assert_ptr_null(d.model);
     gkd_model_free(other);
+    gkd_model_free(dst);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* A checkpoint whose checksum holds but whose weights are NaN or Inf is
+ * refused, naming the tensor and index, and a model to load into keeps its
+ * weights. */
+START_TEST(test_non_finite_weights_refused) {
+    gkd_model *m = make_model(12, 8, 1, 8, 2, 1), *dst = make_model(12, 8, 1, 8, 2, 2);
+    const size_t at = m->param_sizes[0] + 3; /* the fourth value of the second tensor */
+    const float bad[2] = {NAN, -INFINITY};
+    const char *what[2] = {"is NaN", "is infinite"};
+    for (int k = 0; k < 2; k++) {
+        m->params_memory[at] = bad[k];
+        gkd_checkpoint c = {.model = m};
+        ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+        gkd_checkpoint_data d;
+        ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), GKD_EFORMAT);
+        char want[128];
+        snprintf(want, sizeof want, "parameter %s[3] %s", gkd_param_names[1], what[k]);
+        ck_assert_msg(strstr(gkd_last_error(), want) != NULL, "%s", gkd_last_error());
+        ck_assert_ptr_null(d.model);
+        const float before = dst->params_memory[at];
+        ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+        ck_assert(dst->params_memory[at] == before);
+    }
     gkd_model_free(dst);
     gkd_model_free(m);
 }
@@ -350,6 +378,7 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_crc32_check_value);
     tcase_add_test(tc, test_round_trip_everything);
     tcase_add_test(tc, test_load_into_existing_model);
+    tcase_add_test(tc, test_non_finite_weights_refused);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_corrupted_any_byte);
     tcase_add_test(tc, test_wrong_magic_version_config);
