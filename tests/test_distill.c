@@ -991,7 +991,8 @@ START_TEST(test_huge_lr_stops_with_checkpoint_intact) {
 }
 END_TEST
 
-/* A NaN in a teacher checkpoint: the CLI stops at step 1 naming the tensor. */
+/* A NaN in a teacher checkpoint: the CLI refuses the checkpoint before any
+ * step, naming the tensor and index, and writes no checkpoint. */
 START_TEST(test_poisoned_teacher_names_tensor) {
     world w = make_world(500);
     char ck[600], dir[512], err[600];
@@ -1011,8 +1012,28 @@ START_TEST(test_poisoned_teacher_names_tensor) {
     while (last > text && last[-1] == '\n') *--last = 0;
     while (last > text && last[-1] != '\n') last--;
     ck_assert_msg(strncmp(last, "gkd distill: ", 13) == 0, "%s", text);
-    ck_assert_msg(strstr(last, "step 1:") && strstr(last, "teacher tensor 'fcw'"), "%s", text);
+    ck_assert_msg(strstr(last, "parameter fcw[17] is NaN"), "%s", text);
     free(text);
+    snprintf(ck, sizeof ck, "%s/checkpoint.ckpt", dir);
+    ck_assert(access(ck, F_OK) != 0);
+    free_world(&w);
+}
+END_TEST
+
+/* A teacher that turns NaN in memory (no checkpoint involved): the run
+ * stops at step 1 naming the teacher tensor, before writing a checkpoint. */
+START_TEST(test_poisoned_teacher_in_memory) {
+    world w = make_world(500);
+    char dir[512], ck[600];
+    w.teacher->params.fcw[17] = NAN;
+    gkd_distill_options o = small_options();
+    o.steps = 10;
+    o.checkpoint_every = 1;
+    path_in(dir, sizeof dir, "poisoned_mem");
+    mkdir(dir, 0755);
+    ck_assert_int_ne(gkd_distill_run(w.student, w.teacher, w.tok, w.task, &o, dir, NULL, NULL), 0);
+    const char *msg = gkd_last_error();
+    ck_assert_msg(strstr(msg, "step 1:") && strstr(msg, "teacher tensor 'fcw'"), "%s", msg);
     snprintf(ck, sizeof ck, "%s/checkpoint.ckpt", dir);
     ck_assert(access(ck, F_OK) != 0);
     free_world(&w);
@@ -1112,6 +1133,7 @@ Suite *distill_suite(void) {
     tcase_add_test(run, test_resume_after_sigkill);
     tcase_add_test(run, test_huge_lr_stops_with_checkpoint_intact);
     tcase_add_test(run, test_poisoned_teacher_names_tensor);
+    tcase_add_test(run, test_poisoned_teacher_in_memory);
     tcase_add_test(run, test_bad_input_one_line);
     suite_add_tcase(s, run);
     return s;
