@@ -638,6 +638,10 @@ static int select_cells(selection *sel, const gkd_experiment *exp, const gkd_run
             return gkd_error(GKD_EINVAL, "--only '%s': use axis=value pairs with axes of this grid", opt->only);
         if (ok) sel->cells[sel->n++] = i;
     }
+    /* A filter that selects nothing is a typo, not a finished grid. */
+    if (opt->only && *opt->only && sel->n == 0)
+        return gkd_error(GKD_EINVAL, "--only '%s' matches none of the grid's %zu cells (gkd check lists them)",
+                         opt->only, total);
     return 0;
 }
 
