@@ -12,6 +12,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 #include "gkd/parse.h"
 
 static const char *const state_names[GKD_CELL_NSTATES] = {"pending", "running", "failed", "stale",
@@ -135,11 +136,9 @@ int gkd_cell_state_read(gkd_cell_state *out, const char *cell_dir, time_t now) {
 /* Whole file into a NUL-terminated buffer; *out = NULL if it does not exist. */
 static int read_file(char **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return 0;
-        return gkd_error(GKD_EIO, "cannot open %s: %s", path, strerror(errno));
-    }
+    FILE *f = NULL;
+    int rc_open = gkd_fopen_read(&f, path);
+    if (rc_open) return errno == ENOENT ? 0 : rc_open;
     int rc = 0;
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);

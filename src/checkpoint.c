@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 
 #define HEADER_SIZE 20 /* magic 8, version 4, payload size 8 */
 #define TRAILER_SIZE 4 /* CRC-32 */
@@ -302,18 +303,14 @@ static int read_file(const char *path, unsigned char **out, size_t *n_out) {
     *n_out = 0;
     int rc = 0;
     unsigned char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gkd_error(GKD_EIO, "checkpoint %s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    if ((rc = gkd_fopen_read(&f, path))) return gkd_error_wrap(rc, "checkpoint");
     struct stat st;
     if (fstat(fileno(f), &st) != 0) {
         rc = gkd_error(GKD_EIO, "checkpoint %s: cannot stat: %s", path, strerror(errno));
         goto done;
     }
-    if (!S_ISREG(st.st_mode)) {
-        rc = gkd_error(GKD_EIO, "checkpoint %s: not a regular file", path);
-        goto done;
-    }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)st.st_size; /* a regular file (gkd_fopen_read) */
     buf = malloc(n ? n : 1);
     if (!buf) {
         rc = gkd_error(GKD_ENOMEM, "checkpoint %s: out of memory for %zu bytes", path, n);

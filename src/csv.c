@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 #include "gkd/parse.h"
 
 /* ---- row builder ---------------------------------------------------- */
@@ -195,8 +196,8 @@ int gkd_file_read(char **out, size_t *len, const char *path) {
     int rc = 0;
     char *data = NULL;
     size_t n = 0, cap = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gkd_error(GKD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    if ((rc = gkd_fopen_read(&f, path))) return rc;
     for (;;) {
         if (cap - n < 4096) {
             cap = cap ? cap * 2 : 8192;

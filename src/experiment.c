@@ -10,6 +10,7 @@
 
 #include "experiment_internal.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 
 #define MAX_FILE_BYTES (1 << 20)
 
@@ -614,8 +615,8 @@ int gkd_experiment_load(gkd_experiment **out, const char *path) {
     *out = NULL;
     int rc = 0;
     char *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gkd_error(GKD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    if ((rc = gkd_fopen_read(&f, path))) return rc;
     buf = malloc(MAX_FILE_BYTES + 1);
     if (!buf) { rc = gkd_error(GKD_ENOMEM, "out of memory"); goto done; }
     size_t n = fread(buf, 1, MAX_FILE_BYTES + 1, f);

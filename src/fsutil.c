@@ -2,6 +2,7 @@
 #include "gkd/fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,4 +44,44 @@ int gkd_remove_tree(const char *path) {
 int gkd_path_exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
+}
+
+static const char *file_kind(mode_t m) {
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+int gkd_fopen_read(FILE **out, const char *path) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        const int e = errno;
+        const int rc = gkd_error(GKD_EIO, "%s: cannot open: %s", path, strerror(e));
+        errno = e;
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        const int e = errno;
+        close(fd);
+        return gkd_error(GKD_EIO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return gkd_error(GKD_EINVAL, "%s: is %s, not a regular file", path, file_kind(st.st_mode));
+    }
+    /* Reads from here on may block as for any file. */
+    const int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        const int e = errno;
+        close(fd);
+        return gkd_error(GKD_EIO, "%s: cannot open: %s", path, strerror(e));
+    }
+    *out = f;
+    return 0;
 }

@@ -55,8 +55,9 @@ static void sb_add(strbuf *b, const char *fmt, ...) {
 /* Whole (small) file; *out = NULL if it does not exist. */
 static int read_small_file(char **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return errno == ENOENT ? 0 : gkd_error(GKD_EIO, "cannot open %s: %s", path, strerror(errno));
+    FILE *f = NULL;
+    int rc = gkd_fopen_read(&f, path);
+    if (rc) return errno == ENOENT ? 0 : rc;
     strbuf b = {0};
     char chunk[4096];
     size_t got;

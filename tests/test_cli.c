@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gkd/gkd.h" /* the umbrella header must compile on its own */
@@ -170,6 +172,32 @@ START_TEST(test_distill_with_sft_init) {
 }
 END_TEST
 
+/* A FIFO where a file is read (experiment, checkpoint, data file) is
+ * refused at once with one line, instead of waiting forever for a writer. */
+START_TEST(test_fifo_refused) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/pipe", tmp);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    const char *cmds[] = {"check pipe", "sample --model pipe --task arith",
+                          "train --task pairs --path pipe --steps 1 --out run"};
+    for (int i = 0; i < 3; i++) {
+        char args[256];
+        /* timeout turns a hang into a failure instead of a stuck suite */
+        snprintf(args, sizeof args, "%s", cmds[i]);
+        const char *bin = getenv("GKD_BIN");
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "cd '%s' && timeout 20 '%s' %s > out.txt 2> err.txt", tmp, bin, args);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124, "%s: status %d", cmds[i], st);
+        const char *err = slurp("err.txt");
+        ck_assert_msg(strstr(err, "pipe: is a FIFO, not a regular file") != NULL, "%s: %s", cmds[i], err);
+        int lines = 0;
+        for (const char *c = err; *c; c++) lines += *c == '\n';
+        ck_assert_msg(lines == 1, "%s: %s", cmds[i], err);
+    }
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -193,6 +221,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);
     tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_fifo_refused);
     suite_add_tcase(s, tc);
     return s;
 }

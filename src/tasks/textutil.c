@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gkd/fsutil.h"
 #include "gkd/error.h"
 #include "task_impl.h"
 
@@ -128,8 +129,9 @@ int task_random_string(const gkd_task *t, gkd_rng *rng, int len, char **out) {
 int task_read_file(const char *path, char **out, size_t *len) {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gkd_error(GKD_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    int rc_open = gkd_fopen_read(&f, path);
+    if (rc_open) return rc_open;
     strbuf b = {0};
     int rc = strbuf_append(&b, "", 0);
     char chunk[65536];
