@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "distill_step.h"
+#include "run_options.h"
 #include "gkd/checkpoint.h"
 #include "gkd/csv.h"
 #include "gkd/error.h"
@@ -25,7 +26,7 @@ static const char METRICS_HEADER[] =
 static const char TIMINGS_HEADER[] = "step,sample_s,teacher_s,student_s,update_s,tokens_per_s\n";
 
 typedef struct {
-    char metrics[4096], eval[4096], timings[4096], ckpt[4096], final[4096];
+    char metrics[4096], eval[4096], timings[4096], ckpt[4096], final[4096], options[4096];
 } run_paths;
 
 static int make_paths(run_paths *p, const char *dir) {
@@ -35,6 +36,7 @@ static int make_paths(run_paths *p, const char *dir) {
     n |= snprintf(p->timings, sizeof p->timings, "%s/timings.csv", dir) >= (int)sizeof p->timings;
     n |= snprintf(p->ckpt, sizeof p->ckpt, "%s/checkpoint.ckpt", dir) >= (int)sizeof p->ckpt;
     n |= snprintf(p->final, sizeof p->final, "%s/final.ckpt", dir) >= (int)sizeof p->final;
+    n |= snprintf(p->options, sizeof p->options, "%s/options.txt", dir) >= (int)sizeof p->options;
     return n ? gkd_error(GKD_EINVAL, "distill: output directory path too long") : 0;
 }
 
@@ -180,12 +182,22 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
     gkd_distill_state s;
     run_paths p;
     gkd_csv_appender *metrics = NULL, *evalf = NULL, *timings = NULL;
-    gkd_csv_buf buf = GKD_CSV_BUF_INIT, header = GKD_CSV_BUF_INIT;
+    gkd_csv_buf buf = GKD_CSV_BUF_INIT, header = GKD_CSV_BUF_INIT, options = GKD_CSV_BUF_INIT;
     long start = 0;
     int rc = make_paths(&p, dir);
     if (rc) return rc;
-    if ((rc = gkd_distill_state_init(&s, student, teacher, tok, task, opt))) return rc;
+    /* Before resume() overwrites the student with the checkpoint's. */
+    if ((rc = gkd_run_options_text(&options, student, teacher, task, opt))) {
+        gkd_csv_buf_free(&options);
+        return rc;
+    }
+    if ((rc = gkd_distill_state_init(&s, student, teacher, tok, task, opt))) {
+        gkd_csv_buf_free(&options);
+        return rc;
+    }
     if ((rc = resume(&s, &p, &start))) goto done;
+    /* Before any log is truncated: a resume with other options is refused. */
+    if ((rc = gkd_run_options_check(p.options, options.data, start > 0))) goto done;
     if (start == 0) {
         /* No checkpoint: nothing logged counts (a kill may even have left a
          * file without its header), so the logs start over. */
@@ -256,6 +268,7 @@ done:
     }
     gkd_csv_buf_free(&buf);
     gkd_csv_buf_free(&header);
+    gkd_csv_buf_free(&options);
     gkd_distill_state_free(&s);
     return rc;
 }

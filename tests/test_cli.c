@@ -198,6 +198,38 @@ START_TEST(test_fifo_refused) {
 }
 END_TEST
 
+/* gkd train resumes only a run made with the same options: another lr or
+ * data seed is refused before any log changes, naming the option; --force
+ * starts over. */
+START_TEST(test_resume_with_other_options_refused) {
+#define TRAIN "train --task arith --digits 2 --layers 1 --d-model 16 --heads 2 --context 16 " \
+              "--steps 20 --checkpoint-every 10 --eval-every 10 --out run"
+    ck_assert_int_eq(gkd(TRAIN), 0);
+    /* As if killed after step 10: no final checkpoint, logs past it. */
+    char path[160];
+    snprintf(path, sizeof path, "%s/run/final.ckpt", tmp);
+    ck_assert_int_eq(unlink(path), 0);
+    char *before = strdup(slurp("run/metrics.csv"));
+    const char *other[] = {" --lr 2e-3", " --data-seed 5", " --batch 16", " --weight-decay 0.1"};
+    const char *names[] = {"lr=", "task=", "batch=", "weight_decay="};
+    for (int i = 0; i < 4; i++) {
+        char args[512];
+        snprintf(args, sizeof args, TRAIN "%s", other[i]);
+        ck_assert_int_eq(gkd(args), 1);
+        const char *err = slurp("err.txt");
+        ck_assert_msg(strstr(err, "resume: ") && strstr(err, names[i]) && strstr(err, "--force"), "%s", err);
+        ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
+        ck_assert_str_eq(slurp("run/metrics.csv"), before);
+    }
+    /* The same options resume; --force with others starts over. */
+    ck_assert_int_eq(gkd(TRAIN), 0);
+    ck_assert_int_eq(gkd(TRAIN " --lr 2e-3 --force"), 0);
+    ck_assert_ptr_nonnull(strstr(slurp("run/options.txt"), "lr=0.002\n"));
+    free(before);
+#undef TRAIN
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -222,6 +254,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_distill_with_sft_init);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_fifo_refused);
+    tcase_add_test(tc, test_resume_with_other_options_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -73,7 +73,11 @@ typedef void (*gkd_progress_fn)(void *ctx, long step, long steps, const char *li
  *  replaced every checkpoint_every steps) and final.ckpt at the end.
  *  If dir/checkpoint.ckpt exists the run resumes from it: CSV rows after the
  *  checkpoint's step are discarded and the run continues to the same result
- *  as an uninterrupted one. `teacher` may be NULL only for divergence `ce`.
+ *  as an uninterrupted one. dir/options.txt records what the run was made
+ *  with (the task's examples, the student's initial and the teacher's
+ *  weights as hashes, every option that changes what is trained or
+ *  logged); a resume with anything else is refused with GKD_EMISMATCH
+ *  naming the first difference, before any file changes. `teacher` may be NULL only for divergence `ce`.
  *  A non-finite loss or gradient stops the run with GKD_ENAN naming the
  *  step and the tensor, leaving the last checkpoint intact. */
 int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer *tok,

@@ -19,9 +19,10 @@ static void usage(FILE *f) {
             "                    --replay-init X --replay-step X --replay-loss-eps X] [--ce-weight X] [--loss-temperature X]\n"
             "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
             "                   [--temperature X --top-k N --top-p X] [--sft-steps N [--sft-lr X]]\n"
-            "                   [training flags] --out DIR\n"
+            "                   [training flags] --out DIR [--force]\n"
             "Writes DIR/metrics.csv (a row per step), DIR/eval.csv, DIR/timings.csv and\n"
-            "DIR/final.ckpt; resumes from DIR/checkpoint.ckpt. A student given by model flags\n"
+            "DIR/final.ckpt; resumes from DIR/checkpoint.ckpt when DIR/options.txt matches this\n"
+            "run's options (--force removes DIR and starts over). A student given by model flags\n"
             "starts from random weights, or from N steps of supervised fine-tuning on the\n"
             "ground truth with --sft-steps (written to DIR/sft).\n%s%s%s",
             cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
@@ -75,6 +76,7 @@ int cmd_distill(int argc, char **argv) {
     gkd_model_config mc = {0, 0, 2, 64, 2};
     gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
     const char *out = NULL, *teacher_path = NULL, *student_path = NULL, *v;
+    int force = 0;
     double d, sft_lr = 0;
     long n, sft_steps = 0;
     for (int i = 1; i < argc; i++) {
@@ -90,6 +92,7 @@ int cmd_distill(int argc, char **argv) {
         if (!strcmp(a, "--seqkd-cache")) { o.seqkd_cache = 1; continue; }
         if (!strcmp(a, "--mix-importance")) { o.mix_importance = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "--teacher", &err))) { teacher_path = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--student-config", &err))) {
             if (parse_student_config(&mc, v)) return 2;
@@ -179,7 +182,10 @@ int cmd_distill(int argc, char **argv) {
         gkd_model_init_weights(student, o.seed);
     }
     if (o.schedule.total_steps < o.steps) o.schedule.total_steps = o.steps > 0 ? o.steps : 1;
-    if (gkd_task_new(&task, &tc) || gkd_mkdir_p(out)) { cli_fail("distill"); goto done; }
+    if (gkd_task_new(&task, &tc) || (force && gkd_remove_tree(out)) || gkd_mkdir_p(out)) {
+        cli_fail("distill");
+        goto done;
+    }
     if (sft_steps > 0) {
         if (student_path) { fprintf(stderr, "gkd distill: --sft-steps initializes a new student; drop --student\n"); goto done; }
         /* SFT: the same loop with cross-entropy on ground truth, in OUT/sft

@@ -9,9 +9,10 @@
 #include "gkd/fsutil.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: gkd train --task NAME [task flags] [model flags] [training flags] --out DIR\n"
+    fprintf(f, "usage: gkd train --task NAME [task flags] [model flags] [training flags] --out DIR [--force]\n"
                "Trains a model from scratch with cross-entropy on the task's ground truth; writes\n"
-               "DIR/final.ckpt, DIR/metrics.csv and DIR/eval.csv (resumes from DIR/checkpoint.ckpt).\n%s%s%s",
+               "DIR/final.ckpt, DIR/metrics.csv and DIR/eval.csv (resumes from DIR/checkpoint.ckpt\n"
+               "when DIR/options.txt matches this run's options; --force removes DIR and starts over).\n%s%s%s",
             cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
 }
 
@@ -24,6 +25,7 @@ int cmd_train(int argc, char **argv) {
     o.lr = 3e-3;
     o.steps = 1000;
     const char *out = NULL, *v;
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         int err = 0, r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
@@ -33,6 +35,7 @@ int cmd_train(int argc, char **argv) {
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
+        if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if (err) return 2;
         fprintf(stderr, "gkd train: unknown option '%s'\n", argv[i]);
         usage(stderr);
@@ -45,7 +48,7 @@ int cmd_train(int argc, char **argv) {
     int status = 1;
     if (gkd_task_new(&task, &tc) || gkd_task_tokenizer(task, &tok)) { cli_fail("train"); goto done; }
     mc.vocab_size = gkd_tokenizer_vocab_size(tok);
-    if (gkd_model_new(&m, &mc) || gkd_mkdir_p(out)) { cli_fail("train"); goto done; }
+    if ((force && gkd_remove_tree(out)) || gkd_model_new(&m, &mc) || gkd_mkdir_p(out)) { cli_fail("train"); goto done; }
     gkd_model_init_weights(m, o.seed);
     if (gkd_distill_run(m, NULL, tok, task, &o, out, cli_progress, NULL)) { cli_fail("train"); goto done; }
     printf("%s/final.ckpt\n", out);
