@@ -806,6 +806,23 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
                  100 * GKD_TABLE_POWER, GKD_TABLE_ALPHA);
 }
 
+/* Bold in print: the cell's mean prints the same as the best mean of its
+ * column (a tie in print is a tie to the reader: 0.479 and 0.479 are both
+ * bold even when the values behind them differ in the fourth digit). */
+static int bold_in_print(const gkd_table *t, int m, int i, int j, int digits) {
+    const gkd_table_stat *s = gkd_table_at_cell(t, m, i, j);
+    if (!s->n) return 0;
+    for (int k = 0; k < t->nrows; k++) {
+        const gkd_table_stat *b = gkd_table_at_cell(t, m, k, j);
+        if (!b->best) continue;
+        char x[64], y[64];
+        snprintf(x, sizeof x, "%.*f", digits, s->mean);
+        snprintf(y, sizeof y, "%.*f", digits, b->mean);
+        if (!strcmp(x, y)) return 1;
+    }
+    return 0;
+}
+
 static const char *ref_label(gkd_table_ref ref) {
     return ref == GKD_REF_TEACHER ? "teacher" : "init (step 0)";
 }
@@ -853,7 +870,7 @@ static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
                 char x[512];
                 cell_text(c, sizeof c, s, 0, ci95, digits, un);
                 cmp_text(x, sizeof x, gkd_table_cmp_at(t, m, i, j), 0, digits, t->power);
-                rc |= gkd_csv_buf_printf(b, s->best ? " **%s**%s |" : " %s%s |", c, x);
+                rc |= gkd_csv_buf_printf(b, bold_in_print(t, m, i, j, digits) ? " **%s**%s |" : " %s%s |", c, x);
             }
         rc |= gkd_csv_buf_printf(b, "\n");
     }
@@ -910,7 +927,8 @@ static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits
                 char x[512];
                 cell_text(c, sizeof c, s, 1, ci95, digits, un);
                 cmp_text(x, sizeof x, gkd_table_cmp_at(t, m, i, j), 1, digits, t->power);
-                rc |= gkd_csv_buf_printf(b, s->best ? " & \\textbf{%s}%s" : " & %s%s", c, x);
+                rc |= gkd_csv_buf_printf(b, bold_in_print(t, m, i, j, digits) ? " & \\textbf{%s}%s" : " & %s%s", c,
+                                         x);
             }
         rc |= gkd_csv_buf_printf(b, " \\\\\n");
     }

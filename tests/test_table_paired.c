@@ -239,6 +239,24 @@ START_TEST(test_latex_labels) {
 }
 END_TEST
 
+/* Means that print the same are all bold: a reader sees a tie. */
+START_TEST(test_ties_in_print_all_bold) {
+    cell("x", 1, 0.4794);
+    cell("y", 1, 0.4791);
+    cell("z", 1, 0.3);
+    gkd_table *t = build(NULL, 0);
+    char *md = NULL, *md4 = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_msg(strstr(md, "| x | **0.479** |") && strstr(md, "| y | **0.479** |") && strstr(md, "| z | 0.300 |"),
+                  "%s", md);
+    /* With four digits they differ, and only the larger is bold. */
+    ck_assert_int_eq(gkd_table_render(&md4, t, GKD_FMT_MD, 0, 4), 0);
+    ck_assert_msg(strstr(md4, "| x | **0.4794** |") && strstr(md4, "| y | 0.4791 |"), "%s", md4);
+    free(md), free(md4);
+    gkd_table_free(t);
+}
+END_TEST
+
 START_TEST(test_bad_baseline) {
     make_tree(0);
     const char *m[] = {"exact_match"};
@@ -272,6 +290,7 @@ Suite *table_paired_suite(void) {
     tcase_add_test(tc, test_unshared_seeds);
     tcase_add_test(tc, test_reference_rows);
     tcase_add_test(tc, test_latex_labels);
+    tcase_add_test(tc, test_ties_in_print_all_bold);
     tcase_add_test(tc, test_bad_baseline);
     suite_add_tcase(s, tc);
     return s;
