@@ -128,15 +128,15 @@ static int build(gkd_task *t) {
     int rc;
     if ((rc = task_check_alphabet(t)) || (rc = task_check_lengths(t))) return rc;
     if (t->cfg.modes_len < 1 || t->cfg.modes_len > 64)
-        return gkd_error(GKD_EINVAL, "modes: modes_len must be in [1, 64], got %d", t->cfg.modes_len);
+        return gkd_error(GKD_EINVAL, "modes: length must be in [1, 64], got %d", t->cfg.modes_len);
     if (t->cfg.modes_k < 1 || t->cfg.modes_k > MAX_K)
-        return gkd_error(GKD_EINVAL, "modes: modes_k must be in [1, %d], got %d", MAX_K, t->cfg.modes_k);
+        return gkd_error(GKD_EINVAL, "modes: k must be in [1, %d], got %d", MAX_K, t->cfg.modes_k);
     if (!isfinite(t->cfg.zipf_s) || t->cfg.zipf_s < 0 || t->cfg.zipf_s > 20)
-        return gkd_error(GKD_EINVAL, "modes: zipf_s must be in [0, 20], got %g", t->cfg.zipf_s);
+        return gkd_error(GKD_EINVAL, "modes: zipf must be in [0, 20], got %g", t->cfg.zipf_s);
     /* K distinct strings must exist: K <= |alphabet|^modes_len. */
     double space = pow((double)utf8_length(t->cfg.alphabet), (double)t->cfg.modes_len);
     if ((double)t->cfg.modes_k > space)
-        return gkd_error(GKD_EINVAL, "modes: modes_k=%d exceeds the %.0f strings of length %d", t->cfg.modes_k,
+        return gkd_error(GKD_EINVAL, "modes: k=%d exceeds the %.0f strings of length %d", t->cfg.modes_k,
                          space, t->cfg.modes_len);
     if ((rc = task_generate_splits(t, 4, gen))) return rc;
     for (int s = 0; s < 2; s++) {
