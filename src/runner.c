@@ -748,6 +748,8 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
     gkd_experiment *exp = NULL;
     selection sel = {0};
     char exp_dir[PATH_CAP];
+    /* "" would put the experiment at the file system's root. */
+    if (!opt->results || !*opt->results) return gkd_error(GKD_EINVAL, "--results needs a directory, not an empty string");
     int rc = gkd_experiment_load(&exp, path);
     if (rc) return rc;
     if ((rc = select_cells(&sel, exp, opt))) goto done;

@@ -484,6 +484,10 @@ START_TEST(test_only_filter) {
     ck_assert_uint_eq(count_lines(last_err), 1);
     ck_assert_ptr_nonnull(strstr(last_err, "gkd run: "));
     ck_assert_ptr_nonnull(strstr(last_err, "--only"));
+    /* An empty results directory would mean the file system's root. */
+    char *args5[] = {"run", grid_yaml, "--results", "", "--dry-run", NULL};
+    ck_assert_int_eq(run_gkd(args5), 1);
+    ck_assert_msg(strstr(last_err, "--results needs a directory"), "%s", last_err);
     /* A value no cell has selects nothing: an error, not "0 of 8 cells". */
     char *args4[] = {"run", grid_yaml, "--results", res, "--only", "lambda=7", "--dry-run", NULL};
     ck_assert_int_eq(run_gkd(args4), 1);
