@@ -782,7 +782,6 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
             if (opt->table) rc = print_default_table(exp, exp_dir);
             goto done;
         }
-        if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto done;
         gkd_cell_config c0;
         if ((rc = gkd_experiment_cell(exp, 0, &c0))) goto done;
         gkd_slurm_options so = GKD_SLURM_OPTIONS_INIT;
@@ -791,6 +790,9 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
         so.cpus_per_task = opt->slurm.cpus_per_task > 0 ? opt->slurm.cpus_per_task : c0.slurm.cpus_per_task;
         so.mem = opt->slurm.mem ? opt->slurm.mem : (*c0.slurm.mem ? c0.slurm.mem : NULL);
         so.max_parallel = opt->slurm.max_parallel;
+        /* Bad Slurm options are refused before anything is written. */
+        if ((rc = gkd_slurm_options_check(&so))) goto done;
+        if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto done;
         char *cmd = NULL, job[64];
         if ((rc = gkd_slurm_gkd_command(&cmd, NULL, path, opt->results))) goto done;
         rc = gkd_slurm_run_array(job, sizeof job, gkd_experiment_name(exp), exp_dir,

@@ -831,6 +831,13 @@ START_TEST(test_slurm_executor) {
     write_file(yaml, orig);
     ck_assert_int_eq(chdir(tmpdir), 0);
 
+    /* A bad time limit is refused before anything is written or submitted. */
+    char *bad_time[] = {"run", yaml, "--executor", "slurm", "--results", "rel", "--time", "x;id", NULL};
+    ck_assert_int_eq(run_gkd(bad_time), 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+    pathf(p, "%s/rel", tmpdir);
+    ck_assert_msg(!exists(p), "%s written before the refusal", p);
+    ck_assert(!exists(calls));
     char *submit[] = {"run", yaml, "--executor", "slurm", "--results", "rel", "--cpus-per-task", "1", NULL};
     ck_assert_msg(run_gkd(submit) == 0, "%s", last_err);
     ck_assert(!strncmp(last_out, "submitted job array 4242 (8 cells)", 34));
