@@ -256,9 +256,15 @@ int gkd_csv_appender_open(gkd_csv_appender **out, const char *path, const char *
             goto done;
         }
     }
-    a->f = fopen(path, "ab");
+    /* Logs live in gkd's own run directory: a symbolic link there is
+     * refused rather than followed (appending outside the tree). */
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    a->f = fd >= 0 ? fdopen(fd, "ab") : NULL;
     if (!a->f) {
-        rc = gkd_error(GKD_EIO, "%s: cannot open for appending: %s", path, strerror(errno));
+        const int e = errno;
+        if (fd >= 0) close(fd);
+        rc = e == ELOOP ? gkd_error(GKD_EINVAL, "%s: is a symbolic link; gkd does not append through it", path)
+                        : gkd_error(GKD_EIO, "%s: cannot open for appending: %s", path, strerror(e));
         goto done;
     }
     if (!existing) {

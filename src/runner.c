@@ -241,9 +241,19 @@ typedef struct {
     int fd;
 } file_lock;
 
+/* Lock files live in gkd's own tree: a symbolic link there (dangling or
+ * not) is refused rather than followed, so gkd never creates or opens a
+ * file elsewhere through it. */
+static int open_lock(const char *path) { return open(path, O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0644); }
+
+static int lock_open_error(const char *path) {
+    if (errno == ELOOP) return gkd_error(GKD_EINVAL, "lock %s is a symbolic link; gkd does not follow it", path);
+    return gkd_error(GKD_EIO, "cannot open lock %s: %s", path, strerror(errno));
+}
+
 static int lock_acquire(file_lock *l, const char *path) {
-    l->fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (l->fd < 0) return gkd_error(GKD_EIO, "cannot open lock %s: %s", path, strerror(errno));
+    l->fd = open_lock(path);
+    if (l->fd < 0) return lock_open_error(path);
     while (flock(l->fd, LOCK_EX) != 0)
         if (errno != EINTR) { close(l->fd); return gkd_error(GKD_EIO, "cannot lock %s: %s", path, strerror(errno)); }
     return 0;
@@ -252,8 +262,8 @@ static int lock_acquire(file_lock *l, const char *path) {
 /* Like lock_acquire, but *busy = 1 (and no lock) if another process holds it. */
 static int lock_try(file_lock *l, const char *path, int *busy) {
     *busy = 0;
-    l->fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-    if (l->fd < 0) return gkd_error(GKD_EIO, "cannot open lock %s: %s", path, strerror(errno));
+    l->fd = open_lock(path);
+    if (l->fd < 0) return lock_open_error(path);
     while (flock(l->fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EINTR) continue;
         int e = errno;

@@ -221,6 +221,18 @@ START_TEST(test_resume_with_other_options_refused) {
         ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
         ck_assert_str_eq(slurp("run/metrics.csv"), before);
     }
+    /* A log that is a symbolic link is not appended through. */
+    char link[160], target[160];
+    snprintf(link, sizeof link, "%s/run/metrics.csv", tmp);
+    snprintf(target, sizeof target, "%s/outside.csv", tmp);
+    write_file("outside.csv", before);
+    ck_assert_int_eq(unlink(link), 0);
+    ck_assert_int_eq(symlink(target, link), 0);
+    ck_assert_int_eq(gkd(TRAIN), 1);
+    ck_assert_msg(strstr(slurp("err.txt"), "is a symbolic link"), "%s", slurp("err.txt"));
+    ck_assert_str_eq(slurp("outside.csv"), before);
+    ck_assert_int_eq(unlink(link), 0);
+    write_file("run/metrics.csv", before);
     /* The same options resume; --force with others starts over. */
     ck_assert_int_eq(gkd(TRAIN), 0);
     ck_assert_int_eq(gkd(TRAIN " --lr 2e-3 --force"), 0);

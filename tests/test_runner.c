@@ -1085,6 +1085,19 @@ START_TEST(test_cell_lock) {
         pathf(p, "%s/%s", dir, markers[m]);
         ck_assert_msg(!exists(p), "%s written", p);
     }
+    /* A lock that is a dangling symbolic link is refused, not followed:
+     * its target is never created. */
+    char lk[PATH_MAX], target[PATH_MAX], dir2[PATH_MAX];
+    pathf(dir2, "%s/" GRID "/%s", res, cell_dirs[2]);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir2);
+    ck_assert_int_eq(system(cmd), 0);
+    pathf(lk, "%s/lock", dir2);
+    pathf(target, "%s/made-through-a-link", tmpdir);
+    ck_assert_int_eq(symlink(target, lk), 0);
+    char *two[] = {"run", grid_yaml, "--results", res, "--cell", "2", NULL};
+    ck_assert_int_eq(run_gkd(two), 1);
+    ck_assert_msg(strstr(last_err, "is a symbolic link"), "%s", last_err);
+    ck_assert(!exists(target));
     char *some[] = {"run", grid_yaml, "--results", res, "--only", "seed=2,lambda=0", NULL};
     ck_assert_int_eq(run_gkd(some), 1);
     ck_assert_ptr_nonnull(strstr(last_err, "gkd run: 1 of 2 cells failed"));
