@@ -94,6 +94,12 @@ static int set_leaf(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t
     const exp_key *k = &exp_keys[ki];
     exp_setting *st = &e->set[ki];
     int rc = 0;
+    /* The same key reached twice: "distill.lambda:" beside "distill: {lambda:}"
+     * are siblings of different mappings, so the sibling check misses it. */
+    if (st->key_line)
+        return at_mark(e, gkd_error(GKD_EINVAL, "duplicate key '%s' (first at %d:%d)", k->path, st->key_line,
+                                    st->key_col),
+                       key->start_mark);
     st->key_line = (int)key->start_mark.line + 1;
     st->key_col = (int)key->start_mark.column + 1;
     if (val->type == YAML_MAPPING_NODE)
@@ -313,6 +319,11 @@ static int set_variant_leaf(gkd_experiment *e, exp_variant *var, yaml_document_t
         var->set = set;
         var->cap = cap;
     }
+    for (size_t i = 0; i < var->n; i++)
+        if (var->set[i].key == ki)
+            return at_mark(e, gkd_error(GKD_EINVAL, "variants.%s: duplicate key '%s' (first at %d:%d)", var->name,
+                                        k->path, var->set[i].value.line, var->set[i].value.col),
+                           val->start_mark);
     const char *s = "";
     if ((rc = scalar_text(e, val, &s))) return rc;
     exp_variant_setting *st = &var->set[var->n];

@@ -310,6 +310,10 @@ static const struct {
     {"- a\n", "exp.yaml:1:1: expected a mapping at the top level, got a list"},
     {"name: x\n---\nname: y\n", "exp.yaml:3:1: only one YAML document is allowed"},
     {"name: x\nname: y\n", "exp.yaml:2:1: duplicate key 'name' (first at 1:1)"},
+    /* A dotted key and the same key in its section: one key, set twice. */
+    {"name: x\ndistill.lambda: [0, 1]\ndistill:\n  lambda: [0, 0.5]\n",
+     "exp.yaml:4:3: duplicate key 'distill.lambda' (first at 2:1)"},
+    {"name: x\ndistill: {lambda: 1}\ndistill.lambda: 0\n", "exp.yaml:3:1: duplicate key 'distill.lambda' (first at 2:11)"},
     {"name: a/b\n", "exp.yaml:1:7: name: 'a/b' must match [A-Za-z0-9_.-]+ (it is used as a directory name)"},
     {"name: [a, b]\n",
      "exp.yaml:1:7: name: expected a string, got a list (only task, teacher, student, distill and eval keys can "
