@@ -389,6 +389,42 @@ START_TEST(test_too_many_cells) {
 }
 END_TEST
 
+/* Flow nesting deeper than 64 levels is refused before parsing (libyaml
+ * takes minutes on a megabyte of it); brackets in quoted strings and
+ * comments, and apostrophes inside plain words, do not count. A list of
+ * 100,000 seeds (the limit) loads quickly: its duplicate check is sorted. */
+START_TEST(test_deep_and_long_lists) {
+    char deep[512];
+    int n = snprintf(deep, sizeof deep, "name: x\ndescription: ");
+    for (int i = 0; i < 65; i++) deep[n++] = '[';
+    deep[n] = '\0';
+    gkd_experiment *e = NULL;
+    ck_assert_int_lt(load_text(&e, deep), 0);
+    ck_assert_str_eq(gkd_last_error(), "exp.yaml:2:78: nesting deeper than 64 levels of [ ] and { }");
+    char quoted[1024];
+    n = snprintf(quoted, sizeof quoted, "name: x\ndescription: \"");
+    for (int i = 0; i < 100; i++) quoted[n++] = '[';
+    n += snprintf(quoted + n, sizeof quoted - (size_t)n, "\"  # [[[[[\ntask: {name: reverse, alphabet: don't}\n");
+    ck_assert_msg(load_text(&e, quoted) == 0, "%s", gkd_last_error());
+    gkd_experiment_free(e);
+    /* 100,000 seeds: the sorted duplicate check, and a duplicate at the end. */
+    const size_t cap = 100000 * 8 + 64;
+    char *big = malloc(cap);
+    size_t k = (size_t)snprintf(big, cap, "name: x\nseeds: [");
+    for (int s = 1; s <= 100000; s++) k += (size_t)snprintf(big + k, cap - k, "%s%d", s > 1 ? ", " : "", s);
+    snprintf(big + k, cap - k, "]\n");
+    ck_assert_msg(load_text(&e, big) == 0, "%s", gkd_last_error());
+    ck_assert_uint_eq(gkd_experiment_num_cells(e), 100000);
+    gkd_experiment_free(e);
+    char *last = strrchr(big, ' ');
+    memcpy(last + 1, "7     ]\n", 9); /* the last seed becomes a second 7 */
+    ck_assert_int_lt(load_text(&e, big), 0);
+    ck_assert_msg(strstr(gkd_last_error(), "seeds: duplicate value '7' in the list (first at 2:27)"), "%s",
+                  gkd_last_error());
+    free(big);
+}
+END_TEST
+
 START_TEST(test_grid_order) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/fixtures/experiments/divergences.yaml", root());
@@ -948,6 +984,7 @@ Suite *experiment_suite(void) {
     tcase_add_test(tc, test_task_variants);
     tcase_add_test(tc, test_error_messages);
     tcase_add_test(tc, test_too_many_cells);
+    tcase_add_test(tc, test_deep_and_long_lists);
     tcase_add_test(tc, test_grid_order);
     tcase_add_test(tc, test_axis_names_and_sanitizing);
     tcase_add_test(tc, test_fnv1a_reference);
