@@ -71,11 +71,19 @@ static inline double blob_get_f64(blob_reader *r) {
     return v;
 }
 
-/* FNV-1a 64: enough to catch truncation and bit flips in a checkpoint. */
-static inline uint64_t blob_fnv1a64(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
+#define BLOB_FNV1A64_OFFSET 0xcbf29ce484222325ull
+
+/* FNV-1a 64 continued from h (BLOB_FNV1A64_OFFSET to start), so several
+ * pieces hash as one run of bytes. */
+static inline uint64_t blob_fnv1a64_update(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
     for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
+}
+
+/* FNV-1a 64: enough to catch truncation and bit flips in a checkpoint. */
+static inline uint64_t blob_fnv1a64(const unsigned char *p, size_t n) {
+    return blob_fnv1a64_update(BLOB_FNV1A64_OFFSET, p, n);
 }
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "experiment_internal.h"
 #include "gkd/error.h"
 
@@ -19,14 +20,7 @@ typedef struct {
     uint64_t h;
 } sink;
 
-uint64_t exp_fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
+uint64_t exp_fnv1a(uint64_t h, const void *data, size_t n) { return blob_fnv1a64_update(h, data, n); }
 
 static void put(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(sink *s, const char *fmt, ...) {

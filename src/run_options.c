@@ -7,29 +7,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blob.h"
 #include "gkd/csv.h"
 #include "gkd/error.h"
-
-#define FNV_OFFSET 14695981039346656037ULL
-#define FNV_PRIME 1099511628211ULL
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * FNV_PRIME;
-    return h;
-}
 
 /* Every example of both splits, each string with its terminating NUL so
  * that ("ab", "c") and ("a", "bc") differ. */
 static uint64_t task_hash(const gkd_task *task) {
-    uint64_t h = FNV_OFFSET;
+    uint64_t h = BLOB_FNV1A64_OFFSET;
     for (int split = GKD_SPLIT_TRAIN; split <= GKD_SPLIT_EVAL; split++) {
         const size_t n = gkd_task_size(task, (gkd_split)split);
-        h = fnv(h, &n, sizeof n);
+        h = blob_fnv1a64_update(h, &n, sizeof n);
         for (size_t i = 0; i < n; i++) {
             const gkd_example *e = gkd_task_example(task, (gkd_split)split, i);
-            h = fnv(h, e->prompt, strlen(e->prompt) + 1);
-            h = fnv(h, e->reference, strlen(e->reference) + 1);
+            h = blob_fnv1a64_update(h, e->prompt, strlen(e->prompt) + 1);
+            h = blob_fnv1a64_update(h, e->reference, strlen(e->reference) + 1);
         }
     }
     return h;
@@ -39,7 +31,8 @@ static uint64_t model_hash(const gkd_model *m) {
     const gkd_model_config *c = &m->config;
     char shape[128];
     snprintf(shape, sizeof shape, "%d,%d,%d,%d,%d", c->vocab_size, c->max_seq_len, c->n_layer, c->n_embd, c->n_head);
-    return fnv(fnv(FNV_OFFSET, shape, strlen(shape)), m->params_memory, m->num_params * sizeof(float));
+    const uint64_t h = blob_fnv1a64_update(BLOB_FNV1A64_OFFSET, shape, strlen(shape));
+    return blob_fnv1a64_update(h, m->params_memory, m->num_params * sizeof(float));
 }
 
 /* The shortest decimal that reads back as x (into buf). */
