@@ -166,9 +166,8 @@ static int first_equal(size_t *earlier, const char *const *strs, size_t n) {
 
 /* No two values of a list may be equal or give the same cell name; the
  * error names the first value (in list order) that repeats an earlier one. */
-static int check_distinct(gkd_experiment *e, const exp_key *k, const exp_setting *st, yaml_node_t *first,
-                          yaml_document_t *doc, yaml_node_item_t *items) {
-    (void)first;
+static int check_distinct(gkd_experiment *e, const exp_key *k, const exp_setting *st, yaml_document_t *doc,
+                          yaml_node_item_t *items) {
     const size_t n = st->n;
     int rc = 0;
     const char **texts = malloc(n * sizeof *texts), **names = malloc(n * sizeof *names);
@@ -256,8 +255,7 @@ static int set_leaf(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t
         v->line = (int)item->start_mark.line + 1;
         v->col = (int)item->start_mark.column + 1;
     }
-    if (n > 1 && (rc = check_distinct(e, k, st, items ? yaml_document_get_node(doc, items[0]) : val, doc, items)))
-        return rc;
+    if (n > 1 && (rc = check_distinct(e, k, st, doc, items))) return rc;
     if (st->is_list) return add_axis(e, ki, val->start_mark);
     return 0;
 }
