@@ -939,6 +939,12 @@ static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits
     return rc ? GKD_ENOMEM : 0;
 }
 
+/* The CSV columns of a comparison (render_csv), mde80 and n80 only with
+ * --power; csv_cmp writes one field for each. */
+static const char *const CMP_COLS[] = {"baseline", "pairs", "unpaired", "diff", "diff_sd", "diff_lo", "diff_hi",
+                                       "t", "p_t", "p_perm", "p", "p_holm", "significant", "mde80", "n80"};
+#define N_CMP_COLS(power) ((int)(sizeof CMP_COLS / sizeof CMP_COLS[0]) - ((power) ? 0 : 2))
+
 /* A number, or an empty field for NaN (not computed). */
 static int csv_num(gkd_csv_buf *b, double x) { return isnan(x) ? gkd_csv_buf_empty(b) : gkd_csv_buf_double(b, x); }
 
@@ -946,7 +952,7 @@ static int csv_num(gkd_csv_buf *b, double x) { return isnan(x) ? gkd_csv_buf_emp
 static int csv_cmp(gkd_csv_buf *b, const gkd_table_cmp *c, int power) {
     int rc = gkd_csv_buf_long(b, c->is_baseline);
     if (!c->has) {
-        for (int k = 0; k < 12 + (power ? 2 : 0); k++) rc |= gkd_csv_buf_empty(b);
+        for (int k = 1; k < N_CMP_COLS(power); k++) rc |= gkd_csv_buf_empty(b);
         return rc;
     }
     rc |= gkd_csv_buf_long(b, c->test.n) | gkd_csv_buf_long(b, c->unpaired);
@@ -967,10 +973,7 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
     rc |= gkd_csv_buf_str(b, "std");
     rc |= gkd_csv_buf_str(b, "n");
     if (ci95) rc |= gkd_csv_buf_str(b, "ci95");
-    static const char *const cmp_cols[] = {"baseline", "pairs", "unpaired", "diff", "diff_sd", "diff_lo", "diff_hi",
-                                           "t", "p_t", "p_perm", "p", "p_holm", "significant"};
-    for (size_t k = 0; t->cmps && k < sizeof cmp_cols / sizeof cmp_cols[0]; k++) rc |= gkd_csv_buf_str(b, cmp_cols[k]);
-    if (t->cmps && t->power) rc |= gkd_csv_buf_str(b, "mde80") | gkd_csv_buf_str(b, "n80");
+    for (int k = 0; t->cmps && k < N_CMP_COLS(t->power); k++) rc |= gkd_csv_buf_str(b, CMP_COLS[k]);
     rc |= gkd_csv_buf_end_row(b);
     /* Reference rows first: their name, an empty <rows> value, no comparison. */
     for (int r = 0; r < t->nref; r++)
@@ -984,7 +987,7 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
                 rc |= s->n > 1 ? gkd_csv_buf_double(b, s->std) : gkd_csv_buf_empty(b);
                 rc |= gkd_csv_buf_long(b, s->n);
                 if (ci95) rc |= s->n > 1 ? gkd_csv_buf_double(b, s->ci95) : gkd_csv_buf_empty(b);
-                for (int k = 0; t->cmps && k < 13 + (t->power ? 2 : 0); k++) rc |= gkd_csv_buf_empty(b);
+                for (int k = 0; t->cmps && k < N_CMP_COLS(t->power); k++) rc |= gkd_csv_buf_empty(b);
                 rc |= gkd_csv_buf_end_row(b);
             }
     for (int m = 0; m < t->nmetrics; m++)
