@@ -180,13 +180,12 @@ START_TEST(test_fifo_refused) {
     ck_assert_int_eq(mkfifo(path, 0600), 0);
     const char *cmds[] = {"check pipe", "sample --model pipe --task arith",
                           "train --task pairs --path pipe --steps 1 --out run"};
+    const char *bin = getenv("GKD_BIN");
     for (int i = 0; i < 3; i++) {
-        char args[256];
-        /* timeout turns a hang into a failure instead of a stuck suite */
-        snprintf(args, sizeof args, "%s", cmds[i]);
-        const char *bin = getenv("GKD_BIN");
+        /* As gkd() does, but under timeout: a hang fails the test instead
+         * of stalling the suite. */
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "cd '%s' && timeout 20 '%s' %s > out.txt 2> err.txt", tmp, bin, args);
+        snprintf(cmd, sizeof cmd, "cd '%s' && timeout 20 '%s' %s > out.txt 2> err.txt", tmp, bin, cmds[i]);
         int st = system(cmd);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124, "%s: status %d", cmds[i], st);
         const char *err = slurp("err.txt");
