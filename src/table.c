@@ -11,6 +11,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "table_summary.h"
 
 gkd_metric_dir gkd_metric_direction(const char *name) {
     static const char *const higher[] = {"exact_match", "char_accuracy", "token_accuracy", "bleu", "chrf",
@@ -79,58 +80,8 @@ const gkd_table_stat *gkd_table_at_cell(const gkd_table *t, int m, int i, int j)
     return &t->stats[((size_t)m * t->nrows + i) * t->ncols + j];
 }
 
-/* The metric of one cell: the last measured value (largest step) for
- * `final`, the best by direction for `best`. Returns 1 with *v set, 0 if the
- * column holds no value, or a negative error naming file:line. */
-static int cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gkd_metric_dir dir) {
-    int step_col = gkd_csv_col(ev, "step");
-    int found = 0;
-    double best = 0, best_step = -INFINITY;
-    for (size_t r = 0; r < ev->nrows; r++) {
-        double x = 0, step = (double)r;
-        int rc = gkd_results_number(&x, gkd_csv_get(ev, r, col));
-        if (rc < 0) return gkd_error_wrap(rc, "%s:%ld: column '%s'", ev->path, ev->lines[r], ev->header[col]);
-        if (rc == 0) continue;
-        if (step_col >= 0) {
-            rc = gkd_results_number(&step, gkd_csv_get(ev, r, step_col));
-            if (rc <= 0)
-                return gkd_error(GKD_EFORMAT, "%s:%ld: column 'step': not a number", ev->path, ev->lines[r]);
-        }
-        int take;
-        if (!found) take = 1;
-        else if (at == GKD_AT_FINAL) take = step >= best_step;
-        else take = dir == GKD_DIR_HIGHER ? x > best : x < best;
-        if (take) {
-            best = x;
-            best_step = step;
-        }
-        found = 1;
-    }
-    *v = best;
-    return found;
-}
-
 /* A group's values and the seed of each (its rank among the experiment's
  * seeds; 0 without a seed axis), for pairing. */
-/* The metric at the cell's first evaluation (smallest step): the student
- * before distillation. 1 with *v set, 0 if not measured there. */
-static int first_value(double *v, const gkd_csv *ev, int col) {
-    int step_col = gkd_csv_col(ev, "step"), found = 0;
-    double first_step = INFINITY;
-    for (size_t r = 0; r < ev->nrows; r++) {
-        double step = (double)r, x = 0;
-        if (step_col >= 0 && gkd_results_number(&step, gkd_csv_get(ev, r, step_col)) <= 0)
-            return gkd_error(GKD_EFORMAT, "%s:%ld: column 'step': not a number", ev->path, ev->lines[r]);
-        if (step >= first_step) continue;
-        first_step = step;
-        int rc = gkd_results_number(&x, gkd_csv_get(ev, r, col));
-        if (rc < 0) return gkd_error_wrap(rc, "%s:%ld: column '%s'", ev->path, ev->lines[r], ev->header[col]);
-        found = rc;
-        *v = x;
-    }
-    return found;
-}
-
 typedef struct {
     double *v;
     int *seed;
@@ -340,7 +291,7 @@ static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
         for (int m = 0; m < t->nmetrics; m++) {
             int col = gkd_csv_col(tev, t->metrics[m]);
             double v = 0;
-            int have = col >= 0 ? cell_value(&v, tev, col, t->at, gkd_metric_direction(t->metrics[m])) : 0;
+            int have = col >= 0 ? table_cell_value(&v, tev, col, t->at, gkd_metric_direction(t->metrics[m])) : 0;
             if (have < 0) {
                 rc = have;
                 goto done;
@@ -507,7 +458,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             if (col < 0) continue;
             metric_seen[m] = 1;
             double v = 0;
-            rc = cell_value(&v, ev, col, o->at, gkd_metric_direction(t->metrics[m]));
+            rc = table_cell_value(&v, ev, col, o->at, gkd_metric_direction(t->metrics[m]));
             if (rc < 0) goto done;
             if (rc == 1 && (rc = dvec_push(&groups[((size_t)m * t->nrows + i) * t->ncols + j], v, seed_rank)))
                 goto done;
@@ -515,7 +466,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             dvec *iv = &init[(size_t)m * t->ncols + j];
             int seen = 0;
             for (int k = 0; k < iv->n && !seen; k++) seen = iv->seed[k] == seed_rank;
-            if (!seen && (rc = first_value(&v, ev, col)) < 0) goto done;
+            if (!seen && (rc = table_first_value(&v, ev, col)) < 0) goto done;
             if (!seen && rc == 1 && (rc = dvec_push(iv, v, seed_rank))) goto done;
             rc = 0;
         }

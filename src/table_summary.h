@@ -1,0 +1,18 @@
+/* Private to gkd table: the one number a cell contributes to its group,
+ * taken from the cell's evaluation curve (eval.csv). */
+#ifndef GKD_TABLE_SUMMARY_H
+#define GKD_TABLE_SUMMARY_H
+
+#include "gkd/csv.h"
+#include "gkd/table.h"
+
+/** The metric in column `col` of eval.csv: the last measured value (largest
+ *  step) for `final`, the best by `dir` for `best`. Returns 1 with *v set,
+ *  0 if the column holds no value, or a negative error naming file:line. */
+int table_cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gkd_metric_dir dir);
+
+/** The metric at the first evaluation (smallest step): the student before
+ *  distillation. 1 with *v set, 0 if not measured there. */
+int table_first_value(double *v, const gkd_csv *ev, int col);
+
+#endif
