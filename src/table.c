@@ -291,7 +291,9 @@ static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
         for (int m = 0; m < t->nmetrics; m++) {
             int col = gkd_csv_col(tev, t->metrics[m]);
             double v = 0;
-            int have = col >= 0 ? table_cell_value(&v, tev, col, t->at, gkd_metric_direction(t->metrics[m])) : 0;
+            /* The teacher has no distillation curve: its best or final value. */
+            gkd_table_at at = t->at == GKD_AT_BEST ? GKD_AT_BEST : GKD_AT_FINAL;
+            int have = col >= 0 ? table_cell_value(&v, tev, col, at, gkd_metric_direction(t->metrics[m])) : 0;
             if (have < 0) {
                 rc = have;
                 goto done;
@@ -688,6 +690,17 @@ static const char *arrow(const char *metric, int latex) {
     return "";
 }
 
+/* What each cell's number is, for the caption. */
+static const char *summary_phrase(const gkd_table *t) {
+    switch (t->at) {
+    case GKD_AT_BEST: return "at the best evaluation";
+    case GKD_AT_AUC:
+        return "as the area under the evaluation curve over training steps (trapezoid rule) divided by the steps "
+               "it spans: the mean value over training";
+    default: return "at the final evaluation";
+    }
+}
+
 /* One sentence under the table: what the numbers are. */
 static void caption(char *out, size_t size, const gkd_table *t, int latex, int ci95) {
     int un = uniform_n(t);
@@ -709,8 +722,7 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     else
         k += (size_t)snprintf(out + k, size - k, "mean %s %s over seeds, n per cell in parentheses (mean only for %s)",
                               pm, spread, latex ? "$n = 1$" : "n = 1");
-    k += (size_t)snprintf(out + k, size - k, ", at the %s evaluation",
-                          t->at == GKD_AT_BEST ? "best" : "final");
+    k += (size_t)snprintf(out + k, size - k, ", %s", summary_phrase(t));
     if (t->where) {
         char w[512];
         if (latex) latex_escape(w, sizeof w, t->where);
@@ -724,8 +736,13 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     for (int r = 0; r < t->nref; r++)
         k += (size_t)snprintf(out + k, size - k, "%s",
                               t->refs[r] == GKD_REF_TEACHER
-                                  ? " Reference row teacher: the grid's teacher after its training, from its own "
-                                    "evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; one run)."
+                                  ? (t->at == GKD_AT_FINAL || t->at == GKD_AT_BEST
+                                         ? " Reference row teacher: the grid's teacher after its training, from its "
+                                           "own evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; "
+                                           "one run)."
+                                         : " Reference row teacher: the grid's teacher after its training, from its "
+                                           "own evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; "
+                                           "one run), at its final evaluation: it has no distillation curve.")
                                   : " Reference row init: the students before distillation, their evaluation at step 0 "
                                     "(one per seed).");
     if (!t->cmps) return;
@@ -914,12 +931,29 @@ static int csv_cmp(gkd_csv_buf *b, const gkd_table_cmp *c, int power) {
     return rc;
 }
 
+/* The summary as the CSV's `at` column says it; the default (final) has
+ * no column, so its CSV reads as it always has. */
+static int csv_at(gkd_csv_buf *b, const gkd_table *t, int header) {
+    if (t->at == GKD_AT_FINAL) return 0;
+    if (header) return gkd_csv_buf_str(b, "at");
+    return gkd_csv_buf_str(b, t->at == GKD_AT_BEST ? "best" : "auc");
+}
+
+/* The same for reference row r: the teacher has no distillation curve
+ * (its final value, or its best), init is the first evaluation. */
+static int csv_ref_at(gkd_csv_buf *b, const gkd_table *t, int r) {
+    if (t->at == GKD_AT_FINAL) return 0;
+    if (t->refs[r] == GKD_REF_INIT) return gkd_csv_buf_str(b, "first");
+    return gkd_csv_buf_str(b, t->at == GKD_AT_BEST ? "best" : "final");
+}
+
 static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
     int rc = 0;
     if (t->nref) rc |= gkd_csv_buf_str(b, "reference");
     rc |= gkd_csv_buf_str(b, t->rows);
     if (t->cols) rc |= gkd_csv_buf_str(b, t->cols);
     rc |= gkd_csv_buf_str(b, "metric");
+    rc |= csv_at(b, t, 1);
     rc |= gkd_csv_buf_str(b, "mean");
     rc |= gkd_csv_buf_str(b, "std");
     rc |= gkd_csv_buf_str(b, "n");
@@ -934,6 +968,7 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
                 rc |= gkd_csv_buf_str(b, gkd_table_ref_name(t->refs[r])) | gkd_csv_buf_empty(b);
                 if (t->cols) rc |= gkd_csv_buf_str(b, t->col_values[j]);
                 rc |= gkd_csv_buf_str(b, t->metrics[m]);
+                rc |= csv_ref_at(b, t, r);
                 rc |= s->n ? gkd_csv_buf_double(b, s->mean) : gkd_csv_buf_empty(b);
                 rc |= s->n > 1 ? gkd_csv_buf_double(b, s->std) : gkd_csv_buf_empty(b);
                 rc |= gkd_csv_buf_long(b, s->n);
@@ -949,6 +984,7 @@ static int render_csv(gkd_csv_buf *b, const gkd_table *t, int ci95) {
                 rc |= gkd_csv_buf_str(b, t->row_values[i]);
                 if (t->cols) rc |= gkd_csv_buf_str(b, t->col_values[j]);
                 rc |= gkd_csv_buf_str(b, t->metrics[m]);
+                rc |= csv_at(b, t, 0);
                 rc |= s->n ? gkd_csv_buf_double(b, s->mean) : gkd_csv_buf_empty(b);
                 rc |= s->n > 1 ? gkd_csv_buf_double(b, s->std) : gkd_csv_buf_empty(b);
                 rc |= gkd_csv_buf_long(b, s->n);

@@ -7,8 +7,9 @@
 #include "gkd/table.h"
 
 /** The metric in column `col` of eval.csv: the last measured value (largest
- *  step) for `final`, the best by `dir` for `best`. Returns 1 with *v set,
- *  0 if the column holds no value, or a negative error naming file:line. */
+ *  step) for `final`, the best by `dir` for `best`, the normalised area
+ *  under the measured points for `auc`. Returns 1 with *v set, 0 if the
+ *  column holds no value, or a negative error naming the file (and line). */
 int table_cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gkd_metric_dir dir);
 
 /** The metric at the first evaluation (smallest step): the student before

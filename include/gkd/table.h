@@ -1,5 +1,6 @@
 /* Paper-style tables from a results tree: one metric value per finished
- * cell (at the final or the best evaluation), mean ± sample std over seeds
+ * cell (at the final or the best evaluation, or the area under its
+ * evaluation curve), mean ± sample std over seeds
  * per (row value, column value), best per column in bold, rendered as
  * GitHub Markdown, LaTeX (booktabs) or CSV. See docs/results.md. */
 #ifndef GKD_TABLE_H
@@ -22,7 +23,13 @@ gkd_metric_dir gkd_metric_direction(const char *name);
  *  (exact to 9 digits for df <= 30, Cornish-Fisher expansion above). */
 double gkd_student_t975(int df);
 
-typedef enum { GKD_AT_FINAL = 0, GKD_AT_BEST = 1 } gkd_table_at;
+/** The number each cell contributes (--at). */
+typedef enum {
+    GKD_AT_FINAL = 0, /* the last evaluation that measured the metric */
+    GKD_AT_BEST = 1,  /* the best evaluation, by the metric's direction */
+    GKD_AT_AUC = 2    /* the area under the evaluation curve over steps, divided
+                         by the steps spanned: the mean value over training */
+} gkd_table_at;
 typedef enum { GKD_FMT_MD = 0, GKD_FMT_LATEX = 1, GKD_FMT_CSV = 2 } gkd_table_format;
 
 typedef struct {

@@ -1,0 +1,270 @@
+/* gkd table --at: the number each cell contributes, on results trees made
+ * here whose curves are simple enough to summarise by hand. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gkd/csv.h"
+#include "gkd/error.h"
+#include "gkd/stats.h"
+#include "gkd/table.h"
+
+#define TOL 1e-12
+
+static char root[64];
+
+static void setup(void) {
+    snprintf(root, sizeof root, "/tmp/gkd-summary-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(root));
+}
+
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A finished cell with axes cond and seed and this eval.csv. */
+static void cell(const char *cond, int seed, const char *eval_csv) {
+    char dir[256], path[300], text[256];
+    snprintf(dir, sizeof dir, "%s/cond=%s,seed=%d", root, cond, seed);
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/axes.csv", dir);
+    snprintf(text, sizeof text, "key,value\ncond,%s\nseed,%d\n", cond, seed);
+    write_file(path, text);
+    snprintf(path, sizeof path, "%s/eval.csv", dir);
+    write_file(path, eval_csv);
+    snprintf(path, sizeof path, "%s/done", dir);
+    write_file(path, "");
+}
+
+static gkd_table_opts opts(const char *const *metrics, int n, gkd_table_at at) {
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "cond";
+    o.metrics = metrics;
+    o.nmetrics = n;
+    o.at = at;
+    return o;
+}
+
+static gkd_table *build(const gkd_table_opts *o) {
+    gkd_table *t = NULL;
+    ck_assert_msg(gkd_table_build(&t, root, o) == 0, "%s", gkd_last_error());
+    return t;
+}
+
+static int row(const gkd_table *t, const char *v) {
+    for (int i = 0; i < t->nrows; i++)
+        if (!strcmp(t->row_values[i], v)) return i;
+    ck_abort_msg("no row %s", v);
+    return -1;
+}
+
+static void check_stat(const gkd_table *t, int m, const char *r, double mean, double std, int n, int best) {
+    const gkd_table_stat *s = gkd_table_at_cell(t, m, row(t, r), 0);
+    ck_assert_int_eq(s->n, n);
+    ck_assert_msg(fabs(s->mean - mean) < TOL, "%s mean %.17g != %.17g", r, s->mean, mean);
+    ck_assert_msg(fabs(s->std - std) < TOL, "%s std %.17g != %.17g", r, s->std, std);
+    ck_assert_int_eq(s->best, best);
+}
+
+/* Two conditions that end at the same value, one of them sooner: the
+ * area tells them apart where the final value cannot (DistiLLM's "faster
+ * convergence"). By hand, with the trapezoid rule over steps 0..300:
+ *   fast seed 1: 0, .6, .8, .8 -> (30 + 70 + 80) / 300 = 0.6
+ *   fast seed 2: 0, .3, .8, .8 -> (15 + 55 + 80) / 300 = 0.5
+ *   slow seed 1: 0, .2, .4, .8 -> (10 + 30 + 60) / 300 = 1/3
+ *   slow seed 2: 0, .1, .3, .8 -> ( 5 + 20 + 55) / 300 = 4/15
+ * nll_ref (lower is better) is measured at steps 0, 100 and 300 only; the
+ * area runs over those points:
+ *   fast: 2, 1, 1 -> (150 + 200) / 300 = 7/6;  slow: 2, 2, 1 -> (200 + 300) / 300 = 5/3. */
+static void make_curves(void) {
+    cell("fast", 1, "step,exact_match,nll_ref\n0,0,2\n100,0.6,1\n200,0.8,\n300,0.8,1\n");
+    cell("fast", 2, "step,exact_match,nll_ref\n0,0,2\n100,0.3,1\n200,0.8,\n300,0.8,1\n");
+    cell("slow", 1, "step,exact_match,nll_ref\n0,0,2\n100,0.2,2\n200,0.4,\n300,0.8,1\n");
+    cell("slow", 2, "step,exact_match,nll_ref\n0,0,2\n100,0.1,2\n200,0.3,\n300,0.8,1\n");
+}
+
+START_TEST(test_auc_by_hand) {
+    make_curves();
+    const char *m[] = {"exact_match", "nll_ref"};
+    gkd_table_opts o = opts(m, 2, GKD_AT_FINAL);
+    gkd_table *t = build(&o);
+    /* At the end they agree: both bold. */
+    check_stat(t, 0, "fast", 0.8, 0, 2, 1);
+    check_stat(t, 0, "slow", 0.8, 0, 2, 1);
+    gkd_table_free(t);
+    o.at = GKD_AT_AUC;
+    t = build(&o);
+    ck_assert_int_eq(t->at, GKD_AT_AUC);
+    check_stat(t, 0, "fast", 0.55, 0.1 / sqrt(2.0), 2, 1);
+    check_stat(t, 0, "slow", 0.3, (1.0 / 3 - 4.0 / 15) / sqrt(2.0), 2, 0);
+    check_stat(t, 1, "fast", 7.0 / 6, 0, 2, 1);
+    check_stat(t, 1, "slow", 5.0 / 3, 0, 2, 0);
+    char *md = NULL, *tex = NULL, *csv = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&tex, t, GKD_FMT_LATEX, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&csv, t, GKD_FMT_CSV, 0, 3), 0);
+    ck_assert_msg(strstr(md, "| fast | **0.550 ± 0.071** | **1.167 ± 0.000** |"), "%s", md);
+    ck_assert_msg(strstr(md, "as the area under the evaluation curve over training steps"), "%s", md);
+    ck_assert_msg(strstr(tex, "\\textbf{0.550 $\\pm$ 0.071}") && strstr(tex, "area under the evaluation curve"),
+                  "%s", tex);
+    /* The CSV says which summary its numbers are. */
+    gkd_csv *c = NULL;
+    ck_assert_int_eq(gkd_csv_parse(&c, csv, strlen(csv), "table.csv"), 0);
+    ck_assert_str_eq(c->header[2], "at");
+    ck_assert_str_eq(c->header[3], "mean");
+    ck_assert_str_eq(gkd_csv_get(c, 0, 0), "fast");
+    ck_assert_str_eq(gkd_csv_get(c, 0, 2), "auc");
+    ck_assert_double_eq_tol(strtod(gkd_csv_get(c, 0, 3), NULL), 0.55, TOL);
+    gkd_csv_free(c);
+    free(md), free(tex), free(csv);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* The area is divided by the steps the measured points span, not by the
+ * last step: points at 50, 100, 250 (values .2, .4, 1; the step-0 field is
+ * empty) give (50 * .3 + 150 * .7) / 200 = 0.6. */
+START_TEST(test_auc_span) {
+    cell("x", 1, "step,char_accuracy\n0,\n50,0.2\n100,0.4\n250,1\n");
+    const char *m[] = {"char_accuracy"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
+    gkd_table *t = build(&o);
+    check_stat(t, 0, "x", 0.6, 0, 1, 0);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* Paired comparisons run on the areas as they do on final values: the
+ * seed-by-seed differences of the areas above. */
+START_TEST(test_auc_paired) {
+    make_curves();
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
+    o.baseline = "cond=slow";
+    o.power = 1;
+    gkd_table *t = build(&o);
+    const gkd_table_cmp *c = gkd_table_cmp_at(t, 0, row(t, "fast"), 0);
+    ck_assert(c->has && gkd_table_cmp_at(t, 0, row(t, "slow"), 0)->is_baseline);
+    double d[2] = {0.6 - 1.0 / 3, 0.5 - 4.0 / 15};
+    gkd_paired want;
+    gkd_paired_test(&want, d, 2);
+    ck_assert_int_eq(c->test.n, 2);
+    ck_assert_double_eq_tol(c->test.mean, want.mean, TOL);
+    ck_assert_double_eq_tol(c->test.mean, 0.25, TOL);
+    ck_assert_double_eq_tol(c->test.lo, want.lo, TOL);
+    ck_assert_double_eq_tol(c->test.p, want.p, TOL);
+    ck_assert_double_eq_tol(c->mde, gkd_paired_mde(want.sd, 2, 0.05, 0.8), TOL);
+    char *md = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_msg(strstr(md, "| fast | **0.550 ± 0.071** (Δ +0.250 ["), "%s", md);
+    free(md);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* The teacher has no distillation curve: its row shows its final value,
+ * and says so; init stays the step-0 value. */
+START_TEST(test_auc_reference_rows) {
+    make_curves();
+    char path[300];
+    snprintf(path, sizeof path, "%s/shared", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
+    write_file(path, "step,exact_match\n0,0.1\n400,0.9\n800,0.97\n");
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
+    o.reference = "teacher,init";
+    gkd_table *t = build(&o);
+    ck_assert_double_eq_tol(gkd_table_ref_at(t, 0, 0, 0)->mean, 0.97, TOL);
+    ck_assert_double_eq_tol(gkd_table_ref_at(t, 1, 0, 0)->mean, 0, TOL);
+    char *md = NULL, *csv = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&csv, t, GKD_FMT_CSV, 0, 3), 0);
+    ck_assert_msg(strstr(md, "| *teacher* | 0.970 |") && strstr(md, "at its final evaluation: it has no "
+                                                                      "distillation curve"),
+                  "%s", md);
+    ck_assert_msg(strstr(csv, "reference,cond,metric,at,mean,std,n\nteacher,,exact_match,final,0.97,,1\n"
+                              "init,,exact_match,first,0,0,2\n,fast,exact_match,auc,0.55"),
+                  "%s", csv);
+    free(md), free(csv);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* One measured point has no area; steps that do not increase have no
+ * curve. Both errors name the cell's file. */
+START_TEST(test_auc_errors) {
+    cell("a", 1, "step,exact_match,nll_ref\n0,0.1,\n100,0.5,3\n");
+    const char *m[] = {"nll_ref"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
+    gkd_table *t = NULL;
+    char want[512];
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
+    snprintf(want, sizeof want,
+             "--at auc: %s/cond=a,seed=1/eval.csv has one evaluation of nll_ref (step 100); the area under the "
+             "curve needs two or more",
+             root);
+    ck_assert_str_eq(gkd_last_error(), want);
+    cell("b", 1, "step,exact_match,nll_ref\n0,0.1,1\n100,0.5,2\n100,0.6,2\n");
+    m[0] = "exact_match";
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s/cond=b,seed=1/eval.csv:4: step 100 after step 100 (--at auc needs increasing steps)",
+             root);
+    ck_assert_str_eq(gkd_last_error(), want);
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
+/* The program: --at auc in every format, a misspelt summary refused. */
+START_TEST(test_cli_at) {
+    make_curves();
+    const char *bin = getenv("GKD_BIN");
+    ck_assert_ptr_nonnull(bin);
+    char cmd[1024], out[300];
+    snprintf(out, sizeof out, "%s/out.txt", root);
+    snprintf(cmd, sizeof cmd, "%s table %s --rows cond --metric exact_match --at auc --format csv > %s", bin, root,
+             out);
+    ck_assert_int_eq(system(cmd), 0);
+    char *text = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(gkd_file_read(&text, &n, out), 0);
+    ck_assert_msg(strstr(text, "cond,metric,at,mean,std,n\nfast,exact_match,auc,0.55"), "%s", text);
+    free(text);
+    snprintf(cmd, sizeof cmd, "%s table %s --rows cond --metric exact_match --at area 2> %s", bin, root, out);
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
+    ck_assert_int_eq(gkd_file_read(&text, &n, out), 0);
+    ck_assert_str_eq(text, "gkd table: --at must be final, best or auc, not 'area'\n");
+    free(text);
+}
+END_TEST
+
+Suite *table_summary_suite(void) {
+    Suite *s = suite_create("table_summary");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_auc_by_hand);
+    tcase_add_test(tc, test_auc_span);
+    tcase_add_test(tc, test_auc_paired);
+    tcase_add_test(tc, test_auc_reference_rows);
+    tcase_add_test(tc, test_auc_errors);
+    tcase_add_test(tc, test_cli_at);
+    suite_add_tcase(s, tc);
+    return s;
+}
