@@ -292,8 +292,8 @@ static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
             int col = gkd_csv_col(tev, t->metrics[m]);
             double v = 0;
             /* The teacher has no distillation curve: its best or final value. */
-            gkd_table_at at = t->at == GKD_AT_BEST ? GKD_AT_BEST : GKD_AT_FINAL;
-            int have = col >= 0 ? table_cell_value(&v, tev, col, at, gkd_metric_direction(t->metrics[m])) : 0;
+            const table_summary at = {t->at == GKD_AT_BEST ? GKD_AT_BEST : GKD_AT_FINAL, 0};
+            int have = col >= 0 ? table_cell_value(&v, tev, col, &at, gkd_metric_direction(t->metrics[m])) : 0;
             if (have < 0) {
                 rc = have;
                 goto done;
@@ -388,6 +388,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     const char *grouped[2] = {o->rows, o->cols};
     if ((rc = gkd_results_select(&sel, &nsel, &nskipped, r, o->where, o->nwhere, grouped, 2))) goto done;
     t->at = o->at;
+    t->at_step = o->at_step;
+    const table_summary summary = {o->at, o->at_step};
     t->ncells = nsel;
     t->nskipped = nskipped;
     t->nmetrics = o->nmetrics;
@@ -460,7 +462,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             if (col < 0) continue;
             metric_seen[m] = 1;
             double v = 0;
-            rc = table_cell_value(&v, ev, col, o->at, gkd_metric_direction(t->metrics[m]));
+            rc = table_cell_value(&v, ev, col, &summary, gkd_metric_direction(t->metrics[m]));
             if (rc < 0) goto done;
             if (rc == 1 && (rc = dvec_push(&groups[((size_t)m * t->nrows + i) * t->ncols + j], v, seed_rank)))
                 goto done;
@@ -691,13 +693,15 @@ static const char *arrow(const char *metric, int latex) {
 }
 
 /* What each cell's number is, for the caption. */
-static const char *summary_phrase(const gkd_table *t) {
+static void summary_phrase(char *out, size_t size, const gkd_table *t) {
     switch (t->at) {
-    case GKD_AT_BEST: return "at the best evaluation";
+    case GKD_AT_BEST: snprintf(out, size, "at the best evaluation"); break;
     case GKD_AT_AUC:
-        return "as the area under the evaluation curve over training steps (trapezoid rule) divided by the steps "
-               "it spans: the mean value over training";
-    default: return "at the final evaluation";
+        snprintf(out, size, "as the area under the evaluation curve over training steps (trapezoid rule) divided by "
+                            "the steps it spans: the mean value over training");
+        break;
+    case GKD_AT_STEP: snprintf(out, size, "at the evaluation of step %ld", t->at_step); break;
+    default: snprintf(out, size, "at the final evaluation"); break;
     }
 }
 
@@ -722,7 +726,9 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     else
         k += (size_t)snprintf(out + k, size - k, "mean %s %s over seeds, n per cell in parentheses (mean only for %s)",
                               pm, spread, latex ? "$n = 1$" : "n = 1");
-    k += (size_t)snprintf(out + k, size - k, ", %s", summary_phrase(t));
+    char phrase[256];
+    summary_phrase(phrase, sizeof phrase, t);
+    k += (size_t)snprintf(out + k, size - k, ", %s", phrase);
     if (t->where) {
         char w[512];
         if (latex) latex_escape(w, sizeof w, t->where);
@@ -936,6 +942,11 @@ static int csv_cmp(gkd_csv_buf *b, const gkd_table_cmp *c, int power) {
 static int csv_at(gkd_csv_buf *b, const gkd_table *t, int header) {
     if (t->at == GKD_AT_FINAL) return 0;
     if (header) return gkd_csv_buf_str(b, "at");
+    char spec[64];
+    if (t->at == GKD_AT_STEP) {
+        snprintf(spec, sizeof spec, "step=%ld", t->at_step);
+        return gkd_csv_buf_str(b, spec);
+    }
     return gkd_csv_buf_str(b, t->at == GKD_AT_BEST ? "best" : "auc");
 }
 

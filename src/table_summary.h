@@ -6,11 +6,18 @@
 #include "gkd/csv.h"
 #include "gkd/table.h"
 
+/** What --at asks of every cell. */
+typedef struct {
+    gkd_table_at at;
+    long step; /* GKD_AT_STEP */
+} table_summary;
+
 /** The metric in column `col` of eval.csv: the last measured value (largest
  *  step) for `final`, the best by `dir` for `best`, the normalised area
- *  under the measured points for `auc`. Returns 1 with *v set, 0 if the
- *  column holds no value, or a negative error naming the file (and line). */
-int table_cell_value(double *v, const gkd_csv *ev, int col, gkd_table_at at, gkd_metric_dir dir);
+ *  under the measured points for `auc`, the value at the evaluation of
+ *  step s->step for `step`. Returns 1 with *v set, 0 if the metric was not
+ *  measured there, or a negative error naming the file (and line). */
+int table_cell_value(double *v, const gkd_csv *ev, int col, const table_summary *s, gkd_metric_dir dir);
 
 /** The metric at the first evaluation (smallest step): the student before
  *  distillation. 1 with *v set, 0 if not measured there. */

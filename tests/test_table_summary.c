@@ -231,6 +231,70 @@ START_TEST(test_auc_errors) {
 }
 END_TEST
 
+/* --at step=N: the evaluation at that step, whatever comes after it. */
+START_TEST(test_step_exact) {
+    make_curves();
+    const char *m[] = {"exact_match", "nll_ref"};
+    gkd_table_opts o = opts(m, 2, GKD_AT_FINAL);
+    ck_assert_int_eq(gkd_table_at_parse(&o, "step=100"), 0);
+    ck_assert_int_eq(o.at, GKD_AT_STEP);
+    ck_assert_int_eq(o.at_step, 100);
+    gkd_table *t = build(&o);
+    check_stat(t, 0, "fast", 0.45, 0.3 / sqrt(2.0), 2, 1);
+    check_stat(t, 0, "slow", 0.15, 0.1 / sqrt(2.0), 2, 0);
+    check_stat(t, 1, "fast", 1, 0, 2, 1);
+    check_stat(t, 1, "slow", 2, 0, 2, 0);
+    char *md = NULL, *tex = NULL, *csv = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&tex, t, GKD_FMT_LATEX, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&csv, t, GKD_FMT_CSV, 0, 3), 0);
+    ck_assert_msg(strstr(md, "| fast | **0.450 ± 0.212** | **1.000 ± 0.000** |"), "%s", md);
+    ck_assert_msg(strstr(md, "2 seeds per cell, at the evaluation of step 100;"), "%s", md);
+    ck_assert_msg(strstr(tex, "at the evaluation of step 100;"), "%s", tex);
+    ck_assert_msg(strstr(csv, "cond,metric,at,mean,std,n\nfast,exact_match,step=100,"), "%s", csv);
+    free(md), free(tex), free(csv);
+    gkd_table_free(t);
+    /* Step 200 evaluated nll_ref nowhere: its groups are empty, as for a
+     * metric a cell never measured. */
+    ck_assert_int_eq(gkd_table_at_parse(&o, "step=200"), 0);
+    t = build(&o);
+    check_stat(t, 0, "slow", 0.35, 0.05 * sqrt(2.0), 2, 0);
+    ck_assert_int_eq(gkd_table_at_cell(t, 1, 0, 0)->n, 0);
+    ck_assert_int_eq(gkd_table_at_cell(t, 1, 1, 0)->n, 0);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* A finished cell without an evaluation at step N is an error naming it
+ * and the steps it has; the spec is checked before anything is read. */
+START_TEST(test_step_errors) {
+    make_curves();
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_FINAL);
+    ck_assert_int_eq(gkd_table_at_parse(&o, "step=150"), 0);
+    gkd_table *t = NULL;
+    char want[512];
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
+    snprintf(want, sizeof want,
+             "--at step=150: %s/cond=fast,seed=1/eval.csv has no evaluation at step 150 (its steps: 0, 100, 200, 300)",
+             root);
+    ck_assert_str_eq(gkd_last_error(), want);
+    cell("long", 1, "step,exact_match\n0,0\n10,0\n20,0\n30,0\n40,0\n50,0\n60,0\n");
+    gkd_where w = {"cond", "long"};
+    o.where = &w;
+    o.nwhere = 1;
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
+    ck_assert_msg(strstr(gkd_last_error(), "(its steps: 0, 10, 20, …, 60)"), "%s", gkd_last_error());
+    ck_assert_ptr_null(t);
+    const char *bad[] = {"step=", "step=x", "step=-1", "step=1.5", "auc2", "Final", ""};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        ck_assert_int_eq(gkd_table_at_parse(&o, bad[k]), GKD_EINVAL);
+    ck_assert_str_eq(gkd_last_error(), "--at must be final, best, auc or step=N, not ''");
+    ck_assert_int_eq(gkd_table_at_parse(&o, "step=-1"), GKD_EINVAL);
+    ck_assert_str_eq(gkd_last_error(), "--at step: -1 is out of range [0, 2147483647]");
+}
+END_TEST
+
 /* The program: --at auc in every format, a misspelt summary refused. */
 START_TEST(test_cli_at) {
     make_curves();
@@ -249,7 +313,7 @@ START_TEST(test_cli_at) {
     snprintf(cmd, sizeof cmd, "%s table %s --rows cond --metric exact_match --at area 2> %s", bin, root, out);
     ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
     ck_assert_int_eq(gkd_file_read(&text, &n, out), 0);
-    ck_assert_str_eq(text, "gkd table: --at must be final, best or auc, not 'area'\n");
+    ck_assert_str_eq(text, "gkd table: --at must be final, best, auc or step=N, not 'area'\n");
     free(text);
 }
 END_TEST
@@ -264,6 +328,8 @@ Suite *table_summary_suite(void) {
     tcase_add_test(tc, test_auc_paired);
     tcase_add_test(tc, test_auc_reference_rows);
     tcase_add_test(tc, test_auc_errors);
+    tcase_add_test(tc, test_step_exact);
+    tcase_add_test(tc, test_step_errors);
     tcase_add_test(tc, test_cli_at);
     suite_add_tcase(s, tc);
     return s;

@@ -1,6 +1,6 @@
 /* Paper-style tables from a results tree: one metric value per finished
- * cell (at the final or the best evaluation, or the area under its
- * evaluation curve), mean ± sample std over seeds
+ * cell (at the final, the best or a given evaluation, or the area under
+ * its evaluation curve), mean ± sample std over seeds
  * per (row value, column value), best per column in bold, rendered as
  * GitHub Markdown, LaTeX (booktabs) or CSV. See docs/results.md. */
 #ifndef GKD_TABLE_H
@@ -27,8 +27,9 @@ double gkd_student_t975(int df);
 typedef enum {
     GKD_AT_FINAL = 0, /* the last evaluation that measured the metric */
     GKD_AT_BEST = 1,  /* the best evaluation, by the metric's direction */
-    GKD_AT_AUC = 2    /* the area under the evaluation curve over steps, divided
+    GKD_AT_AUC = 2,   /* the area under the evaluation curve over steps, divided
                          by the steps spanned: the mean value over training */
+    GKD_AT_STEP = 3   /* the evaluation at step at_step exactly */
 } gkd_table_at;
 typedef enum { GKD_FMT_MD = 0, GKD_FMT_LATEX = 1, GKD_FMT_CSV = 2 } gkd_table_format;
 
@@ -38,6 +39,7 @@ typedef struct {
     const char *const *metrics; /* eval.csv columns */
     int nmetrics;
     gkd_table_at at;
+    long at_step;               /* GKD_AT_STEP: the evaluation step */
     const gkd_where *where;
     int nwhere;
     const char *baseline;       /* "AXIS=VALUE" of the rows or columns axis: paired
@@ -51,7 +53,11 @@ typedef struct {
     int nlabels;
 } gkd_table_opts;
 
-#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, NULL, 0, NULL, 0, NULL, NULL, 0}
+#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, 0, NULL, 0, NULL, 0, NULL, NULL, 0}
+
+/** Parse an --at value (final, best, auc, step=N) into o->at and its
+ *  parameter; GKD_EINVAL with a message listing the forms otherwise. */
+int gkd_table_at_parse(gkd_table_opts *o, const char *spec);
 
 /** Reference rows (--reference). */
 typedef enum {
@@ -94,6 +100,7 @@ typedef struct {
     char **col_values;     /* (ncols); ncols == 1 and col_values[0] = "" without --cols */
     char **metrics;        /* (nmetrics) */
     gkd_table_at at;
+    long at_step;          /* GKD_AT_STEP */
     char *where;           /* "k=v, k=v" or NULL, for the caption */
     gkd_table_stat *stats; /* (nmetrics, nrows, ncols) */
     int ncells;            /* finished cells used */

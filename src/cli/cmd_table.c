@@ -12,18 +12,20 @@
 static void table_usage(FILE *f) {
     fprintf(f,
             "usage: gkd table results/<experiment> --rows AXIS [--cols AXIS] --metric M[,M...]\n"
-            "                 [--at final|best|auc] [--format md|latex|csv] [--ci95] [--digits N]\n"
-            "                 [--where AXIS=VALUE]... [--baseline AXIS=VALUE [--power]]\n"
-            "                 [--reference teacher,init] [--label KEY=TEXT]... [--out FILE]\n"
+            "                 [--at final|best|auc|step=N] [--format md|latex|csv]\n"
+            "                 [--ci95] [--digits N] [--where AXIS=VALUE]...\n"
+            "                 [--baseline AXIS=VALUE [--power]] [--reference teacher,init]\n"
+            "                 [--label KEY=TEXT]... [--out FILE]\n"
             "Mean ± sample std over seeds of each finished cell's metric, grouped by the\n"
             "--rows and --cols axes; best per column in bold. A cell's number is its value\n"
-            "at the final evaluation (--at final), at its best one (--at best), or the\n"
-            "area under its evaluation curve divided by the steps it spans, i.e. its mean\n"
-            "over training (--at auc). --baseline adds, to every other cell, the paired\n"
-            "difference to the baseline row or column over the seeds both have: its 95%%\n"
-            "CI, the p of an exact sign-flip test (n <= 12) or paired t-test, and a mark\n"
-            "when significant after Holm's correction; --power adds the 80%%-power\n"
-            "detectable difference and the seeds needed.\n"
+            "at the final evaluation (--at final), at its best one (--at best), at the\n"
+            "evaluation of step N (--at step=N: equal updates), or the area under its\n"
+            "evaluation curve divided by the steps it spans, i.e. its mean over training\n"
+            "(--at auc). --baseline adds, to every other cell, the paired difference to\n"
+            "the baseline row or column over the seeds both have: its 95%% CI, the p of an\n"
+            "exact sign-flip test (n <= 12) or paired t-test, and a mark when significant\n"
+            "after Holm's correction; --power adds the 80%%-power detectable difference\n"
+            "and the seeds needed.\n"
             "--reference adds rows for the grid's teacher and for the students before\n"
             "distillation (their step-0 evaluation). In LaTeX, metrics and axes print\n"
             "as display names; --label sets one (KEY a metric, an axis or AXIS:VALUE,\n"
@@ -65,11 +67,8 @@ int cmd_table(int argc, char **argv) {
             for (char *tok = strtok(mcur, ","); tok; tok = strtok(NULL, ",")) metrics[nmetrics++] = tok;
             mcur += strlen(v) + 1;
         } else if (!err && (v = cli_flag(argc, argv, &i, "--at", &err))) {
-            if (!strcmp(v, "final")) o.at = GKD_AT_FINAL;
-            else if (!strcmp(v, "best")) o.at = GKD_AT_BEST;
-            else if (!strcmp(v, "auc")) o.at = GKD_AT_AUC;
-            else {
-                fprintf(stderr, "gkd table: --at must be final, best or auc, not '%s'\n", v);
+            if (gkd_table_at_parse(&o, v)) {
+                fprintf(stderr, "gkd table: %s\n", gkd_last_error());
                 status = 2;
                 goto done;
             }
