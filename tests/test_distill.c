@@ -459,6 +459,38 @@ START_TEST(test_seqkd_cache_reuses_teacher_output) {
 }
 END_TEST
 
+/* The SeqKD cache costs no work before step 1: it is empty after init and
+ * filled by the step that first draws a prompt, inside the part of the
+ * step timed as sample_s, so timings.csv (and gkd table --at time) count
+ * the teacher's generation. */
+START_TEST(test_seqkd_cache_fills_inside_steps) {
+    world w = make_world(200);
+    gkd_distill_options o = small_options();
+    o.batch = 8;
+    o.schedule.lambda = 0.0;
+    o.schedule.seqkd = 1.0;
+    o.seqkd_cache = 1;
+    gkd_distill_state s;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), 0);
+    ck_assert_uint_eq(s.seqkd_cache_n, gkd_task_size(w.task, GKD_SPLIT_TRAIN));
+    for (size_t i = 0; i < s.seqkd_cache_n; i++) ck_assert_ptr_null(s.seqkd_cache[i]);
+    gkd_step_stats st;
+    ck_assert_msg(gkd_distill_prepare(&s, 1, &st) == 0, "%s", gkd_last_error());
+    /* Exactly the step's prompts are cached (a prompt drawn twice once). */
+    size_t filled = 0, distinct = 0;
+    for (size_t i = 0; i < s.seqkd_cache_n; i++) filled += s.seqkd_cache[i] != NULL;
+    for (int b = 0; b < o.batch; b++) {
+        ck_assert_ptr_nonnull(s.seqkd_cache[s.examples[b]]);
+        int first = 1;
+        for (int c = 0; c < b; c++) first &= s.examples[c] != s.examples[b];
+        distinct += first;
+    }
+    ck_assert_uint_eq(filled, distinct);
+    gkd_distill_state_free(&s);
+    free_world(&w);
+}
+END_TEST
+
 START_TEST(test_teacher_mix_batches_are_mixed) {
     world w = make_world(200);
     char dir[512], csv[600];
@@ -1108,6 +1140,7 @@ Suite *distill_suite(void) {
     tcase_add_test(sched, test_same_seed_same_batches);
     tcase_add_test(sched, test_seqkd_rows_are_teacher_rollouts);
     tcase_add_test(sched, test_seqkd_cache_reuses_teacher_output);
+    tcase_add_test(sched, test_seqkd_cache_fills_inside_steps);
     tcase_add_test(sched, test_teacher_mix_batches_are_mixed);
     tcase_add_test(sched, test_replay_fixed_replays_earlier_rollouts);
     tcase_add_test(sched, test_replay_adaptive_threshold_rises);
