@@ -292,7 +292,7 @@ static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
             int col = gkd_csv_col(tev, t->metrics[m]);
             double v = 0;
             /* The teacher has no distillation curve: its best or final value. */
-            const table_summary at = {t->at == GKD_AT_BEST ? GKD_AT_BEST : GKD_AT_FINAL, 0};
+            const table_summary at = {t->at == GKD_AT_BEST ? GKD_AT_BEST : GKD_AT_FINAL, 0, 0, NULL};
             int have = col >= 0 ? table_cell_value(&v, tev, col, &at, gkd_metric_direction(t->metrics[m])) : 0;
             if (have < 0) {
                 rc = have;
@@ -307,6 +307,24 @@ static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
     }
 done:
     gkd_csv_free(tev);
+    return rc;
+}
+
+/* The training time at each evaluation of the cell in `dir` (--at time),
+ * from its timings.csv; *elapsed is replaced. */
+static int training_time(double **elapsed, const gkd_csv *ev, const char *dir) {
+    size_t len = strlen(dir) + 16;
+    char *path = malloc(len);
+    gkd_csv *tm = NULL;
+    if (!path) return gkd_error(GKD_ENOMEM, "out of memory");
+    snprintf(path, len, "%s/timings.csv", dir);
+    free(*elapsed);
+    *elapsed = NULL;
+    int rc = gkd_csv_read(&tm, path);
+    if (rc) rc = gkd_error_wrap(rc, "--at time needs each cell's timings.csv");
+    else rc = table_eval_elapsed(elapsed, ev, tm);
+    gkd_csv_free(tm);
+    free(path);
     return rc;
 }
 
@@ -342,6 +360,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     dvec *groups = NULL, *init = NULL;
     size_t ninit_alloc = 0;
     int *metric_seen = NULL;
+    double *elapsed = NULL;
     char *path = NULL;
     size_t ngroups_alloc = 0;
     gkd_table *t = calloc(1, sizeof *t);
@@ -389,7 +408,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     if ((rc = gkd_results_select(&sel, &nsel, &nskipped, r, o->where, o->nwhere, grouped, 2))) goto done;
     t->at = o->at;
     t->at_step = o->at_step;
-    const table_summary summary = {o->at, o->at_step};
+    t->at_seconds = o->at_seconds;
+    table_summary summary = {o->at, o->at_step, o->at_seconds, NULL};
     t->ncells = nsel;
     t->nskipped = nskipped;
     t->nmetrics = o->nmetrics;
@@ -452,6 +472,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
         gkd_csv_free(ev);
         ev = NULL;
         if ((rc = gkd_csv_read(&ev, path))) goto done;
+        if (o->at == GKD_AT_TIME && (rc = training_time(&elapsed, ev, c->dir))) goto done;
+        summary.elapsed = elapsed;
         int i = index_of(t->row_values, t->nrows, gkd_result_cell_axis(c, o->rows));
         int j = o->cols ? index_of(t->col_values, t->ncols, gkd_result_cell_axis(c, o->cols)) : 0;
         const int seed_axis = gkd_results_axis(r, "seed");
@@ -507,6 +529,7 @@ done:
     free(init);
     free(groups);
     free(metric_seen);
+    free(elapsed);
     free(path);
     free(sel);
     gkd_csv_free(ev);
@@ -701,6 +724,11 @@ static void summary_phrase(char *out, size_t size, const gkd_table *t) {
                             "the steps it spans: the mean value over training");
         break;
     case GKD_AT_STEP: snprintf(out, size, "at the evaluation of step %ld", t->at_step); break;
+    case GKD_AT_TIME:
+        snprintf(out, size, "at the last evaluation within %g s of training by the wall clock (the step times of "
+                            "timings.csv added up), so on another machine or under another load the numbers differ",
+                 t->at_seconds);
+        break;
     default: snprintf(out, size, "at the final evaluation"); break;
     }
 }
@@ -945,6 +973,10 @@ static int csv_at(gkd_csv_buf *b, const gkd_table *t, int header) {
     char spec[64];
     if (t->at == GKD_AT_STEP) {
         snprintf(spec, sizeof spec, "step=%ld", t->at_step);
+        return gkd_csv_buf_str(b, spec);
+    }
+    if (t->at == GKD_AT_TIME) {
+        snprintf(spec, sizeof spec, "time=%g (wall-clock seconds; machine-dependent)", t->at_seconds);
         return gkd_csv_buf_str(b, spec);
     }
     return gkd_csv_buf_str(b, t->at == GKD_AT_BEST ? "best" : "auc");

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gkd/error.h"
@@ -79,9 +80,103 @@ static int step_value(double *v, const gkd_csv *ev, int col, long want) {
                      want, ev->nrows ? steps : "none");
 }
 
+/* The last evaluation whose training time is within the budget: equal
+ * wall clock for conditions whose steps cost differently (on-policy
+ * rollouts, teacher generation for SeqKD). */
+static int time_value(double *v, const gkd_csv *ev, int col, double budget, const double *elapsed) {
+    const int step_col = gkd_csv_col(ev, "step");
+    int found = 0;
+    size_t first = 0;
+    double last_step = -INFINITY;
+    for (size_t r = 0; r < ev->nrows; r++) {
+        if (elapsed[r] < elapsed[first]) first = r;
+        if (elapsed[r] > budget) continue;
+        double x = 0, step = 0;
+        int rc = gkd_results_number(&x, gkd_csv_get(ev, r, col));
+        if (rc < 0) return gkd_error_wrap(rc, "%s:%ld: column '%s'", ev->path, ev->lines[r], ev->header[col]);
+        if (rc == 0) continue;
+        gkd_results_number(&step, gkd_csv_get(ev, r, step_col)); /* checked by table_eval_elapsed */
+        if (!found || step >= last_step) {
+            *v = x;
+            last_step = step;
+        }
+        found = 1;
+    }
+    if (ev->nrows && elapsed[first] > budget)
+        return gkd_error(GKD_EINVAL, "--at time=%g: %s has no evaluation within %g s of training (its first, at "
+                                     "step %s, came after %g s)",
+                         budget, ev->path, budget, gkd_csv_get(ev, first, step_col), elapsed[first]);
+    return found;
+}
+
+/* The per-step times timings.csv adds up to training time. Evaluations,
+ * checkpoints and the shared teacher and SFT student are not in it: they
+ * are not this cell's training (docs/results.md). */
+static const char *const STEP_TIMES[] = {"sample_s", "teacher_s", "student_s", "update_s"};
+#define N_STEP_TIMES ((int)(sizeof STEP_TIMES / sizeof STEP_TIMES[0]))
+
+int table_eval_elapsed(double **out, const gkd_csv *ev, const gkd_csv *tm) {
+    int cols[N_STEP_TIMES], rc = 0;
+    const int tstep = gkd_csv_col(tm, "step"), estep = gkd_csv_col(ev, "step");
+    *out = NULL;
+    if (estep < 0) return gkd_error(GKD_EFORMAT, "%s: --at time needs a 'step' column", ev->path);
+    if (tstep < 0) return gkd_error(GKD_EFORMAT, "%s: no column 'step'", tm->path);
+    for (int k = 0; k < N_STEP_TIMES; k++)
+        if ((cols[k] = gkd_csv_col(tm, STEP_TIMES[k])) < 0)
+            return gkd_error(GKD_EFORMAT, "%s: no column '%s' (training time is sample_s + teacher_s + "
+                                          "student_s + update_s)",
+                             tm->path, STEP_TIMES[k]);
+    /* trained[s]: seconds of training after step s. */
+    double *trained = malloc((tm->nrows + 1) * sizeof *trained), *elapsed = malloc((ev->nrows + 1) * sizeof *elapsed);
+    if (!trained || !elapsed) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    trained[0] = 0;
+    for (size_t r = 0; r < tm->nrows; r++) {
+        double step = 0, sum = 0;
+        if (gkd_results_number(&step, gkd_csv_get(tm, r, tstep)) <= 0 || step != (double)(r + 1)) {
+            rc = gkd_error(GKD_EFORMAT, "%s:%ld: step '%s' where %zu was expected (one row per training step from 1)",
+                           tm->path, tm->lines[r], gkd_csv_get(tm, r, tstep), r + 1);
+            goto done;
+        }
+        for (int k = 0; k < N_STEP_TIMES; k++) {
+            double x = 0;
+            if (gkd_results_number(&x, gkd_csv_get(tm, r, cols[k])) <= 0 || !(x >= 0)) {
+                rc = gkd_error(GKD_EFORMAT, "%s:%ld: column '%s': '%s' is not a time in seconds", tm->path,
+                               tm->lines[r], STEP_TIMES[k], gkd_csv_get(tm, r, cols[k]));
+                goto done;
+            }
+            sum += x;
+        }
+        trained[r + 1] = trained[r] + sum;
+    }
+    for (size_t r = 0; r < ev->nrows; r++) {
+        double step = 0;
+        if (gkd_results_number(&step, gkd_csv_get(ev, r, estep)) <= 0 || step < 0 || step != floor(step)) {
+            rc = gkd_error(GKD_EFORMAT, "%s:%ld: column 'step': '%s' is not a step", ev->path, ev->lines[r],
+                           gkd_csv_get(ev, r, estep));
+            goto done;
+        }
+        if (step > (double)tm->nrows) {
+            rc = gkd_error(GKD_EFORMAT, "%s:%ld: an evaluation at step %g, but %s ends at step %zu", ev->path,
+                           ev->lines[r], step, tm->path, tm->nrows);
+            goto done;
+        }
+        elapsed[r] = trained[(size_t)step];
+    }
+    *out = elapsed;
+    elapsed = NULL;
+done:
+    free(trained);
+    free(elapsed);
+    return rc;
+}
+
 int table_cell_value(double *v, const gkd_csv *ev, int col, const table_summary *s, gkd_metric_dir dir) {
     if (s->at == GKD_AT_AUC) return auc_value(v, ev, col);
     if (s->at == GKD_AT_STEP) return step_value(v, ev, col, s->step);
+    if (s->at == GKD_AT_TIME) return time_value(v, ev, col, s->seconds, s->elapsed);
     const gkd_table_at at = s->at;
     int step_col = gkd_csv_col(ev, "step");
     int found = 0;
@@ -134,8 +229,11 @@ int gkd_table_at_parse(gkd_table_opts *o, const char *spec) {
     else if (!strncmp(spec, "step=", 5)) {
         if (gkd_parse_long(&o->at_step, spec + 5, 0, INT_MAX, "--at step")) return GKD_EINVAL;
         o->at = GKD_AT_STEP;
+    } else if (!strncmp(spec, "time=", 5)) {
+        if (gkd_parse_double(&o->at_seconds, spec + 5, 0, 1e12, "--at time")) return GKD_EINVAL;
+        o->at = GKD_AT_TIME;
     } else {
-        return gkd_error(GKD_EINVAL, "--at must be final, best, auc or step=N, not '%s'", spec);
+        return gkd_error(GKD_EINVAL, "--at must be final, best, auc, step=N or time=SECONDS, not '%s'", spec);
     }
     return 0;
 }

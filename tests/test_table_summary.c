@@ -176,10 +176,8 @@ START_TEST(test_auc_paired) {
 }
 END_TEST
 
-/* The teacher has no distillation curve: its row shows its final value,
- * and says so; init stays the step-0 value. */
-START_TEST(test_auc_reference_rows) {
-    make_curves();
+/* The grid's teacher: 0.97 at its final evaluation, 0.1 at its first. */
+static void make_teacher(void) {
     char path[300];
     snprintf(path, sizeof path, "%s/shared", root);
     ck_assert_int_eq(mkdir(path, 0755), 0);
@@ -187,6 +185,13 @@ START_TEST(test_auc_reference_rows) {
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
     write_file(path, "step,exact_match\n0,0.1\n400,0.9\n800,0.97\n");
+}
+
+/* The teacher has no distillation curve: its row shows its final value,
+ * and says so; init stays the step-0 value. */
+START_TEST(test_auc_reference_rows) {
+    make_curves();
+    make_teacher();
     const char *m[] = {"exact_match"};
     gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
     o.reference = "teacher,init";
@@ -289,9 +294,163 @@ START_TEST(test_step_errors) {
     const char *bad[] = {"step=", "step=x", "step=-1", "step=1.5", "auc2", "Final", ""};
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
         ck_assert_int_eq(gkd_table_at_parse(&o, bad[k]), GKD_EINVAL);
-    ck_assert_str_eq(gkd_last_error(), "--at must be final, best, auc or step=N, not ''");
+    ck_assert_str_eq(gkd_last_error(), "--at must be final, best, auc, step=N or time=SECONDS, not ''");
     ck_assert_int_eq(gkd_table_at_parse(&o, "step=-1"), GKD_EINVAL);
     ck_assert_str_eq(gkd_last_error(), "--at step: -1 is out of range [0, 2147483647]");
+}
+END_TEST
+
+/* A cell's timings.csv: step k took secs[k-1] seconds, split over the four
+ * step-time columns as 1/2, 1/4, 1/8, 1/8 (exact in binary), with a
+ * tokens_per_s column that must not count. */
+static void timings(const char *cond, int seed, const double *secs, int n) {
+    char path[300], line[256], *text = calloc(1, (size_t)n * 256 + 64);
+    ck_assert_ptr_nonnull(text);
+    strcpy(text, "step,sample_s,teacher_s,student_s,update_s,tokens_per_s\n");
+    for (int k = 0; k < n; k++) {
+        snprintf(line, sizeof line, "%d,%.17g,%.17g,%.17g,%.17g,1000\n", k + 1, secs[k] / 2, secs[k] / 4, secs[k] / 8,
+                 secs[k] / 8);
+        strcat(text, line);
+    }
+    snprintf(path, sizeof path, "%s/cond=%s,seed=%d/timings.csv", root, cond, seed);
+    write_file(path, text);
+    free(text);
+}
+
+/* Costly steps (on-policy: 1 s each; seed 2's first step 2 s) and cheap
+ * ones (off-policy: 0.25 s each). Training time at each evaluation:
+ *   onpol seed 1: steps 0, 2, 4 at 0, 2, 4 s;   values .1, .5, .9
+ *   onpol seed 2: steps 0, 2, 4 at 0, 3, 5 s;   values .1, .3, .7
+ *   offpol seed 1/2: steps 0, 4, 8 at 0, 1, 2 s; values .1, .4, .6 / .1, .2, .4 */
+static void make_timed(void) {
+    const double on1[] = {1, 1, 1, 1}, on2[] = {2, 1, 1, 1}, off[] = {.25, .25, .25, .25, .25, .25, .25, .25};
+    cell("onpol", 1, "step,exact_match\n0,0.1\n2,0.5\n4,0.9\n");
+    timings("onpol", 1, on1, 4);
+    cell("onpol", 2, "step,exact_match\n0,0.1\n2,0.3\n4,0.7\n");
+    timings("onpol", 2, on2, 4);
+    cell("offpol", 1, "step,exact_match\n0,0.1\n4,0.4\n8,0.6\n");
+    timings("offpol", 1, off, 8);
+    cell("offpol", 2, "step,exact_match\n0,0.1\n4,0.2\n8,0.4\n");
+    timings("offpol", 2, off, 8);
+}
+
+/* --at time=S: each cell's last evaluation within S seconds of training
+ * (the boundary included); a cell that finished sooner keeps its final
+ * value; the teacher shows its final value. */
+START_TEST(test_time_budget) {
+    make_timed();
+    make_teacher();
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_FINAL);
+    ck_assert_int_eq(gkd_table_at_parse(&o, "time=2"), 0);
+    ck_assert_int_eq(o.at, GKD_AT_TIME);
+    ck_assert_double_eq(o.at_seconds, 2);
+    o.reference = "teacher,init";
+    gkd_table *t = build(&o);
+    /* onpol: seed 1 at step 2 (2 s), seed 2 at step 0 (step 2 came at 3 s). */
+    check_stat(t, 0, "onpol", 0.3, 0.4 * sqrt(0.5), 2, 0);
+    check_stat(t, 0, "offpol", 0.5, 0.2 * sqrt(0.5), 2, 1);
+    ck_assert_double_eq_tol(gkd_table_ref_at(t, 0, 0, 0)->mean, 0.97, TOL);
+    char *md = NULL, *tex = NULL, *csv = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&tex, t, GKD_FMT_LATEX, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&csv, t, GKD_FMT_CSV, 0, 3), 0);
+    ck_assert_msg(strstr(md, "| offpol | **0.500 ± 0.141** |"), "%s", md);
+    const char *says = "at the last evaluation within 2 s of training by the wall clock (the step times of "
+                       "timings.csv added up), so on another machine or under another load the numbers differ";
+    ck_assert_msg(strstr(md, says), "%s", md);
+    ck_assert_msg(strstr(tex, says), "%s", tex);
+    ck_assert_msg(strstr(csv, "reference,cond,metric,at,mean,std,n\nteacher,,exact_match,final,0.97,,1\n"
+                              "init,,exact_match,first,0.1,0,2\n"
+                              ",offpol,exact_match,time=2 (wall-clock seconds; machine-dependent),0.5,"),
+                  "%s", csv);
+    free(md), free(tex), free(csv);
+    gkd_table_free(t);
+    /* 1.5 s: offpol's step 4 (1 s); onpol is still at step 0. */
+    ck_assert_int_eq(gkd_table_at_parse(&o, "time=1.5"), 0);
+    o.reference = NULL;
+    t = build(&o);
+    check_stat(t, 0, "onpol", 0.1, 0, 2, 0);
+    check_stat(t, 0, "offpol", 0.3, 0.2 * sqrt(0.5), 2, 1);
+    gkd_table_free(t);
+    /* Past every cell's end: the final values. */
+    ck_assert_int_eq(gkd_table_at_parse(&o, "time=100"), 0);
+    t = build(&o);
+    check_stat(t, 0, "onpol", 0.8, 0.2 * sqrt(0.5), 2, 1);
+    check_stat(t, 0, "offpol", 0.5, 0.2 * sqrt(0.5), 2, 0);
+    gkd_table_free(t);
+    /* 0 s: the step-0 evaluations, before any training. */
+    ck_assert_int_eq(gkd_table_at_parse(&o, "time=0"), 0);
+    t = build(&o);
+    check_stat(t, 0, "onpol", 0.1, 0, 2, 1);
+    check_stat(t, 0, "offpol", 0.1, 0, 2, 1);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* Paired comparisons on equal-time values: seed by seed, offpol - onpol
+ * at 2 s is .6 - .5 and .4 - .1. */
+START_TEST(test_time_paired) {
+    make_timed();
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_FINAL);
+    ck_assert_int_eq(gkd_table_at_parse(&o, "time=2"), 0);
+    o.baseline = "cond=onpol";
+    gkd_table *t = build(&o);
+    const gkd_table_cmp *c = gkd_table_cmp_at(t, 0, row(t, "offpol"), 0);
+    double d[2] = {0.6 - 0.5, 0.4 - 0.1};
+    gkd_paired want;
+    gkd_paired_test(&want, d, 2);
+    ck_assert(c->has);
+    ck_assert_double_eq_tol(c->test.mean, 0.2, TOL);
+    ck_assert_double_eq_tol(c->test.hi, want.hi, TOL);
+    ck_assert_double_eq_tol(c->test.p, want.p, TOL);
+    gkd_table_free(t);
+}
+END_TEST
+
+/* What --at time cannot sum is an error naming the file: no timings.csv,
+ * a step missing from it, an evaluation past its end, no evaluation
+ * within the budget; and the spec is checked. */
+START_TEST(test_time_errors) {
+    const double four[] = {1, 1, 1, 1};
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_FINAL);
+    ck_assert_int_eq(gkd_table_at_parse(&o, "time=2.5"), 0);
+    gkd_table *t = NULL;
+    char want[600], path[300];
+    cell("a", 1, "step,exact_match\n0,0.1\n4,0.5\n");
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EIO);
+    snprintf(want, sizeof want, "--at time needs each cell's timings.csv: %s/cond=a,seed=1/timings.csv", root);
+    ck_assert_msg(!strncmp(gkd_last_error(), want, strlen(want)), "%s", gkd_last_error());
+    timings("a", 1, four, 3);
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s/cond=a,seed=1/eval.csv:3: an evaluation at step 4, but %s/cond=a,seed=1/timings.csv "
+             "ends at step 3", root, root);
+    ck_assert_str_eq(gkd_last_error(), want);
+    snprintf(path, sizeof path, "%s/cond=a,seed=1/timings.csv", root);
+    write_file(path, "step,sample_s,teacher_s,student_s,update_s,tokens_per_s\n1,1,0,0,0,1\n3,1,0,0,0,1\n"
+                     "4,1,0,0,0,1\n");
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s:3: step '3' where 2 was expected (one row per training step from 1)", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    write_file(path, "step,sample_s,teacher_s,update_s\n1,1,0,0\n");
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s: no column 'student_s' (training time is sample_s + teacher_s + student_s + "
+             "update_s)", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    /* No step-0 evaluation, and the first one after the budget. */
+    timings("a", 1, four, 4);
+    snprintf(path, sizeof path, "%s/cond=a,seed=1/eval.csv", root);
+    write_file(path, "step,exact_match\n3,0.1\n4,0.5\n");
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
+    snprintf(want, sizeof want, "--at time=2.5: %s has no evaluation within 2.5 s of training (its first, at step 3, "
+             "came after 3 s)", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    ck_assert_ptr_null(t);
+    const char *bad[] = {"time=", "time=abc", "time=-1", "time=inf", "time=nan", "time=1s"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        ck_assert_msg(gkd_table_at_parse(&o, bad[k]) == GKD_EINVAL, "%s", bad[k]);
 }
 END_TEST
 
@@ -313,7 +472,7 @@ START_TEST(test_cli_at) {
     snprintf(cmd, sizeof cmd, "%s table %s --rows cond --metric exact_match --at area 2> %s", bin, root, out);
     ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
     ck_assert_int_eq(gkd_file_read(&text, &n, out), 0);
-    ck_assert_str_eq(text, "gkd table: --at must be final, best, auc or step=N, not 'area'\n");
+    ck_assert_str_eq(text, "gkd table: --at must be final, best, auc, step=N or time=SECONDS, not 'area'\n");
     free(text);
 }
 END_TEST
@@ -330,6 +489,9 @@ Suite *table_summary_suite(void) {
     tcase_add_test(tc, test_auc_errors);
     tcase_add_test(tc, test_step_exact);
     tcase_add_test(tc, test_step_errors);
+    tcase_add_test(tc, test_time_budget);
+    tcase_add_test(tc, test_time_paired);
+    tcase_add_test(tc, test_time_errors);
     tcase_add_test(tc, test_cli_at);
     suite_add_tcase(s, tc);
     return s;

@@ -1,6 +1,6 @@
 /* Paper-style tables from a results tree: one metric value per finished
- * cell (at the final, the best or a given evaluation, or the area under
- * its evaluation curve), mean ± sample std over seeds
+ * cell (at the final, the best or a given evaluation, the last one within
+ * a training time, or the area under its evaluation curve), mean ± sample std over seeds
  * per (row value, column value), best per column in bold, rendered as
  * GitHub Markdown, LaTeX (booktabs) or CSV. See docs/results.md. */
 #ifndef GKD_TABLE_H
@@ -29,7 +29,9 @@ typedef enum {
     GKD_AT_BEST = 1,  /* the best evaluation, by the metric's direction */
     GKD_AT_AUC = 2,   /* the area under the evaluation curve over steps, divided
                          by the steps spanned: the mean value over training */
-    GKD_AT_STEP = 3   /* the evaluation at step at_step exactly */
+    GKD_AT_STEP = 3,  /* the evaluation at step at_step exactly */
+    GKD_AT_TIME = 4   /* the last evaluation within at_seconds of training, by
+                         the wall-clock step times of timings.csv */
 } gkd_table_at;
 typedef enum { GKD_FMT_MD = 0, GKD_FMT_LATEX = 1, GKD_FMT_CSV = 2 } gkd_table_format;
 
@@ -40,6 +42,7 @@ typedef struct {
     int nmetrics;
     gkd_table_at at;
     long at_step;               /* GKD_AT_STEP: the evaluation step */
+    double at_seconds;          /* GKD_AT_TIME: the training time budget */
     const gkd_where *where;
     int nwhere;
     const char *baseline;       /* "AXIS=VALUE" of the rows or columns axis: paired
@@ -53,10 +56,10 @@ typedef struct {
     int nlabels;
 } gkd_table_opts;
 
-#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, 0, NULL, 0, NULL, 0, NULL, NULL, 0}
+#define GKD_TABLE_OPTS_INIT {NULL, NULL, NULL, 0, GKD_AT_FINAL, 0, 0, NULL, 0, NULL, 0, NULL, NULL, 0}
 
-/** Parse an --at value (final, best, auc, step=N) into o->at and its
- *  parameter; GKD_EINVAL with a message listing the forms otherwise. */
+/** Parse an --at value (final, best, auc, step=N, time=SECONDS) into o->at
+ *  and its parameter; GKD_EINVAL with a message listing the forms otherwise. */
 int gkd_table_at_parse(gkd_table_opts *o, const char *spec);
 
 /** Reference rows (--reference). */
@@ -101,6 +104,7 @@ typedef struct {
     char **metrics;        /* (nmetrics) */
     gkd_table_at at;
     long at_step;          /* GKD_AT_STEP */
+    double at_seconds;     /* GKD_AT_TIME */
     char *where;           /* "k=v, k=v" or NULL, for the caption */
     gkd_table_stat *stats; /* (nmetrics, nrows, ncols) */
     int ncells;            /* finished cells used */
