@@ -39,6 +39,7 @@ void gkd_experiment_free(gkd_experiment *e) {
     free(e->set);
     for (size_t v = 0; v < e->num_variants; v++) free(e->variants[v].set);
     free(e->variants);
+    free(e->labels);
     free(e->defaults);
     free(e->file);
     free(e->dir);
@@ -326,6 +327,7 @@ static int is_null_scalar(const yaml_node_t *n) {
 }
 
 static int parse_variants(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t *key, yaml_node_t *val);
+static int parse_labels(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t *key, yaml_node_t *val);
 static int set_variant_leaf(gkd_experiment *e, exp_variant *var, yaml_document_t *doc, int ki, yaml_node_t *val);
 
 /* Walks a mapping of the top level (var NULL) or of variant `var`; prefix
@@ -373,6 +375,8 @@ static int walk_map(gkd_experiment *e, yaml_document_t *doc, yaml_node_t *map, c
             if ((rc = set_variant_leaf(e, var, doc, ki, val))) return rc;
         } else if (ki >= 0 && exp_keys[ki].kind == K_VARIANTS) {
             if ((rc = parse_variants(e, doc, ki, key, val))) return rc;
+        } else if (ki >= 0 && exp_keys[ki].kind == K_LABELS) {
+            if ((rc = parse_labels(e, doc, ki, key, val))) return rc;
         } else if (ki >= 0) {
             if ((rc = set_leaf(e, doc, ki, key, val))) return rc;
         } else if (section) {
@@ -514,6 +518,67 @@ static int parse_variants(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_
     st->is_list = 1;
     e->variants_key = ki;
     return add_axis(e, ki, val->start_mark);
+}
+
+#define MAX_LABEL_KEY 200
+#define MAX_LABEL_TEXT 1024
+
+/* labels: {KEY: TEXT, ...} -> display names for gkd table, in file order.
+ * Both sides are strings (scalars); nothing here reaches a cell. */
+static int parse_labels(gkd_experiment *e, yaml_document_t *doc, int ki, yaml_node_t *key, yaml_node_t *val) {
+    int rc = 0;
+    exp_setting *st = &e->set[ki];
+    st->key_line = (int)key->start_mark.line + 1;
+    st->key_col = (int)key->start_mark.column + 1;
+    if (is_null_scalar(val)) return 0;
+    if (val->type != YAML_MAPPING_NODE)
+        return at_mark(e, gkd_error(GKD_EINVAL, "labels: expected a mapping of KEY: TEXT (a metric, an axis or "
+                                                "AXIS:VALUE to its LaTeX name), got %s", node_kind(val)),
+                       val->start_mark);
+    yaml_node_pair_t *pairs = val->data.mapping.pairs.start;
+    size_t n = (size_t)(val->data.mapping.pairs.top - pairs);
+    e->labels = calloc(n ? n : 1, sizeof *e->labels);
+    if (!e->labels) return gkd_error(GKD_ENOMEM, "out of memory");
+    int *lines = calloc(n ? n : 1, 2 * sizeof *lines); /* each key's position, for duplicates */
+    if (!lines) return gkd_error(GKD_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && !rc; i++) {
+        yaml_node_t *k = yaml_document_get_node(doc, pairs[i].key);
+        yaml_node_t *v = yaml_document_get_node(doc, pairs[i].value);
+        const char *name = "", *text = "";
+        if (!k || !v) {
+            rc = at_mark(e, gkd_error(GKD_EFORMAT, "invalid mapping"), val->start_mark);
+        } else if (k->type != YAML_SCALAR_NODE) {
+            rc = at_mark(e, gkd_error(GKD_EINVAL, "labels: expected a key (a metric, an axis or AXIS:VALUE), got %s",
+                                      node_kind(k)), k->start_mark);
+        } else if (!(rc = scalar_text(e, k, &name))) {
+            lines[2 * i] = (int)k->start_mark.line + 1;
+            lines[2 * i + 1] = (int)k->start_mark.column + 1;
+            if (is_null_scalar(k) || !*name)
+                rc = at_mark(e, gkd_error(GKD_EINVAL, "labels: empty key"), k->start_mark);
+            else if (strlen(name) > MAX_LABEL_KEY)
+                rc = at_mark(e, gkd_error(GKD_EINVAL, "labels: key longer than %d characters", MAX_LABEL_KEY),
+                             k->start_mark);
+            for (size_t j = 0; j < i && !rc; j++)
+                if (!strcmp(e->labels[j].key, name))
+                    rc = at_mark(e, gkd_error(GKD_EINVAL, "labels: duplicate key '%s' (first at %d:%d)", name,
+                                              lines[2 * j], lines[2 * j + 1]), k->start_mark);
+            if (rc) break;
+            if (v->type != YAML_SCALAR_NODE || is_null_scalar(v) || !v->data.scalar.length)
+                rc = at_mark(e, gkd_error(GKD_EINVAL, "labels.%s: expected LaTeX text (a string), got %s", name,
+                                          v->type == YAML_SCALAR_NODE ? "nothing" : node_kind(v)), v->start_mark);
+            else if (!(rc = scalar_text(e, v, &text)) && strlen(text) > MAX_LABEL_TEXT)
+                rc = at_mark(e, gkd_error(GKD_EINVAL, "labels.%s: text longer than %d characters", name,
+                                          MAX_LABEL_TEXT), v->start_mark);
+            if (!rc) {
+                exp_label *l = &e->labels[e->num_labels];
+                if (!(l->key = exp_strdup(e, name)) || !(l->text = exp_strdup(e, text)))
+                    rc = gkd_error(GKD_ENOMEM, "out of memory");
+                else e->num_labels++;
+            }
+        }
+    }
+    free(lines);
+    return rc;
 }
 
 /* Checks between the variants and the top level, once the whole file is read. */
@@ -754,6 +819,13 @@ const char *gkd_experiment_name(const gkd_experiment *e) {
 size_t gkd_experiment_num_cells(const gkd_experiment *e) { return e->num_cells; }
 
 int gkd_experiment_num_axes(const gkd_experiment *e) { return e->num_axes; }
+
+size_t gkd_experiment_num_labels(const gkd_experiment *e) { return e->num_labels; }
+
+void gkd_experiment_label(const gkd_experiment *e, size_t i, const char **key, const char **text) {
+    *key = e->labels[i].key;
+    *text = e->labels[i].text;
+}
 
 void gkd_experiment_axis(const gkd_experiment *e, int i, const char **key, const char **name, size_t *num_values) {
     int k = e->axes[i].key;

@@ -42,6 +42,7 @@ static void apply(gkd_cell_config *c, const exp_key *k, const exp_value *v) {
         c->student_checkpoint = i == GKD_INIT_CHECKPOINT ? v->text : NULL;
         break;
     case K_VARIANTS: break; /* its settings are applied by exp_build_cell */
+    case K_LABELS: break;   /* presentation, not part of a cell */
     default: memcpy(field, &v->text, sizeof v->text); break;
     }
 }

@@ -61,6 +61,9 @@ static int starts(const char *path, const char *prefix) { return !strncmp(path, 
 static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     const char *p = k->path;
     if (k->kind == K_VARIANTS) return 0; /* a cell holds its variant's values, resolved */
+    /* Display names change no result: renaming a row for a paper must not
+     * invalidate a finished cell or move it to other shared artifacts. */
+    if (k->kind == K_LABELS) return 0;
     if (starts(p, "task.")) {
         if (k->tasks && !(k->tasks & exp_task_bit(c->task.name))) return 0;
         if (!strcmp(p, "task.path") && !c->task.path) return 0;
@@ -210,6 +213,7 @@ static const char *type_name(const exp_key *k) {
     case K_INIT: return "sft \\| random \\| path";
     case K_SEEDS: return "int list";
     case K_VARIANTS: return "name → settings";
+    case K_LABELS: return "key → LaTeX";
     default: return "string";
     }
 }

@@ -23,7 +23,8 @@ typedef enum {
     K_SEEDS,    /* top-level seeds: the `seed` axis */
     K_TIME,     /* Slurm time limit string */
     K_MEM,      /* Slurm memory string */
-    K_VARIANTS  /* top-level variants: the `variant` axis (no cell field) */
+    K_VARIANTS, /* top-level variants: the `variant` axis (no cell field) */
+    K_LABELS    /* top-level labels: display names for gkd table (no cell field) */
 } exp_kind;
 
 #define F_NO_AXIS 1u  /* a list is an error (name, description, slurm.*) */
@@ -113,6 +114,12 @@ typedef struct {
     int train_line, train_col; /* teacher.train section inside it (0 = none) */
 } exp_variant;
 
+/** One display name of `labels`: KEY (a metric, an axis or AXIS:VALUE) and
+ *  its LaTeX text, as gkd table --label KEY=TEXT. */
+typedef struct {
+    const char *key, *text;
+} exp_label;
+
 struct gkd_experiment {
     char *file;        /* path as given, for messages */
     char *dir;         /* absolute directory of the file */
@@ -124,6 +131,8 @@ struct gkd_experiment {
     exp_variant *variants; /* set[variants key].n entries, file order */
     size_t num_variants, cap_variants;
     int variants_key;  /* index of "variants" in exp_keys */
+    exp_label *labels; /* file order; not part of any cell or hash */
+    size_t num_labels;
     int task_name_varies; /* task.name is a list or set by a variant */
     exp_section_mark sections[32];
     int num_sections;

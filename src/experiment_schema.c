@@ -13,6 +13,9 @@ const exp_key exp_keys[] = {
     {"name", K_NAME, NULL, 0, 0, F_NO_AXIS | F_REQUIRED, 0, NULL, OFF(experiment),
      "experiment name, [A-Za-z0-9_.-]+ (used as a directory name)"},
     {"description", K_STR, "", 0, 0, F_NO_AXIS, 0, NULL, OFF(description), "free text"},
+    {"labels", K_LABELS, NULL, 0, 0, F_NO_AXIS, 0, NULL, 0,
+     "LaTeX display names for gkd table: KEY (a metric, an axis or AXIS:VALUE) to TEXT, as --label KEY=TEXT "
+     "(see Labels)"},
 
     {"task.name", K_ENUM_STR, "arith", 0, 0, 0, 0, "arith|reverse|sort|modes|pairs|text", OFF(task.name),
      "task generator"},

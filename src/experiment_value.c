@@ -245,6 +245,7 @@ int exp_parse_value(gkd_experiment *e, const exp_key *k, const char *s, exp_valu
         out->text = out->raw;
         return 0;
     case K_VARIANTS: /* names are checked by the variants parser */
+    case K_LABELS:   /* and labels by theirs */
         out->text = out->raw;
         return 0;
     case K_MEM:

@@ -360,6 +360,23 @@ static const struct {
      "exp.yaml:2:58: task.prompt_chars: 16 must be less than task.chunk 16"},
     {"name: x\neval: {n: 600}\n", "exp.yaml:2:11: eval.n: 600 exceeds task.eval 500"},
     {"name: x\ndistill: {steps: 10, warmup: 20}\n", "exp.yaml:2:30: distill.warmup: 20 exceeds distill.steps 10"},
+    /* labels: strings to strings, each key once, not in variants */
+    {"name: x\nlabels:\n  - a\n",
+     "exp.yaml:3:3: labels: expected a mapping of KEY: TEXT (a metric, an axis or AXIS:VALUE to its LaTeX name), got "
+     "a list"},
+    {"name: x\nlabels: 5\n",
+     "exp.yaml:2:9: labels: expected a mapping of KEY: TEXT (a metric, an axis or AXIS:VALUE to its LaTeX name), got "
+     "a scalar"},
+    {"name: x\nlabels: {exact_match: [a]}\n",
+     "exp.yaml:2:23: labels.exact_match: expected LaTeX text (a string), got a list"},
+    {"name: x\nlabels: {a: {b: c}}\n", "exp.yaml:2:13: labels.a: expected LaTeX text (a string), got a mapping"},
+    {"name: x\nlabels:\n  exact_match:\n", "exp.yaml:3:15: labels.exact_match: expected LaTeX text (a string), got nothing"},
+    {"name: x\nlabels: {[a]: b}\n", "exp.yaml:2:10: labels: expected a key (a metric, an axis or AXIS:VALUE), got a list"},
+    {"name: x\nlabels: {\"\": a}\n", "exp.yaml:2:10: labels: empty key"},
+    {"name: x\nlabels: {a: x, a: y}\n", "exp.yaml:2:16: labels: duplicate key 'a' (first at 2:10)"},
+    {"name: x\nvariants:\n  a: {labels: {x: y}}\n",
+     "exp.yaml:3:7: variants.a: 'labels' cannot be set by a variant (only task, teacher, student, distill and eval "
+     "keys)"},
 };
 
 START_TEST(test_error_messages) {
@@ -586,6 +603,71 @@ START_TEST(test_hashes) {
     one_cell_hashes("name: x\ndistill: {lambda: 0.50, divergence: jsd(0.10)}\n", t1, s1, c1);
     one_cell_hashes("name: x\ndistill: {lambda: 5e-1, divergence: \"jsd(0.1)\"}\n", t2, s2, c2);
     ck_assert_str_eq(c1, c2);
+}
+END_TEST
+
+static char *cell_yaml(const gkd_cell_config *c);
+
+/* labels: read in file order, block and flow, keys with ':' and quotes;
+ * they reach no cell: every hash and the written config are those of the
+ * same file without them, so labelling a finished grid reruns nothing. */
+START_TEST(test_labels) {
+    const char *plain = "name: x\ndistill: {divergence: [fkl, \"jsd(0.5)\"], lambda: [0, 1]}\nseeds: [1, 2]\n";
+    const char *labelled = "name: x\n"
+                           "labels:\n"
+                           "  exact_match: EM\n"
+                           "  divergence:fkl: Forward KL\n"
+                           "  \"divergence:jsd(0.5)\": 'JSD$_{0.5}$'\n"
+                           "  lambda: '$\\lambda$'\n"
+                           "distill: {divergence: [fkl, \"jsd(0.5)\"], lambda: [0, 1]}\n"
+                           "seeds: [1, 2]\n";
+    gkd_experiment *a = NULL, *b = NULL, *f = NULL;
+    ck_assert_msg(load_text(&a, plain) == 0, "%s", gkd_last_error());
+    ck_assert_msg(load_text(&b, labelled) == 0, "%s", gkd_last_error());
+    ck_assert_uint_eq(gkd_experiment_num_labels(a), 0);
+    ck_assert_uint_eq(gkd_experiment_num_labels(b), 4);
+    const char *want[4][2] = {{"exact_match", "EM"},
+                              {"divergence:fkl", "Forward KL"},
+                              {"divergence:jsd(0.5)", "JSD$_{0.5}$"},
+                              {"lambda", "$\\lambda$"}};
+    for (size_t i = 0; i < 4; i++) {
+        const char *key, *text;
+        gkd_experiment_label(b, i, &key, &text);
+        ck_assert_str_eq(key, want[i][0]);
+        ck_assert_str_eq(text, want[i][1]);
+    }
+    /* Not an axis: the same 8 cells. */
+    ck_assert_int_eq(gkd_experiment_num_axes(b), 3);
+    ck_assert_uint_eq(gkd_experiment_num_cells(b), 8);
+    for (size_t i = 0; i < 8; i++) {
+        gkd_cell_config ca = cell_of(a, i), cb = cell_of(b, i);
+        char ha[17], hb[17];
+        gkd_cell_config_hash(&ca, ha);
+        gkd_cell_config_hash(&cb, hb);
+        ck_assert_str_eq(ha, hb);
+        gkd_cell_teacher_hash(&ca, ha);
+        gkd_cell_teacher_hash(&cb, hb);
+        ck_assert_str_eq(ha, hb);
+        gkd_cell_student_init_hash(&ca, ha);
+        gkd_cell_student_init_hash(&cb, hb);
+        ck_assert_str_eq(ha, hb);
+        char *ya = cell_yaml(&ca), *yb = cell_yaml(&cb);
+        ck_assert_str_eq(ya, yb);
+        free(ya), free(yb);
+    }
+    /* Flow form; an empty `labels:` is no labels. */
+    ck_assert_int_eq(load_text(&f, "name: x\nlabels: {exact_match: EM, divergence:fkl: FKL}\n"), 0);
+    ck_assert_uint_eq(gkd_experiment_num_labels(f), 2);
+    const char *key, *text;
+    gkd_experiment_label(f, 1, &key, &text);
+    ck_assert_str_eq(key, "divergence:fkl");
+    ck_assert_str_eq(text, "FKL");
+    gkd_experiment_free(f);
+    ck_assert_int_eq(load_text(&f, "name: x\nlabels:\n"), 0);
+    ck_assert_uint_eq(gkd_experiment_num_labels(f), 0);
+    gkd_experiment_free(f);
+    gkd_experiment_free(a);
+    gkd_experiment_free(b);
 }
 END_TEST
 
@@ -967,6 +1049,7 @@ START_TEST(test_cli_check) {
     ck_assert_int_eq(run_check("--schema", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "| `distill.lambda` | number | `0.5` | [0, 1] | yes |"));
     ck_assert_ptr_nonnull(strstr(out, "| `variants` | name → settings | none |  | `variant` |"));
+    ck_assert_ptr_nonnull(strstr(out, "| `labels` | key → LaTeX | none |  | no |"));
 
     ck_assert_int_eq(run_check("tests/fixtures/experiments/variants.yaml", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "experiment recipes: 12 cells; axes (last varies fastest): variant[6] x seed[2]\n"));
@@ -989,6 +1072,7 @@ Suite *experiment_suite(void) {
     tcase_add_test(tc, test_axis_names_and_sanitizing);
     tcase_add_test(tc, test_fnv1a_reference);
     tcase_add_test(tc, test_hashes);
+    tcase_add_test(tc, test_labels);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_variants);
     tcase_add_test(tc, test_variants_with_axes);

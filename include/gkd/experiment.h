@@ -143,6 +143,12 @@ int gkd_experiment_num_axes(const gkd_experiment *exp);
 void gkd_experiment_axis(const gkd_experiment *exp, int i, const char **key, const char **name,
                          size_t *num_values);
 
+/** The experiment's `labels` (file order): display names for gkd table,
+ *  KEY a metric, an axis or AXIS:VALUE, TEXT LaTeX source. They are in no
+ *  cell and no hash. */
+size_t gkd_experiment_num_labels(const gkd_experiment *exp);
+void gkd_experiment_label(const gkd_experiment *exp, size_t i, const char **key, const char **text);
+
 /** Resolve cell i (0 <= i < num_cells). */
 int gkd_experiment_cell(const gkd_experiment *exp, size_t i, gkd_cell_config *out);
 
