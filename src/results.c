@@ -426,3 +426,49 @@ done:
     free(sel);
     return rc;
 }
+
+int gkd_results_labels(gkd_where **out, int *n, const char *dir) {
+    *out = NULL;
+    *n = 0;
+    char *path = join_path(dir, "labels.csv");
+    gkd_csv *c = NULL;
+    gkd_where *w = NULL;
+    int rc = 0, k = 0;
+    if (!path) return gkd_error(GKD_ENOMEM, "out of memory");
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT) rc = gkd_error(GKD_EIO, "%s: %s", path, strerror(errno));
+        goto done; /* no labels */
+    }
+    if ((rc = gkd_csv_read(&c, path))) goto done;
+    const int key = gkd_csv_col(c, "key"), text = gkd_csv_col(c, "text");
+    if (key < 0 || text < 0) {
+        rc = gkd_error(GKD_EFORMAT, "%s: expected the columns key,text", path);
+        goto done;
+    }
+    if (!(w = calloc(c->nrows + 1, sizeof *w))) {
+        rc = gkd_error(GKD_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (; (size_t)k < c->nrows; k++) {
+        const char *kv = gkd_csv_get(c, (size_t)k, key), *tv = gkd_csv_get(c, (size_t)k, text);
+        if (!*kv || !*tv) {
+            rc = gkd_error(GKD_EFORMAT, "%s:%ld: empty %s", path, c->lines[k], *kv ? "text" : "key");
+            goto done;
+        }
+        if (!(w[k].key = strdup(kv)) || !(w[k].value = strdup(tv))) {
+            k++;
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    *out = w;
+    *n = k;
+    w = NULL;
+done:
+    for (int i = 0; w && i < k; i++) gkd_where_free(&w[i]);
+    free(w);
+    gkd_csv_free(c);
+    free(path);
+    return rc;
+}

@@ -2,6 +2,7 @@
  *
  * <results>/<exp>/
  *   grid.csv                  cell,dir,<axes>: every cell in grid order
+ *   labels.csv                key,text: the experiment's labels (if any)
  *   shared/teacher-<hash>/    the teacher every cell with that hash uses
  *   shared/student-<hash>/    the SFT student init shared across non-seed axes
  *   <cell>/                   config.yaml, config.hash, axes.csv, run.json,
@@ -169,6 +170,18 @@ static int write_axes_csv(const char *dir, const gkd_cell_config *c) {
     return rc;
 }
 
+/* Files of the experiment as a whole are rewritten only when they change:
+ * a finished experiment run again touches no file, and concurrent Slurm
+ * tasks do not race on them. */
+static int write_if_changed(const char *path, const gkd_csv_buf *b) {
+    char *old = NULL;
+    size_t old_len = 0;
+    int same = gkd_path_exists(path) && gkd_file_read(&old, &old_len, path) == 0 && old_len == b->len &&
+               memcmp(old, b->data, b->len) == 0;
+    free(old);
+    return same ? 0 : gkd_file_write_atomic(path, b->data, b->len);
+}
+
 static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
     gkd_csv_buf b = GKD_CSV_BUF_INIT;
     char path[PATH_CAP];
@@ -190,18 +203,42 @@ static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
         rc = rc ? rc : gkd_csv_buf_end_row(&b);
     }
     rc = rc ? rc : path_join(path, exp_dir, "grid.csv");
-    if (!rc) {
-        /* Rewritten only when it changes: a finished experiment run again
-         * touches no file, and concurrent Slurm tasks do not race on it. */
-        char *old = NULL;
-        size_t old_len = 0;
-        int same = gkd_path_exists(path) && gkd_file_read(&old, &old_len, path) == 0 && old_len == b.len &&
-                   memcmp(old, b.data, b.len) == 0;
-        free(old);
-        if (!same) rc = gkd_file_write_atomic(path, b.data, b.len);
-    }
+    rc = rc ? rc : write_if_changed(path, &b);
     gkd_csv_buf_free(&b);
     return rc;
+}
+
+/* labels.csv: the experiment's `labels` (key,text in file order), which
+ * gkd table reads as display names; removed when the file has none, so a
+ * label deleted from the experiment does not live on in the tables. */
+static int write_labels_csv(const char *exp_dir, const gkd_experiment *exp) {
+    gkd_csv_buf b = GKD_CSV_BUF_INIT;
+    char path[PATH_CAP];
+    int rc = path_join(path, exp_dir, "labels.csv");
+    if (rc) return rc;
+    if (gkd_experiment_num_labels(exp) == 0) {
+        if (unlink(path) != 0 && errno != ENOENT) return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
+        return 0;
+    }
+    rc = gkd_csv_buf_str(&b, "key");
+    rc = rc ? rc : gkd_csv_buf_str(&b, "text");
+    rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    for (size_t i = 0; i < gkd_experiment_num_labels(exp) && !rc; i++) {
+        const char *key, *text;
+        gkd_experiment_label(exp, i, &key, &text);
+        rc = gkd_csv_buf_str(&b, key);
+        rc = rc ? rc : gkd_csv_buf_str(&b, text);
+        rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    }
+    rc = rc ? rc : write_if_changed(path, &b);
+    gkd_csv_buf_free(&b);
+    return rc;
+}
+
+/* What the results directory holds about the experiment as a whole. */
+static int write_experiment_files(const char *exp_dir, const gkd_experiment *exp) {
+    int rc = write_grid_csv(exp_dir, exp);
+    return rc ? rc : write_labels_csv(exp_dir, exp);
 }
 
 /* ---- filters ---- */
@@ -683,7 +720,7 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
     int rc = scan_cells(todo, &ntodo, &skipped, exp, exp_dir, sel, opt->force);
     if (rc) goto out;
     /* Only now, with every selected cell's config checked, does anything get written. */
-    if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto out;
+    if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_experiment_files(exp_dir, exp))) goto out;
     if (skipped && ntodo) fprintf(stderr, "gkd: %zu of %zu cells already done, running %zu\n", skipped, sel->n, ntodo);
     int jobs = opt->jobs > 0 ? opt->jobs : 1;
     if (jobs > (int)ntodo) jobs = ntodo > 0 ? (int)ntodo : 1;
@@ -789,6 +826,8 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
         if (rc) goto done;
         if (ntodo == 0) {
             fprintf(stderr, "gkd: all %zu cells already done; nothing submitted\n", sel.n);
+            /* Labels edited after the run still reach the tables. */
+            if ((rc = write_experiment_files(exp_dir, exp))) goto done;
             if (opt->table) rc = print_default_table(exp, exp_dir);
             goto done;
         }
@@ -802,7 +841,7 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
         so.max_parallel = opt->slurm.max_parallel;
         /* Bad Slurm options are refused before anything is written. */
         if ((rc = gkd_slurm_options_check(&so))) goto done;
-        if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_grid_csv(exp_dir, exp))) goto done;
+        if ((rc = gkd_mkdir_p(exp_dir)) || (rc = write_experiment_files(exp_dir, exp))) goto done;
         char *cmd = NULL, job[64];
         if ((rc = gkd_slurm_gkd_command(&cmd, NULL, path, opt->results))) goto done;
         rc = gkd_slurm_run_array(job, sizeof job, gkd_experiment_name(exp), exp_dir,

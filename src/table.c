@@ -328,6 +328,33 @@ static int training_time(double **elapsed, const gkd_csv *ev, const char *dir) {
     return rc;
 }
 
+/* The display names: --label first, so that it overrides the same key in
+ * the experiment's labels (labels.csv), which follow. */
+static int set_labels(gkd_table *t, const gkd_table_opts *o, const char *dir) {
+    gkd_where *file = NULL;
+    int nfile = 0, rc = gkd_results_labels(&file, &nfile, dir);
+    if (rc) return rc;
+    const int n = o->nlabels + nfile;
+    if (n > 0) {
+        t->label_keys = calloc((size_t)n, sizeof *t->label_keys);
+        t->label_texts = calloc((size_t)n, sizeof *t->label_texts);
+        if (!t->label_keys || !t->label_texts) rc = gkd_error(GKD_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        const gkd_where *l = i < o->nlabels ? &o->labels[i] : &file[i - o->nlabels];
+        if (!(t->label_keys[t->nlabels] = strdup(l->key)) || !(t->label_texts[t->nlabels] = strdup(l->value))) {
+            free(t->label_keys[t->nlabels]);
+            t->label_keys[t->nlabels] = NULL;
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
+        } else {
+            t->nlabels++;
+        }
+    }
+    for (int i = 0; i < nfile; i++) gkd_where_free(&file[i]);
+    free(file);
+    return rc;
+}
+
 /* --baseline AXIS=VALUE: which axis and which of its values (present). */
 static int set_baseline(gkd_table *t, const char *spec, int *base) {
     gkd_where w = {NULL, NULL};
@@ -382,21 +409,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
         goto done;
     }
     if (o->reference && (rc = parse_refs(t, o->reference))) goto done;
-    if (o->nlabels > 0) {
-        t->label_keys = calloc((size_t)o->nlabels, sizeof *t->label_keys);
-        t->label_texts = calloc((size_t)o->nlabels, sizeof *t->label_texts);
-        if (!t->label_keys || !t->label_texts) {
-            rc = gkd_error(GKD_ENOMEM, "out of memory");
-            goto done;
-        }
-        for (; t->nlabels < o->nlabels; t->nlabels++)
-            if (!(t->label_keys[t->nlabels] = strdup(o->labels[t->nlabels].key)) ||
-                !(t->label_texts[t->nlabels] = strdup(o->labels[t->nlabels].value))) {
-                free(t->label_keys[t->nlabels]);
-                rc = gkd_error(GKD_ENOMEM, "out of memory");
-                goto done;
-            }
-    }
+    if ((rc = set_labels(t, o, dir))) goto done;
     for (int m = 0; m < o->nmetrics; m++)
         if (o->at == GKD_AT_BEST && gkd_metric_direction(o->metrics[m]) == GKD_DIR_NONE) {
             rc = gkd_error(GKD_EINVAL, "--at best: metric '%s' has no better direction (use --at final)",
@@ -565,14 +578,14 @@ const char *gkd_table_latex_name(const char *name) {
 
 static void latex_escape(char *out, size_t size, const char *s);
 
-/* The --label text for key, or NULL. */
+/* The label text for key (--label before labels.csv), or NULL. */
 static const char *user_label(const gkd_table *t, const char *key) {
     for (int i = 0; i < t->nlabels; i++)
         if (!strcmp(t->label_keys[i], key)) return t->label_texts[i];
     return NULL;
 }
 
-/* LaTeX for a metric or an axis name: --label, the built-in name, or the
+/* LaTeX for a metric or an axis name: a label, the built-in name, or the
  * name escaped. */
 static void latex_name(char *out, size_t size, const gkd_table *t, const char *name) {
     const char *l = user_label(t, name);
@@ -581,7 +594,7 @@ static void latex_name(char *out, size_t size, const gkd_table *t, const char *n
     else latex_escape(out, size, name);
 }
 
-/* LaTeX for a value of an axis: --label AXIS:VALUE, else escaped. */
+/* LaTeX for a value of an axis: a label AXIS:VALUE, else escaped. */
 static void latex_value(char *out, size_t size, const gkd_table *t, const char *axis, const char *value) {
     char key[512];
     snprintf(key, sizeof key, "%s:%s", axis, value);

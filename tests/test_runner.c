@@ -617,6 +617,70 @@ START_TEST(test_changed_config_refused) {
 }
 END_TEST
 
+/* A snapshot without the line of the file at `path` (which must be there).
+ * Not inlined: GCC 12's -Wdangling-pointer then takes the snapshot for a
+ * pointer into tree_snapshot's frame. */
+static __attribute__((noinline)) char *without_line(const char *snap, const char *path) {
+    const char *line = strstr(snap, path), *end = line ? strchr(line, '\n') : NULL;
+    ck_assert_msg(end != NULL, "%s not in the snapshot", path);
+    char *out = malloc(strlen(snap) + 1);
+    ck_assert_ptr_nonnull(out);
+    memcpy(out, snap, (size_t)(line - snap));
+    strcpy(out + (line - snap), end + 1);
+    return out;
+}
+
+/* `labels` in the experiment file: no cell's config changes, so a
+ * finished grid is labelled without rerunning anything; gkd run writes
+ * labels.csv (and removes it with the labels) and gkd table uses it,
+ * with --label overriding it. */
+START_TEST(test_labels_reach_the_table) {
+    char res[PATH_MAX], yaml[PATH_MAX], p[PATH_MAX], exp[PATH_MAX];
+    pathf(res, "%s/labels", tmpdir);
+    pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
+    pathf(exp, "%s/" GRID, res);
+    char *orig = slurp(grid_yaml, NULL);
+    write_file(yaml, orig);
+    char *args[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    char *before = tree_snapshot(exp);
+    pathf(p, "%s/labels.csv", exp);
+    ck_assert(!exists(p));
+
+    char *labelled = replace(orig, "seeds: [1, 2]\n",
+                             "seeds: [1, 2]\nlabels:\n  exact_match: EM\n  divergence:fkl: 'Forward KL, $D_{KL}$'\n");
+    write_file(yaml, labelled);
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    ck_assert_str_eq(last_err, "gkd: all 1 cells already done\n");
+    char *labels = slurp(p, NULL);
+    ck_assert_ptr_nonnull(labels);
+    ck_assert_str_eq(labels, "key,text\nexact_match,EM\ndivergence:fkl,\"Forward KL, $D_{KL}$\"\n");
+    /* Every other file as it was (the cell's config.hash included). */
+    char *after = tree_snapshot(exp), *others = without_line(after, p);
+    assert_same_snapshot(before, others);
+
+    char *table[] = {"table", exp, "--rows", "divergence", "--metric", "exact_match", "--format", "latex", NULL};
+    ck_assert_msg(run_gkd(table) == 0, "%s", last_err);
+    ck_assert_msg(strstr(last_out, "Divergence & EM $\\uparrow$ \\\\") &&
+                      strstr(last_out, "\nForward KL, $D_{KL}$ & "),
+                  "%s", last_out);
+    char *override[] = {"table", exp, "--rows", "divergence", "--metric", "exact_match", "--format", "latex",
+                        "--label", "divergence:fkl=FKL", NULL};
+    ck_assert_msg(run_gkd(override) == 0, "%s", last_err);
+    ck_assert_msg(strstr(last_out, "Divergence & EM $\\uparrow$") && strstr(last_out, "\nFKL & ") &&
+                      !strstr(last_out, "Forward KL"),
+                  "%s", last_out);
+
+    /* Labels removed from the file: labels.csv goes too, nothing else moves. */
+    write_file(yaml, orig);
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    ck_assert(!exists(p));
+    char *again = tree_snapshot(exp);
+    assert_same_snapshot(before, again);
+    free(orig), free(labelled), free(labels), free(before), free(after), free(others), free(again);
+}
+END_TEST
+
 /* A cell made in one products mode (gkd/products.h) is refused by a run in
  * the other unless forced, and shared models of the two modes stay apart. */
 START_TEST(test_products_mode_not_mixed) {
@@ -1123,6 +1187,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_dry_run_writes_nothing);
     tcase_add_test(tc, test_cell_index);
     tcase_add_test(tc, test_changed_config_refused);
+    tcase_add_test(tc, test_labels_reach_the_table);
     tcase_add_test(tc, test_products_mode_not_mixed);
     tcase_add_test(tc, test_invalid_file);
     tcase_add_test(tc, test_resume_after_sigkill);

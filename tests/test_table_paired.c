@@ -239,6 +239,47 @@ START_TEST(test_latex_labels) {
 }
 END_TEST
 
+/* The experiment's labels (labels.csv, written by gkd run) are display
+ * names too; --label overrides the same key. */
+START_TEST(test_labels_file) {
+    make_tree(0);
+    char path[300], want[400];
+    snprintf(path, sizeof path, "%s/labels.csv", root);
+    write_file(path, "key,text\nexact_match,EM from file\ncond:up,Planted\ncond:same,\"Same, unchanged\"\n");
+    const char *m[] = {"exact_match"};
+    gkd_where labels[1] = {{"cond:up", "CLI up"}};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "cond";
+    o.metrics = m;
+    o.nmetrics = 1;
+    o.labels = labels;
+    o.nlabels = 1;
+    gkd_table *t = NULL;
+    ck_assert_msg(gkd_table_build(&t, root, &o) == 0, "%s", gkd_last_error());
+    char *tex = NULL, *md = NULL;
+    ck_assert_int_eq(gkd_table_render(&tex, t, GKD_FMT_LATEX, 0, 3), 0);
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_msg(strstr(tex, "cond & EM from file $\\uparrow$ \\\\"), "%s", tex);
+    ck_assert_msg(strstr(tex, "\nCLI up & ") && !strstr(tex, "Planted"), "%s", tex);
+    ck_assert_msg(strstr(tex, "\nSame, unchanged & ") && strstr(tex, "\nbase & "), "%s", tex);
+    /* Markdown keeps the names of the files. */
+    ck_assert_msg(strstr(md, "| cond | exact_match ↑ |") && strstr(md, "\n| up |"), "%s", md);
+    free(tex), free(md);
+    gkd_table_free(t);
+    t = NULL;
+    /* A hand-edited file that is not key,text pairs is refused. */
+    write_file(path, "key,text\nexact_match,EM\n,x\n");
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s:3: empty key", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    write_file(path, "name,latex\nexact_match,EM\n");
+    ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s: expected the columns key,text", path);
+    ck_assert_str_eq(gkd_last_error(), want);
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
 /* Means that print the same are all bold: a reader sees a tie. */
 START_TEST(test_ties_in_print_all_bold) {
     cell("x", 1, 0.4794);
@@ -290,6 +331,7 @@ Suite *table_paired_suite(void) {
     tcase_add_test(tc, test_unshared_seeds);
     tcase_add_test(tc, test_reference_rows);
     tcase_add_test(tc, test_latex_labels);
+    tcase_add_test(tc, test_labels_file);
     tcase_add_test(tc, test_ties_in_print_all_bold);
     tcase_add_test(tc, test_bad_baseline);
     suite_add_tcase(s, tc);

@@ -1,7 +1,8 @@
 /* The reading side of a results tree (docs/results.md):
- * results/<experiment>/<cell>/{axes.csv,metrics.csv,eval.csv,done} and an
+ * results/<experiment>/<cell>/{axes.csv,metrics.csv,eval.csv,done}, an
  * optional results/<experiment>/grid.csv that fixes the order of cells and
- * axis values. Shared by `gkd table` and `gkd plot`. */
+ * axis values, and an optional labels.csv of display names. Shared by
+ * `gkd table` and `gkd plot`. */
 #ifndef GKD_RESULTS_H
 #define GKD_RESULTS_H
 
@@ -60,6 +61,12 @@ int gkd_where_match(const gkd_result_cell *c, const gkd_where *w, int nw);
  *  single value among the selected cells; otherwise GKD_EINVAL naming it. */
 int gkd_results_select(int **idx, int *n, int *nskipped, const gkd_results *r, const gkd_where *w,
                        int nw, const char *const *grouped, int ngrouped);
+
+/** The display names in `dir`/labels.csv (header key,text; written by the
+ *  runner from the experiment's `labels`): *n pairs in *out, key = KEY,
+ *  value = TEXT (caller frees each with gkd_where_free, then the array).
+ *  No file: *n = 0. An empty key or text is GKD_EFORMAT naming file:line. */
+int gkd_results_labels(gkd_where **out, int *n, const char *dir);
 
 /** Parse a field as a number: 1 and *v set if numeric (nan/inf accepted),
  *  0 if empty (not measured), GKD_EFORMAT if not a number. */

@@ -52,7 +52,8 @@ typedef struct {
     const char *reference;      /* "teacher", "init" or both, comma-separated: reference
                                    rows above the table (NULL: none) */
     const gkd_where *labels;    /* LaTeX labels: key = a metric, an axis or AXIS:VALUE,
-                                   value = LaTeX source (--label KEY=TEXT) */
+                                   value = LaTeX source (--label KEY=TEXT); they
+                                   override the experiment's (labels.csv) */
     int nlabels;
 } gkd_table_opts;
 
@@ -119,7 +120,7 @@ typedef struct {
     gkd_table_ref refs[2];
     gkd_table_stat *ref_stats; /* (nref, nmetrics, ncols): not bold, not compared */
     int nlabels;
-    char **label_keys, **label_texts; /* (nlabels) the --label overrides */
+    char **label_keys, **label_texts; /* (nlabels) --label, then labels.csv */
 } gkd_table;
 
 /** Build the table for the experiment directory `dir`. */

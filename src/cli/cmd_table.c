@@ -31,7 +31,8 @@ static void table_usage(FILE *f) {
             "--reference adds rows for the grid's teacher and for the students before\n"
             "distillation (their step-0 evaluation). In LaTeX, metrics and axes print\n"
             "as display names; --label sets one (KEY a metric, an axis or AXIS:VALUE,\n"
-            "TEXT LaTeX source). See docs/results.md.\n");
+            "TEXT LaTeX source), over the experiment file's labels (labels.csv, written\n"
+            "by gkd run). See docs/results.md.\n");
 }
 
 int cmd_table(int argc, char **argv) {
