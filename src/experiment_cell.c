@@ -92,6 +92,8 @@ int exp_build_cell(const gkd_experiment *e, size_t idx, gkd_cell_config *c, size
     if (!choice) choice = local;
     if (idx >= e->num_cells) return gkd_error(GKD_EINVAL, "cell %zu out of range (%zu cells)", idx, e->num_cells);
     memset(c, 0, sizeof *c);
+    /* Unset lr_min (no default) means lr / 10 and stays out of the hashes. */
+    c->teacher_train.lr_min = c->student_sft.lr_min = c->distill.opt.lr_min = -1;
     for (int k = 0; k < exp_num_keys; k++) choice[k] = 0;
     size_t rem = idx;
     for (int a = e->num_axes - 1; a >= 0; a--) {

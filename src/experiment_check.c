@@ -86,6 +86,10 @@ static int check_warmup(const gkd_experiment *e, const gkd_cell_config *c, const
         snprintf(key, sizeof key, "%s.warmup", who);
         return fail(e, c, choice, key, "%s: %d exceeds %s.steps %d", key, o->warmup, who, o->steps);
     }
+    if (o->lr_min > o->lr) {
+        snprintf(key, sizeof key, "%s.lr_min", who);
+        return fail(e, c, choice, key, "%s: %g exceeds %s.lr %g (the decay would rise)", key, o->lr_min, who, o->lr);
+    }
     return 0;
 }
 

@@ -72,6 +72,9 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if (!strcmp(p, "teacher.checkpoint") && !c->teacher_checkpoint) return 0;
     if ((starts(p, "teacher.model.") || starts(p, "teacher.train.")) && c->teacher_checkpoint) return 0;
     if (!strcmp(p, "student.model.context") && c->student_model.max_seq_len == 0) return 0;
+    if (!strcmp(p, "teacher.train.lr_min") && c->teacher_train.lr_min < 0) return 0;
+    if (!strcmp(p, "student.sft.lr_min") && c->student_sft.lr_min < 0) return 0;
+    if (!strcmp(p, "distill.lr_min") && c->distill.opt.lr_min < 0) return 0;
     switch (why) {
     case P_WRITE: return 1;
     case P_CONFIG: return strcmp(p, "name") && strcmp(p, "description") && !starts(p, "slurm.");
@@ -238,6 +241,7 @@ int gkd_experiment_schema_markdown(FILE *f) {
         }
         if (k->flags & F_REQUIRED) snprintf(def, sizeof def, "required");
         else if (!strcmp(k->path, "student.model.context")) snprintf(def, sizeof def, "teacher's");
+        else if (strstr(k->path, ".lr_min")) snprintf(def, sizeof def, "lr / 10");
         else if (!k->def) snprintf(def, sizeof def, "none");
         else if (k->kind == K_STR || k->kind == K_MEM || k->kind == K_TIME) snprintf(def, sizeof def, "`\"%s\"`", k->def);
         else if (k->kind == K_SEEDS) snprintf(def, sizeof def, "`[%s]`", k->def);

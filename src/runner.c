@@ -217,7 +217,8 @@ static int write_labels_csv(const char *exp_dir, const gkd_experiment *exp) {
     int rc = path_join(path, exp_dir, "labels.csv");
     if (rc) return rc;
     if (gkd_experiment_num_labels(exp) == 0) {
-        if (unlink(path) != 0 && errno != ENOENT) return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
+        if (unlink(path) != 0 && errno != ENOENT)
+            return gkd_error(GKD_EIO, "cannot remove %s: %s", path, strerror(errno));
         return 0;
     }
     rc = gkd_csv_buf_str(&b, "key");
@@ -317,13 +318,16 @@ static void lock_release(file_lock *l) {
     l->fd = -1;
 }
 
+/* The cosine decay's floor: the phase's lr_min when set, else lr / 10. */
+static double lr_floor(const gkd_train_options *t) { return t->lr_min >= 0 ? t->lr_min : t->lr * 0.1; }
+
 static void train_options(gkd_distill_options *o, const gkd_train_options *t, uint64_t seed, int max_new) {
     gkd_distill_options d = GKD_DISTILL_OPTIONS_INIT;
     d.divergence.kind = GKD_DIV_CE;
     d.steps = t->steps;
     d.batch = t->batch;
     d.lr = t->lr;
-    d.lr_min = t->lr * 0.1;
+    d.lr_min = lr_floor(t);
     d.warmup = t->warmup;
     d.weight_decay = (float)t->weight_decay;
     d.clip = (float)t->clip;
@@ -417,7 +421,7 @@ static void distill_options(gkd_distill_options *o, const gkd_cell_config *c) {
     d.steps = x->opt.steps;
     d.batch = x->opt.batch;
     d.lr = x->opt.lr;
-    d.lr_min = x->opt.lr * 0.1;
+    d.lr_min = lr_floor(&x->opt);
     d.warmup = x->opt.warmup;
     d.weight_decay = (float)x->opt.weight_decay;
     d.clip = (float)x->opt.clip;

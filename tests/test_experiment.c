@@ -360,6 +360,9 @@ static const struct {
      "exp.yaml:2:58: task.prompt_chars: 16 must be less than task.chunk 16"},
     {"name: x\neval: {n: 600}\n", "exp.yaml:2:11: eval.n: 600 exceeds task.eval 500"},
     {"name: x\ndistill: {steps: 10, warmup: 20}\n", "exp.yaml:2:30: distill.warmup: 20 exceeds distill.steps 10"},
+    {"name: x\ndistill: {lr: 1e-3, lr_min: 2e-3}\n",
+     "exp.yaml:2:29: distill.lr_min: 0.002 exceeds distill.lr 0.001 (the decay would rise)"},
+    {"name: x\nstudent: {sft: {lr: 1e-3, lr_min: -1}}\n", "exp.yaml:2:35: student.sft.lr_min: -1 is out of range [0, 10]"},
     /* labels: strings to strings, each key once, not in variants */
     {"name: x\nlabels:\n  - a\n",
      "exp.yaml:3:3: labels: expected a mapping of KEY: TEXT (a metric, an axis or AXIS:VALUE to its LaTeX name), got "

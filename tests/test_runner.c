@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "gkd/csv.h"
 
 #define GRID "tiny_grid"
 #define NCELLS 8
@@ -634,6 +637,57 @@ static __attribute__((noinline)) char *without_line(const char *snap, const char
  * finished grid is labelled without rerunning anything; gkd run writes
  * labels.csv (and removes it with the labels) and gkd table uses it,
  * with --label overriding it. */
+/* distill.lr_min sets the floor of the cosine decay; lr_min = lr holds the
+ * rate constant after warmup, so the first N steps of a run are a run of N
+ * steps. Unset, the floor is lr / 10 and the key stays out of the hash. */
+START_TEST(test_lr_min_schedule) {
+    char res[PATH_MAX], yaml[PATH_MAX], p[PATH_MAX];
+    pathf(res, "%s/lr_min", tmpdir);
+    pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
+    char *orig = slurp(grid_yaml, NULL);
+    char *constant = replace(orig, "  lr: 1e-3\n", "  lr: 1e-3\n  lr_min: 1e-3\n");
+    write_file(yaml, constant);
+    char *args[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+
+    cell_path(p, res, GRID, cell_dirs[0], "metrics.csv");
+    gkd_csv *m = NULL;
+    ck_assert_int_eq(gkd_csv_read(&m, p), 0);
+    int lr = gkd_csv_col(m, "lr");
+    ck_assert_int_ge(lr, 0);
+    ck_assert_uint_eq(m->nrows, 20);
+    for (size_t r = 0; r < m->nrows; r++) ck_assert_str_eq(gkd_csv_get(m, r, lr), "0.001");
+    gkd_csv_free(m);
+    cell_path(p, res, GRID, cell_dirs[0], "config.yaml");
+    char *cfg = slurp(p, NULL);
+    ck_assert_ptr_nonnull(strstr(cfg, "lr_min: 0.001"));
+    cell_path(p, res, GRID, cell_dirs[0], "config.hash");
+    char *hash_constant = slurp(p, NULL);
+
+    /* Unset: the cosine ends at lr / 10 and the hash is the grid's own. */
+    pathf(res, "%s/lr_min_unset", tmpdir);
+    write_file(yaml, orig);
+    char *plain[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(plain) == 0, "%s", last_err);
+    cell_path(p, res, GRID, cell_dirs[0], "metrics.csv");
+    ck_assert_int_eq(gkd_csv_read(&m, p), 0);
+    double last = strtod(gkd_csv_get(m, m->nrows - 1, gkd_csv_col(m, "lr")), NULL);
+    double expect = 1e-4 + (1e-3 - 1e-4) * 0.5 * (1.0 + cos(M_PI * 19.0 / 20.0));
+    ck_assert_double_eq_tol(last, expect, 1e-12);
+    gkd_csv_free(m);
+    cell_path(p, res, GRID, cell_dirs[0], "config.yaml");
+    char *cfg_plain = slurp(p, NULL);
+    ck_assert_ptr_null(strstr(cfg_plain, "lr_min"));
+    cell_path(p, res, GRID, cell_dirs[0], "config.hash");
+    char *hash_plain = slurp(p, NULL);
+    cell_path(p, ref_dir, GRID, cell_dirs[0], "config.hash");
+    char *hash_ref = slurp(p, NULL);
+    ck_assert_str_eq(hash_plain, hash_ref);
+    ck_assert_str_ne(hash_plain, hash_constant);
+    free(orig), free(constant), free(cfg), free(cfg_plain), free(hash_constant), free(hash_plain), free(hash_ref);
+}
+END_TEST
+
 START_TEST(test_labels_reach_the_table) {
     char res[PATH_MAX], yaml[PATH_MAX], p[PATH_MAX], exp[PATH_MAX];
     pathf(res, "%s/labels", tmpdir);
@@ -1198,6 +1252,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_failed_cells_retried);
     tcase_add_test(tc, test_slurm_executor);
     tcase_add_test(tc, test_skip_completed);
+    tcase_add_test(tc, test_lr_min_schedule);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,6 +35,7 @@ typedef struct {
     int steps;
     int batch;
     double lr;           /* peak learning rate */
+    double lr_min;       /* floor of the cosine decay; < 0: unset, lr / 10 */
     int warmup;          /* linear warmup steps */
     double weight_decay; /* AdamW decoupled weight decay */
     double clip;         /* global grad-norm clip, 0 = off */
