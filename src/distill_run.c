@@ -99,25 +99,37 @@ static gkd_divergence validation_divergence(const gkd_distill_options *o) {
     return d;
 }
 
-static int evaluate(gkd_distill_state *s, gkd_csv_appender *a, gkd_csv_buf *b, long step,
-                    gkd_eval_result *res) {
+/* The evaluation settings of a run: the same for the student at every
+ * evaluation and for the teacher's reference evaluation. */
+static gkd_eval_options eval_options(const gkd_distill_options *o) {
     gkd_eval_options eo = GKD_EVAL_OPTIONS_INIT;
-    eo.n = s->o.eval_n;
-    eo.greedy = s->o.eval_greedy;
-    eo.samples = s->o.eval_samples;
-    eo.temperature = s->o.eval_temperature;
-    eo.max_new_tokens = s->o.sample.max_new_tokens;
-    eo.batch = s->o.batch;
-    eo.seed = s->o.seed;
-    eo.val_divergence = validation_divergence(&s->o);
-    eo.tau = s->o.loss_temperature;
-    int rc = gkd_evaluate(res, s->student, s->teacher, s->tok, s->task, &eo);
-    if (rc) return gkd_error_wrap(rc, "evaluation at step %ld", step);
+    eo.n = o->eval_n;
+    eo.greedy = o->eval_greedy;
+    eo.samples = o->eval_samples;
+    eo.temperature = o->eval_temperature;
+    eo.max_new_tokens = o->sample.max_new_tokens;
+    eo.batch = o->batch;
+    eo.seed = o->seed;
+    eo.val_divergence = validation_divergence(o);
+    eo.tau = o->loss_temperature;
+    return eo;
+}
+
+/* One eval.csv row: the step, then every metric (empty where not measured). */
+static int eval_row(gkd_csv_buf *b, long step, const gkd_eval_result *res) {
     gkd_csv_buf_reset(b);
-    rc = gkd_csv_buf_long(b, step);
+    int rc = gkd_csv_buf_long(b, step);
     for (int m = 0; m < GKD_M_COUNT && !rc; m++)
         rc = isnan(res->v[m]) ? gkd_csv_buf_empty(b) : gkd_csv_buf_double(b, res->v[m]);
-    rc = rc ? rc : gkd_csv_buf_end_row(b);
+    return rc ? rc : gkd_csv_buf_end_row(b);
+}
+
+static int evaluate(gkd_distill_state *s, gkd_csv_appender *a, gkd_csv_buf *b, long step,
+                    gkd_eval_result *res) {
+    gkd_eval_options eo = eval_options(&s->o);
+    int rc = gkd_evaluate(res, s->student, s->teacher, s->tok, s->task, &eo);
+    if (rc) return gkd_error_wrap(rc, "evaluation at step %ld", step);
+    rc = eval_row(b, step, res);
     rc = rc ? rc : gkd_csv_appender_write(a, b->data);
     if (rc) return rc;
     /* DistiLLM's adaptive schedule reacts to the validation loss. */
@@ -270,5 +282,35 @@ done:
     gkd_csv_buf_free(&header);
     gkd_csv_buf_free(&options);
     gkd_distill_state_free(&s);
+    return rc;
+}
+
+int gkd_distill_eval_teacher(gkd_model *teacher, const gkd_tokenizer *tok, const gkd_task *task,
+                             const gkd_distill_options *opt, const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/teacher_eval.csv", dir) >= (int)sizeof path)
+        return gkd_error(GKD_EINVAL, "distill: output directory path too long");
+    gkd_eval_options eo = eval_options(opt);
+    gkd_eval_result res;
+    /* The teacher as the student: its task metrics, samples and val_loss
+     * (0 against itself) on the run's own prompts, streams and settings. */
+    int rc = gkd_evaluate(&res, teacher, teacher, tok, task, &eo);
+    if (rc) return gkd_error_wrap(rc, "the teacher's reference evaluation");
+    gkd_csv_buf header = GKD_CSV_BUF_INIT, row = GKD_CSV_BUF_INIT;
+    char *text = NULL;
+    rc = eval_header(&header);
+    rc = rc ? rc : eval_row(&row, 0, &res);
+    if (!rc) {
+        size_t nh = strlen(header.data), nr = strlen(row.data);
+        if (!(text = malloc(nh + nr + 1))) rc = gkd_error(GKD_ENOMEM, "out of memory");
+        else {
+            memcpy(text, header.data, nh);
+            memcpy(text + nh, row.data, nr + 1);
+            rc = gkd_file_write_atomic(path, text, nh + nr);
+        }
+    }
+    free(text);
+    gkd_csv_buf_free(&header);
+    gkd_csv_buf_free(&row);
     return rc;
 }

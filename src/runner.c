@@ -611,6 +611,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     progress_ctx pc = {.cell = c->name, .done = done_before, .total = total, .started = wall_now(),
                        .last_heartbeat = wall_now(), .cell_dir = dir, .tty = tty};
     if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, on_progress, &pc))) goto done;
+    if ((rc = gkd_distill_eval_teacher(teacher, tok, task, &o, dir))) goto done;
     char ended[32];
     iso_time(ended, sizeof ended);
     if ((rc = write_run_json(dir, started, ended))) goto done;

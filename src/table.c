@@ -273,9 +273,45 @@ static int teacher_eval(gkd_csv **out, const char *dir) {
     return gkd_csv_read(out, found);
 }
 
+/* The teacher's reference evaluation made by the cell in `dir`
+ * (teacher_eval.csv, written by the runner): each metric's value once per
+ * seed and column. *ncells counts the cells that have one; a cell without
+ * it (made by an older gkd) leaves the table to the shared teacher's own
+ * evaluation. */
+static int collect_teacher(dvec *teach, int *ncells, const gkd_table *t, const char *dir, int j, int seed_rank) {
+    size_t len = strlen(dir) + 24;
+    char *path = malloc(len);
+    if (!path) return gkd_error(GKD_ENOMEM, "out of memory");
+    snprintf(path, len, "%s/teacher_eval.csv", dir);
+    gkd_csv *tev = NULL;
+    int rc = 0;
+    if (access(path, F_OK) != 0) goto done;
+    if ((rc = gkd_csv_read(&tev, path))) goto done;
+    (*ncells)++;
+    for (int m = 0; m < t->nmetrics; m++) {
+        int col = gkd_csv_col(tev, t->metrics[m]);
+        dvec *tv = &teach[(size_t)m * t->ncols + j];
+        int seen = 0;
+        for (int k = 0; k < tv->n && !seen; k++) seen = tv->seed[k] == seed_rank;
+        if (seen || col < 0) continue;
+        double v = 0;
+        const table_summary at = {GKD_AT_FINAL, 0, 0, NULL};
+        int have = table_cell_value(&v, tev, col, &at, GKD_DIR_NONE);
+        if (have < 0) {
+            rc = have;
+            goto done;
+        }
+        if (have && (rc = dvec_push(tv, v, seed_rank))) goto done;
+    }
+done:
+    gkd_csv_free(tev);
+    free(path);
+    return rc;
+}
+
 /* The reference rows' stats: the teacher's value (one run) and the
  * students' step-0 values (init, one per seed, grouped by column). */
-static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
+static int reference_stats(gkd_table *t, const char *dir, const dvec *init, const dvec *teach) {
     int rc = 0;
     gkd_csv *tev = NULL;
     t->ref_stats = calloc((size_t)t->nref * t->nmetrics * t->ncols, sizeof *t->ref_stats);
@@ -285,6 +321,14 @@ static int reference_stats(gkd_table *t, const char *dir, const dvec *init) {
             for (int m = 0; m < t->nmetrics; m++)
                 for (int j = 0; j < t->ncols; j++)
                     group_stat((gkd_table_stat *)gkd_table_ref_at(t, r, m, j), &init[(size_t)m * t->ncols + j]);
+            continue;
+        }
+        if (teach) {
+            /* Every cell evaluated the teacher with its own settings. */
+            t->teacher_per_cell = 1;
+            for (int m = 0; m < t->nmetrics; m++)
+                for (int j = 0; j < t->ncols; j++)
+                    group_stat((gkd_table_stat *)gkd_table_ref_at(t, r, m, j), &teach[(size_t)m * t->ncols + j]);
             continue;
         }
         if ((rc = teacher_eval(&tev, dir))) goto done;
@@ -384,7 +428,8 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     int rc = 0, *sel = NULL, nsel = 0, nskipped = 0;
     gkd_results *r = NULL;
     gkd_csv *ev = NULL;
-    dvec *groups = NULL, *init = NULL;
+    dvec *groups = NULL, *init = NULL, *teach = NULL;
+    int nteach_cells = 0;
     size_t ninit_alloc = 0;
     int *metric_seen = NULL;
     double *elapsed = NULL;
@@ -468,8 +513,9 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
     if (groups) ngroups_alloc = ngroups;
     metric_seen = calloc((size_t)t->nmetrics, sizeof *metric_seen);
     init = calloc((size_t)t->nmetrics * t->ncols, sizeof *init);
-    if (init) ninit_alloc = (size_t)t->nmetrics * t->ncols;
-    if (!t->stats || !groups || !metric_seen || !init) {
+    teach = calloc((size_t)t->nmetrics * t->ncols, sizeof *teach);
+    if (init && teach) ninit_alloc = (size_t)t->nmetrics * t->ncols;
+    if (!t->stats || !groups || !metric_seen || !init || !teach) {
         rc = gkd_error(GKD_ENOMEM, "out of memory");
         goto done;
     }
@@ -509,6 +555,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             if (!seen && rc == 1 && (rc = dvec_push(iv, v, seed_rank))) goto done;
             rc = 0;
         }
+        if (t->nref && (rc = collect_teacher(teach, &nteach_cells, t, c->dir, j, seed_rank))) goto done;
     }
     for (int m = 0; m < t->nmetrics; m++)
         if (!metric_seen[m]) {
@@ -523,7 +570,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
             goto done;
         }
     finish_stats(t, groups);
-    if (t->nref && (rc = reference_stats(t, dir, init))) goto done;
+    if (t->nref && (rc = reference_stats(t, dir, init, nteach_cells == nsel ? teach : NULL))) goto done;
     if (o->baseline) {
         int base = -1;
         t->power = o->power;
@@ -539,7 +586,9 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
 done:
     for (size_t g = 0; groups && g < ngroups_alloc; g++) free(groups[g].v), free(groups[g].seed);
     for (size_t g = 0; init && g < ninit_alloc; g++) free(init[g].v), free(init[g].seed);
+    for (size_t g = 0; teach && g < ninit_alloc; g++) free(teach[g].v), free(teach[g].seed);
     free(init);
+    free(teach);
     free(groups);
     free(metric_seen);
     free(elapsed);
@@ -782,7 +831,10 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     k += (size_t)snprintf(out + k, size - k, ".");
     for (int r = 0; r < t->nref; r++)
         k += (size_t)snprintf(out + k, size - k, "%s",
-                              t->refs[r] == GKD_REF_TEACHER
+                              t->refs[r] == GKD_REF_TEACHER && t->teacher_per_cell
+                                  ? " Reference row teacher: the grid's teacher evaluated by every cell with the "
+                                    "cell's own evaluation settings and prompts (teacher_eval.csv), once per seed."
+                              : t->refs[r] == GKD_REF_TEACHER
                                   ? (t->at == GKD_AT_FINAL || t->at == GKD_AT_BEST
                                          ? " Reference row teacher: the grid's teacher after its training, from its "
                                            "own evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; "

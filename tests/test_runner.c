@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gkd/csv.h"
+#include "gkd/error.h"
 
 #define GRID "tiny_grid"
 #define NCELLS 8
@@ -337,6 +338,20 @@ START_TEST(test_full_run_layout) {
         char *t = slurp(p, NULL);
         ck_assert_uint_eq(count_lines(t), 21);
         free(t);
+        /* teacher_eval.csv: the teacher evaluated as the student with the
+         * cell's settings, eval.csv's columns, one row; KL to itself is 0. */
+        cell_path(p, ref_dir, GRID, cell_dirs[i], "teacher_eval.csv");
+        gkd_csv *te = NULL, *ev = NULL;
+        ck_assert_msg(gkd_csv_read(&te, p) == 0, "%s", gkd_last_error());
+        cell_path(p, ref_dir, GRID, cell_dirs[i], "eval.csv");
+        ck_assert_int_eq(gkd_csv_read(&ev, p), 0);
+        ck_assert_int_eq(te->ncols, ev->ncols);
+        for (int k = 0; k < te->ncols; k++) ck_assert_str_eq(te->header[k], ev->header[k]);
+        ck_assert_uint_eq(te->nrows, 1);
+        ck_assert_str_eq(gkd_csv_get(te, 0, gkd_csv_col(te, "step")), "0");
+        ck_assert_double_eq_tol(strtod(gkd_csv_get(te, 0, gkd_csv_col(te, "fkl_ref")), NULL), 0.0, 1e-6);
+        gkd_csv_free(te);
+        gkd_csv_free(ev);
         /* axes.csv holds this cell's axis values. */
         cell_path(p, ref_dir, GRID, cell_dirs[i], "axes.csv");
         char *a = slurp(p, NULL), want[256];

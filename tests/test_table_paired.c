@@ -164,6 +164,58 @@ START_TEST(test_unshared_seeds) {
 }
 END_TEST
 
+/* When every cell evaluated the teacher itself (teacher_eval.csv, with the
+ * cell's own settings), the teacher row is those values once per seed; a
+ * single cell without one sends the table back to the shared teacher. */
+START_TEST(test_reference_teacher_per_cell) {
+    make_tree(0);
+    char path[300], text[128];
+    snprintf(path, sizeof path, "%s/shared", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff", root);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
+    write_file(path, "step,exact_match\n800,0.97\n");
+    const char *conds[] = {"base", "up", "same"};
+    for (int c = 0; c < 3; c++)
+        for (int s = 1; s <= SEEDS; s++) {
+            snprintf(path, sizeof path, "%s/cond=%s,seed=%d/teacher_eval.csv", root, conds[c], s);
+            /* The same value for a seed in every cell: 0.90 + 0.01 s. */
+            snprintf(text, sizeof text, "step,exact_match\n0,%.17g\n", 0.90 + 0.01 * s);
+            write_file(path, text);
+        }
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "cond";
+    o.metrics = m;
+    o.nmetrics = 1;
+    o.reference = "teacher";
+    gkd_table *t = NULL;
+    ck_assert_msg(gkd_table_build(&t, root, &o) == 0, "%s", gkd_last_error());
+    const gkd_table_stat *teacher = gkd_table_ref_at(t, 0, 0, 0);
+    ck_assert_int_eq(teacher->n, SEEDS);
+    /* mean of 0.91 .. 0.98; sample std of 1..8 is sqrt(6) -> 0.01 sqrt(6) */
+    ck_assert_double_eq_tol(teacher->mean, 0.945, 1e-12);
+    ck_assert_double_eq_tol(teacher->std, 0.01 * sqrt(6.0), 1e-12);
+    ck_assert_int_eq(t->teacher_per_cell, 1);
+    char *md = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_ptr_nonnull(strstr(md, "| *teacher* | 0.945 ± 0.024 |"));
+    ck_assert_ptr_nonnull(strstr(md, "teacher_eval.csv"));
+    free(md);
+    gkd_table_free(t);
+
+    snprintf(path, sizeof path, "%s/cond=up,seed=3/teacher_eval.csv", root);
+    ck_assert_int_eq(unlink(path), 0);
+    t = NULL;
+    ck_assert_msg(gkd_table_build(&t, root, &o) == 0, "%s", gkd_last_error());
+    teacher = gkd_table_ref_at(t, 0, 0, 0);
+    ck_assert(teacher->n == 1 && teacher->mean == 0.97);
+    ck_assert_int_eq(t->teacher_per_cell, 0);
+    gkd_table_free(t);
+}
+END_TEST
+
 /* Reference rows: the teacher's final value in every column, and the
  * students' step-0 values once per seed. */
 START_TEST(test_reference_rows) {
@@ -330,6 +382,7 @@ Suite *table_paired_suite(void) {
     tcase_add_test(tc, test_null_row_unmarked);
     tcase_add_test(tc, test_unshared_seeds);
     tcase_add_test(tc, test_reference_rows);
+    tcase_add_test(tc, test_reference_teacher_per_cell);
     tcase_add_test(tc, test_latex_labels);
     tcase_add_test(tc, test_labels_file);
     tcase_add_test(tc, test_ties_in_print_all_bold);

@@ -84,4 +84,11 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
                     const gkd_task *task, const gkd_distill_options *opt, const char *dir,
                     gkd_progress_fn progress, void *progress_ctx);
 
+/** The teacher's reference evaluation for a run: the teacher evaluated as
+ *  the student with the run's evaluation settings (prompts, samples,
+ *  temperature, seed), written to `dir`/teacher_eval.csv (eval.csv's
+ *  columns, one row at step 0). `gkd table --reference teacher` reads it. */
+int gkd_distill_eval_teacher(gkd_model *teacher, const gkd_tokenizer *tok, const gkd_task *task,
+                             const gkd_distill_options *opt, const char *dir);
+
 #endif

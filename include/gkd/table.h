@@ -119,6 +119,8 @@ typedef struct {
     int nref;              /* reference rows, shown above the others */
     gkd_table_ref refs[2];
     gkd_table_stat *ref_stats; /* (nref, nmetrics, ncols): not bold, not compared */
+    int teacher_per_cell;  /* the teacher row is each cell's teacher_eval.csv (one per
+                              seed), not the shared teacher's own evaluation */
     int nlabels;
     char **label_keys, **label_texts; /* (nlabels) --label, then labels.csv */
 } gkd_table;
