@@ -832,8 +832,13 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
     for (int r = 0; r < t->nref; r++)
         k += (size_t)snprintf(out + k, size - k, "%s",
                               t->refs[r] == GKD_REF_TEACHER && t->teacher_per_cell
-                                  ? " Reference row teacher: the grid's teacher evaluated by every cell with the "
-                                    "cell's own evaluation settings and prompts (teacher_eval.csv), once per seed."
+                                  ? (t->at == GKD_AT_FINAL || t->at == GKD_AT_BEST
+                                         ? " Reference row teacher: the grid's teacher evaluated by every cell with "
+                                           "the cell's own evaluation settings and prompts (teacher_eval.csv), once "
+                                           "per seed."
+                                         : " Reference row teacher: the grid's teacher evaluated by every cell with "
+                                           "the cell's own evaluation settings and prompts (teacher_eval.csv), once "
+                                           "per seed; it has no distillation curve, so that one evaluation is shown.")
                               : t->refs[r] == GKD_REF_TEACHER
                                   ? (t->at == GKD_AT_FINAL || t->at == GKD_AT_BEST
                                          ? " Reference row teacher: the grid's teacher after its training, from its "

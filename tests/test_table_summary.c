@@ -212,6 +212,35 @@ START_TEST(test_auc_reference_rows) {
 }
 END_TEST
 
+/* Every cell evaluated the teacher itself (teacher_eval.csv, one row): under
+ * --at auc the row is those values, and the caption says that they are not
+ * areas. */
+START_TEST(test_auc_per_cell_teacher) {
+    make_curves();
+    const char *conds[] = {"fast", "slow"};
+    char path[300];
+    for (int c = 0; c < 2; c++)
+        for (int seed = 1; seed <= 2; seed++) {
+            snprintf(path, sizeof path, "%s/cond=%s,seed=%d/teacher_eval.csv", root, conds[c], seed);
+            write_file(path, seed == 1 ? "step,exact_match\n300,0.9\n" : "step,exact_match\n300,0.95\n");
+        }
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
+    o.reference = "teacher";
+    gkd_table *t = build(&o);
+    ck_assert(t->teacher_per_cell);
+    ck_assert_int_eq(gkd_table_ref_at(t, 0, 0, 0)->n, 2);
+    ck_assert_double_eq_tol(gkd_table_ref_at(t, 0, 0, 0)->mean, 0.925, TOL);
+    char *md = NULL;
+    ck_assert_int_eq(gkd_table_render(&md, t, GKD_FMT_MD, 0, 3), 0);
+    ck_assert_msg(strstr(md, "(teacher_eval.csv), once per seed; it has no distillation curve, so that one "
+                             "evaluation is shown."),
+                  "%s", md);
+    free(md);
+    gkd_table_free(t);
+}
+END_TEST
+
 /* One measured point has no area; steps that do not increase have no
  * curve. Both errors name the cell's file. */
 START_TEST(test_auc_errors) {
@@ -486,6 +515,7 @@ Suite *table_summary_suite(void) {
     tcase_add_test(tc, test_auc_span);
     tcase_add_test(tc, test_auc_paired);
     tcase_add_test(tc, test_auc_reference_rows);
+    tcase_add_test(tc, test_auc_per_cell_teacher);
     tcase_add_test(tc, test_auc_errors);
     tcase_add_test(tc, test_step_exact);
     tcase_add_test(tc, test_step_errors);
