@@ -561,8 +561,16 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
         rc = gkd_error(GKD_ESTATE, "cell %s is being run by another process (see %s/running)", c->name, dir);
         goto done;
     }
-    /* It may have finished while this process was checking the others. */
-    if ((rc = check_cell_dir(dir, c, 0, &done_already)) || done_already) goto done;
+    /* It may have finished while this process was checking the others. A
+     * finished cell made before gkd wrote teacher_eval.csv only gets that. */
+    if ((rc = check_cell_dir(dir, c, 0, &done_already))) goto done;
+    int reference_only = 0;
+    if (done_already) {
+        if ((rc = path_join(path, dir, "teacher_eval.csv"))) goto done;
+        if (access(path, F_OK) == 0) goto done;
+        reference_only = 1;
+    }
+    if (reference_only) goto teacher;
     if ((rc = gkd_cell_mark_running(dir))) goto done;
     marked = 1;
     if ((rc = path_join(path, dir, "config.yaml"))) goto done;
@@ -573,6 +581,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     if ((rc = write_text(path, line))) goto done;
     if ((rc = write_axes_csv(dir, c)) || (rc = write_run_json(dir, started, NULL))) goto done;
 
+teacher:
     if ((rc = gkd_task_new(&task, &c->task))) goto done;
     int max_new = c->distill.max_new_tokens;
     /* teacher */
@@ -588,6 +597,12 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
         if ((rc = shared_supervised(&teacher, exp_dir, "teacher", th, &tc, &c->teacher_train, c->teacher_seed,
                                     max_new, tok, task, tty)))
             goto done;
+    }
+    gkd_distill_options o;
+    distill_options(&o, c);
+    if (reference_only) {
+        rc = gkd_distill_eval_teacher(teacher, tok, task, &o, dir);
+        goto done;
     }
     /* student */
     gkd_model_config sc = c->student_model;
@@ -606,8 +621,6 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
         gkd_model_init_weights(student, c->seed);
     }
     /* distill */
-    gkd_distill_options o;
-    distill_options(&o, c);
     progress_ctx pc = {.cell = c->name, .done = done_before, .total = total, .started = wall_now(),
                        .last_heartbeat = wall_now(), .cell_dir = dir, .tty = tty};
     if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, on_progress, &pc))) goto done;
@@ -710,7 +723,11 @@ static int scan_cells(size_t *todo, size_t *ntodo, size_t *skipped, const gkd_ex
         if ((rc = gkd_experiment_cell(exp, sel->cells[k], &c))) return rc;
         if ((rc = path_join(dir, exp_dir, c.name))) return rc;
         if ((rc = check_cell_dir(dir, &c, force, &done))) return rc;
-        if (done) (*skipped)++;
+        /* A finished cell without the teacher's reference evaluation (made
+         * by an older gkd) is run for that alone. */
+        char reference[PATH_CAP];
+        if (done && (rc = path_join(reference, dir, "teacher_eval.csv"))) return rc;
+        if (done && access(reference, F_OK) == 0) (*skipped)++;
         else todo[(*ntodo)++] = sel->cells[k];
     }
     return 0;

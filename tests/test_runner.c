@@ -703,6 +703,32 @@ START_TEST(test_lr_min_schedule) {
 }
 END_TEST
 
+/* A finished cell without teacher_eval.csv (made before gkd wrote it) gets
+ * only that on the next run: the same bytes a full run writes, nothing
+ * else in the tree touched. */
+START_TEST(test_teacher_eval_backfilled) {
+    assert_ref_ok();
+    char res[PATH_MAX], p[PATH_MAX], cmd[3 * PATH_MAX];
+    pathf(res, "%s/backfill", tmpdir);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", ref_dir, res);
+    ck_assert_int_eq(system(cmd), 0);
+    cell_path(p, res, GRID, cell_dirs[3], "teacher_eval.csv");
+    char *want = slurp(p, NULL);
+    ck_assert_int_eq(unlink(p), 0);
+    char exp[PATH_MAX];
+    pathf(exp, "%s/" GRID, res);
+    char *before = tree_snapshot(exp);
+    char *args[] = {"run", grid_yaml, "--results", res, NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    char *got = slurp(p, NULL);
+    ck_assert_str_eq(got, want);
+    ck_assert_int_eq(unlink(p), 0);
+    char *after = tree_snapshot(exp);
+    assert_same_snapshot(before, after);
+    free(want), free(got), free(before), free(after);
+}
+END_TEST
+
 START_TEST(test_labels_reach_the_table) {
     char res[PATH_MAX], yaml[PATH_MAX], p[PATH_MAX], exp[PATH_MAX];
     pathf(res, "%s/labels", tmpdir);
@@ -1268,6 +1294,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_slurm_executor);
     tcase_add_test(tc, test_skip_completed);
     tcase_add_test(tc, test_lr_min_schedule);
+    tcase_add_test(tc, test_teacher_eval_backfilled);
     suite_add_tcase(s, tc);
     return s;
 }
