@@ -13,17 +13,17 @@ set key outside right top title 'variant'
 set grid
 set style fill transparent solid 0.2 noborder
 plot 'exact_match_by_variant.dat' index 0 using 1:3:4 with filledcurves lc rgb '#0072B2' notitle, \
-     'exact_match_by_variant.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'sft_only (n=3)', \
+     'exact_match_by_variant.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'sft_only (n=10)', \
      'exact_match_by_variant.dat' index 1 using 1:3:4 with filledcurves lc rgb '#D55E00' notitle, \
-     'exact_match_by_variant.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'supervised_kd (n=3)', \
+     'exact_match_by_variant.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'supervised_kd (n=10)', \
      'exact_match_by_variant.dat' index 2 using 1:3:4 with filledcurves lc rgb '#009E73' notitle, \
-     'exact_match_by_variant.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'seqkd (n=3)', \
+     'exact_match_by_variant.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'seqkd (n=10)', \
      'exact_match_by_variant.dat' index 3 using 1:3:4 with filledcurves lc rgb '#CC79A7' notitle, \
-     'exact_match_by_variant.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#CC79A7' title 'mixed (n=3)', \
+     'exact_match_by_variant.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#CC79A7' title 'mixed (n=10)', \
      'exact_match_by_variant.dat' index 4 using 1:3:4 with filledcurves lc rgb '#E69F00' notitle, \
-     'exact_match_by_variant.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#E69F00' title 'replay (n=3)', \
+     'exact_match_by_variant.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#E69F00' title 'replay (n=10)', \
      'exact_match_by_variant.dat' index 5 using 1:3:4 with filledcurves lc rgb '#56B4E9' notitle, \
-     'exact_match_by_variant.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#56B4E9' title 'gkd (n=3)'
+     'exact_match_by_variant.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#56B4E9' title 'gkd (n=10)'
 set terminal svg size 960,600 dynamic noenhanced font "sans,11" background rgb 'white'
 set output 'exact_match_by_variant.svg'
 replot
