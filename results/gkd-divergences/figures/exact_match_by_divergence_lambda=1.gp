@@ -13,21 +13,21 @@ set key outside right top title 'divergence'
 set grid
 set style fill transparent solid 0.2 noborder
 plot 'exact_match_by_divergence_lambda=1.dat' index 0 using 1:3:4 with filledcurves lc rgb '#0072B2' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'fkl (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'fkl (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 1 using 1:3:4 with filledcurves lc rgb '#D55E00' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'rkl (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'rkl (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 2 using 1:3:4 with filledcurves lc rgb '#009E73' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'jsd(0.1) (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'jsd(0.1) (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 3 using 1:3:4 with filledcurves lc rgb '#CC79A7' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#CC79A7' title 'jsd(0.5) (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#CC79A7' title 'jsd(0.5) (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 4 using 1:3:4 with filledcurves lc rgb '#E69F00' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#E69F00' title 'jsd(0.9) (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#E69F00' title 'jsd(0.9) (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 5 using 1:3:4 with filledcurves lc rgb '#56B4E9' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#56B4E9' title 'skl(0.1) (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#56B4E9' title 'skl(0.1) (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 6 using 1:3:4 with filledcurves lc rgb '#000000' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#000000' title 'srkl(0.1) (n=3)', \
+     'exact_match_by_divergence_lambda=1.dat' index 6 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#000000' title 'srkl(0.1) (n=10)', \
      'exact_match_by_divergence_lambda=1.dat' index 7 using 1:3:4 with filledcurves lc rgb '#F0E442' notitle, \
-     'exact_match_by_divergence_lambda=1.dat' index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#F0E442' title 'tvd (n=3)'
+     'exact_match_by_divergence_lambda=1.dat' index 7 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#F0E442' title 'tvd (n=10)'
 set terminal svg size 960,600 dynamic noenhanced font "sans,11" background rgb 'white'
 set output 'exact_match_by_divergence_lambda=1.svg'
 replot

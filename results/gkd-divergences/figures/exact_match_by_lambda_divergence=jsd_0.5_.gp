@@ -13,11 +13,11 @@ set key outside right top title 'lambda'
 set grid
 set style fill transparent solid 0.2 noborder
 plot 'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 0 using 1:3:4 with filledcurves lc rgb '#0072B2' notitle, \
-     'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title '0 (n=3)', \
+     'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title '0 (n=10)', \
      'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 1 using 1:3:4 with filledcurves lc rgb '#D55E00' notitle, \
-     'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title '0.5 (n=3)', \
+     'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title '0.5 (n=10)', \
      'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 2 using 1:3:4 with filledcurves lc rgb '#009E73' notitle, \
-     'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title '1 (n=3)'
+     'exact_match_by_lambda_divergence=jsd_0.5_.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title '1 (n=10)'
 set terminal svg size 960,600 dynamic noenhanced font "sans,11" background rgb 'white'
 set output 'exact_match_by_lambda_divergence=jsd_0.5_.svg'
 replot
