@@ -241,6 +241,36 @@ START_TEST(test_resume_with_other_options_refused) {
 }
 END_TEST
 
+/* The task line of options.txt (name and a hash of every example). */
+static void task_line(char *out, size_t cap, const char *dir) {
+    char name[128];
+    snprintf(name, sizeof name, "%s/options.txt", dir);
+    const char *text = slurp(name);
+    const char *p = strstr(text, "task=");
+    ck_assert_ptr_nonnull(p);
+    snprintf(out, cap, "%.*s", (int)strcspn(p, "\n"), p);
+}
+
+/* gkd train draws the data of an experiment file's cells (task.seed 1234)
+ * unless --data-seed says otherwise. */
+START_TEST(test_default_data_seed_is_the_experiments) {
+    const char *model = "--task modes --layers 1 --d-model 8 --heads 1 --context 16 --steps 1 --eval-n 5 "
+                        "--max-new-tokens 5";
+    char cmd[512], plain[128], same[128], other[128];
+    snprintf(cmd, sizeof cmd, "train %s --out a", model);
+    ck_assert_int_eq(gkd(cmd), 0);
+    snprintf(cmd, sizeof cmd, "train %s --data-seed 1234 --out b", model);
+    ck_assert_int_eq(gkd(cmd), 0);
+    snprintf(cmd, sizeof cmd, "train %s --data-seed 1 --out c", model);
+    ck_assert_int_eq(gkd(cmd), 0);
+    task_line(plain, sizeof plain, "a");
+    task_line(same, sizeof same, "b");
+    task_line(other, sizeof other, "c");
+    ck_assert_str_eq(plain, same);
+    ck_assert_str_ne(plain, other);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -260,6 +290,7 @@ Suite *cli_suite(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_train_arith_eval_sample);
+    tcase_add_test(tc, test_default_data_seed_is_the_experiments);
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);

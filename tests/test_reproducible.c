@@ -57,10 +57,10 @@ static void run(run_hashes *h, const char *name, const char *env) {
     ck_assert_msg(bin != NULL, "GKD_BIN is not set (run through make test)");
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "mkdir -p '%s/%s' && cd '%s/%s' && env %s '%s' train --task arith --digits 2 --layers 2 "
+             "mkdir -p '%s/%s' && cd '%s/%s' && env %s '%s' train --task arith --data-seed 1 --digits 2 --layers 2 "
              "--d-model 32 --heads 2 --context 32 --steps 60 --lr 1e-2 --eval-every 30 --eval-n 40 "
              "--out teacher > log.txt 2>&1 && env %s '%s' distill --teacher teacher/final.ckpt "
-             "--task arith --digits 2 --layers 1 --d-model 16 --heads 2 --divergence 'jsd(0.5)' "
+             "--task arith --data-seed 1 --digits 2 --layers 1 --d-model 16 --heads 2 --divergence 'jsd(0.5)' "
              "--lambda 0.5 --teacher-mix 0.3 --sft-steps 10 --steps 20 --eval-every 10 --eval-n 50 "
              "--max-new-tokens 8 --out student >> log.txt 2>&1",
              root, name, root, name, env, bin, env, bin);

@@ -26,7 +26,6 @@
 #define GKD_CELL_NAME_MAX 208          /* cell directory name, NUL included */
 #define GKD_EXPERIMENT_MAX_CELLS 100000 /* cells per experiment */
 #define GKD_HASH_HEX_LEN 16            /* FNV-1a 64 as lowercase hex */
-#define GKD_TASK_DEFAULT_SEED 1234     /* data seed unless task.seed is given */
 
 typedef struct gkd_experiment gkd_experiment;
 

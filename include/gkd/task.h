@@ -40,6 +40,11 @@ typedef struct {
     int prompt_chars;     /* text: characters of the chunk that form the prompt */
 } gkd_task_config;
 
+/** The data seed of experiment files (task.seed) and of gkd train, distill,
+ *  eval and sample (--data-seed) when none is given: one default, so a run
+ *  made by hand sees the same data as a grid's cells. */
+#define GKD_TASK_DEFAULT_SEED 1234
+
 #define GKD_TASK_CONFIG_INIT                                                              \
     {.name = "arith", .seed = 1, .train = 20000, .eval = 500, .digits = 3, .op = "add",   \
      .rationale = 0, .min_len = 3, .max_len = 8, .alphabet = "abcdefghij", .modes_k = 4,  \

@@ -27,7 +27,7 @@ int cli_fail(const char *cmd) {
 }
 
 const char cli_task_flags_help[] =
-    "task: --task arith|reverse|sort|modes|pairs|text [--data-seed N] [--train N] [--eval N]\n"
+    "task: --task arith|reverse|sort|modes|pairs|text [--data-seed N (1234)] [--train N] [--eval N]\n"
     "      arith: --digits N --op add|sub|mul [--rationale]\n"
     "      reverse/sort: --min-len N --max-len N --alphabet CHARS\n"
     "      modes: --k N --zipf S --length N\n"

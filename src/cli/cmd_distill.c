@@ -73,6 +73,7 @@ static int parse_double_flag(double *out, const char *v, double lo, double hi, c
 
 int cmd_distill(int argc, char **argv) {
     gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.seed = GKD_TASK_DEFAULT_SEED;
     gkd_model_config mc = {0, 0, 2, 64, 2};
     gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
     const char *out = NULL, *teacher_path = NULL, *student_path = NULL, *v;

@@ -22,6 +22,7 @@ static void usage(FILE *f) {
 
 int cmd_eval(int argc, char **argv) {
     gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.seed = GKD_TASK_DEFAULT_SEED;
     gkd_eval_options eo = GKD_EVAL_OPTIONS_INIT;
     const char *model_path = NULL, *teacher_path = NULL, *out = NULL, *v;
     long n;

@@ -18,6 +18,7 @@ static void usage(FILE *f) {
 
 int cmd_sample(int argc, char **argv) {
     gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.seed = GKD_TASK_DEFAULT_SEED;
     gkd_sample_options so = GKD_SAMPLE_OPTIONS_INIT;
     so.temperature = 0;
     const char *model_path = NULL, *v;
