@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The learning-curve pilots behind the shipped experiments' budgets: the
 # teacher and candidate student shapes trained by plain SFT, evaluated on
-# 200 eval prompts every 250 steps.
+# 200 eval prompts every 250 steps, on the experiments' own data (data seed
+# 1234) and with their schedule (cosine to lr / 10, the experiment files'
+# default; gkd train's is 0), so each teacher curve ends at the experiment's
+# teacher.
 #
 #   tools/pilot.sh arith [OUT]   3-digit addition with a carry rationale (quickstart,
 #                                gkd-divergences, sources, exposure-bias): exact match
 #   tools/pilot.sh modes [OUT]   the known 4-mode distribution (modes): precision
 #
 # OUT defaults to runs/pilot-<which>; each takes about 10 minutes on 2 cores.
+# Runs already finished in OUT (same options) are kept, not retrained.
 # Writes OUT/<run>/ (gkd train output) and, in results/<experiment>/figures/,
 # pilot.tsv (step, then one column per run) and pilot.svg / pilot.png.
 set -euo pipefail
@@ -21,8 +25,9 @@ case "$which" in
 arith)
   fig=results/quickstart/figures
   metric=exact_match
-  task=(--task arith --digits 3 --rationale --train 20000 --eval 200 --context 48 --max-new-tokens 36)
-  common=(--batch 32 --lr 1e-2 --eval-every 250 --eval-n 200)
+  task=(--task arith --digits 3 --rationale --train 20000 --eval 200 --context 48 --max-new-tokens 36
+        --data-seed 1234)
+  common=(--batch 32 --lr 1e-2 --lr-min 1e-3 --eval-every 250 --eval-n 200)
   runs=(
     "teacher_2x64 2 64 4 4000 50 1"
     "student_1x16 1 16 2 3000 20 1"
@@ -37,8 +42,8 @@ modes)
   fig=results/modes/figures
   metric=precision
   task=(--task modes --k 4 --zipf 1 --length 3 --min-len 3 --max-len 3 --alphabet abcdef --train 100000
-        --eval 200 --context 12 --max-new-tokens 4)
-  common=(--batch 64 --lr 3e-3 --eval-every 250 --eval-n 200 --eval-samples 8)
+        --eval 200 --context 12 --max-new-tokens 4 --data-seed 1234)
+  common=(--batch 64 --lr 3e-3 --lr-min 3e-4 --eval-every 250 --eval-n 200 --eval-samples 8)
   runs=(
     "teacher_2x64 2 64 4 3000 50 1"
     "student_1x16 1 16 2 3000 20 1"
@@ -56,7 +61,7 @@ pids=()
 for r in "${runs[@]}"; do
   read -r name layers d heads steps warmup seed <<< "$r"
   OMP_NUM_THREADS=1 "$gkd" train "${task[@]}" "${common[@]}" --layers "$layers" --d-model "$d" \
-    --heads "$heads" --steps "$steps" --warmup "$warmup" --seed "$seed" --out "$out/$name" --force \
+    --heads "$heads" --steps "$steps" --warmup "$warmup" --seed "$seed" --out "$out/$name" \
     > "$out/$name.log" 2>&1 &
   pids+=($!)
   if (( ${#pids[@]} == 2 )); then wait "${pids[0]}"; pids=("${pids[1]}"); fi
