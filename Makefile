@@ -79,6 +79,8 @@ test: $(BUILD)/gkd_tests $(GKD)
 
 main: $(GKD)
 	./$(GKD) run experiments/quickstart.yaml --jobs 2
+	@echo
+	./$(GKD) table results/quickstart --rows divergence --cols lambda --metric exact_match --reference teacher,init --baseline lambda=0 --power
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)

@@ -13,11 +13,11 @@ set key outside right top title 'divergence'
 set grid
 set style fill transparent solid 0.2 noborder
 plot 'exact_match_by_divergence_lambda=0.dat' index 0 using 1:3:4 with filledcurves lc rgb '#0072B2' notitle, \
-     'exact_match_by_divergence_lambda=0.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'fkl (n=3)', \
+     'exact_match_by_divergence_lambda=0.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'fkl (n=10)', \
      'exact_match_by_divergence_lambda=0.dat' index 1 using 1:3:4 with filledcurves lc rgb '#D55E00' notitle, \
-     'exact_match_by_divergence_lambda=0.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'rkl (n=3)', \
+     'exact_match_by_divergence_lambda=0.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'rkl (n=10)', \
      'exact_match_by_divergence_lambda=0.dat' index 2 using 1:3:4 with filledcurves lc rgb '#009E73' notitle, \
-     'exact_match_by_divergence_lambda=0.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'jsd(0.5) (n=3)'
+     'exact_match_by_divergence_lambda=0.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'jsd(0.5) (n=10)'
 set terminal svg size 960,600 dynamic noenhanced font "sans,11" background rgb 'white'
 set output 'exact_match_by_divergence_lambda=0.svg'
 replot
