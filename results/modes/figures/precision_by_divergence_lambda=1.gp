@@ -13,11 +13,13 @@ set key outside right top title 'divergence'
 set grid
 set style fill transparent solid 0.2 noborder
 plot 'precision_by_divergence_lambda=1.dat' index 0 using 1:3:4 with filledcurves lc rgb '#0072B2' notitle, \
-     'precision_by_divergence_lambda=1.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'fkl (n=3)', \
+     'precision_by_divergence_lambda=1.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#0072B2' title 'fkl (n=10)', \
      'precision_by_divergence_lambda=1.dat' index 1 using 1:3:4 with filledcurves lc rgb '#D55E00' notitle, \
-     'precision_by_divergence_lambda=1.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'rkl (n=3)', \
+     'precision_by_divergence_lambda=1.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#D55E00' title 'rkl (n=10)', \
      'precision_by_divergence_lambda=1.dat' index 2 using 1:3:4 with filledcurves lc rgb '#009E73' notitle, \
-     'precision_by_divergence_lambda=1.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'jsd(0.5) (n=3)'
+     'precision_by_divergence_lambda=1.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#009E73' title 'jsd(0.1) (n=10)', \
+     'precision_by_divergence_lambda=1.dat' index 3 using 1:3:4 with filledcurves lc rgb '#CC79A7' notitle, \
+     'precision_by_divergence_lambda=1.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 0.7 lc rgb '#CC79A7' title 'jsd(0.9) (n=10)'
 set terminal svg size 960,600 dynamic noenhanced font "sans,11" background rgb 'white'
 set output 'precision_by_divergence_lambda=1.svg'
 replot
