@@ -570,7 +570,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
         if (access(path, F_OK) == 0) goto done;
         reference_only = 1;
     }
-    if (reference_only) goto teacher;
+    if (reference_only) goto load_teacher;
     if ((rc = gkd_cell_mark_running(dir))) goto done;
     marked = 1;
     if ((rc = path_join(path, dir, "config.yaml"))) goto done;
@@ -581,7 +581,7 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     if ((rc = write_text(path, line))) goto done;
     if ((rc = write_axes_csv(dir, c)) || (rc = write_run_json(dir, started, NULL))) goto done;
 
-teacher:
+load_teacher:
     if ((rc = gkd_task_new(&task, &c->task))) goto done;
     int max_new = c->distill.max_new_tokens;
     /* teacher */
