@@ -470,6 +470,10 @@ START_TEST(test_jobs_two_same_results) {
     ck_assert_uint_eq(count_substr(last_err, "training the shared teacher"), 1);
     ck_assert_uint_eq(count_substr(last_err, "training the shared student"), 2);
     ck_assert_uint_eq(count_substr(last_err, ": started (pid "), NCELLS);
+    /* The teacher is trained with every core before the pool starts, not by
+     * the first cell on its share while the others wait. */
+    ck_assert_ptr_nonnull(strstr(last_err, ": started (pid "));
+    ck_assert(strstr(last_err, "training the shared teacher") < strstr(last_err, ": started (pid "));
     ck_assert_ptr_nonnull(strstr(last_out, "| divergence | exact_match"));
 }
 END_TEST
