@@ -33,15 +33,22 @@ LIB      := $(BUILD)/libgkd.a
 GKD      := bin/gkd
 
 VERSION  := 0.1.0
-GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -DGKD_GIT_COMMIT=\"$(GIT_COMMIT)\"
+CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -I$(BUILD)/gen
 
-.PHONY: all test bench debug install clean main fuzz fixtures
+.PHONY: all test bench debug install clean main fuzz fixtures FORCE
 all: $(GKD)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(BUILD)/gen/gkd_commit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The commit id for run.json and `gkd --version`, looked up at every build
+# and rewritten only when it changes, so only the files that include it
+# (runner.c, cli/main.c) are rebuilt after a commit.
+$(BUILD)/gen/gkd_commit.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo "#define GKD_GIT_COMMIT \"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\"" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -53,7 +60,7 @@ $(BUILD)/src/cli/commands.h: $(wildcard src/cli/cmd_*.c)
 	@mkdir -p $(dir $@)
 	sed -n 's/^int cmd_\([a-z0-9_]*\)(int argc, char \*\*argv).*/X(\1)/p' $^ /dev/null > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/src/cli/main.o: src/cli/main.c $(BUILD)/src/cli/commands.h
+$(BUILD)/src/cli/main.o: src/cli/main.c $(BUILD)/src/cli/commands.h $(BUILD)/gen/gkd_commit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(BUILD)/src/cli -c $< -o $@
 
