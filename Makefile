@@ -38,6 +38,7 @@ CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -I$(BUILD)/gen
 .PHONY: all test bench debug install clean main fuzz fixtures FORCE
 all: $(GKD)
 
+# Every object is built by this rule, with its dependency file (.d).
 $(BUILD)/%.o: %.c | $(BUILD)/gen/gkd_commit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -60,9 +61,8 @@ $(BUILD)/src/cli/commands.h: $(wildcard src/cli/cmd_*.c)
 	@mkdir -p $(dir $@)
 	sed -n 's/^int cmd_\([a-z0-9_]*\)(int argc, char \*\*argv).*/X(\1)/p' $^ /dev/null > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/src/cli/main.o: src/cli/main.c $(BUILD)/src/cli/commands.h $(BUILD)/gen/gkd_commit.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(BUILD)/src/cli -c $< -o $@
+$(BUILD)/src/cli/main.o: $(BUILD)/src/cli/commands.h
+$(BUILD)/src/cli/main.o: CFLAGS += -I$(BUILD)/src/cli
 
 $(GKD): $(CLI_OBJ) $(LIB)
 	@mkdir -p bin
@@ -73,9 +73,8 @@ $(BUILD)/tests/suites.h: $(TEST_SRC)
 	@mkdir -p $(dir $@)
 	sed -n 's/^Suite \*\([a-z0-9_]*_suite\)(void).*/X(\1)/p' $(TEST_SRC) /dev/null > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/tests/check_main.o: tests/check_main.c $(BUILD)/tests/suites.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(BUILD)/tests -c $< -o $@
+$(BUILD)/tests/check_main.o: $(BUILD)/tests/suites.h
+$(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)/tests
 
 $(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
@@ -91,7 +90,7 @@ main: $(GKD)
 
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
 
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@./scripts/deps.sh torch || echo "bench: could not install python3-torch; the PyTorch peer will be skipped"
@@ -125,7 +124,7 @@ clean:
 .PHONY: slurm-test
 $(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
 
 slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
 	GKD_BIN=$(abspath $(GKD)) SLURM_DRIVER=$(abspath $(BUILD)/tests/slurm/slurm_driver) \
