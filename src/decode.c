@@ -340,27 +340,45 @@ typedef int v8i __attribute__((vector_size(32)));
 
 #define HEADS8(p, t) {p[0][t], p[1][t], p[2][t], p[3][t], p[4][t], p[5][t], p[6][t], p[7][t]}
 
+/* A two-vector shuffle by constant lanes (0-7 from a, 8-15 from b), in the
+ * builtin both GCC (12 and later) and clang accept; older GCC has only
+ * __builtin_shuffle, which takes the same lanes as a vector. */
+#if defined(__clang__) || __GNUC__ >= 12
+#define SHUFFLE8(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUFFLE8(a, b, ...) __builtin_shuffle(a, b, (v8i){__VA_ARGS__})
+#endif
+
 /* c[i] lane j = r[j] lane i: eight positions of eight heads become eight
  * vectors of heads, one per position (an 8 x 8 transpose). */
 static inline __attribute__((always_inline)) void transpose8(v8 *c, const v8 *r) {
-    const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
-    const v8i lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
-    const v8i lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+#define LO 0, 8, 1, 9, 4, 12, 5, 13
+#define HI 2, 10, 3, 11, 6, 14, 7, 15
+#define LO2 0, 1, 8, 9, 4, 5, 12, 13
+#define HI2 2, 3, 10, 11, 6, 7, 14, 15
+#define LO4 0, 1, 2, 3, 8, 9, 10, 11
+#define HI4 4, 5, 6, 7, 12, 13, 14, 15
     v8 t[8], u[8];
     for (int j = 0; j < 8; j += 2) {
-        t[j] = __builtin_shuffle(r[j], r[j + 1], lo);
-        t[j + 1] = __builtin_shuffle(r[j], r[j + 1], hi);
+        t[j] = SHUFFLE8(r[j], r[j + 1], LO);
+        t[j + 1] = SHUFFLE8(r[j], r[j + 1], HI);
     }
     for (int j = 0; j < 8; j += 4) {
-        u[j] = __builtin_shuffle(t[j], t[j + 2], lo2);
-        u[j + 1] = __builtin_shuffle(t[j], t[j + 2], hi2);
-        u[j + 2] = __builtin_shuffle(t[j + 1], t[j + 3], lo2);
-        u[j + 3] = __builtin_shuffle(t[j + 1], t[j + 3], hi2);
+        u[j] = SHUFFLE8(t[j], t[j + 2], LO2);
+        u[j + 1] = SHUFFLE8(t[j], t[j + 2], HI2);
+        u[j + 2] = SHUFFLE8(t[j + 1], t[j + 3], LO2);
+        u[j + 3] = SHUFFLE8(t[j + 1], t[j + 3], HI2);
     }
     for (int i = 0; i < 4; i++) {
-        c[i] = __builtin_shuffle(u[i], u[i + 4], lo4);
-        c[i + 4] = __builtin_shuffle(u[i], u[i + 4], hi4);
+        c[i] = SHUFFLE8(u[i], u[i + 4], LO4);
+        c[i + 4] = SHUFFLE8(u[i], u[i + 4], HI4);
     }
+#undef LO
+#undef HI
+#undef LO2
+#undef HI2
+#undef LO4
+#undef HI4
 }
 
 /* Positions [t, t + 8) of the eight heads p[0..7], one vector of heads per

@@ -16,7 +16,10 @@ typedef float v16u __attribute__((vector_size(64), aligned(4), may_alias));
  * L1 between the passes). */
 #define CHUNK 64
 
-__attribute__((target_clones("avx512f", "default"))) void gkd_gelu_exp_array(float *x, int n) {
+/* The clones are static behind one plain function: clang 14 exports a
+ * target_clones function only as NAME.ifunc, which other files cannot
+ * link to. */
+__attribute__((target_clones("avx512f", "default"))) static void gelu_exp_array(float *x, int n) {
     const float s2pi = sqrtf(2.0f / (float)M_PI);
     float e[CHUNK];
     for (int c0 = 0; c0 < n; c0 += CHUNK) {
@@ -39,3 +42,5 @@ __attribute__((target_clones("avx512f", "default"))) void gkd_gelu_exp_array(flo
         for (; i < m; i++) xc[i] = xc[i] / (1.0f + e[i]);
     }
 }
+
+void gkd_gelu_exp_array(float *x, int n) { gelu_exp_array(x, n); }

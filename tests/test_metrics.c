@@ -200,7 +200,7 @@ START_TEST(test_char_accuracy_and_exact) {
     ck_assert_double_eq_tol(gkd_metric_char_accuracy(outs, refs, 6), 2.5 / 6, 1e-15);
     const char *o2[] = {"579", "579 ", "57"}, *r2[] = {"579", "579", "579"};
     ck_assert_double_eq_tol(gkd_metric_exact_match(o2, r2, 3), 1.0 / 3, 1e-15);
-    const char *lens[] = {"\xC3\xA9\xE2\x82\xAC" "a", "", "ab"};
+    const char *lens[] = {("\xC3\xA9\xE2\x82\xAC" "a"), "", "ab"}; /* (...): one string */
     ck_assert_double_eq_tol(gkd_metric_mean_len(lens, 3), 5.0 / 3, 1e-15);
     unsigned char eos[] = {1, 0, 1, 1};
     ck_assert_double_eq(gkd_metric_eos_rate(eos, 4), 0.75);

@@ -129,6 +129,7 @@ START_TEST(test_stage_end_in_team) {
         gkd_pace_start(&p);
         volatile double x = 0.0;
         for (int i = 0; i < (me ? 2000000 : 1000); i++) x += i;
+        (void)x;
         seen[me] = 1;
         gkd_pace_stage_end(&p);
         after[me] = seen[0] + seen[1];
