@@ -21,6 +21,10 @@
 #include <stddef.h>
 #include <time.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define GKD_CELL_HEARTBEAT_SECONDS 60
 #define GKD_CELL_STALE_SECONDS 600
 
@@ -78,5 +82,9 @@ typedef struct {
 int gkd_grid_status_read(gkd_grid_status **out, const char *exp_dir, time_t now);
 
 void gkd_grid_status_free(gkd_grid_status *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,6 +15,10 @@
 #include "gkd/rng.h"
 #include "gkd/tokenizer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define GKD_CHECKPOINT_MAGIC "GKDCKPT" /* 8 bytes on disk, with the NUL */
 #define GKD_CHECKPOINT_VERSION 1u
 
@@ -70,5 +74,9 @@ void gkd_checkpoint_data_free(gkd_checkpoint_data *d);
 
 /** Read and verify path (checksum included) and return its model config. */
 int gkd_checkpoint_read_config(gkd_model_config *cfg, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** A growable buffer of CSV text, built one field at a time. */
 typedef struct {
     char *data;     /* NUL-terminated text so far */
@@ -88,5 +92,9 @@ void gkd_csv_free(gkd_csv *c);
 int gkd_csv_col(const gkd_csv *c, const char *name);
 /** Cell text (never NULL; "" for an empty field). */
 const char *gkd_csv_get(const gkd_csv *c, size_t row, int col);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -22,6 +22,10 @@
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     /* what the student minimizes */
     gkd_divergence divergence;  /* ce = supervised on ground truth (no teacher needed) */
@@ -90,5 +94,9 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
  *  columns, one row at step 0). `gkd table --reference teacher` reads it. */
 int gkd_distill_eval_teacher(gkd_model *teacher, const gkd_tokenizer *tok, const gkd_task *task,
                              const gkd_distill_options *opt, const char *dir);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

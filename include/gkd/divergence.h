@@ -13,6 +13,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     GKD_DIV_FKL = 0,
     GKD_DIV_RKL,
@@ -80,5 +84,9 @@ void gkd_pg_advantages(float *advantages, const float *rewards, const float *wei
  *  constant) into dstudent (N, V). Parallel over n, deterministic. */
 double gkd_pg_loss(const float *student_logits, const int *targets, const float *advantages,
                    const float *weight, int N, int V, float tau, float scale, float *dstudent);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

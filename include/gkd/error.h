@@ -4,6 +4,10 @@
 #ifndef GKD_ERROR_H
 #define GKD_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum {
     GKD_OK = 0,
     GKD_EINVAL = -1,   /* bad argument or value out of range */
@@ -25,5 +29,9 @@ int gkd_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /** Prefix the current message with "prefix: " (adds context as an error rises). */
 int gkd_error_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,6 +12,10 @@
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     GKD_M_EXACT_MATCH = 0, GKD_M_CHAR_ACCURACY, GKD_M_TOKEN_ACCURACY, GKD_M_BLEU, GKD_M_CHRF,
     GKD_M_ROUGE_L, GKD_M_NLL_REF, GKD_M_TEACHER_NLL, GKD_M_FKL_REF, GKD_M_RKL_REF,
@@ -48,5 +52,9 @@ typedef struct {
  *  metrics) on the task's eval split. */
 int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher,
                  const gkd_tokenizer *tok, const gkd_task *task, const gkd_eval_options *opt);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

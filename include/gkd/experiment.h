@@ -22,6 +22,10 @@
 #include "gkd/schedule.h"
 #include "gkd/task.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define GKD_CELL_MAX_AXES 32           /* axes per experiment */
 #define GKD_CELL_NAME_MAX 208          /* cell directory name, NUL included */
 #define GKD_EXPERIMENT_MAX_CELLS 100000 /* cells per experiment */
@@ -171,5 +175,9 @@ int gkd_cell_config_save_yaml(const gkd_cell_config *cell, const char *path);
 
 /** The schema reference as a Markdown table (every key, type, default, range). */
 int gkd_experiment_schema_markdown(FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -12,11 +12,19 @@ int gkd_path_exists(const char *path);
 
 #include <stdio.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** fopen(path, "rb") for regular files only. The file is opened without
  *  blocking, so a FIFO (which would wait forever for a writer), a device
  *  or a directory is refused at once: GKD_EINVAL, "PATH: is a FIFO, not a
  *  regular file". Other failures: GKD_EIO with strerror, errno kept (so
  *  callers can treat ENOENT as "absent"). */
 int gkd_fopen_read(FILE **out, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

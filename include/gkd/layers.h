@@ -17,6 +17,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** Row-major C (M,N) = alpha op(A) op(B) + beta C, op = transpose if trans_*.
  *  Each element: the fused multiply-add chain of op(A) op(B) over k in
  *  order, then times alpha (unless 1), then + beta C (+ C when beta is 1):
@@ -91,5 +95,9 @@ void gkd_softmax_forward(float *probs, const float *logits, int N, int V);
  *  target outside [0, V) makes that row's loss, and so the result, NaN. */
 double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                          const int *targets, const float *mask, int N, int V);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -13,6 +13,10 @@
 
 #include "gkd/task.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** What BLEU n-grams, Self-BLEU and distinct-n are made of. */
 typedef enum {
     GKD_UNIT_WORDS = 0, /* whitespace tokens, as NLTK's str.split() inputs */
@@ -128,5 +132,9 @@ typedef double (*gkd_logprob_fn)(void *ctx, size_t example, const char *continua
  *  support of p). */
 double gkd_metric_kl_data(const gkd_task *t, gkd_split split, size_t n_examples, gkd_logprob_fn logprob,
                           void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     int vocab_size;  /* V */
     int max_seq_len; /* maxT */
@@ -113,5 +117,9 @@ int gkd_model_decode_step(gkd_model *m, gkd_kv_cache *c, const int *tokens, cons
  *  where masked out. */
 double gkd_cross_entropy(float *dlogits, float *losses, const float *logits, const int *targets,
                          const float *mask, int BT, int V);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 
 #include "gkd/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     float beta1;        /* first-moment decay */
     float beta2;        /* second-moment decay */
@@ -65,5 +69,9 @@ typedef struct {
  *  with r = (step - warmup) / (total - warmup) clamped to [0, 1]; lr_min
  *  from total_steps on. */
 double gkd_lr_at(const gkd_lr_schedule *s, long step);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 
 #include "gkd/results.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { GKD_PLOT_EVAL = 0, GKD_PLOT_METRICS = 1 } gkd_plot_source;
 typedef enum {
     GKD_BAND_MINMAX = 0, /* min..max over seeds (default: shows every seed's range) */
@@ -45,5 +49,9 @@ int gkd_gnuplot_available(void);
 /** Run `gnuplot` on the script `gp_path` from the script's directory
  *  (GKD_EIO with gnuplot's first error line if it fails). */
 int gkd_gnuplot_run(const char *gp_path);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,10 @@
 #ifndef GKD_PRODUCTS_H
 #define GKD_PRODUCTS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     GKD_ISA_GENERIC = 0, /* portable C, fmaf */
     GKD_ISA_AVX2 = 1,    /* AVX2 + FMA, 8 lanes */
@@ -54,5 +58,9 @@ void gkd_products_set(gkd_products_mode mode);
  *  message naming the variable, for a value that is not known or an
  *  instruction set this CPU does not have. */
 int gkd_products_from_env(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

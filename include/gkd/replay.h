@@ -13,6 +13,10 @@
 #include "gkd/rng.h"
 #include "gkd/sampler.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct gkd_replay gkd_replay;
 
 /** Buffer of up to `capacity` sequences of up to `seq_cap` tokens each. */
@@ -52,5 +56,9 @@ int gkd_replay_save(const gkd_replay *r, unsigned char **blob, size_t *size);
  *  GKD_EFORMAT (bad magic or fields), GKD_EVERSION, GKD_ECORRUPT
  *  (truncated or checksum mismatch). */
 int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 #ifndef GKD_RESULTS_H
 #define GKD_RESULTS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** One cell directory of an experiment. */
 typedef struct {
     char *name;    /* directory name */
@@ -71,5 +75,9 @@ int gkd_results_labels(gkd_where **out, int *n, const char *dir);
 /** Parse a field as a number: 1 and *v set if numeric (nan/inf accepted),
  *  0 if empty (not measured), GKD_EFORMAT if not a number. */
 int gkd_results_number(double *v, const char *field);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

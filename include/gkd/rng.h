@@ -7,6 +7,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     uint64_t state;
     uint64_t inc; /* stream selector, always odd */
@@ -37,5 +41,9 @@ float gkd_rng_float(gkd_rng *r);
 double gkd_rng_double(gkd_rng *r);
 /** Standard normal (Box-Muller, no cached second value so state is one struct). */
 float gkd_rng_normal(gkd_rng *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,6 +9,10 @@
 
 #include "gkd/slurm.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { GKD_EXECUTOR_LOCAL = 0, GKD_EXECUTOR_SLURM = 1 } gkd_executor;
 
 typedef struct {
@@ -30,5 +34,9 @@ typedef struct {
 /** Run (or resume) the experiment file at `path`. Completed cells are
  *  skipped; a cell whose resolved config changed is refused unless force. */
 int gkd_run_experiment(const char *path, const gkd_run_options *opt);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 
 #include "gkd/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** B sequences of up to `cap` tokens, row-major (B, cap):
  *  BOS prompt SEP generated... [EOS] PAD... */
 typedef struct {
@@ -56,5 +60,9 @@ void gkd_sampler_free(gkd_sampler *s);
  *  the drawn token (1 where nothing was drawn). */
 int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_options *opt,
                          float mix_alpha, uint64_t seed, const uint64_t *stream_ids, float *iw);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -27,6 +27,10 @@
 
 #include "gkd/replay.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
     GKD_SRC_DATA = 0, /* ground-truth outputs (supervised KD) */
     GKD_SRC_TEACHER,  /* teacher rollouts (sequence-level KD) */
@@ -127,5 +131,9 @@ int gkd_schedule_save(const gkd_schedule *s, unsigned char **blob, size_t *size)
  *  options and seed (GKD_EMISMATCH otherwise). On any error s is unchanged.
  *  GKD_EFORMAT, GKD_EVERSION, GKD_ECORRUPT as for gkd_replay_load. */
 int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

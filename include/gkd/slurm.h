@@ -8,6 +8,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     const char *partition; /* NULL: the cluster's default partition */
     const char *time;      /* time limit per task, Slurm syntax ("HH:MM:SS", "D-HH:MM:SS") */
@@ -73,5 +77,9 @@ const char *gkd_slurm_task_state_name(gkd_slurm_task_state s);
  *  is not: then they stay UNKNOWN, and the cell markers are the reliable
  *  source). Fails only if squeue cannot be run. */
 int gkd_slurm_task_states(gkd_slurm_task_state *states, int ntasks, const char *job_id);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 #ifndef GKD_STATS_H
 #define GKD_STATS_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** Samples up to which gkd_paired_test also runs the exact sign-flip
  *  permutation test (2^n sign patterns). */
 #define GKD_PERM_MAX 12
@@ -48,5 +52,9 @@ double gkd_paired_mde(double sd, int n, double alpha, double power);
 /** The fewest pairs (>= 2) that give the test `power` against diff with
  *  std sd; -1 if more than max_n would be needed (or diff == 0). */
 int gkd_paired_n_needed(double diff, double sd, double alpha, double power, int max_n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

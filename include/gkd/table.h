@@ -9,6 +9,10 @@
 #include "gkd/results.h"
 #include "gkd/stats.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** Which way a metric improves. */
 typedef enum {
     GKD_DIR_NONE = 0,    /* no bold, no --at best (mean_len, unknown names) */
@@ -143,5 +147,9 @@ const gkd_table_cmp *gkd_table_cmp_at(const gkd_table *t, int m, int i, int j);
 /** Render as text (malloc'd into *out). `ci95` shows the 95% confidence
  *  half-width instead of the std; `digits` decimals (3 is usual). */
 int gkd_table_render(char **out, const gkd_table *t, gkd_table_format fmt, int ci95, int digits);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -9,6 +9,10 @@
 
 #include "gkd/tokenizer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     char *prompt;
     char *reference;
@@ -96,5 +100,9 @@ int gkd_task_encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_spl
 /** Same, prompt only: BOS prompt SEP (for generation). */
 int gkd_task_encode_prompt(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
                            int *ids, int cap, int *prompt_len, int *len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

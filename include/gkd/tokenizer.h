@@ -11,6 +11,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum { GKD_TOK_PAD = 0, GKD_TOK_BOS = 1, GKD_TOK_EOS = 2, GKD_TOK_SEP = 3, GKD_TOK_NSPECIAL = 4 };
 
 typedef enum { GKD_TOKENIZER_CHAR = 1, GKD_TOKENIZER_BYTE = 2 } gkd_tokenizer_kind;
@@ -46,5 +50,9 @@ int gkd_tokenizer_encode_pair(const gkd_tokenizer *t, const char *prompt, const 
 size_t gkd_tokenizer_serialized_size(const gkd_tokenizer *t);
 void gkd_tokenizer_serialize(const gkd_tokenizer *t, unsigned char *buf);
 int gkd_tokenizer_deserialize(gkd_tokenizer **out, const unsigned char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
