@@ -1089,6 +1089,28 @@ START_TEST(test_failed_cells_retried) {
     snprintf(text, strlen(orig) + strlen(teacher) + 1, "%.*s%s%s", (int)(from - orig), orig, teacher,
              to + strlen("student:"));
     write_file(yaml, text);
+    /* A teacher.checkpoint that does not load is refused before anything
+     * is written, in one line. */
+    char *first[] = {"run", yaml, "--results", res, NULL};
+    ck_assert_int_eq(run_gkd(first), 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+    ck_assert_ptr_nonnull(strstr(last_err, "teacher.checkpoint"));
+    ck_assert_ptr_nonnull(strstr(last_err, "not a gkd checkpoint"));
+    ck_assert(!exists(res));
+
+    /* The reference run's teacher in place of the garbage; every cell now
+     * fails inside (a garbage checkpoint.ckpt to resume from). */
+    pathf(p, "%s/" GRID "/shared", ref_dir);
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp %s/teacher-*/final.ckpt '%s'", p, ckpt);
+    ck_assert_int_eq(system(cmd), 0);
+    for (int i = 0; i < NCELLS; i++) {
+        pathf(p, "%s/" GRID "/%s", res, cell_dirs[i]);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
+        ck_assert_int_eq(system(cmd), 0);
+        cell_path(p, res, GRID, cell_dirs[i], "checkpoint.ckpt");
+        write_file(p, "not a checkpoint at all\n");
+    }
     for (int jobs = 1; jobs <= 2; jobs++) {
         char *args[] = {"run", yaml, "--results", res, "--jobs", jobs == 1 ? "1" : "2", NULL};
         ck_assert_int_eq(run_gkd(args), 1);
@@ -1112,13 +1134,13 @@ START_TEST(test_failed_cells_retried) {
     char *one[] = {"run", yaml, "--results", res, "--cell", "4", NULL};
     ck_assert_int_eq(run_gkd(one), 1);
     ck_assert_uint_eq(count_lines(last_err) - count_substr(last_err, ": start\n"), 1);
-    ck_assert_ptr_nonnull(strstr(last_err, "gkd run: checkpoint "));
+    ck_assert_ptr_nonnull(strstr(last_err, "not a gkd checkpoint"));
 
-    /* The reference run's teacher in place of the garbage. */
-    pathf(p, "%s/" GRID "/shared", ref_dir);
-    char cmd[3 * PATH_MAX];
-    snprintf(cmd, sizeof cmd, "cp %s/teacher-*/final.ckpt '%s'", p, ckpt);
-    ck_assert_int_eq(system(cmd), 0);
+    /* Without the garbage the failed cells run again, to the reference bytes. */
+    for (int i = 0; i < NCELLS; i++) {
+        cell_path(p, res, GRID, cell_dirs[i], "checkpoint.ckpt");
+        ck_assert_int_eq(unlink(p), 0);
+    }
     char *args[] = {"run", yaml, "--results", res, NULL};
     ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
     ck_assert_uint_eq(count_substr(last_err, "training the shared teacher"), 0);

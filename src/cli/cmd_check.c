@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "gkd/error.h"
 #include "gkd/experiment.h"
+#include "gkd/experiment_inputs.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: gkd check [--hashes] EXPERIMENT.yaml\n"
@@ -46,6 +47,12 @@ int cmd_check(int argc, char **argv) {
     gkd_experiment *exp = NULL;
     if (gkd_experiment_load(&exp, path) != 0) {
         fprintf(stderr, "gkd check: %s\n", gkd_last_error());
+        return 1;
+    }
+    /* What gkd run would refuse before training anything, refused here too. */
+    if (gkd_experiment_check_inputs(exp) != 0) {
+        fprintf(stderr, "gkd check: %s\n", gkd_last_error());
+        gkd_experiment_free(exp);
         return 1;
     }
     size_t n = gkd_experiment_num_cells(exp);

@@ -1,0 +1,135 @@
+/* Up-front checks of what an experiment's cells will read (see
+ * gkd/experiment_inputs.h). The runner builds the same things per cell;
+ * this builds each distinct setup once and stops at the first problem. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gkd/checkpoint.h"
+#include "gkd/error.h"
+#include "gkd/experiment_inputs.h"
+#include "gkd/task.h"
+#include "gkd/tokenizer.h"
+
+/* Everything the checks depend on: cells that share it pass or fail alike. */
+static char *setup_key(const gkd_cell_config *c) {
+    char th[GKD_HASH_HEX_LEN + 1];
+    gkd_cell_teacher_hash(c, th);
+    const char *init = c->student_init == GKD_INIT_CHECKPOINT && c->student_checkpoint ? c->student_checkpoint : "";
+    size_t len = strlen(th) + strlen(init) + 48;
+    char *key = malloc(len);
+    if (key) snprintf(key, len, "%s|%s|%d|%d", th, init, c->student_model.max_seq_len, c->distill.max_new_tokens);
+    return key;
+}
+
+static int load_checkpoint(gkd_checkpoint_data *d, const char *what, const char *path) {
+    int rc = gkd_checkpoint_load(d, path, NULL);
+    return rc ? gkd_error_wrap(rc, "%s", what) : 0;
+}
+
+/* Every example of both splits: it encodes, fits both contexts whole, and
+ * its prompt leaves max_new tokens of room in the student's context. */
+static int check_examples(const gkd_task *task, const gkd_tokenizer *tok, int teacher_ctx, int student_ctx,
+                          int max_new) {
+    const int whole = teacher_ctx < student_ctx ? teacher_ctx : student_ctx;
+    int *ids = NULL, cap = 0, rc = 0;
+    for (int split = 0; split < 2 && !rc; split++) {
+        size_t n = gkd_task_size(task, (gkd_split)split);
+        for (size_t i = 0; i < n && !rc; i++) {
+            const gkd_example *ex = gkd_task_example(task, (gkd_split)split, i);
+            /* At most one token per byte, plus BOS, SEP and EOS. */
+            size_t need = strlen(ex->prompt) + strlen(ex->reference) + 4;
+            if (need > (size_t)cap) {
+                if (need > 1u << 30) return free(ids), gkd_error(GKD_EINVAL, "example too long");
+                int *grown = realloc(ids, need * sizeof *ids);
+                if (!grown) return free(ids), gkd_error(GKD_ENOMEM, "out of memory");
+                ids = grown;
+                cap = (int)need;
+            }
+            char where[512];
+            const char *file = NULL;
+            int line = 0, prompt_len = 0, len = 0;
+            gkd_task_example_source(task, (gkd_split)split, i, &file, &line);
+            if (file) snprintf(where, sizeof where, "%s:%d", file, line);
+            else snprintf(where, sizeof where, "%s %s example %zu", gkd_task_name(task),
+                          split == GKD_SPLIT_TRAIN ? "train" : "eval", i);
+            if ((rc = gkd_task_encode_example(task, tok, (gkd_split)split, i, ids, cap, &prompt_len, &len)))
+                break;
+            if (len > whole)
+                rc = gkd_error(GKD_EINVAL, "%s: %d tokens with its reference, more than the %s context of %d", where,
+                               len, teacher_ctx <= student_ctx ? "teacher's" : "student's", whole);
+            else if (prompt_len + max_new > student_ctx)
+                rc = gkd_error(GKD_EINVAL,
+                               "%s: a prompt of %d tokens leaves no room for distill.max_new_tokens %d in the "
+                               "student's context of %d",
+                               where, prompt_len, max_new, student_ctx);
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+/* One setup: build what the runner would build for cell c and check it. */
+static int check_setup(const gkd_cell_config *c) {
+    gkd_task *task = NULL;
+    gkd_tokenizer *own = NULL;
+    gkd_checkpoint_data teacher = {0}, student = {0};
+    int rc = gkd_task_new(&task, &c->task);
+    if (rc) return rc;
+    const gkd_tokenizer *tok = NULL;
+    int teacher_ctx = c->teacher_model.max_seq_len, vocab = 0;
+    if (c->teacher_checkpoint) {
+        if ((rc = load_checkpoint(&teacher, "teacher.checkpoint", c->teacher_checkpoint))) goto done;
+        teacher_ctx = teacher.model->config.max_seq_len;
+        vocab = teacher.model->config.vocab_size;
+        tok = teacher.tokenizer;
+    }
+    if (!tok) {
+        if ((rc = gkd_task_tokenizer(task, &own))) goto done;
+        tok = own;
+    }
+    if (!vocab) vocab = gkd_tokenizer_vocab_size(tok);
+    int student_ctx = c->student_model.max_seq_len ? c->student_model.max_seq_len : teacher_ctx;
+    if (c->student_init == GKD_INIT_CHECKPOINT) {
+        if ((rc = load_checkpoint(&student, "student.init", c->student_checkpoint))) goto done;
+        student_ctx = student.model->config.max_seq_len;
+        if (student.model->config.vocab_size != vocab) {
+            rc = gkd_error(GKD_EMISMATCH, "student.init: %s has a vocabulary of %d tokens, the teacher's has %d",
+                           c->student_checkpoint, student.model->config.vocab_size, vocab);
+            goto done;
+        }
+        if (student.tokenizer && !gkd_tokenizer_equal(student.tokenizer, tok)) {
+            rc = gkd_error(GKD_EMISMATCH, "student.init: %s was trained with another tokenizer than the teacher's",
+                           c->student_checkpoint);
+            goto done;
+        }
+    }
+    rc = check_examples(task, tok, teacher_ctx, student_ctx, c->distill.max_new_tokens);
+done:
+    gkd_checkpoint_data_free(&teacher);
+    gkd_checkpoint_data_free(&student);
+    gkd_tokenizer_free(own);
+    gkd_task_free(task);
+    return rc;
+}
+
+int gkd_experiment_check_inputs(const gkd_experiment *e) {
+    size_t n = gkd_experiment_num_cells(e), nseen = 0;
+    char **seen = calloc(n ? n : 1, sizeof *seen);
+    if (!seen) return gkd_error(GKD_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        gkd_cell_config c;
+        if ((rc = gkd_experiment_cell(e, i, &c))) break;
+        char *key = setup_key(&c);
+        if (!key) { rc = gkd_error(GKD_ENOMEM, "out of memory"); break; }
+        int known = 0;
+        for (size_t k = 0; k < nseen && !known; k++) known = !strcmp(seen[k], key);
+        if (known) { free(key); continue; }
+        seen[nseen++] = key;
+        if ((rc = check_setup(&c))) rc = gkd_error_wrap(rc, "cell %zu (%s)", i, c.name);
+    }
+    for (size_t k = 0; k < nseen; k++) free(seen[k]);
+    free(seen);
+    return rc;
+}
