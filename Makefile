@@ -4,15 +4,27 @@
 
 PREFIX   ?= /usr/local
 CC       ?= cc
-DEPS_OK  := $(shell ./scripts/deps.sh >&2 && echo yes)
-ifneq ($(DEPS_OK),yes)
+
+# Dependencies (scripts/deps.sh): `make main` and `make test` install what
+# is missing (as root, with apt-get; gnuplot too for the plot tests, clang
+# when CC is clang); every other goal only checks and prints the apt-get
+# line; `make clean` does neither.
+GOALS    := $(or $(MAKECMDGOALS),all)
+DEPS_EXTRA := $(if $(findstring clang,$(CC)),clang) $(if $(filter fuzz,$(GOALS)),clang)
+ifneq ($(filter main test,$(GOALS)),)
+DEPS_RUN := ./scripts/deps.sh $(DEPS_EXTRA) $(if $(filter test,$(GOALS)),gnuplot)
+else ifneq ($(filter-out clean,$(GOALS)),)
+DEPS_RUN := ./scripts/deps.sh --check $(DEPS_EXTRA)
+endif
+ifdef DEPS_RUN
+ifneq ($(shell $(DEPS_RUN) >&2 && echo yes),yes)
 $(error missing dependencies (see the line above))
 endif
-
 PKGS     := openblas check yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs openblas yaml-0.1)
 CHECK_LIBS := $(shell pkg-config --libs check)
+endif
 
 OPT      ?= -O2
 WARN     := -Wall -Wextra -Werror

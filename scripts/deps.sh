@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Make sure the build dependencies are present. As root, install what is
-# missing with apt-get; otherwise print the exact apt-get line and fail.
+# Make sure the dependencies are present (Debian 12).
+#
+#   scripts/deps.sh [--check] [EXTRA...]
+#
+# Checks the build dependencies and each EXTRA (gnuplot, clang, torch,
+# slurm). With --check, or when not root, prints what is missing and the
+# exact apt-get line and fails; otherwise, as root, installs what is missing
+# with apt-get. `make main` and `make test` install; every other goal checks.
 set -eu
+install=1
+if [ "${1:-}" = --check ]; then install=0; shift; fi
 need_pkgs=()
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
 command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
@@ -10,18 +18,24 @@ command -v make >/dev/null 2>&1 || need_pkgs+=(make)
 have_pc openblas || [ -f /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h ] || need_pkgs+=(libopenblas-openmp-dev)
 have_pc check || need_pkgs+=(check)
 have_pc yaml-0.1 || need_pkgs+=(libyaml-dev)
-command -v gnuplot >/dev/null 2>&1 || need_pkgs+=(gnuplot-nox)
 for extra in "$@"; do
   case "$extra" in
+    gnuplot) command -v gnuplot >/dev/null 2>&1 || need_pkgs+=(gnuplot-nox) ;;
+    clang)
+      command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
+      # clang's OpenMP runtime and omp.h come in their own package.
+      echo '#include <omp.h>' | clang -fopenmp -x c -fsyntax-only - >/dev/null 2>&1 || need_pkgs+=(libomp-dev)
+      ;;
     torch) /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need_pkgs+=(python3-torch) ;;
     slurm) command -v slurmctld >/dev/null 2>&1 || need_pkgs+=(slurm-wlm munge) ;;
-    clang) command -v clang >/dev/null 2>&1 || need_pkgs+=(clang) ;;
+    *) echo "deps.sh: unknown extra '$extra'" >&2; exit 2 ;;
   esac
 done
 [ ${#need_pkgs[@]} -eq 0 ] && exit 0
 line="apt-get install -y ${need_pkgs[*]}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "gkd: missing build dependencies; run as root: apt-get update && $line" >&2
+if [ "$install" -eq 0 ] || [ "$(id -u)" -ne 0 ]; then
+  echo "gkd: missing dependencies; as root: apt-get update && $line" >&2
+  [ "$install" -eq 0 ] && echo "gkd: (\`make main\` and \`make test\` install them when run as root)" >&2
   exit 1
 fi
 echo "gkd: installing ${need_pkgs[*]}" >&2
