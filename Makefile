@@ -49,11 +49,16 @@ GKD      := bin/gkd
 VERSION  := 0.1.0
 CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -I$(BUILD)/gen
 
+# Everything is rebuilt when the compiler or its flags change (CC=clang,
+# OPT=...): $(BUILD)/flags holds the last ones and, like the commit header
+# below, is rewritten only when they change.
+FLAGS    := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
+
 .PHONY: all test bench debug install clean main fuzz fixtures FORCE
 all: $(GKD)
 
 # Every object is built by this rule, with its dependency file (.d).
-$(BUILD)/%.o: %.c | $(BUILD)/gen/gkd_commit.h
+$(BUILD)/%.o: %.c $(BUILD)/flags | $(BUILD)/gen/gkd_commit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -63,6 +68,11 @@ $(BUILD)/%.o: %.c | $(BUILD)/gen/gkd_commit.h
 $(BUILD)/gen/gkd_commit.h: FORCE
 	@mkdir -p $(dir $@)
 	@echo "#define GKD_GIT_COMMIT \"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\"" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/flags: FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(subst ','"'"',$(FLAGS))' > $@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 $(LIB): $(LIB_OBJ)
@@ -78,9 +88,9 @@ $(BUILD)/src/cli/commands.h: $(wildcard src/cli/cmd_*.c)
 $(BUILD)/src/cli/main.o: $(BUILD)/src/cli/commands.h
 $(BUILD)/src/cli/main.o: CFLAGS += -I$(BUILD)/src/cli
 
-$(GKD): $(CLI_OBJ) $(LIB)
+$(GKD): $(CLI_OBJ) $(LIB) $(BUILD)/flags
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS)
 
 # The test runner collects every `Suite *NAME_suite(void)` in tests/test_*.c.
 $(BUILD)/tests/suites.h: $(TEST_SRC)
@@ -90,8 +100,8 @@ $(BUILD)/tests/suites.h: $(TEST_SRC)
 $(BUILD)/tests/check_main.o: $(BUILD)/tests/suites.h
 $(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)/tests
 
-$(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB)
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS) $(CHECK_LIBS)
+$(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB) $(BUILD)/flags
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
 # SUITE=name runs one suite; the TAP log goes to build/tests.tap.
 test: $(BUILD)/gkd_tests $(GKD)
@@ -102,9 +112,9 @@ main: $(GKD)
 	@echo
 	./$(GKD) table results/quickstart --rows divergence --cols lambda --metric exact_match --reference teacher,init --baseline lambda=0 --power
 
-$(BUILD)/bench/%: bench/%.c $(LIB)
+$(BUILD)/bench/%: bench/%.c $(LIB) $(BUILD)/flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
 bench: $(BENCH_SRC:%.c=$(BUILD)/%)
 	@./scripts/deps.sh torch || echo "bench: could not install python3-torch; the PyTorch peer will be skipped"
@@ -126,7 +136,7 @@ install: $(GKD) $(LIB)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' gkd.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gkd.pc
 
 clean:
-	rm -rf build build-debug build-fuzz bin
+	rm -rf $(sort $(BUILD) build build-clang build-debug build-fuzz) bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -136,9 +146,9 @@ clean:
 # the outputs and `gkd status`, and stops Slurm again; then runs a tiny grid
 # with `gkd run --executor slurm` and compares it with a local run.
 .PHONY: slurm-test
-$(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB)
+$(BUILD)/tests/slurm/slurm_driver: tests/slurm/slurm_driver.c $(LIB) $(BUILD)/flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
 slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
 	GKD_BIN=$(abspath $(GKD)) SLURM_DRIVER=$(abspath $(BUILD)/tests/slurm/slurm_driver) \
