@@ -553,7 +553,11 @@ static int check_cell_dir(const char *dir, const gkd_cell_config *c, int force, 
     return 0;
 }
 
-static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, size_t total, int tty) {
+/* Run (or finish) one cell. A cell another process holds is an error when
+ * `busy` is NULL (one cell was asked for); else *busy is set and it is left
+ * to that process. */
+static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, size_t total, int tty,
+                    int *busy_out) {
     char dir[PATH_CAP], path[PATH_CAP], hash[GKD_HASH_HEX_LEN + 1], started[32];
     gkd_task *task = NULL;
     gkd_tokenizer *tok = NULL;
@@ -566,6 +570,10 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
     /* One process per cell: a second `gkd run` (or a resubmitted Slurm task)
      * must not write into a cell another one is running. */
     if ((rc = path_join(path, dir, "lock")) || (rc = lock_try(&lock, path, &busy))) goto done;
+    if (busy && busy_out) {
+        *busy_out = 1;
+        goto done;
+    }
     if (busy) {
         rc = gkd_error(GKD_ESTATE, "cell %s is being run by another process (see %s/running)", c->name, dir);
         goto done;
@@ -787,10 +795,13 @@ static int prepare_teachers(const gkd_experiment *exp, const char *exp_dir, cons
     return 0;
 }
 
+/* A cell child's exit status when another process holds the cell. */
+#define CELL_ELSEWHERE 3
+
 static int run_local(const gkd_experiment *exp, const char *exp_dir, const selection *sel,
                      const gkd_run_options *opt) {
     int tty = isatty(STDERR_FILENO);
-    size_t skipped = 0, ran = 0, failed = 0;
+    size_t skipped = 0, ran = 0, failed = 0, elsewhere = 0;
     size_t *todo = calloc(sel->n ? sel->n : 1, sizeof *todo), ntodo = 0;
     if (!todo) return gkd_error(GKD_ENOMEM, "out of memory");
     int rc = scan_cells(todo, &ntodo, &skipped, exp, exp_dir, sel, opt->force);
@@ -805,7 +816,8 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
             gkd_cell_config c;
             if ((rc = gkd_experiment_cell(exp, todo[k], &c))) goto out;
             if (!tty) fprintf(stderr, "[%zu/%zu cells] %s: start\n", skipped + k, sel->n, c.name);
-            rc = run_cell(&c, exp_dir, skipped + k, sel->n, tty);
+            int busy = 0;
+            rc = run_cell(&c, exp_dir, skipped + k, sel->n, tty, sel->n == 1 ? NULL : &busy);
             if (rc && ntodo == 1) goto out; /* one cell (e.g. a Slurm task): its own message */
             if (rc) {
                 /* Like --jobs N: a failed cell does not stop the others. */
@@ -813,6 +825,9 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
                 fprintf(stderr, "gkd run: cell %s: %s\n", c.name, gkd_last_error());
                 failed++;
                 rc = 0;
+            } else if (busy) {
+                fprintf(stderr, "gkd run: cell %s is being run by another process; left to it\n", c.name);
+                elsewhere++;
             } else {
                 ran++;
             }
@@ -821,8 +836,8 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
                                    failed, ntodo);
     } else {
         /* N cells at once, each a child process with cores / N threads. The
-         * shared artifacts are built under locks, so the first child to need
-         * a teacher trains it and the others wait. */
+         * teachers are trained first; the SFT students are built under locks,
+         * so the first child to need one trains it and the others wait. */
         if ((rc = prepare_teachers(exp, exp_dir, todo, ntodo, tty))) goto out;
         int threads = omp_get_num_procs() / jobs;
         if (threads < 1) threads = 1;
@@ -842,12 +857,15 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
                     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
                     omp_set_num_threads(threads);
                     openblas_set_num_threads(threads);
-                    int crc = run_cell(&c, exp_dir, skipped + next, sel->n, 0);
+                    int busy = 0;
+                    int crc = run_cell(&c, exp_dir, skipped + next, sel->n, 0, &busy);
                     if (crc) fprintf(stderr, "gkd run: cell %s: %s\n", c.name, gkd_last_error());
+                    else if (busy)
+                        fprintf(stderr, "gkd run: cell %s is being run by another process; left to it\n", c.name);
                     fflush(NULL);
-                    _exit(crc ? 1 : 0);
+                    _exit(crc ? 1 : busy ? CELL_ELSEWHERE : 0);
                 }
-                fprintf(stderr, "[%zu/%zu cells] %s: started (pid %d, %d threads)\n", skipped + ran + failed,
+                fprintf(stderr, "[%zu/%zu cells] %s: started (pid %d, %d threads)\n", skipped + ran + failed + elsewhere,
                         sel->n, c.name, (int)pid, threads);
                 next++;
                 running++;
@@ -857,6 +875,7 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
             if (pid < 0) { if (errno == EINTR) continue; break; }
             running--;
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0) ran++;
+            else if (WIFEXITED(status) && WEXITSTATUS(status) == CELL_ELSEWHERE) elsewhere++;
             else failed++;
         }
         if (failed) rc = gkd_error(GKD_ESTATE, "%zu of %zu cells failed (see their 'failed' markers; rerun to resume)",
@@ -864,6 +883,9 @@ static int run_local(const gkd_experiment *exp, const char *exp_dir, const selec
     }
 out:
     free(todo);
+    if (elsewhere)
+        fprintf(stderr, "gkd: %zu of %zu cells were being run by another process (gkd status shows them)\n",
+                elsewhere, sel->n);
     if (!rc && ntodo == 0 && sel->n > 0) fprintf(stderr, "gkd: all %zu cells already done\n", sel->n);
     return rc;
 }
