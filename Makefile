@@ -1,18 +1,19 @@
 # gkd build. `make` builds libgkd.a and bin/gkd; `make test` runs the Check
-# suites; `make bench` runs the benchmarks; `make debug` builds with sanitizers.
+# suites; `make dev` runs them built with -Werror; `make bench` runs the
+# benchmarks; `make debug` builds with sanitizers.
 # Sources are found by wildcard so a new module needs no Makefile edit.
 
 PREFIX   ?= /usr/local
 CC       ?= cc
 
-# Dependencies (scripts/deps.sh): `make main` and `make test` install what
-# is missing (as root, with apt-get; gnuplot too for the plot tests, clang
-# when CC is clang); every other goal only checks and prints the apt-get
-# line; `make clean` does neither.
+# Dependencies (scripts/deps.sh): `make main`, `make test` and `make dev`
+# install what is missing (as root, with apt-get; gnuplot too for the plot
+# tests, clang when CC is clang); every other goal only checks and prints
+# the apt-get line; `make clean` does neither.
 GOALS    := $(or $(MAKECMDGOALS),all)
 DEPS_EXTRA := $(if $(findstring clang,$(CC)),clang) $(if $(filter fuzz,$(GOALS)),clang)
-ifneq ($(filter main test,$(GOALS)),)
-DEPS_RUN := ./scripts/deps.sh $(DEPS_EXTRA) $(if $(filter test,$(GOALS)),gnuplot)
+ifneq ($(filter main test dev,$(GOALS)),)
+DEPS_RUN := ./scripts/deps.sh $(DEPS_EXTRA) $(if $(filter test dev,$(GOALS)),gnuplot)
 else ifneq ($(filter-out clean,$(GOALS)),)
 DEPS_RUN := ./scripts/deps.sh --check $(DEPS_EXTRA)
 endif
@@ -27,7 +28,8 @@ CHECK_LIBS := $(shell pkg-config --libs check)
 endif
 
 OPT      ?= -O2
-WARN     := -Wall -Wextra -Werror
+# WERROR=1 (as `make dev` and CI build) turns warnings into errors.
+WARN     := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
 # ISO C mode already keeps gcc from contracting a * b + c into a fused
 # multiply-add; clang needs it said, or its results would differ in bits.
 CFLAGS   += -std=c11 -ffp-contract=off $(WARN) $(OPT) -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude $(PKG_CFLAGS)
@@ -40,6 +42,7 @@ LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*.c src/*/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
+BENCH_BIN:= $(BENCH_SRC:%.c=$(BUILD)/%)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o) $(BUILD)/tests/check_main.o
@@ -50,11 +53,11 @@ VERSION  := 0.1.0
 CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -I$(BUILD)/gen
 
 # Everything is rebuilt when the compiler or its flags change (CC=clang,
-# OPT=...): $(BUILD)/flags holds the last ones and, like the commit header
-# below, is rewritten only when they change.
+# WERROR=1, OPT=...): $(BUILD)/flags holds the last ones and, like the
+# commit header below, is rewritten only when they change.
 FLAGS    := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
 
-.PHONY: all test bench debug install clean main fuzz fixtures FORCE
+.PHONY: all test dev bench debug install clean main fuzz fixtures FORCE
 all: $(GKD)
 
 # Every object is built by this rule, with its dependency file (.d).
@@ -107,6 +110,12 @@ $(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB) $(BUILD)/flags
 test: $(BUILD)/gkd_tests $(GKD)
 	GKD_BIN=$(abspath $(GKD)) GKD_ROOT=$(CURDIR) ./$(BUILD)/gkd_tests $(SUITE)
 
+# Developers and CI: every program and test built with -Werror, then the
+# suites. (Switching between `make dev` and `make` rebuilds everything.)
+dev:
+	$(MAKE) WERROR=1 $(GKD) $(BUILD)/gkd_tests $(BENCH_BIN) $(BUILD)/tests/slurm/slurm_driver
+	$(MAKE) WERROR=1 test
+
 main: $(GKD)
 	./$(GKD) run experiments/quickstart.yaml --jobs 2
 	@echo
@@ -116,7 +125,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB) $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
 
-bench: $(BENCH_SRC:%.c=$(BUILD)/%)
+bench: $(BENCH_BIN)
 	@./scripts/deps.sh torch || echo "bench: could not install python3-torch; the PyTorch peer will be skipped"
 	@rm -f $(BUILD)/bench.txt
 	@echo "== gkd and its PyTorch peers, interleaved ($(BENCH_ROUNDS) rounds)"
