@@ -2,6 +2,12 @@
 #ifndef GKD_FSUTIL_H
 #define GKD_FSUTIL_H
 
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** mkdir -p: create dir and its missing parents (mode 0755). */
 int gkd_mkdir_p(const char *dir);
 /** rm -r: remove path and, if a directory, everything below it. A missing
@@ -9,12 +15,6 @@ int gkd_mkdir_p(const char *dir);
 int gkd_remove_tree(const char *path);
 /** 1 if path exists (any type). */
 int gkd_path_exists(const char *path);
-
-#include <stdio.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 /** fopen(path, "rb") for regular files only. The file is opened without
  *  blocking, so a FIFO (which would wait forever for a writer), a device
