@@ -57,7 +57,7 @@ CFLAGS   += -DGKD_VERSION=\"$(VERSION)\" -I$(BUILD)/gen
 # commit header below, is rewritten only when they change.
 FLAGS    := $(CC) $(CFLAGS) $(LDFLAGS) $(LDLIBS)
 
-.PHONY: all test dev bench debug install clean main fuzz fixtures FORCE
+.PHONY: all test dev bench debug install install-test clean main fuzz fixtures FORCE
 all: $(GKD)
 
 # Every object is built by this rule, with its dependency file (.d).
@@ -143,6 +143,14 @@ install: $(GKD) $(LIB)
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libgkd.a
 	install -m 644 include/gkd/*.h $(DESTDIR)$(PREFIX)/include/gkd/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' gkd.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/gkd.pc
+
+# The installed library as a user sees it: install into a temporary prefix,
+# then build tests/install/hello.c as C and as C++ with nothing but
+# `pkg-config --cflags --libs gkd`, and run it.
+install-test: $(GKD) $(LIB)
+	rm -rf $(BUILD)/install-test
+	$(MAKE) install PREFIX=$(abspath $(BUILD)/install-test/prefix)
+	CC="$(CC)" tests/install/test_pkgconfig.sh $(abspath $(BUILD)/install-test)
 
 clean:
 	rm -rf $(sort $(BUILD) build build-clang build-debug build-fuzz) bin
