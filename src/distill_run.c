@@ -14,6 +14,7 @@
 #include "gkd/csv.h"
 #include "gkd/error.h"
 #include "gkd/eval.h"
+#include "gkd/fsutil.h"
 
 double gkd_now(void) {
     struct timespec ts;
@@ -198,6 +199,9 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
     long start = 0;
     int rc = make_paths(&p, dir);
     if (rc) return rc;
+    /* A run killed inside an atomic write leaves its temporary file. */
+    static const char *const written[] = {"checkpoint.ckpt", "final.ckpt", "options.txt", "teacher_eval.csv"};
+    if (gkd_path_exists(dir) && (rc = gkd_remove_stale_temps(dir, written, 4))) return rc;
     /* Before resume() overwrites the student with the checkpoint's. */
     if ((rc = gkd_run_options_text(&options, student, teacher, task, opt))) {
         gkd_csv_buf_free(&options);

@@ -1,10 +1,13 @@
 #define _XOPEN_SOURCE 700
 #include "gkd/fsutil.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,4 +87,39 @@ int gkd_fopen_read(FILE **out, const char *path) {
     }
     *out = f;
     return 0;
+}
+
+/* name is prefix + (".tmp." or ".tmp") + six mkstemp characters. */
+static int is_temp_of(const char *name, const char *prefix) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0) return 0;
+    const char *rest = name + n;
+    if (!strncmp(rest, ".tmp.", 5)) rest += 5;
+    else if (!strncmp(rest, ".tmp", 4)) rest += 4;
+    else return 0;
+    if (strlen(rest) != 6) return 0;
+    for (int i = 0; i < 6; i++)
+        if (!isalnum((unsigned char)rest[i])) return 0;
+    return 1;
+}
+
+int gkd_remove_stale_temps(const char *dir, const char *const *names, int n) {
+    DIR *d = opendir(dir);
+    if (!d) return gkd_error(GKD_EIO, "cannot read %s: %s", dir, strerror(errno));
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        int match = 0;
+        for (int i = 0; i < n && !match; i++) match = is_temp_of(e->d_name, names[i]);
+        if (!match) continue;
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = malloc(len);
+        if (!path) { rc = gkd_error(GKD_ENOMEM, "out of memory"); break; }
+        snprintf(path, len, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = gkd_error(GKD_EIO, "cannot remove the stale temporary file %s: %s", path, strerror(errno));
+        free(path);
+    }
+    closedir(d);
+    return rc;
 }

@@ -578,6 +578,10 @@ static int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_b
         rc = gkd_error(GKD_ESTATE, "cell %s is being run by another process (see %s/running)", c->name, dir);
         goto done;
     }
+    /* Under the lock, what a process killed inside an atomic write left. */
+    static const char *const cell_files[] = {"config.yaml", "config.hash", "axes.csv", "run.json",
+                                             "running", "done", "failed"};
+    if ((rc = gkd_remove_stale_temps(dir, cell_files, 7))) goto done;
     /* It may have finished while this process was checking the others. A
      * finished cell made before gkd wrote teacher_eval.csv only gets that. */
     if ((rc = check_cell_dir(dir, c, 0, &done_already))) goto done;

@@ -271,6 +271,31 @@ START_TEST(test_default_data_seed_is_the_experiments) {
 }
 END_TEST
 
+/* Temporary files that a kill inside an atomic write leaves are removed
+ * when the run starts again; other files are not touched. */
+START_TEST(test_stale_temporaries_removed) {
+    ck_assert_int_eq(gkd("train --task arith --digits 1 --layers 1 --d-model 8 --heads 1 --context 16 --steps 2 "
+                         "--eval-n 5 --max-new-tokens 4 --out run"),
+                     0);
+    write_file("run/checkpoint.ckpt.tmp.Ab12Cd", "half a checkpoint");
+    write_file("run/options.txt.tmpXy34Zw", "half");
+    write_file("run/notes.tmp.Ab12Cd", "mine");
+    write_file("run/checkpoint.ckpt.tmp.toolong1", "not mkstemp's");
+    ck_assert_int_eq(gkd("train --task arith --digits 1 --layers 1 --d-model 8 --heads 1 --context 16 --steps 2 "
+                         "--eval-n 5 --max-new-tokens 4 --out run"),
+                     0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/run/checkpoint.ckpt.tmp.Ab12Cd", tmp);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/run/options.txt.tmpXy34Zw", tmp);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/run/notes.tmp.Ab12Cd", tmp);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/run/checkpoint.ckpt.tmp.toolong1", tmp);
+    ck_assert_int_eq(access(path, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -291,6 +316,7 @@ Suite *cli_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_train_arith_eval_sample);
     tcase_add_test(tc, test_default_data_seed_is_the_experiments);
+    tcase_add_test(tc, test_stale_temporaries_removed);
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);

@@ -23,6 +23,13 @@ int gkd_path_exists(const char *path);
  *  callers can treat ENOENT as "absent"). */
 int gkd_fopen_read(FILE **out, const char *path);
 
+/** Remove what an atomic write killed before its rename leaves in `dir`:
+ *  the temporary files `NAME.tmp.XXXXXX` (checkpoints) and `NAME.tmpXXXXXX`
+ *  (other files) of each of the n NAMEs, XXXXXX being mkstemp's six
+ *  letters and digits. Nothing else is touched. GKD_EIO if dir cannot be
+ *  read or a match cannot be removed. */
+int gkd_remove_stale_temps(const char *dir, const char *const *names, int n);
+
 #ifdef __cplusplus
 }
 #endif
