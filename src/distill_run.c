@@ -171,7 +171,14 @@ static int resume(gkd_distill_state *s, const run_paths *p, long *step) {
         rc = gkd_error(GKD_EFORMAT, "resume: %s holds no optimizer or schedule state", p->ckpt);
         goto done;
     }
-    if (d.step < 0 || d.step > s->o.steps) {
+    /* gkd writes a checkpoint only after a step: one at step 0 is not its
+     * own, and resuming from it would first drop the logs. */
+    if (d.step < 1) {
+        rc = gkd_error(GKD_EFORMAT, "resume: %s is at step %lld; a run's checkpoints come after step 1 or later",
+                       p->ckpt, (long long)d.step);
+        goto done;
+    }
+    if (d.step > s->o.steps) {
         rc = gkd_error(GKD_EMISMATCH, "resume: %s is at step %lld, beyond this run's %ld steps", p->ckpt,
                        (long long)d.step, s->o.steps);
         goto done;

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gkd/checkpoint.h"
 #include "gkd/gkd.h" /* the umbrella header must compile on its own */
 
 static char tmp[64];
@@ -296,6 +297,29 @@ START_TEST(test_stale_temporaries_removed) {
 }
 END_TEST
 
+/* A checkpoint at step 0 (gkd never writes one) is refused before any
+ * log is touched. */
+START_TEST(test_step_zero_checkpoint_refused) {
+    const char *train = "train --task arith --digits 1 --layers 1 --d-model 8 --heads 1 --context 16 --steps 2 "
+                        "--checkpoint-every 1 --eval-n 5 --max-new-tokens 4 --out run";
+    ck_assert_int_eq(gkd(train), 0);
+    char path[256];
+    snprintf(path, sizeof path, "%s/run/checkpoint.ckpt", tmp);
+    gkd_checkpoint_data d;
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), 0);
+    gkd_checkpoint c = {.model = d.model, .tokenizer = d.tokenizer, .opt_m = d.opt_m, .opt_v = d.opt_v,
+                        .opt_t = d.opt_t, .step = 0, .rngs = d.rngs, .n_rngs = d.n_rngs, .extra = d.extra,
+                        .extra_len = d.extra_len};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    gkd_checkpoint_data_free(&d);
+    char before[1 << 14];
+    snprintf(before, sizeof before, "%s", slurp("run/metrics.csv"));
+    ck_assert_int_eq(gkd(train), 1);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "is at step 0; a run's checkpoints come after step 1"));
+    ck_assert_str_eq(slurp("run/metrics.csv"), before);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -317,6 +341,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_train_arith_eval_sample);
     tcase_add_test(tc, test_default_data_seed_is_the_experiments);
     tcase_add_test(tc, test_stale_temporaries_removed);
+    tcase_add_test(tc, test_step_zero_checkpoint_refused);
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);
