@@ -1,7 +1,8 @@
 /* tanh-GELU over arrays (gelu.h). Compiled for AVX-512 and for generic
  * x86-64: the vector lines do the per-element operations of gelu.h in
- * the same order on every lane, and ISO C mode forbids contracting them
- * into fused multiply-adds, so both clones give the same bits; on AVX-512
+ * the same order on every lane, and -ffp-contract=off (the build's flag)
+ * forbids contracting them into fused multiply-adds, so both clones give
+ * the same bits; on AVX-512
  * a line is one 16-lane instruction instead of four 4-lane ones. */
 #include "gelu.h"
 

@@ -412,7 +412,7 @@ static inline float gelu_local_grad(float x, float th) {
 
 /* The GELU kernels are compiled for AVX-512, AVX2 and the x86-64 baseline,
  * and picked at load time. All versions do the same IEEE operations element
- * by element (ISO C mode: no FMA contraction), so results are bit-identical
+ * by element (-ffp-contract=off: no FMA contraction), so results are bit-identical
  * whichever runs. */
 #if defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
