@@ -191,18 +191,48 @@ static int write_if_changed(const char *path, const gkd_csv_buf *b) {
     return same ? 0 : gkd_file_write_atomic(path, b->data, b->len);
 }
 
-static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
-    gkd_csv_buf b = GKD_CSV_BUF_INIT;
-    char path[PATH_CAP];
-    int rc = gkd_csv_buf_str(&b, "cell");
-    rc = rc ? rc : gkd_csv_buf_str(&b, "dir");
+/* grid.csv's first line: cell, dir and the axes. */
+static int grid_header(gkd_csv_buf *b, const gkd_experiment *exp) {
+    int rc = gkd_csv_buf_str(b, "cell");
+    rc = rc ? rc : gkd_csv_buf_str(b, "dir");
     for (int a = 0; a < gkd_experiment_num_axes(exp) && !rc; a++) {
         const char *key, *name;
         size_t nv;
         gkd_experiment_axis(exp, a, &key, &name, &nv);
-        rc = gkd_csv_buf_str(&b, name);
+        rc = gkd_csv_buf_str(b, name);
     }
-    rc = rc ? rc : gkd_csv_buf_end_row(&b);
+    return rc ? rc : gkd_csv_buf_end_row(b);
+}
+
+/* A results directory is named after the experiment: another experiment
+ * with the same name and other axes would mix its cells and tables with
+ * this one's. Editing one experiment (more seeds, other values) keeps its
+ * axes; a different set of axes is refused unless forced. */
+static int check_same_experiment(const char *exp_dir, const gkd_experiment *exp, int force) {
+    char path[PATH_CAP];
+    int rc = path_join(path, exp_dir, "grid.csv");
+    if (rc || force || !gkd_path_exists(path)) return rc;
+    char *old = NULL;
+    size_t old_len = 0;
+    gkd_csv_buf want = GKD_CSV_BUF_INIT;
+    if ((rc = gkd_file_read(&old, &old_len, path)) || (rc = grid_header(&want, exp))) goto done;
+    size_t line = strcspn(old, "\n") + (memchr(old, '\n', old_len) ? 1 : 0);
+    if (line != want.len || memcmp(old, want.data, line) != 0)
+        rc = gkd_error(GKD_EMISMATCH,
+                       "%s holds another experiment's grid (grid.csv: %.*s), not this one's (%.*s): two experiments "
+                       "named '%s'? Rename one, or --force to run here anyway",
+                       exp_dir, (int)strcspn(old, "\n"), old, (int)(want.len ? want.len - 1 : 0), want.data,
+                       gkd_experiment_name(exp));
+done:
+    free(old);
+    gkd_csv_buf_free(&want);
+    return rc;
+}
+
+static int write_grid_csv(const char *exp_dir, const gkd_experiment *exp) {
+    gkd_csv_buf b = GKD_CSV_BUF_INIT;
+    char path[PATH_CAP];
+    int rc = grid_header(&b, exp);
     for (size_t i = 0; i < gkd_experiment_num_cells(exp) && !rc; i++) {
         gkd_cell_config c;
         if ((rc = gkd_experiment_cell(exp, i, &c))) break;
@@ -906,6 +936,7 @@ int gkd_run_experiment(const char *path, const gkd_run_options *opt) {
     /* Data files, checkpoints and example lengths, before anything is written or trained. */
     if ((rc = gkd_experiment_check_inputs(exp))) goto done;
     if ((rc = path_join(exp_dir, opt->results, gkd_experiment_name(exp)))) goto done;
+    if ((rc = check_same_experiment(exp_dir, exp, opt->force))) goto done;
     if (opt->dry_run) {
         for (size_t k = 0; k < sel.n; k++) {
             gkd_cell_config c;

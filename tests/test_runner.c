@@ -733,6 +733,40 @@ START_TEST(test_teacher_eval_backfilled) {
 }
 END_TEST
 
+/* Two experiments with one name: the second, with other axes, is refused
+ * before it touches the first's directory; --force runs it there anyway. */
+START_TEST(test_same_name_other_experiment_refused) {
+    char res[PATH_MAX], yaml[PATH_MAX], exp[PATH_MAX];
+    pathf(res, "%s/samename", tmpdir);
+    pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
+    char *orig = slurp(grid_yaml, NULL);
+    write_file(yaml, orig);
+    char *first[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
+    ck_assert_msg(run_gkd(first) == 0, "%s", last_err);
+    pathf(exp, "%s/" GRID, res);
+    char *before = tree_snapshot(exp);
+    /* Same name, lambda no longer an axis. */
+    char *other = replace(orig, "  lambda: [0, 1]\n", "  lambda: 0\n");
+    write_file(yaml, other);
+    char *second[] = {"run", yaml, "--results", res, NULL};
+    ck_assert_int_eq(run_gkd(second), 1);
+    ck_assert_uint_eq(count_lines(last_err), 1);
+    ck_assert_msg(strstr(last_err, "holds another experiment's grid (grid.csv: cell,dir,divergence,lambda,seed), "
+                                   "not this one's (cell,dir,divergence,seed): two experiments named 'tiny_grid'?"),
+                  "%s", last_err);
+    char *after = tree_snapshot(exp);
+    assert_same_snapshot(before, after);
+    char *forced[] = {"run", yaml, "--results", res, "--force", "--dry-run", NULL};
+    ck_assert_msg(run_gkd(forced) == 0, "%s", last_err);
+    /* More seeds of the same experiment keep its axes: not refused. */
+    char *more = replace(orig, "seeds: [1, 2]\n", "seeds: [1, 2, 3]\n");
+    write_file(yaml, more);
+    char *dry[] = {"run", yaml, "--results", res, "--dry-run", NULL};
+    ck_assert_msg(run_gkd(dry) == 0, "%s", last_err);
+    free(orig), free(other), free(more), free(before), free(after);
+}
+END_TEST
+
 START_TEST(test_labels_reach_the_table) {
     char res[PATH_MAX], yaml[PATH_MAX], p[PATH_MAX], exp[PATH_MAX];
     pathf(res, "%s/labels", tmpdir);
@@ -1331,6 +1365,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_skip_completed);
     tcase_add_test(tc, test_lr_min_schedule);
     tcase_add_test(tc, test_teacher_eval_backfilled);
+    tcase_add_test(tc, test_same_name_other_experiment_refused);
     suite_add_tcase(s, tc);
     return s;
 }
