@@ -78,7 +78,7 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
         (opt->schedule.lambda < 1 || opt->schedule.teacher_mix > 0 || opt->schedule.replay != GKD_REPLAY_OFF))
         return gkd_error(GKD_EINVAL, "distill: pg_rkl is valid only on student rollouts (lambda 1, "
                                      "no teacher_mix, no replay)");
-    if (gkd_task_size(task, GKD_SPLIT_TRAIN) == 0) return gkd_error(GKD_EINVAL, "distill: the task has no training examples");
+    if (gkd_task_size(task, GKD_SPLIT_TRAIN) == 0) return gkd_error(GKD_EINVAL, "distill: the task has no training examples (pairs: --path / task.path gives them)");
 
     gkd_adamw_config ac = GKD_ADAMW_CONFIG_INIT;
     ac.weight_decay = opt->weight_decay;

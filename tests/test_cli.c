@@ -320,6 +320,23 @@ START_TEST(test_step_zero_checkpoint_refused) {
 }
 END_TEST
 
+/* gkd eval on new pairs needs only them (--eval-path), not the training
+ * file; training without one is refused. */
+START_TEST(test_eval_pairs_without_training_file) {
+    write_file("train.tsv", "ab\tba\nabc\tcba\nba\tab\ncab\tbac\nbb\tbb\naa\taa\n");
+    write_file("new.tsv", "ca\tac\nbc\tcb\n");
+    ck_assert_int_eq(gkd("train --task pairs --path train.tsv --eval-fraction 0.3 --layers 1 --d-model 8 "
+                         "--heads 1 --context 16 --steps 2 --eval-n 1 --max-new-tokens 4 --out m"),
+                     0);
+    ck_assert_int_eq(gkd("eval --model m/final.ckpt --task pairs --eval-path new.tsv --n 2 --max-new-tokens 4"), 0);
+    ck_assert_ptr_nonnull(strstr(slurp("out.txt"), "exact_match"));
+    ck_assert_int_eq(gkd("train --task pairs --eval-path new.tsv --layers 1 --d-model 8 --heads 1 --context 16 "
+                         "--steps 2 --out m2"),
+                     1);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "the task has no training examples (pairs: --path"));
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -342,6 +359,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_default_data_seed_is_the_experiments);
     tcase_add_test(tc, test_stale_temporaries_removed);
     tcase_add_test(tc, test_step_zero_checkpoint_refused);
+    tcase_add_test(tc, test_eval_pairs_without_training_file);
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);

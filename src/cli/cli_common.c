@@ -31,7 +31,7 @@ const char cli_task_flags_help[] =
     "      arith: --digits N --op add|sub|mul [--rationale]\n"
     "      reverse/sort: --min-len N --max-len N --alphabet CHARS\n"
     "      modes: --k N --zipf S --length N\n"
-    "      pairs: --path FILE.tsv [--eval-path FILE.tsv | --eval-fraction F]\n"
+    "      pairs: --path FILE.tsv [--eval-path FILE.tsv | --eval-fraction F] (eval, sample: --eval-path alone)\n"
     "      text: --path FILE.txt [--chunk N --prompt-chars N --eval-fraction F]\n";
 
 static int bad(const char *cmd) {

@@ -70,7 +70,10 @@ static int parse_tsv(const char *path, task_split *out) {
 }
 
 static int build(gkd_task *t) {
-    if (!t->cfg.path) return gkd_error(GKD_EINVAL, "pairs: no path (a TSV file source<TAB>target)");
+    if (!t->cfg.path && !t->cfg.eval_path) return gkd_error(GKD_EINVAL, "pairs: no path (a TSV file source<TAB>target)");
+    /* Evaluation only (gkd eval, gkd sample on new data): no training split;
+     * whatever trains refuses an empty one. */
+    if (!t->cfg.path) return parse_tsv(t->cfg.eval_path, &t->split[GKD_SPLIT_EVAL]);
     int rc;
     if (!t->cfg.eval_path) {
         if (!(t->cfg.eval_fraction > 0 && t->cfg.eval_fraction < 1))
