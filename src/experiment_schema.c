@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "experiment_internal.h"
+#include "gkd/error.h"
 
 #define OFF(field) offsetof(gkd_cell_config, field)
 #define BIG 1e300
@@ -208,4 +209,15 @@ const char *exp_suggest(const char *word, const char *const *cands, int n) {
     int limit = (int)((lw > lb ? lw : lb) / 3);
     if (limit < 1) limit = 1;
     return best && best_d <= limit ? best : NULL;
+}
+
+int gkd_experiment_setting_range(const char *key, gkd_setting_range *out) {
+    int k = exp_key_find(key);
+    if (k < 0 || (exp_keys[k].kind != K_INT && exp_keys[k].kind != K_DOUBLE))
+        return gkd_error(GKD_EINVAL, "no numeric experiment setting '%s'", key);
+    out->min = exp_keys[k].min;
+    out->max = exp_keys[k].max;
+    out->open_min = (exp_keys[k].flags & F_OPEN_MIN) != 0;
+    out->open_max = (exp_keys[k].flags & F_OPEN_MAX) != 0;
+    return 0;
 }

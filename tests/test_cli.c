@@ -337,6 +337,34 @@ START_TEST(test_eval_pairs_without_training_file) {
 }
 END_TEST
 
+/* Flags that set an experiment-file setting accept exactly its values:
+ * the range comes from the experiment schema, and the error says which. */
+START_TEST(test_flag_ranges_are_the_experiment_files) {
+    const char *base = "train --task arith --digits 1 --layers 1 --d-model 8 --heads 1 --steps 1 --out r";
+    struct {
+        const char *flag, *want;
+    } cases[] = {
+        {"--context 8193", "--context: 8193 is out of range [2, 8192] (as student.model.context in experiment files)"},
+        {"--heads 257", "--heads: 257 is out of range [1, 256] (as student.model.heads in experiment files)"},
+        {"--lr 0", "--lr: 0 is out of range (0, 10] (as distill.lr in experiment files)"},
+        {"--max-new-tokens 8193",
+         "--max-new-tokens: 8193 is out of range [1, 8192] (as distill.max_new_tokens in experiment files)"},
+        {"--eval-fraction 1", "--eval-fraction: 1 is out of range (0, 1) (as task.eval_fraction in experiment files)"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "%s %s", base, cases[k].flag);
+        ck_assert_int_eq(gkd(cmd), 2);
+        ck_assert_msg(strstr(slurp("err.txt"), cases[k].want) != NULL, "%s: %s", cases[k].flag, slurp("err.txt"));
+    }
+    /* The same range, read from the schema by the library. */
+    gkd_setting_range r;
+    ck_assert_int_eq(gkd_experiment_setting_range("student.model.context", &r), 0);
+    ck_assert(r.min == 2 && r.max == 8192 && !r.open_min && !r.open_max);
+    ck_assert_int_eq(gkd_experiment_setting_range("distill.divergence", &r), GKD_EINVAL);
+}
+END_TEST
+
 START_TEST(test_bad_arguments) {
     ck_assert_int_eq(gkd("train --task arith --steps abc --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--steps: 'abc' is not an integer"));
@@ -360,6 +388,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_stale_temporaries_removed);
     tcase_add_test(tc, test_step_zero_checkpoint_refused);
     tcase_add_test(tc, test_eval_pairs_without_training_file);
+    tcase_add_test(tc, test_flag_ranges_are_the_experiment_files);
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);

@@ -131,6 +131,18 @@ typedef struct {
 /** Load and validate an experiment file. Every cell is built and checked,
  *  so a loaded experiment has no invalid cell. On error returns a negative
  *  GKD_E* with the one-line message `path:line:col: message`. */
+/** The accepted range of a numeric experiment-file setting ("distill.lr",
+ *  "student.model.context", ...). Command-line flags that set the same
+ *  thing check their values against it, so the two cannot drift. */
+typedef struct {
+    double min, max;
+    int open_min, open_max; /* the bound itself is excluded */
+} gkd_setting_range;
+
+/** Fill *out for `key`; GKD_EINVAL if the schema has no numeric key so
+ *  named. */
+int gkd_experiment_setting_range(const char *key, gkd_setting_range *out);
+
 int gkd_experiment_load(gkd_experiment **out, const char *path);
 
 /** Same from memory; `path` is used in messages and to resolve relative

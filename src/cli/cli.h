@@ -26,6 +26,13 @@ extern const char cli_task_flags_help[];
 int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const char *cmd);
 extern const char cli_model_flags_help[];
 
+/** Parse `v` for `flag`, which sets the experiment-file setting `key`
+ *  ("distill.lr"): accepted values are the schema's, and the error says
+ *  so ("--lr: 0 is out of range (0, 10] (as distill.lr in experiment
+ *  files)"). 0 or GKD_EINVAL (message set, not printed). */
+int cli_parse_setting_double(double *out, const char *v, const char *key, const char *flag);
+int cli_parse_setting_long(long *out, const char *v, const char *key, const char *flag);
+
 /** Load a checkpoint's model and tokenizer (prints the error). */
 int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok);
 

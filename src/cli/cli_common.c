@@ -45,9 +45,9 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
     long n;
     double d;
     if (!strcmp(argv[*i], "--rationale")) { tc->rationale = 1; return 1; }
-#define LONG_FLAG(flag, field, lo, hi)                                                      \
+#define LONG_FLAG(flag, field, key)                                                          \
     if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
-        if (gkd_parse_long(&n, v, lo, hi, flag)) return bad(cmd);                            \
+        if (cli_parse_setting_long(&n, v, key, flag)) return bad(cmd);                       \
         tc->field = (int)n;                                                                  \
         return 1;                                                                            \
     }
@@ -56,15 +56,15 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
     if ((v = cli_flag(argc, argv, i, "--alphabet", &err))) { tc->alphabet = v; return 1; }
     if ((v = cli_flag(argc, argv, i, "--path", &err))) { tc->path = v; return 1; }
     if ((v = cli_flag(argc, argv, i, "--eval-path", &err))) { tc->eval_path = v; return 1; }
-    LONG_FLAG("--digits", digits, 1, 9)
-    LONG_FLAG("--train", train, 1, 10000000)
-    LONG_FLAG("--eval", eval, 1, 1000000)
-    LONG_FLAG("--min-len", min_len, 1, 1000)
-    LONG_FLAG("--max-len", max_len, 1, 1000)
-    LONG_FLAG("--k", modes_k, 1, 1000)
-    LONG_FLAG("--length", modes_len, 1, 1000)
-    LONG_FLAG("--chunk", chunk, 2, 100000)
-    LONG_FLAG("--prompt-chars", prompt_chars, 1, 100000)
+    LONG_FLAG("--digits", digits, "task.digits")
+    LONG_FLAG("--train", train, "task.train")
+    LONG_FLAG("--eval", eval, "task.eval")
+    LONG_FLAG("--min-len", min_len, "task.min_len")
+    LONG_FLAG("--max-len", max_len, "task.max_len")
+    LONG_FLAG("--k", modes_k, "task.k")
+    LONG_FLAG("--length", modes_len, "task.length")
+    LONG_FLAG("--chunk", chunk, "task.chunk")
+    LONG_FLAG("--prompt-chars", prompt_chars, "task.prompt_chars")
 #undef LONG_FLAG
     if ((v = cli_flag(argc, argv, i, "--data-seed", &err))) {
         if (gkd_parse_long(&n, v, 0, 2147483647L, "--data-seed")) return bad(cmd);
@@ -72,12 +72,12 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
         return 1;
     }
     if ((v = cli_flag(argc, argv, i, "--zipf", &err))) {
-        if (gkd_parse_double(&d, v, 0, 100, "--zipf")) return bad(cmd);
+        if (cli_parse_setting_double(&d, v, "task.zipf", "--zipf")) return bad(cmd);
         tc->zipf_s = d;
         return 1;
     }
     if ((v = cli_flag(argc, argv, i, "--eval-fraction", &err))) {
-        if (gkd_parse_double(&d, v, 0, 1, "--eval-fraction")) return bad(cmd);
+        if (cli_parse_setting_double(&d, v, "task.eval_fraction", "--eval-fraction")) return bad(cmd);
         tc->eval_fraction = d;
         return 1;
     }
@@ -90,16 +90,16 @@ int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const ch
     int err = 0;
     const char *v;
     long n;
-#define LONG_FLAG(flag, field, lo, hi)                                                      \
+#define LONG_FLAG(flag, field, key)                                                          \
     if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
-        if (gkd_parse_long(&n, v, lo, hi, flag)) return bad(cmd);                            \
+        if (cli_parse_setting_long(&n, v, key, flag)) return bad(cmd);                       \
         mc->field = (int)n;                                                                  \
         return 1;                                                                            \
     }
-    LONG_FLAG("--layers", n_layer, 1, 64)
-    LONG_FLAG("--d-model", n_embd, 1, 4096)
-    LONG_FLAG("--heads", n_head, 1, 64)
-    LONG_FLAG("--context", max_seq_len, 2, 4096)
+    LONG_FLAG("--layers", n_layer, "student.model.layers")
+    LONG_FLAG("--d-model", n_embd, "student.model.d_model")
+    LONG_FLAG("--heads", n_head, "student.model.heads")
+    LONG_FLAG("--context", max_seq_len, "student.model.context")
 #undef LONG_FLAG
     return err ? -1 : 0;
 }
@@ -130,31 +130,36 @@ int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const 
     const char *v;
     long n;
     double d;
-#define LONG_FLAG(flag, field, lo, hi)                                                      \
+#define LONG_FLAG(flag, field, key)                                                          \
     if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
-        if (gkd_parse_long(&n, v, lo, hi, flag)) return bad(cmd);                            \
+        if (cli_parse_setting_long(&n, v, key, flag)) return bad(cmd);                       \
         o->field = n;                                                                        \
         return 1;                                                                            \
     }
-#define DOUBLE_FLAG(flag, field, lo, hi)                                                    \
+#define DOUBLE_FLAG(flag, field, key)                                                        \
     if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
-        if (gkd_parse_double(&d, v, lo, hi, flag)) return bad(cmd);                          \
+        if (cli_parse_setting_double(&d, v, key, flag)) return bad(cmd);                     \
         o->field = d;                                                                        \
         return 1;                                                                            \
     }
-    LONG_FLAG("--steps", steps, 0, 100000000)
-    LONG_FLAG("--batch", batch, 1, 65536)
-    LONG_FLAG("--warmup", warmup, 0, 100000000)
-    LONG_FLAG("--seed", seed, 0, 2147483647L)
-    LONG_FLAG("--eval-every", eval_every, 0, 100000000)
-    LONG_FLAG("--eval-n", eval_n, 1, 1000000)
-    LONG_FLAG("--eval-samples", eval_samples, 0, 1000)
-    LONG_FLAG("--checkpoint-every", checkpoint_every, 0, 100000000)
-    LONG_FLAG("--max-new-tokens", sample.max_new_tokens, 1, 4096)
-    DOUBLE_FLAG("--lr", lr, 0, 10)
-    DOUBLE_FLAG("--lr-min", lr_min, 0, 10)
-    DOUBLE_FLAG("--weight-decay", weight_decay, 0, 10)
-    DOUBLE_FLAG("--clip", clip, 0, 1e6)
+    LONG_FLAG("--steps", steps, "distill.steps")
+    LONG_FLAG("--batch", batch, "distill.batch")
+    LONG_FLAG("--warmup", warmup, "distill.warmup")
+    /* The run seed has no experiment-file range of its own (seeds is a list). */
+    if ((v = cli_flag(argc, argv, i, "--seed", &err))) {
+        if (gkd_parse_long(&n, v, 0, 2147483647L, "--seed")) return bad(cmd);
+        o->seed = (uint64_t)n;
+        return 1;
+    }
+    LONG_FLAG("--eval-every", eval_every, "eval.every")
+    LONG_FLAG("--eval-n", eval_n, "eval.n")
+    LONG_FLAG("--eval-samples", eval_samples, "eval.samples")
+    LONG_FLAG("--checkpoint-every", checkpoint_every, "distill.checkpoint_every")
+    LONG_FLAG("--max-new-tokens", sample.max_new_tokens, "distill.max_new_tokens")
+    DOUBLE_FLAG("--lr", lr, "distill.lr")
+    DOUBLE_FLAG("--lr-min", lr_min, "distill.lr_min")
+    DOUBLE_FLAG("--weight-decay", weight_decay, "distill.weight_decay")
+    DOUBLE_FLAG("--clip", clip, "distill.clip")
 #undef LONG_FLAG
 #undef DOUBLE_FLAG
     return err ? -1 : 0;

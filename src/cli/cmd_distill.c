@@ -54,19 +54,13 @@ static int parse_student_config(gkd_model_config *mc, const char *spec) {
             fprintf(stderr, "gkd distill: --student-config: unknown key '%s' (layers, d_model, heads, context)\n", kv);
             return -1;
         }
-        if (gkd_parse_long(&n, eq + 1, 1, 8192, kv)) {
+        char key[64];
+        snprintf(key, sizeof key, "student.model.%s", kv);
+        if (cli_parse_setting_long(&n, eq + 1, key, kv)) {
             fprintf(stderr, "gkd distill: --student-config: %s\n", gkd_last_error());
             return -1;
         }
         *field = (int)n;
-    }
-    return 0;
-}
-
-static int parse_double_flag(double *out, const char *v, double lo, double hi, const char *flag) {
-    if (gkd_parse_double(out, v, lo, hi, flag)) {
-        fprintf(stderr, "gkd distill: %s\n", gkd_last_error());
-        return -1;
     }
     return 0;
 }
@@ -104,26 +98,26 @@ int cmd_distill(int argc, char **argv) {
             if (gkd_divergence_parse(&o.divergence, v)) { cli_fail("distill"); return 2; }
             continue;
         }
-#define DOUBLE_OPT(flag, lvalue, lo, hi)                                                   \
+#define DOUBLE_OPT(flag, lvalue, key)                                                       \
     if ((v = cli_flag(argc, argv, &i, flag, &err))) {                                       \
-        if (parse_double_flag(&d, v, lo, hi, flag)) return 2;                               \
+        if (cli_parse_setting_double(&d, v, key, flag)) { cli_fail("distill"); return 2; }  \
         lvalue = d;                                                                          \
         continue;                                                                            \
     }
-        DOUBLE_OPT("--lambda", o.schedule.lambda, 0, 1)
-        DOUBLE_OPT("--seqkd", o.schedule.seqkd, 0, 1)
-        DOUBLE_OPT("--teacher-mix", o.schedule.teacher_mix, 0, 1)
-        DOUBLE_OPT("--replay-prob", o.schedule.p_replay, 0, 1)
-        DOUBLE_OPT("--replay-init", o.schedule.init_threshold, 0, 1)
-        DOUBLE_OPT("--replay-step", o.schedule.threshold_step, 1e-9, 1)
-        DOUBLE_OPT("--replay-loss-eps", o.schedule.loss_eps, 0, 1e6)
-        DOUBLE_OPT("--ce-weight", o.ce_weight, 0, 1e6)
-        DOUBLE_OPT("--loss-temperature", o.loss_temperature, 1e-3, 1e3)
-        DOUBLE_OPT("--temperature", o.sample.temperature, 0, 1e3)
-        DOUBLE_OPT("--top-p", o.sample.top_p, 1e-9, 1)
+        DOUBLE_OPT("--lambda", o.schedule.lambda, "distill.lambda")
+        DOUBLE_OPT("--seqkd", o.schedule.seqkd, "distill.seqkd")
+        DOUBLE_OPT("--teacher-mix", o.schedule.teacher_mix, "distill.teacher_mix")
+        DOUBLE_OPT("--replay-prob", o.schedule.p_replay, "distill.replay.prob")
+        DOUBLE_OPT("--replay-init", o.schedule.init_threshold, "distill.replay.init")
+        DOUBLE_OPT("--replay-step", o.schedule.threshold_step, "distill.replay.step")
+        DOUBLE_OPT("--replay-loss-eps", o.schedule.loss_eps, "distill.replay.loss_eps")
+        DOUBLE_OPT("--ce-weight", o.ce_weight, "distill.ce_weight")
+        DOUBLE_OPT("--loss-temperature", o.loss_temperature, "distill.loss_temperature")
+        DOUBLE_OPT("--temperature", o.sample.temperature, "distill.temperature")
+        DOUBLE_OPT("--top-p", o.sample.top_p, "distill.top_p")
 #undef DOUBLE_OPT
         if ((v = cli_flag(argc, argv, &i, "--top-k", &err))) {
-            if (gkd_parse_long(&n, v, 0, 1 << 20, "--top-k")) { cli_fail("distill"); return 2; }
+            if (cli_parse_setting_long(&n, v, "distill.top_k", "--top-k")) { cli_fail("distill"); return 2; }
             o.sample.top_k = (int)n;
             continue;
         }
@@ -132,11 +126,11 @@ int cmd_distill(int argc, char **argv) {
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--sft-lr", &err))) {
-            if (parse_double_flag(&sft_lr, v, 1e-9, 10, "--sft-lr")) return 2;
+            if (cli_parse_setting_double(&sft_lr, v, "student.sft.lr", "--sft-lr")) { cli_fail("distill"); return 2; }
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--replay-capacity", &err))) {
-            if (gkd_parse_long(&n, v, 1, 10000000, "--replay-capacity")) { cli_fail("distill"); return 2; }
+            if (cli_parse_setting_long(&n, v, "distill.replay.capacity", "--replay-capacity")) { cli_fail("distill"); return 2; }
             o.schedule.capacity = (int)n;
             continue;
         }

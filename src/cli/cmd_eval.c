@@ -49,13 +49,20 @@ int cmd_eval(int argc, char **argv) {
         lvalue = n;                                                                            \
         continue;                                                                              \
     }
-        LONG_OPT("--n", eo.n, 1, 10000000)
-        LONG_OPT("--samples", eo.samples, 0, 1000)
-        LONG_OPT("--max-new-tokens", eo.max_new_tokens, 1, 4096)
+#define SETTING_OPT(flag, lvalue, key)                                                       \
+    if ((v = cli_flag(argc, argv, &i, flag, &err))) {                                         \
+        if (cli_parse_setting_long(&n, v, key, flag)) { cli_fail("eval"); return 2; }         \
+        lvalue = n;                                                                            \
+        continue;                                                                              \
+    }
+        LONG_OPT("--n", eo.n, 1, 10000000) /* eval.n is capped by task.eval; --n by the split */
+        SETTING_OPT("--samples", eo.samples, "eval.samples")
+        SETTING_OPT("--max-new-tokens", eo.max_new_tokens, "distill.max_new_tokens")
         LONG_OPT("--seed", eo.seed, 0, 2147483647L)
 #undef LONG_OPT
+#undef SETTING_OPT
         if ((v = cli_flag(argc, argv, &i, "--temperature", &err))) {
-            if (gkd_parse_double(&d, v, 0, 1000, "--temperature")) { cli_fail("eval"); return 2; }
+            if (cli_parse_setting_double(&d, v, "eval.temperature", "--temperature")) { cli_fail("eval"); return 2; }
             eo.temperature = (float)d;
             continue;
         }

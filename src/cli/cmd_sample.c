@@ -43,22 +43,22 @@ int cmd_sample(int argc, char **argv) {
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--max-new-tokens", &err))) {
-            if (gkd_parse_long(&x, v, 1, 4096, "--max-new-tokens")) { cli_fail("sample"); return 2; }
+            if (cli_parse_setting_long(&x, v, "distill.max_new_tokens", "--max-new-tokens")) { cli_fail("sample"); return 2; }
             so.max_new_tokens = (int)x;
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--top-k", &err))) {
-            if (gkd_parse_long(&x, v, 0, 1 << 20, "--top-k")) { cli_fail("sample"); return 2; }
+            if (cli_parse_setting_long(&x, v, "distill.top_k", "--top-k")) { cli_fail("sample"); return 2; }
             so.top_k = (int)x;
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--temperature", &err))) {
-            if (gkd_parse_double(&d, v, 0, 1000, "--temperature")) { cli_fail("sample"); return 2; }
+            if (cli_parse_setting_double(&d, v, "distill.temperature", "--temperature")) { cli_fail("sample"); return 2; }
             so.temperature = (float)d;
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--top-p", &err))) {
-            if (gkd_parse_double(&d, v, 1e-9, 1, "--top-p")) { cli_fail("sample"); return 2; }
+            if (cli_parse_setting_double(&d, v, "distill.top_p", "--top-p")) { cli_fail("sample"); return 2; }
             so.top_p = (float)d;
             continue;
         }
