@@ -46,23 +46,18 @@ static int check_examples(const gkd_task *task, const gkd_tokenizer *tok, int te
                 ids = grown;
                 cap = (int)need;
             }
-            char where[512];
-            const char *file = NULL;
-            int line = 0, prompt_len = 0, len = 0;
-            gkd_task_example_source(task, (gkd_split)split, i, &file, &line);
-            if (file) snprintf(where, sizeof where, "%s:%d", file, line);
-            else snprintf(where, sizeof where, "%s %s example %zu", gkd_task_name(task),
-                          split == GKD_SPLIT_TRAIN ? "train" : "eval", i);
+            int prompt_len = 0, len = 0;
             if ((rc = gkd_task_encode_example(task, tok, (gkd_split)split, i, ids, cap, &prompt_len, &len)))
                 break;
             if (len > whole)
-                rc = gkd_error(GKD_EINVAL, "%s: %d tokens with its reference, more than the %s context of %d", where,
-                               len, teacher_ctx <= student_ctx ? "teacher's" : "student's", whole);
+                rc = gkd_error(GKD_EINVAL, "%d tokens with its reference, more than the %s context of %d", len,
+                               teacher_ctx <= student_ctx ? "teacher's" : "student's", whole);
             else if (prompt_len + max_new > student_ctx)
                 rc = gkd_error(GKD_EINVAL,
-                               "%s: a prompt of %d tokens leaves no room for distill.max_new_tokens %d in the "
+                               "a prompt of %d tokens leaves no room for distill.max_new_tokens %d in the "
                                "student's context of %d",
-                               where, prompt_len, max_new, student_ctx);
+                               prompt_len, max_new, student_ctx);
+            if (rc) rc = gkd_task_example_error(task, (gkd_split)split, i, rc);
         }
     }
     free(ids);

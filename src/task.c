@@ -256,8 +256,7 @@ const char *gkd_task_continuation(const gkd_task *t, gkd_split split, size_t i, 
     return t->dist[split][i].text[k];
 }
 
-/* Where example i came from, for messages: "file:line" or "task split example i". */
-static int example_context(const gkd_task *t, gkd_split split, size_t i, int rc) {
+int gkd_task_example_error(const gkd_task *t, gkd_split split, size_t i, int rc) {
     const task_split *s = &t->split[split];
     if (s->file[i]) return gkd_error_wrap(rc, "%s:%d", s->file[i], s->line[i]);
     return gkd_error_wrap(rc, "%s %s example %zu", t->cfg.name, split_name(split), i);
@@ -272,7 +271,7 @@ static int encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_split
     const gkd_example *ex = &t->split[split].ex[i];
     int rc = gkd_tokenizer_encode_pair(tok, ex->prompt, with_reference ? ex->reference : NULL, ids,
                                        cap, prompt_len, len);
-    return rc ? example_context(t, split, i, rc) : 0;
+    return rc ? gkd_task_example_error(t, split, i, rc) : 0;
 }
 
 int gkd_task_encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,

@@ -92,6 +92,10 @@ int gkd_task_example_source(const gkd_task *t, gkd_split split, size_t i, const 
  *  also an eval source (keeps the splits disjoint); 0 otherwise. */
 size_t gkd_task_dropped_overlap(const gkd_task *t);
 
+/** Prefix the current error (code rc, returned) with where example i came
+ *  from: "file:line: " for pairs/text, "arith eval example 7: " else. */
+int gkd_task_example_error(const gkd_task *t, gkd_split split, size_t i, int rc);
+
 /** BOS prompt SEP reference EOS of example i (see gkd_tokenizer_encode_pair).
  *  Errors are prefixed with where the example came from ("file:line: " or
  *  "arith eval example 7: "), e.g. a character outside the vocabulary. */
