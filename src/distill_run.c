@@ -116,9 +116,9 @@ static gkd_eval_options eval_options(const gkd_distill_options *o) {
     return eo;
 }
 
-/* One eval.csv row: the step, then every metric (empty where not measured). */
+/* Append one eval.csv row: the step, then every metric (empty where not
+ * measured). */
 static int eval_row(gkd_csv_buf *b, long step, const gkd_eval_result *res) {
-    gkd_csv_buf_reset(b);
     int rc = gkd_csv_buf_long(b, step);
     for (int m = 0; m < GKD_M_COUNT && !rc; m++)
         rc = isnan(res->v[m]) ? gkd_csv_buf_empty(b) : gkd_csv_buf_double(b, res->v[m]);
@@ -130,6 +130,7 @@ static int evaluate(gkd_distill_state *s, gkd_csv_appender *a, gkd_csv_buf *b, l
     gkd_eval_options eo = eval_options(&s->o);
     int rc = gkd_evaluate(res, s->student, s->teacher, s->tok, s->task, &eo);
     if (rc) return gkd_error_wrap(rc, "evaluation at step %ld", step);
+    gkd_csv_buf_reset(b);
     rc = eval_row(b, step, res);
     rc = rc ? rc : gkd_csv_appender_write(a, b->data);
     if (rc) return rc;
@@ -307,21 +308,10 @@ int gkd_distill_eval_teacher(gkd_model *teacher, const gkd_tokenizer *tok, const
      * (0 against itself) on the run's own prompts, streams and settings. */
     int rc = gkd_evaluate(&res, teacher, teacher, tok, task, &eo);
     if (rc) return gkd_error_wrap(rc, "the teacher's reference evaluation");
-    gkd_csv_buf header = GKD_CSV_BUF_INIT, row = GKD_CSV_BUF_INIT;
-    char *text = NULL;
-    rc = eval_header(&header);
-    rc = rc ? rc : eval_row(&row, 0, &res);
-    if (!rc) {
-        size_t nh = strlen(header.data), nr = strlen(row.data);
-        if (!(text = malloc(nh + nr + 1))) rc = gkd_error(GKD_ENOMEM, "out of memory");
-        else {
-            memcpy(text, header.data, nh);
-            memcpy(text + nh, row.data, nr + 1);
-            rc = gkd_file_write_atomic(path, text, nh + nr);
-        }
-    }
-    free(text);
-    gkd_csv_buf_free(&header);
-    gkd_csv_buf_free(&row);
+    gkd_csv_buf text = GKD_CSV_BUF_INIT;
+    rc = eval_header(&text);
+    rc = rc ? rc : eval_row(&text, 0, &res);
+    rc = rc ? rc : gkd_file_write_atomic(path, text.data, text.len);
+    gkd_csv_buf_free(&text);
     return rc;
 }
