@@ -583,6 +583,17 @@ static int check_cell_dir(const char *dir, const gkd_cell_config *c, int force, 
     return 0;
 }
 
+/* The shared teacher of cell c, trained the first time a cell needs it. */
+static int cell_shared_teacher(gkd_model **out, const gkd_cell_config *c, const char *exp_dir,
+                               const gkd_tokenizer *tok, const gkd_task *task, int tty) {
+    char th[GKD_HASH_HEX_LEN + 1];
+    gkd_cell_teacher_hash(c, th);
+    gkd_model_config tc = c->teacher_model;
+    tc.vocab_size = gkd_tokenizer_vocab_size(tok);
+    return shared_supervised(out, exp_dir, "teacher", th, &tc, &c->teacher_train, c->teacher_seed,
+                             c->distill.max_new_tokens, tok, task, tty);
+}
+
 /* Run (or finish) one cell. A cell another process holds is an error when
  * `busy` is NULL (one cell was asked for); else *busy is set and it is left
  * to that process. */
@@ -640,15 +651,7 @@ load_teacher:
         if ((rc = load_model(&teacher, &tok, c->teacher_checkpoint))) goto done;
     }
     if (!tok && (rc = gkd_task_tokenizer(task, &tok))) goto done;
-    if (!teacher) {
-        char th[GKD_HASH_HEX_LEN + 1];
-        gkd_cell_teacher_hash(c, th);
-        gkd_model_config tc = c->teacher_model;
-        tc.vocab_size = gkd_tokenizer_vocab_size(tok);
-        if ((rc = shared_supervised(&teacher, exp_dir, "teacher", th, &tc, &c->teacher_train, c->teacher_seed,
-                                    max_new, tok, task, tty)))
-            goto done;
-    }
+    if (!teacher && (rc = cell_shared_teacher(&teacher, c, exp_dir, tok, task, tty))) goto done;
     gkd_distill_options o;
     distill_options(&o, c);
     if (reference_only) {
@@ -798,25 +801,28 @@ static int prepare_teachers(const gkd_experiment *exp, const char *exp_dir, cons
     if (pid == 0) {
         pid_t parent = getppid();
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(1);
-        int rc = 0;
+        /* Each distinct teacher once: a grid's cells mostly share one. */
+        char (*seen)[GKD_HASH_HEX_LEN + 1] = calloc(ntodo ? ntodo : 1, sizeof *seen);
+        size_t nseen = 0;
+        int rc = seen ? 0 : gkd_error(GKD_ENOMEM, "out of memory");
         for (size_t k = 0; k < ntodo && !rc; k++) {
             gkd_cell_config c;
             gkd_task *task = NULL;
             gkd_tokenizer *tok = NULL;
             gkd_model *teacher = NULL;
             if ((rc = gkd_experiment_cell(exp, todo[k], &c)) || c.teacher_checkpoint) continue;
-            char th[GKD_HASH_HEX_LEN + 1];
-            gkd_cell_teacher_hash(&c, th);
-            if (!(rc = gkd_task_new(&task, &c.task)) && !(rc = gkd_task_tokenizer(task, &tok))) {
-                gkd_model_config tc = c.teacher_model;
-                tc.vocab_size = gkd_tokenizer_vocab_size(tok);
-                rc = shared_supervised(&teacher, exp_dir, "teacher", th, &tc, &c.teacher_train, c.teacher_seed,
-                                       c.distill.max_new_tokens, tok, task, tty);
-            }
+            gkd_cell_teacher_hash(&c, seen[nseen]);
+            int known = 0;
+            for (size_t j = 0; j < nseen && !known; j++) known = !strcmp(seen[j], seen[nseen]);
+            if (known) continue;
+            nseen++;
+            if (!(rc = gkd_task_new(&task, &c.task)) && !(rc = gkd_task_tokenizer(task, &tok)))
+                rc = cell_shared_teacher(&teacher, &c, exp_dir, tok, task, tty);
             gkd_model_free(teacher);
             gkd_tokenizer_free(tok);
             gkd_task_free(task);
         }
+        free(seen);
         if (rc) fprintf(stderr, "gkd run: %s\n", gkd_last_error());
         fflush(NULL);
         _exit(rc ? 1 : 0);
