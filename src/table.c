@@ -88,6 +88,13 @@ typedef struct {
     int n, cap;
 } dvec;
 
+/* Whether d already holds a value of that seed (reference rows take one per seed). */
+static int dvec_has_seed(const dvec *d, int seed) {
+    for (int k = 0; k < d->n; k++)
+        if (d->seed[k] == seed) return 1;
+    return 0;
+}
+
 static int dvec_push(dvec *d, double x, int seed) {
     if (d->n == d->cap) {
         int cap = d->cap ? d->cap * 2 : 4;
@@ -291,9 +298,7 @@ static int collect_teacher(dvec *teach, int *ncells, const gkd_table *t, const c
     for (int m = 0; m < t->nmetrics; m++) {
         int col = gkd_csv_col(tev, t->metrics[m]);
         dvec *tv = &teach[(size_t)m * t->ncols + j];
-        int seen = 0;
-        for (int k = 0; k < tv->n && !seen; k++) seen = tv->seed[k] == seed_rank;
-        if (seen || col < 0) continue;
+        if (col < 0 || dvec_has_seed(tv, seed_rank)) continue;
         double v = 0;
         const table_summary at = {GKD_AT_FINAL, 0, 0, NULL};
         int have = table_cell_value(&v, tev, col, &at, GKD_DIR_NONE);
@@ -549,8 +554,7 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
                 goto done;
             /* The student before distillation: once per seed and column. */
             dvec *iv = &init[(size_t)m * t->ncols + j];
-            int seen = 0;
-            for (int k = 0; k < iv->n && !seen; k++) seen = iv->seed[k] == seed_rank;
+            int seen = dvec_has_seed(iv, seed_rank);
             if (!seen && (rc = table_first_value(&v, ev, col)) < 0) goto done;
             if (!seen && rc == 1 && (rc = dvec_push(iv, v, seed_rank))) goto done;
             rc = 0;
