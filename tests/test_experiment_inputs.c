@@ -13,26 +13,19 @@
 #include "gkd/experiment_inputs.h"
 #include "gkd/model.h"
 
+#include "helpers.h"
+
 static char dir[64];
 
-static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/gkd-inputs-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
+static void setup(void) { th_make_tmpdir(dir, sizeof dir, "gkd-inputs"); }
 
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { th_remove_tmpdir(dir); }
 
+/* name, relative to the test's directory. */
 static void write_file(const char *name, const char *text) {
     char path[256];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
+    th_write_file(path, text);
 }
 
 /* Load exp.yaml (written from `yaml`, "%s" replaced by dir) and check it. */

@@ -26,6 +26,8 @@
 #include "gkd/csv.h"
 #include "gkd/error.h"
 
+#include "helpers.h"
+
 #define GRID "tiny_grid"
 #define NCELLS 8
 
@@ -92,12 +94,6 @@ static char *slurp(const char *path, size_t *len_out) {
     return buf;
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_msg(f != NULL, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
 
 /* snprintf into a PATH_MAX buffer; a path that does not fit fails the test. */
 static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -577,7 +573,7 @@ START_TEST(test_changed_config_refused) {
     pathf(res, "%s/changed", tmpdir);
     pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
     char *orig = slurp(grid_yaml, NULL);
-    write_file(yaml, orig);
+    th_write_file(yaml, orig);
     char *args[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
     ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
     cell_path(p, res, GRID, cell_dirs[0], "config.hash");
@@ -587,7 +583,7 @@ START_TEST(test_changed_config_refused) {
     char *before = tree_snapshot(exp);
 
     char *edited = replace(orig, "  lr: 1e-3\n", "  lr: 2e-3\n");
-    write_file(yaml, edited);
+    th_write_file(yaml, edited);
     ck_assert_int_eq(run_gkd(args), 1);
     ck_assert_uint_eq(count_lines(last_err), 1);
     ck_assert(!strncmp(last_err, "gkd run: ", 9));
@@ -622,9 +618,9 @@ START_TEST(test_changed_config_refused) {
      * message names the key rather than the next line's value. */
     char *older = replace(cfg, "    loss_eps: 0.1\n", "");
     cell_path(p, res, GRID, cell_dirs[0], "config.yaml");
-    write_file(p, older);
+    th_write_file(p, older);
     cell_path(p, res, GRID, cell_dirs[0], "config.hash");
-    write_file(p, "0000000000000000\n");
+    th_write_file(p, "0000000000000000\n");
     ck_assert_int_eq(run_gkd(args), 1);
     ck_assert_msg(strstr(last_err, "(distill.replay.loss_eps: not in the old config -> 0.1; ") != NULL,
                   "%s", last_err);
@@ -665,7 +661,7 @@ START_TEST(test_lr_min_schedule) {
     pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
     char *orig = slurp(grid_yaml, NULL);
     char *constant = replace(orig, "  lr: 1e-3\n", "  lr: 1e-3\n  lr_min: 1e-3\n");
-    write_file(yaml, constant);
+    th_write_file(yaml, constant);
     char *args[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
     ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
 
@@ -685,7 +681,7 @@ START_TEST(test_lr_min_schedule) {
 
     /* Unset: the cosine ends at lr / 10 and the hash is the grid's own. */
     pathf(res, "%s/lr_min_unset", tmpdir);
-    write_file(yaml, orig);
+    th_write_file(yaml, orig);
     char *plain[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
     ck_assert_msg(run_gkd(plain) == 0, "%s", last_err);
     cell_path(p, res, GRID, cell_dirs[0], "metrics.csv");
@@ -740,14 +736,14 @@ START_TEST(test_same_name_other_experiment_refused) {
     pathf(res, "%s/samename", tmpdir);
     pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
     char *orig = slurp(grid_yaml, NULL);
-    write_file(yaml, orig);
+    th_write_file(yaml, orig);
     char *first[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
     ck_assert_msg(run_gkd(first) == 0, "%s", last_err);
     pathf(exp, "%s/" GRID, res);
     char *before = tree_snapshot(exp);
     /* Same name, lambda no longer an axis. */
     char *other = replace(orig, "  lambda: [0, 1]\n", "  lambda: 0\n");
-    write_file(yaml, other);
+    th_write_file(yaml, other);
     char *second[] = {"run", yaml, "--results", res, NULL};
     ck_assert_int_eq(run_gkd(second), 1);
     ck_assert_uint_eq(count_lines(last_err), 1);
@@ -760,7 +756,7 @@ START_TEST(test_same_name_other_experiment_refused) {
     ck_assert_msg(run_gkd(forced) == 0, "%s", last_err);
     /* More seeds of the same experiment keep its axes: not refused. */
     char *more = replace(orig, "seeds: [1, 2]\n", "seeds: [1, 2, 3]\n");
-    write_file(yaml, more);
+    th_write_file(yaml, more);
     char *dry[] = {"run", yaml, "--results", res, "--dry-run", NULL};
     ck_assert_msg(run_gkd(dry) == 0, "%s", last_err);
     free(orig), free(other), free(more), free(before), free(after);
@@ -773,7 +769,7 @@ START_TEST(test_labels_reach_the_table) {
     pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
     pathf(exp, "%s/" GRID, res);
     char *orig = slurp(grid_yaml, NULL);
-    write_file(yaml, orig);
+    th_write_file(yaml, orig);
     char *args[] = {"run", yaml, "--results", res, "--cell", "0", NULL};
     ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
     char *before = tree_snapshot(exp);
@@ -782,7 +778,7 @@ START_TEST(test_labels_reach_the_table) {
 
     char *labelled = replace(orig, "seeds: [1, 2]\n",
                              "seeds: [1, 2]\nlabels:\n  exact_match: EM\n  divergence:fkl: 'Forward KL, $D_{KL}$'\n");
-    write_file(yaml, labelled);
+    th_write_file(yaml, labelled);
     ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
     ck_assert_str_eq(last_err, "gkd: all 1 cells already done\n");
     char *labels = slurp(p, NULL);
@@ -805,7 +801,7 @@ START_TEST(test_labels_reach_the_table) {
                   "%s", last_out);
 
     /* Labels removed from the file: labels.csv goes too, nothing else moves. */
-    write_file(yaml, orig);
+    th_write_file(yaml, orig);
     ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
     ck_assert(!exists(p));
     char *again = tree_snapshot(exp);
@@ -857,7 +853,7 @@ START_TEST(test_invalid_file) {
     char *orig = slurp(grid_yaml, NULL);
     /* An unknown key: "lr" misspelt on its own line. */
     char *bad = replace(orig, "  lr: 1e-3\n", "  lrr: 1e-3\n");
-    write_file(yaml, bad);
+    th_write_file(yaml, bad);
     int line = 1;
     for (const char *q = bad; q < strstr(bad, "  lrr:"); q++) line += *q == '\n';
     char *args[] = {"run", yaml, "--results", res, NULL};
@@ -870,7 +866,7 @@ START_TEST(test_invalid_file) {
     ck_assert(!exists(res));
     /* A value out of range. */
     char *bad2 = replace(orig, "seeds: [1, 2]", "seeds: [1, -2]");
-    write_file(yaml, bad2);
+    th_write_file(yaml, bad2);
     ck_assert_int_eq(run_gkd(args), 1);
     ck_assert_uint_eq(count_lines(last_err), 1);
     snprintf(want, sizeof want, "%s:", yaml);
@@ -1018,14 +1014,14 @@ START_TEST(test_slurm_executor) {
     ck_assert_int_eq(mkdir(bin, 0755), 0);
     char script[2 * PATH_MAX];
     snprintf(script, sizeof script, "#!/bin/sh\necho \"$*\" >>'%s'\necho 4242\n", calls);
-    write_file(sbatch, script);
+    th_write_file(sbatch, script);
     ck_assert_int_eq(chmod(sbatch, 0755), 0);
     char path_env[2 * PATH_MAX];
     snprintf(path_env, sizeof path_env, "%s:%s", bin, getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
     setenv("PATH", path_env, 1);
     pathf(yaml, "%s/tiny_grid.yaml", tmpdir);
     char *orig = slurp(grid_yaml, NULL);
-    write_file(yaml, orig);
+    th_write_file(yaml, orig);
     ck_assert_int_eq(chdir(tmpdir), 0);
 
     /* A bad time limit is refused before anything is written or submitted. */
@@ -1068,7 +1064,7 @@ START_TEST(test_slurm_executor) {
     char *local[] = {"run", yaml, "--results", "rel", "--cell", "0", NULL};
     ck_assert_msg(run_gkd(local) == 0, "%s", last_err);
     char *edited = replace(orig, "  lr: 1e-3\n", "  lr: 2e-3\n");
-    write_file(yaml, edited);
+    th_write_file(yaml, edited);
     ck_assert_int_eq(run_gkd(submit), 1);
     ck_assert_uint_eq(count_lines(last_err), 1);
     ck_assert_ptr_nonnull(strstr(last_err, "--force"));
@@ -1114,7 +1110,7 @@ START_TEST(test_failed_cells_retried) {
     pathf(yaml, "%s/fail.yaml", tmpdir);
     pathf(ckpt, "%s/teacher.ckpt", tmpdir);
     pathf(res, "%s/fail", tmpdir);
-    write_file(ckpt, "not a checkpoint at all\n");
+    th_write_file(ckpt, "not a checkpoint at all\n");
     char *orig = slurp(grid_yaml, NULL), teacher[PATH_MAX + 64];
     snprintf(teacher, sizeof teacher, "teacher:\n  checkpoint: %s\nstudent:", ckpt);
     const char *from = strstr(orig, "teacher:\n"), *to = strstr(orig, "student:");
@@ -1122,7 +1118,7 @@ START_TEST(test_failed_cells_retried) {
     char *text = malloc(strlen(orig) + strlen(teacher) + 1);
     snprintf(text, strlen(orig) + strlen(teacher) + 1, "%.*s%s%s", (int)(from - orig), orig, teacher,
              to + strlen("student:"));
-    write_file(yaml, text);
+    th_write_file(yaml, text);
     /* A teacher.checkpoint that does not load is refused before anything
      * is written, in one line. */
     char *first[] = {"run", yaml, "--results", res, NULL};
@@ -1143,7 +1139,7 @@ START_TEST(test_failed_cells_retried) {
         snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
         ck_assert_int_eq(system(cmd), 0);
         cell_path(p, res, GRID, cell_dirs[i], "checkpoint.ckpt");
-        write_file(p, "not a checkpoint at all\n");
+        th_write_file(p, "not a checkpoint at all\n");
     }
     for (int jobs = 1; jobs <= 2; jobs++) {
         char *args[] = {"run", yaml, "--results", res, "--jobs", jobs == 1 ? "1" : "2", NULL};

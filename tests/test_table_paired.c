@@ -14,27 +14,15 @@
 #include "gkd/stats.h"
 #include "gkd/table.h"
 
+#include "helpers.h"
+
 #define SEEDS 8
 
 static char root[64];
 
-static void setup(void) {
-    snprintf(root, sizeof root, "/tmp/gkd-paired-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
-}
+static void setup(void) { th_make_tmpdir(root, sizeof root, "gkd-paired"); }
 
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void teardown(void) { th_remove_tmpdir(root); }
 
 /* A finished cell with axes cond and seed whose final exact_match is v. */
 static void cell(const char *cond, int seed, double v) {
@@ -43,12 +31,12 @@ static void cell(const char *cond, int seed, double v) {
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     snprintf(path, sizeof path, "%s/axes.csv", dir);
     snprintf(text, sizeof text, "key,value\ncond,%s\nseed,%d\n", cond, seed);
-    write_file(path, text);
+    th_write_file(path, text);
     snprintf(path, sizeof path, "%s/eval.csv", dir);
     snprintf(text, sizeof text, "step,exact_match\n0,0.01\n100,%.17g\n", v);
-    write_file(path, text);
+    th_write_file(path, text);
     snprintf(path, sizeof path, "%s/done", dir);
-    write_file(path, "");
+    th_write_file(path, "");
 }
 
 /* Seed s's level: spread over 0.1 .. 0.8, far more than the effects. */
@@ -175,14 +163,14 @@ START_TEST(test_reference_teacher_per_cell) {
     snprintf(path, sizeof path, "%s/shared/teacher-00ff", root);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
-    write_file(path, "step,exact_match\n800,0.97\n");
+    th_write_file(path, "step,exact_match\n800,0.97\n");
     const char *conds[] = {"base", "up", "same"};
     for (int c = 0; c < 3; c++)
         for (int s = 1; s <= SEEDS; s++) {
             snprintf(path, sizeof path, "%s/cond=%s,seed=%d/teacher_eval.csv", root, conds[c], s);
             /* The same value for a seed in every cell: 0.90 + 0.01 s. */
             snprintf(text, sizeof text, "step,exact_match\n0,%.17g\n", 0.90 + 0.01 * s);
-            write_file(path, text);
+            th_write_file(path, text);
         }
     const char *m[] = {"exact_match"};
     gkd_table_opts o = GKD_TABLE_OPTS_INIT;
@@ -226,9 +214,9 @@ START_TEST(test_reference_rows) {
     snprintf(path, sizeof path, "%s/shared/teacher-00ff", root);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
-    write_file(path, "step,exact_match\n0,0.1\n800,0.97\n");
+    th_write_file(path, "step,exact_match\n0,0.1\n800,0.97\n");
     snprintf(path, sizeof path, "%s/shared/teacher-00ff.lock", root);
-    write_file(path, "");
+    th_write_file(path, "");
     const char *m[] = {"exact_match"};
     gkd_table_opts o = GKD_TABLE_OPTS_INIT;
     o.rows = "cond";
@@ -255,7 +243,7 @@ START_TEST(test_reference_rows) {
     snprintf(path, sizeof path, "%s/shared/teacher-11ee", root);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/shared/teacher-11ee/eval.csv", root);
-    write_file(path, "step,exact_match\n800,0.5\n");
+    th_write_file(path, "step,exact_match\n800,0.5\n");
     t = NULL;
     ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), "holds 2 trained teachers"));
@@ -297,7 +285,7 @@ START_TEST(test_labels_file) {
     make_tree(0);
     char path[300], want[400];
     snprintf(path, sizeof path, "%s/labels.csv", root);
-    write_file(path, "key,text\nexact_match,EM from file\ncond:up,Planted\ncond:same,\"Same, unchanged\"\n");
+    th_write_file(path, "key,text\nexact_match,EM from file\ncond:up,Planted\ncond:same,\"Same, unchanged\"\n");
     const char *m[] = {"exact_match"};
     gkd_where labels[1] = {{"cond:up", "CLI up"}};
     gkd_table_opts o = GKD_TABLE_OPTS_INIT;
@@ -320,11 +308,11 @@ START_TEST(test_labels_file) {
     gkd_table_free(t);
     t = NULL;
     /* A hand-edited file that is not key,text pairs is refused. */
-    write_file(path, "key,text\nexact_match,EM\n,x\n");
+    th_write_file(path, "key,text\nexact_match,EM\n,x\n");
     ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
     snprintf(want, sizeof want, "%s:3: empty key", path);
     ck_assert_str_eq(gkd_last_error(), want);
-    write_file(path, "name,latex\nexact_match,EM\n");
+    th_write_file(path, "name,latex\nexact_match,EM\n");
     ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
     snprintf(want, sizeof want, "%s: expected the columns key,text", path);
     ck_assert_str_eq(gkd_last_error(), want);

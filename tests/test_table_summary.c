@@ -14,27 +14,15 @@
 #include "gkd/stats.h"
 #include "gkd/table.h"
 
+#include "helpers.h"
+
 #define TOL 1e-12
 
 static char root[64];
 
-static void setup(void) {
-    snprintf(root, sizeof root, "/tmp/gkd-summary-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
-}
+static void setup(void) { th_make_tmpdir(root, sizeof root, "gkd-summary"); }
 
-static void teardown(void) {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void teardown(void) { th_remove_tmpdir(root); }
 
 /* A finished cell with axes cond and seed and this eval.csv. */
 static void cell(const char *cond, int seed, const char *eval_csv) {
@@ -43,11 +31,11 @@ static void cell(const char *cond, int seed, const char *eval_csv) {
     ck_assert_int_eq(mkdir(dir, 0755), 0);
     snprintf(path, sizeof path, "%s/axes.csv", dir);
     snprintf(text, sizeof text, "key,value\ncond,%s\nseed,%d\n", cond, seed);
-    write_file(path, text);
+    th_write_file(path, text);
     snprintf(path, sizeof path, "%s/eval.csv", dir);
-    write_file(path, eval_csv);
+    th_write_file(path, eval_csv);
     snprintf(path, sizeof path, "%s/done", dir);
-    write_file(path, "");
+    th_write_file(path, "");
 }
 
 static gkd_table_opts opts(const char *const *metrics, int n, gkd_table_at at) {
@@ -184,7 +172,7 @@ static void make_teacher(void) {
     snprintf(path, sizeof path, "%s/shared/teacher-00ff", root);
     ck_assert_int_eq(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/shared/teacher-00ff/eval.csv", root);
-    write_file(path, "step,exact_match\n0,0.1\n400,0.9\n800,0.97\n");
+    th_write_file(path, "step,exact_match\n0,0.1\n400,0.9\n800,0.97\n");
 }
 
 /* The teacher has no distillation curve: its row shows its final value,
@@ -222,7 +210,7 @@ START_TEST(test_auc_per_cell_teacher) {
     for (int c = 0; c < 2; c++)
         for (int seed = 1; seed <= 2; seed++) {
             snprintf(path, sizeof path, "%s/cond=%s,seed=%d/teacher_eval.csv", root, conds[c], seed);
-            write_file(path, seed == 1 ? "step,exact_match\n300,0.9\n" : "step,exact_match\n300,0.95\n");
+            th_write_file(path, seed == 1 ? "step,exact_match\n300,0.9\n" : "step,exact_match\n300,0.95\n");
         }
     const char *m[] = {"exact_match"};
     gkd_table_opts o = opts(m, 1, GKD_AT_AUC);
@@ -342,7 +330,7 @@ static void timings(const char *cond, int seed, const double *secs, int n) {
         strcat(text, line);
     }
     snprintf(path, sizeof path, "%s/cond=%s,seed=%d/timings.csv", root, cond, seed);
-    write_file(path, text);
+    th_write_file(path, text);
     free(text);
 }
 
@@ -458,12 +446,12 @@ START_TEST(test_time_errors) {
              "ends at step 3", root, root);
     ck_assert_str_eq(gkd_last_error(), want);
     snprintf(path, sizeof path, "%s/cond=a,seed=1/timings.csv", root);
-    write_file(path, "step,sample_s,teacher_s,student_s,update_s,tokens_per_s\n1,1,0,0,0,1\n3,1,0,0,0,1\n"
+    th_write_file(path, "step,sample_s,teacher_s,student_s,update_s,tokens_per_s\n1,1,0,0,0,1\n3,1,0,0,0,1\n"
                      "4,1,0,0,0,1\n");
     ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
     snprintf(want, sizeof want, "%s:3: step '3' where 2 was expected (one row per training step from 1)", path);
     ck_assert_str_eq(gkd_last_error(), want);
-    write_file(path, "step,sample_s,teacher_s,update_s\n1,1,0,0\n");
+    th_write_file(path, "step,sample_s,teacher_s,update_s\n1,1,0,0\n");
     ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EFORMAT);
     snprintf(want, sizeof want, "%s: no column 'student_s' (training time is sample_s + teacher_s + student_s + "
              "update_s)", path);
@@ -471,7 +459,7 @@ START_TEST(test_time_errors) {
     /* No step-0 evaluation, and the first one after the budget. */
     timings("a", 1, four, 4);
     snprintf(path, sizeof path, "%s/cond=a,seed=1/eval.csv", root);
-    write_file(path, "step,exact_match\n3,0.1\n4,0.5\n");
+    th_write_file(path, "step,exact_match\n3,0.1\n4,0.5\n");
     ck_assert_int_eq(gkd_table_build(&t, root, &o), GKD_EINVAL);
     snprintf(want, sizeof want, "--at time=2.5: %s has no evaluation within 2.5 s of training (its first, at step 3, "
              "came after 3 s)", path);
