@@ -228,9 +228,10 @@ int gkd_experiment_schema_markdown(FILE *f) {
         char range[96] = "", def[64];
         if (k->kind == K_INT) snprintf(range, sizeof range, "%.0f..%.0f", k->min, k->max);
         else if (k->kind == K_U64 || k->kind == K_SEEDS) snprintf(range, sizeof range, "0..2^63-1");
-        else if (k->kind == K_DOUBLE)
-            snprintf(range, sizeof range, "%c%g, %g%c", k->flags & F_OPEN_MIN ? '(' : '[', k->min, k->max,
-                     k->flags & F_OPEN_MAX ? ')' : ']');
+        else if (k->kind == K_DOUBLE) {
+            const gkd_setting_range r = exp_key_range(k);
+            gkd_setting_range_text(&r, range, sizeof range);
+        }
         else if (k->choices) {
             size_t n = 0;
             for (const char *p = k->choices; *p && n + 3 < sizeof range; p++) {

@@ -58,6 +58,8 @@ extern const int exp_num_keys;
 
 /** Index of the leaf key with this full path, or -1. */
 int exp_key_find(const char *path);
+/* A numeric key's range (min, max and its open bounds). */
+gkd_setting_range exp_key_range(const exp_key *k);
 /** 1 if `path` is a section (a proper prefix of some key path). */
 int exp_is_section(const char *path);
 /** Task bit of a task name (0 if unknown). */

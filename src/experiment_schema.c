@@ -2,6 +2,7 @@
  * written back (gkd_cell_config_write_yaml) and documented. Sections are the
  * prefixes of the paths, so this table alone defines the accepted tree. */
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "experiment_internal.h"
@@ -211,13 +212,25 @@ const char *exp_suggest(const char *word, const char *const *cands, int n) {
     return best && best_d <= limit ? best : NULL;
 }
 
+gkd_setting_range exp_key_range(const exp_key *k) {
+    gkd_setting_range r = {k->min, k->max, (k->flags & F_OPEN_MIN) != 0, (k->flags & F_OPEN_MAX) != 0};
+    return r;
+}
+
 int gkd_experiment_setting_range(const char *key, gkd_setting_range *out) {
     int k = exp_key_find(key);
     if (k < 0 || (exp_keys[k].kind != K_INT && exp_keys[k].kind != K_DOUBLE))
         return gkd_error(GKD_EINVAL, "no numeric experiment setting '%s'", key);
-    out->min = exp_keys[k].min;
-    out->max = exp_keys[k].max;
-    out->open_min = (exp_keys[k].flags & F_OPEN_MIN) != 0;
-    out->open_max = (exp_keys[k].flags & F_OPEN_MAX) != 0;
+    *out = exp_key_range(&exp_keys[k]);
     return 0;
+}
+
+int gkd_setting_range_holds(const gkd_setting_range *r, double v) {
+    int low = r->open_min ? v <= r->min : v < r->min;
+    int high = r->open_max ? v >= r->max : v > r->max;
+    return !low && !high;
+}
+
+void gkd_setting_range_text(const gkd_setting_range *r, char *out, size_t cap) {
+    snprintf(out, cap, "%c%g, %g%c", r->open_min ? '(' : '[', r->min, r->max, r->open_max ? ')' : ']');
 }

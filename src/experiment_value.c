@@ -46,23 +46,21 @@ static int parse_int(const exp_key *k, const char *s, long min, long max, long *
 }
 
 static int parse_number(const exp_key *k, const char *s, double *out) {
-    char q[64];
+    char q[64], range[96];
     if (!*s) return gkd_error(GKD_EINVAL, "%s: expected a number, got an empty value", k->path);
+    const gkd_setting_range r = exp_key_range(k);
+    gkd_setting_range_text(&r, range, sizeof range);
     double v;
     if (gkd_parse_double(&v, s, -HUGE_VAL, HUGE_VAL, k->path) != 0) {
         /* Finite-looking but overflowing input is out of range, not a type error. */
         char *end;
         (void)strtod(s, &end);
         if (*end == '\0' && !isnan(strtod(s, NULL)) && strncasecmp(s + (*s == '-' || *s == '+'), "inf", 3))
-            return gkd_error(GKD_EINVAL, "%s: %s is out of range %c%g, %g%c", k->path, msgval(q, sizeof q, s),
-                             k->flags & F_OPEN_MIN ? '(' : '[', k->min, k->max, k->flags & F_OPEN_MAX ? ')' : ']');
+            return gkd_error(GKD_EINVAL, "%s: %s is out of range %s", k->path, msgval(q, sizeof q, s), range);
         return gkd_error(GKD_EINVAL, "%s: expected a number, got '%s'", k->path, msgval(q, sizeof q, s));
     }
-    int low = k->flags & F_OPEN_MIN ? v <= k->min : v < k->min;
-    int high = k->flags & F_OPEN_MAX ? v >= k->max : v > k->max;
-    if (low || high)
-        return gkd_error(GKD_EINVAL, "%s: %s is out of range %c%g, %g%c", k->path, msgval(q, sizeof q, s),
-                         k->flags & F_OPEN_MIN ? '(' : '[', k->min, k->max, k->flags & F_OPEN_MAX ? ')' : ']');
+    if (!gkd_setting_range_holds(&r, v))
+        return gkd_error(GKD_EINVAL, "%s: %s is out of range %s", k->path, msgval(q, sizeof q, s), range);
     *out = v;
     return 0;
 }

@@ -142,6 +142,10 @@ typedef struct {
 /** Fill *out for `key`; GKD_EINVAL if the schema has no numeric key so
  *  named. */
 int gkd_experiment_setting_range(const char *key, gkd_setting_range *out);
+/** 1 if v lies in r (open bounds excluded). */
+int gkd_setting_range_holds(const gkd_setting_range *r, double v);
+/** r as "[0, 10]", "(0, 10]", ... (the form of every range message). */
+void gkd_setting_range_text(const gkd_setting_range *r, char *out, size_t cap);
 
 int gkd_experiment_load(gkd_experiment **out, const char *path);
 
