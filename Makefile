@@ -32,13 +32,13 @@ OPT      ?= -O2
 WARN     := -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror)
 # ISO C mode already keeps gcc from contracting a * b + c into a fused
 # multiply-add; clang needs it said, or its results would differ in bits.
-CFLAGS   += -std=c11 -ffp-contract=off $(WARN) $(OPT) -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude $(PKG_CFLAGS)
+CFLAGS   += -std=c11 -ffp-contract=off $(WARN) $(OPT) -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS) -fopenmp -lm
 
 BUILD    ?= build
 # Rounds of interleaved gkd / PyTorch benchmark runs in `make bench`.
 BENCH_ROUNDS ?= 5
-LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*.c src/*/*.c))
+LIB_SRC  := $(filter-out src/cli/%,$(wildcard src/*/*.c src/*/*/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC:= $(wildcard bench/*.c)
@@ -106,9 +106,11 @@ $(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)/tests
 $(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB) $(BUILD)/flags
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDFLAGS) $(LDLIBS) $(CHECK_LIBS)
 
-# SUITE=name runs one suite; the TAP log goes to build/tests.tap.
+# SUITE=name runs one suite; the TAP log goes to build/tests.tap. The
+# architecture suite checks the layer rule of docs/architecture.md and that
+# no two files of $(LIB) call each other in a circle.
 test: $(BUILD)/gkd_tests $(GKD)
-	GKD_BIN=$(abspath $(GKD)) GKD_ROOT=$(CURDIR) ./$(BUILD)/gkd_tests $(SUITE)
+	GKD_BIN=$(abspath $(GKD)) GKD_ROOT=$(CURDIR) GKD_LIB=$(abspath $(LIB)) ./$(BUILD)/gkd_tests $(SUITE)
 
 # Developers and CI: every program and test built with -Werror, then the
 # suites. (Switching between `make dev` and `make` rebuilds everything.)
@@ -179,14 +181,14 @@ slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # experiment_inputs.c checks data and checkpoints, not the file: not fuzzed.
-FUZZ_SRC     := fuzz/fuzz_experiment.c $(filter-out src/experiment_inputs.c,$(wildcard src/experiment*.c)) \
-                src/divergence.c src/error.c src/fsutil.c src/parse.c
+FUZZ_SRC     := fuzz/fuzz_experiment.c $(filter-out src/experiment/experiment_inputs.c,$(wildcard src/experiment/experiment*.c)) \
+                src/model/divergence.c src/util/error.c src/util/fsutil.c src/util/parse.c
 FUZZ_BIN     := build-fuzz/fuzz_experiment
 
-$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard src/experiment*.h include/gkd/*.h)
+$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard src/experiment/*.h src/util/*.h include/gkd/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Wno-unknown-pragmas \
+	  -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc -Wno-unknown-pragmas \
 	  $(shell pkg-config --cflags yaml-0.1) -o $@ $(FUZZ_SRC) $(shell pkg-config --libs yaml-0.1) -lm
 
 fuzz: $(FUZZ_BIN)

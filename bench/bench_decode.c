@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../src/decode_rows.h"
-#include "../src/sample_filter.h"
+#include "../src/model/decode_rows.h"
+#include "../src/model/sample_filter.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"

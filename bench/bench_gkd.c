@@ -1,7 +1,7 @@
 /* One full GKD step with random-init models: student rollouts for B = 16
  * prompts (KV cache, temperature 1), teacher scoring (one forward, no grad),
  * student forward and backward with jsd(0.5), clip and AdamW — the parts of
- * gkd_distill_step, driven through src/distill_step.h with the prompts
+ * gkd_distill_step, driven through src/distill/distill_step.h with the prompts
  * written directly into the batch. EOS is made impossible for the student
  * (a constant channel after the final LayerNorm times a large negative EOS
  * embedding entry), so every rollout generates exactly G tokens and every
@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/distill_step.h"
+#include "../src/distill/distill_step.h"
+#include "../src/util/clock.h"
 #include "gkd/error.h"
 #include "gkd/rng.h"
 

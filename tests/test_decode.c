@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/decode_rows.h"
-#include "../src/gemm.h"
+#include "../src/model/decode_rows.h"
+#include "../src/kernels/gemm.h"
 #include "gkd/products.h"
 #include "gkd/error.h"
 #include "gkd/model.h"

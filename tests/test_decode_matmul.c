@@ -1,4 +1,4 @@
-/* The decoder's products (src/decode_matmul.c), on every instruction set
+/* The decoder's products (src/model/decode_matmul.c), on every instruction set
  * this CPU has: every element is the fused multiply-add chain gkd_gemm
  * computes, bit for bit, whatever the number of rows, the path
  * (gkd_gemm_panels or the small-row tiles) or the threads; epilogues
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/decode_matmul.h"
-#include "../src/decode_rows.h"
-#include "../src/gemm.h"
+#include "../src/model/decode_matmul.h"
+#include "../src/model/decode_rows.h"
+#include "../src/kernels/gemm.h"
 #include "gkd/products.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../src/distill_step.h"
+#include "../src/distill/distill_step.h"
 #include "gkd/checkpoint.h"
 #include "gkd/distill.h"
 #include "gkd/error.h"

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../src/gelu.h"
+#include "../src/kernels/gelu.h"
 
 static float gelu_one(float v) {
     const float s2pi = sqrtf(2.0f / (float)M_PI);

@@ -1,4 +1,4 @@
-/* gkd's matrix product (src/gemm.c), on every instruction set this CPU
+/* gkd's matrix product (src/kernels/gemm.c), on every instruction set this CPU
  * has: against a double-precision reference on every layout the layers
  * use, odd edges included; bits equal to one fmaf chain per element, so
  * the same on every instruction set, and independent of thread count and
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/gemm.h"
+#include "../src/kernels/gemm.h"
 #include "gkd/products.h"
 #include "gkd/rng.h"
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../src/hugepage.h"
+#include "../src/kernels/hugepage.h"
 
 static int all_zero(const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++)

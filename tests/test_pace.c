@@ -3,7 +3,7 @@
 #include <check.h>
 #include <omp.h>
 
-#include "../src/pace.h"
+#include "../src/kernels/pace.h"
 
 /* Every item exactly once, in thread order. */
 static void check_tiling(const gkd_pace *p, int n, int nth) {

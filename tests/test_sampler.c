@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "product_variants.h"
-#include "../src/sample_filter.h"
+#include "../src/model/sample_filter.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"

@@ -1,4 +1,4 @@
-/* Statistics of paired comparisons (src/stats.c) against SciPy fixtures
+/* Statistics of paired comparisons (src/util/stats.c) against SciPy fixtures
  * made by tools/reference_stats.py, and their edge cases. */
 #include <check.h>
 #include <math.h>

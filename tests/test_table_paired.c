@@ -1,7 +1,7 @@
 /* gkd table --baseline / --power on results trees made here: a planted
  * paired effect hidden under a large seed-to-seed spread must be marked
  * significant, a null effect must not, and the numbers must be those of
- * src/stats.c on the seed-by-seed differences. */
+ * src/util/stats.c on the seed-by-seed differences. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>

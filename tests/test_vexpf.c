@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/vexpf.h"
+#include "../src/kernels/vexpf.h"
 
 /* Every 67th float bit pattern (all exponents, signs, NaNs), in arrays of
  * odd length so vector blocks and the scalar tail both run. */

@@ -14,7 +14,7 @@ File tests/fixtures/divergence.bin, all little-endian:
       float64 grad[N*V]      d(sum_n values[n]) / d student_logits
 The reference is computed in float64 from the float32 logits (the same
 inputs the C code sees), from the definitions below; gradients come from
-autograd, not from the analytic formulas used in src/divergence.c.
+autograd, not from the analytic formulas used in src/model/divergence.c.
 """
 import os
 import struct

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Write tests/fixtures/metrics_ref.tsv: NLTK reference values for the string
-metrics of src/eval_metrics.c (corpus/sentence BLEU, chrF, Self-BLEU).
+metrics of src/eval/metrics.c (corpus/sentence BLEU, chrF, Self-BLEU).
 
 Usage: /usr/bin/python3 tools/reference_metrics.py
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Write tests/fixtures/stats_ref.tsv: SciPy reference values for the
-statistics of src/stats.c (paired comparisons in gkd table).
+statistics of src/util/stats.c (paired comparisons in gkd table).
 
 Usage: /usr/bin/python3 tools/reference_stats.py
 

@@ -1,6 +1,6 @@
 /* Tasks: seeded generators of (prompt, reference) examples with disjoint
  * train and eval splits, and the scorer of a generated output. One file per
- * task under src/tasks/; src/task.c dispatches by name. */
+ * task under src/data/tasks/; src/data/task.c dispatches by name. */
 #ifndef GKD_TASK_H
 #define GKD_TASK_H
 

@@ -16,6 +16,20 @@
 #define MAX_STRING 1024
 #define MAX_PATH 4096
 
+/* A copy of s owned by e (freed with it). */
+char *exp_strdup(gkd_experiment *e, const char *s) {
+    if (e->num_allocs == e->cap_allocs) {
+        size_t cap = e->cap_allocs ? 2 * e->cap_allocs : 64;
+        void **a = realloc(e->allocs, cap * sizeof *a);
+        if (!a) return NULL;
+        e->allocs = a;
+        e->cap_allocs = cap;
+    }
+    char *d = strdup(s);
+    if (d) e->allocs[e->num_allocs++] = d;
+    return d;
+}
+
 /* A value quoted for a one-line message: control characters shown as '?',
  * long values shortened. */
 static const char *msgval(char *buf, size_t cap, const char *s) {

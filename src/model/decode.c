@@ -30,8 +30,8 @@
 
 #include "decode_matmul.h"
 #include "decode_rows.h"
-#include "hugepage.h"
-#include "vexpf.h"
+#include "kernels/hugepage.h"
+#include "kernels/vexpf.h"
 #include "gkd/error.h"
 #include "gkd/model.h"
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 #include "gkd/model.h"
-#include "pace.h"
+#include "kernels/pace.h"
 
 /** What a product does with each finished element, inside its parallel
  *  loop (no separate pass, no extra barrier). */

@@ -1,6 +1,6 @@
 /* GPT parameters (one block), forward over (B, T) and backward from
  * dL/dlogits. Dimensions as in include/gkd/model.h; N = B*T rows. The
- * KV-cache decode lives in src/decode.c. */
+ * KV-cache decode lives in src/model/decode.c. */
 #include "gkd/model.h"
 
 #include <math.h>

@@ -10,6 +10,7 @@
 
 #include "gkd/error.h"
 #include "gkd/rng.h"
+#include "util/clock.h"
 
 static int needs_teacher_scores(const gkd_distill_options *o) {
     return o->divergence.kind != GKD_DIV_CE;

@@ -3,9 +3,9 @@
  * fixed order inside one thread, so results do not depend on the number of
  * OpenMP threads. */
 #include "gkd/layers.h"
-#include "gemm.h"
+#include "kernels/gemm.h"
 #include "gkd/products.h"
-#include "vexpf.h"
+#include "kernels/vexpf.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blob.h"
+#include "util/blob.h"
 #include "experiment_internal.h"
 #include "gkd/error.h"
 

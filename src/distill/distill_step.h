@@ -63,7 +63,4 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st);
 /** Clip, AdamW, finite check of the new parameters. */
 int gkd_distill_update(gkd_distill_state *s, long step, gkd_step_stats *st);
 
-/** Wall-clock seconds (monotonic); only for timing columns. */
-double gkd_now(void);
-
 #endif

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "blob.h"
+#include "util/blob.h"
 #include "gkd/error.h"
 #include "gkd/rng.h"
 

@@ -13,10 +13,10 @@
 #include <immintrin.h>
 #include <omp.h>
 
-#include "gelu.h"
-#include "gemm.h"
+#include "kernels/gelu.h"
+#include "kernels/gemm.h"
 #include "gkd/products.h"
-#include "pack_rows.h"
+#include "kernels/pack_rows.h"
 
 #define TILE 16 /* rows and outputs of the small-row tile */
 /* Below this many rows a product runs on tiles; above, on gkd_gemm. Only

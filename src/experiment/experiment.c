@@ -17,19 +17,6 @@
  * libyaml takes time quadratic in the depth (100,000 levels: 23 s). */
 #define MAX_FLOW_DEPTH 64
 
-char *exp_strdup(gkd_experiment *e, const char *s) {
-    if (e->num_allocs == e->cap_allocs) {
-        size_t cap = e->cap_allocs ? 2 * e->cap_allocs : 64;
-        void **a = realloc(e->allocs, cap * sizeof *a);
-        if (!a) return NULL;
-        e->allocs = a;
-        e->cap_allocs = cap;
-    }
-    char *d = strdup(s);
-    if (d) e->allocs[e->num_allocs++] = d;
-    return d;
-}
-
 void gkd_experiment_free(gkd_experiment *e) {
     if (!e) return;
     for (size_t i = 0; i < e->num_allocs; i++) free(e->allocs[i]);

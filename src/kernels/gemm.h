@@ -1,4 +1,4 @@
-/* gkd's own matrix product (src/gemm.c): the same bits on every x86-64 CPU
+/* gkd's own matrix product (src/kernels/gemm.c): the same bits on every x86-64 CPU
  * and with any number of threads. */
 #ifndef GKD_GEMM_H
 #define GKD_GEMM_H

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blob.h"
+#include "util/blob.h"
 #include "gkd/csv.h"
 #include "gkd/error.h"
 

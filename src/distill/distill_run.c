@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "distill_step.h"
@@ -15,12 +14,6 @@
 #include "gkd/error.h"
 #include "gkd/eval.h"
 #include "gkd/fsutil.h"
-
-double gkd_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char METRICS_HEADER[] =
     "step,source,loss,divergence,ce,grad_norm,lr,tokens,rollout_len,threshold,replay_size\n";

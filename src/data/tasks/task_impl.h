@@ -1,4 +1,4 @@
-/* What task.c shares with the task files in src/tasks/: the task object, the
+/* What task.c shares with the task files in src/data/tasks/: the task object, the
  * per-task operations and the helpers that fill the two splits. */
 #ifndef GKD_TASKS_TASK_IMPL_H
 #define GKD_TASKS_TASK_IMPL_H
