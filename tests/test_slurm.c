@@ -5,9 +5,11 @@
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -316,6 +318,33 @@ END_TEST
 
 /* ---- markers and grid status ------------------------------------------------ */
 
+/* A full disk when the failure is recorded: the write of `failed` fails
+ * (here: a file size limit of 16 bytes, in a child process), and the cell
+ * must not go on showing as running. */
+START_TEST(test_failed_marker_on_full_disk) {
+    make_tmpdir();
+    ck_assert_int_eq(gkd_cell_mark_running(tmpdir), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit lim = {16, 16};
+        if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(3);
+        int rc = gkd_cell_mark_failed(tmpdir, "the loss is not finite at step 12 of 400");
+        _exit(rc == GKD_EIO ? 0 : rc == 0 ? 1 : 2);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "mark_failed under the size limit: %d", status);
+    gkd_cell_state s;
+    ck_assert_int_eq(gkd_cell_state_read(&s, tmpdir, time(NULL)), 0);
+    ck_assert_str_eq(gkd_cell_state_name(s), "failed");
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/running", tmpdir);
+    ck_assert_int_eq(access(path, F_OK), -1);
+}
+END_TEST
+
 START_TEST(test_cell_markers_lifecycle) {
     make_tmpdir();
     gkd_cell_state s;
@@ -492,6 +521,7 @@ Suite *slurm_suite(void) {
     suite_add_tcase(s, tc);
     tc = tcase_create("status");
     tcase_add_test(tc, test_cell_markers_lifecycle);
+    tcase_add_test(tc, test_failed_marker_on_full_disk);
     tcase_add_test(tc, test_grid_status_fixture);
     tcase_add_test(tc, test_grid_status_bad_input);
     tcase_add_test(tc, test_status_command);

@@ -53,7 +53,10 @@ int gkd_cell_heartbeat(const char *cell_dir);
 /** Write `done` atomically and remove `running`. */
 int gkd_cell_mark_done(const char *cell_dir);
 
-/** Write `failed` with `message` as its first line and remove `running`. */
+/** Write `failed` with `message` as its first line and remove `running`.
+ *  If `failed` cannot be written (a full disk), `running` is renamed to
+ *  `failed` so the cell does not show as running, and the write's error
+ *  is returned. */
 int gkd_cell_mark_failed(const char *cell_dir, const char *message);
 
 /** The `step` column (else the first column) of the last row of

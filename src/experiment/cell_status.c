@@ -107,7 +107,14 @@ int gkd_cell_mark_failed(const char *cell_dir, const char *message) {
     snprintf(text + n, cap - n, "\nhost=%s\njob=%s\n", host, job);
     rc = gkd_file_write_atomic(path, text, strlen(text));
     free(text);
-    if (rc) return rc;
+    if (rc) {
+        /* The disk may be full. Renaming `running` to `failed` needs no new
+         * space, so the cell still shows as failed (its first line is then
+         * the pid= line of the attempt), not as running until it goes stale. */
+        char running[4096];
+        if (!join_path(running, sizeof running, cell_dir, "running")) (void)rename(running, path);
+        return rc;
+    }
     return remove_marker(cell_dir, "running");
 }
 
