@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gkd/rng.h"
+
 void th_make_tmpdir(char *buf, size_t cap, const char *prefix) {
     ck_assert_int_lt(snprintf(buf, cap, "/tmp/%s-XXXXXX", prefix), (int)cap);
     ck_assert_ptr_nonnull(mkdtemp(buf));
@@ -21,4 +23,27 @@ void th_write_file(const char *path, const char *text) {
     ck_assert_msg(f != NULL, "cannot write %s", path);
     fputs(text, f);
     ck_assert_int_eq(fclose(f), 0);
+}
+
+gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t seed, float jitter,
+                         uint64_t jitter_tag) {
+    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = max_seq_len, .n_layer = L, .n_embd = C,
+                            .n_head = NH};
+    gkd_model *m = NULL;
+    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
+    gkd_model_init_weights(m, seed);
+    if (jitter > 0) {
+        gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, jitter_tag, 0);
+        for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += jitter * gkd_rng_normal(&r);
+    }
+    return m;
+}
+
+uint64_t th_fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
 }

@@ -1,8 +1,12 @@
-/* Helpers shared by the test suites: temporary directories and files. */
+/* Helpers shared by the test suites: temporary directories and files,
+ * small models, hashes. */
 #ifndef GKD_TEST_HELPERS_H
 #define GKD_TEST_HELPERS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "gkd/model.h"
 
 /** Create a fresh directory /tmp/<prefix>-XXXXXX into buf (fails the test
  *  if it cannot). */
@@ -11,5 +15,16 @@ void th_make_tmpdir(char *buf, size_t cap, const char *prefix);
 void th_remove_tmpdir(const char *dir);
 /** Write text to path, replacing it (fails the test if it cannot). */
 void th_write_file(const char *path, const char *text);
+
+/** A model of the given shape with GPT-2 initial weights from `seed`; with
+ *  jitter > 0, N(0, jitter) noise from RNG stream (seed, data, jitter_tag)
+ *  is added to every parameter, for peaked next-token distributions and
+ *  non-trivial biases and gains. Fails the test if it cannot be made. */
+gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t seed, float jitter,
+                         uint64_t jitter_tag);
+
+/** FNV-1a 64 of p[0..n), continuing from h (start with TH_FNV_BASIS). */
+#define TH_FNV_BASIS 0xcbf29ce484222325ull
+uint64_t th_fnv1a(uint64_t h, const void *p, size_t n);
 
 #endif

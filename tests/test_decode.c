@@ -13,20 +13,13 @@
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"
+#include "helpers.h"
 
 #define SENTINEL 12345.0f
 
+/* Non-trivial biases and LayerNorm gains so every parameter matters. */
 static gkd_model *make_model(int V, int maxT, int L, int C, int NH, uint64_t seed) {
-    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C,
-                            .n_head = NH};
-    gkd_model *m = NULL;
-    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
-    gkd_model_init_weights(m, seed);
-    /* Non-trivial biases and LayerNorm gains so every parameter matters. */
-    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 99, 0);
-    float *p = m->params_memory;
-    for (size_t i = 0; i < m->num_params; i++) p[i] += 0.05f * gkd_rng_normal(&r);
-    return m;
+    return th_make_model(V, maxT, L, C, NH, seed, 0.05f, 99);
 }
 
 static void random_tokens(int *tok, int n, int V, uint64_t seed) {
@@ -331,15 +324,6 @@ END_TEST
  * depend on the instruction set, so every one this CPU has must give them.
  * Speed work on the decoder must keep every bit; a changed hash means a
  * changed summation order or contraction. */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* Prefill prompts of different lengths in one call, then greedy steps with
  * sequences dropping out (active mask); hash all logits returned. */
 static uint64_t decode_hash(int V, int maxT, int L, int C, int NH, int B, int threads) {
@@ -360,9 +344,9 @@ static uint64_t decode_hash(int V, int maxT, int L, int C, int NH, int B, int th
     float *lg = malloc(sizeof(float) * B * V);
     const int n = prompt_rows(tok, maxT, plen, B, seq, pos, tk);
     for (int i = 0; i < n; i++) out[i] = pos[i] == plen[seq[i]] - 1 ? seq[i] : -1;
-    uint64_t h = 14695981039346656037ULL;
+    uint64_t h = TH_FNV_BASIS;
     ck_assert_int_eq(gkd_decode_rows(m, c, n, seq, pos, tk, out, lg), 0);
-    h = fnv1a(h, lg, sizeof(float) * B * V);
+    h = th_fnv1a(h, lg, sizeof(float) * B * V);
     int *len = malloc(sizeof(int) * B), *next = malloc(sizeof(int) * B);
     unsigned char *active = malloc(B);
     for (int b = 0; b < B; b++) len[b] = plen[b];
@@ -383,7 +367,7 @@ static uint64_t decode_hash(int V, int maxT, int L, int C, int NH, int B, int th
         if (!any) break;
         ck_assert_int_eq(gkd_model_decode_step(m, c, next, pos, active, B, lg), 0);
         for (int b = 0; b < B; b++)
-            if (active[b]) h = fnv1a(h, lg + (size_t)b * V, sizeof(float) * V);
+            if (active[b]) h = th_fnv1a(h, lg + (size_t)b * V, sizeof(float) * V);
     }
     free(tok); free(plen); free(stop); free(seq); free(pos); free(tk); free(out);
     free(lg); free(len); free(next); free(active);

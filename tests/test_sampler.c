@@ -16,18 +16,12 @@
 #include "gkd/rng.h"
 #include "gkd/sampler.h"
 #include "gkd/tokenizer.h"
+#include "helpers.h"
 
+/* Bigger weights than the GPT-2 init give peaked, varied next-token
+ * distributions (and so real differences between decoding rules). */
 static gkd_model *make_model(int V, int maxT, int L, int C, int NH, uint64_t seed, float jitter) {
-    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C,
-                            .n_head = NH};
-    gkd_model *m = NULL;
-    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
-    gkd_model_init_weights(m, seed);
-    /* Bigger weights than the GPT-2 init give peaked, varied next-token
-     * distributions (and so real differences between decoding rules). */
-    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 77, 0);
-    for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += jitter * gkd_rng_normal(&r);
-    return m;
+    return th_make_model(V, maxT, L, C, NH, seed, jitter, 77);
 }
 
 /* BOS, random non-special tokens, SEP: prompt_len[b] = plen[b]. */
@@ -465,15 +459,6 @@ END_TEST
  * computed once and hard-coded; every instruction set must give them (the
  * decoder's products are the same chains on each), so speed work on the
  * decoder or the sampler must keep every token. */
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 typedef struct {
     float temperature, top_p, alpha;
     int top_k, B;
@@ -507,11 +492,11 @@ static uint64_t rollout_hash(const rollout_hash_case *hc, int threads) {
     o.max_new_tokens = 24;
     float *iw = malloc(sizeof(float) * B * T);
     generate(m, hc->alpha > 0.0f ? mix : NULL, &bt, &o, hc->alpha, 5, NULL, iw);
-    uint64_t h = 14695981039346656037ULL;
-    h = fnv1a(h, bt.tokens, sizeof(int) * B * T);
-    h = fnv1a(h, bt.len, sizeof(int) * B);
-    h = fnv1a(h, bt.eos, (size_t)B);
-    h = fnv1a(h, iw, sizeof(float) * B * T);
+    uint64_t h = TH_FNV_BASIS;
+    h = th_fnv1a(h, bt.tokens, sizeof(int) * B * T);
+    h = th_fnv1a(h, bt.len, sizeof(int) * B);
+    h = th_fnv1a(h, bt.eos, (size_t)B);
+    h = th_fnv1a(h, iw, sizeof(float) * B * T);
     free(plen);
     free(iw);
     gkd_seqbatch_free(&bt);
