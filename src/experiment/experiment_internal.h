@@ -41,6 +41,33 @@ typedef enum {
 #define T_TEXT 32u
 #define T_GENERATED (T_ARITH | T_REVERSE | T_SORT | T_MODES)
 
+/* The runs a cell makes, each configured by a gkd_distill_options: the
+ * shared teacher's training, the shared SFT student's, and the cell's
+ * distillation (cell_options.c fills them from the table below). */
+#define RUN_TEACHER 1u
+#define RUN_SFT 2u
+#define RUN_DISTILL 4u
+#define RUN_ALL (RUN_TEACHER | RUN_SFT | RUN_DISTILL)
+
+/* How a key's value is written into a gkd_distill_options field. The
+ * source type is the key's kind: int for K_INT/K_BOOL/K_ENUM, double for
+ * K_DOUBLE, uint64_t for K_U64/K_SEEDS, the canonical text for K_DIV. */
+typedef enum {
+    O_NONE = 0,   /* the value sets no option */
+    O_INT,        /* int (or an enum of gkd's: an enum key's index is its value) */
+    O_LONG,       /* long, from int */
+    O_FLOAT,      /* float, from double */
+    O_DOUBLE,     /* double */
+    O_U64,        /* uint64_t */
+    O_DIVERGENCE  /* gkd_divergence, parsed from the canonical text */
+} exp_option_type;
+
+typedef struct {
+    unsigned runs;        /* RUN_* bits: the runs whose options take the value */
+    exp_option_type type;
+    size_t offset;        /* into gkd_distill_options */
+} exp_option_dest;
+
 typedef struct {
     const char *path;    /* "distill.lambda" */
     exp_kind kind;
@@ -51,6 +78,7 @@ typedef struct {
     const char *choices; /* "token|sequence" for enums */
     size_t offset;       /* into gkd_cell_config */
     const char *doc;     /* meaning, for the schema reference */
+    exp_option_dest option; /* where the runs' options take the value (NO_OPTION: nowhere) */
 } exp_key;
 
 extern const exp_key exp_keys[];
