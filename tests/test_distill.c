@@ -1122,6 +1122,15 @@ START_TEST(test_bad_input_one_line) {
     gkd_distill_state s;
     ck_assert_int_eq(gkd_distill_state_init(&s, w.student, wide, w.tok, w.task, &o), GKD_EMISMATCH);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), "vocabulary"));
+    /* The library: a loss temperature or divergence parameter out of range
+     * is an error before any step, not an assertion inside one. */
+    o.loss_temperature = 0.0f;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "distill: fkl: the loss temperature must be > 0"));
+    o.loss_temperature = 1.0f;
+    o.divergence = (gkd_divergence){GKD_DIV_JSD, 1.5};
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "beta must be in (0, 1)"));
     gkd_model_free(wide);
     gkd_model_free(rs);
     gkd_tokenizer_free(rtok);

@@ -433,6 +433,30 @@ START_TEST(test_parse_format) {
 }
 END_TEST
 
+/* A divergence built by hand is checked before the per-position functions,
+ * which assert what the check guarantees. */
+START_TEST(test_check) {
+    const gkd_divergence good[] = {{GKD_DIV_FKL, 0}, {GKD_DIV_JSD, 0.5}, {GKD_DIV_SKL, 0},
+                                   {GKD_DIV_SRKL, 0.9}, {GKD_DIV_TVD, 0}, {GKD_DIV_PG_RKL, 0}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(gkd_divergence_check(&good[i], 0.5f) == 0, "%s", gkd_last_error());
+    const gkd_divergence ce = {GKD_DIV_CE, 0}; /* tau is not used by ce */
+    ck_assert_int_eq(gkd_divergence_check(&ce, 0.0f), 0);
+    const gkd_divergence jsd0 = {GKD_DIV_JSD, 0}, skl1 = {GKD_DIV_SKL, 1}, bad = {(gkd_divergence_kind)99, 0};
+    ck_assert_int_eq(gkd_divergence_check(&jsd0, 1.0f), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "jsd(0): beta must be in (0, 1)"));
+    ck_assert_int_eq(gkd_divergence_check(&skl1, 1.0f), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "skl(1): alpha must be in [0, 1)"));
+    ck_assert_int_eq(gkd_divergence_check(&bad, 1.0f), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "kind 99"));
+    const float taus[] = {0.0f, -1.0f, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof taus / sizeof taus[0]; i++) {
+        ck_assert_int_eq(gkd_divergence_check(&good[1], taus[i]), GKD_EINVAL);
+        ck_assert_ptr_nonnull(strstr(gkd_last_error(), "jsd(0.5): the loss temperature must be > 0"));
+    }
+}
+END_TEST
+
 /* ---- pg_rkl ---- */
 
 START_TEST(test_pg_rewards_and_score_identity) {
@@ -547,6 +571,7 @@ Suite *divergence_suite(void) {
     tcase_add_test(tc, test_weight_scale_and_accumulate);
     tcase_add_test(tc, test_thread_determinism);
     tcase_add_test(tc, test_parse_format);
+    tcase_add_test(tc, test_check);
     tcase_add_test(tc, test_pg_rewards_and_score_identity);
     tcase_add_test(tc, test_pg_advantages_and_masking);
     tcase_add_test(tc, test_pg_loss_finite_differences);

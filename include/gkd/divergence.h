@@ -37,6 +37,12 @@ typedef struct {
  *  ("skl"/"srkl" default alpha 0.1; "jsd" default beta 0.5). jsd with
  *  beta <= 0 or >= 1 is an error pointing to fkl/rkl. */
 int gkd_divergence_parse(gkd_divergence *out, const char *s);
+/** 0 if `d` is a divergence of this library with its parameter in range
+ *  (what gkd_divergence_parse accepts) and, for every kind but ce, the
+ *  loss temperature tau is finite and > 0; else GKD_EINVAL with a message.
+ *  The functions below take these as preconditions (assertions): check a
+ *  divergence built by hand once, before them. */
+int gkd_divergence_check(const gkd_divergence *d, float tau);
 /** Canonical spelling, e.g. "jsd(0.9)"; returns buf. */
 char *gkd_divergence_format(const gkd_divergence *d, char *buf, size_t cap);
 

@@ -64,6 +64,8 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     s->o = *opt;
     const int B = opt->batch, cap = student->config.max_seq_len, V = student->config.vocab_size;
     if (B < 1 || opt->steps < 0) return gkd_error(GKD_EINVAL, "distill: batch must be >= 1 and steps >= 0");
+    /* Checked here, once: the per-position divergence functions assert it. */
+    if ((rc = gkd_divergence_check(&opt->divergence, opt->loss_temperature))) return gkd_error_wrap(rc, "distill");
     if (gkd_tokenizer_vocab_size(tok) > V)
         return gkd_error(GKD_EMISMATCH, "distill: the tokenizer has %d tokens but the student only %d",
                          gkd_tokenizer_vocab_size(tok), V);

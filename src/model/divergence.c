@@ -68,6 +68,23 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
+/* The parameter's range: 0 if v suits `kind`, else GKD_EINVAL naming
+ * `spelling` (what the user wrote, or the formatted divergence). */
+static int param_error(gkd_divergence_kind kind, double v, const char *spelling) {
+    if (kind == GKD_DIV_JSD) {
+        if (!(v > 0.0 && v < 1.0))
+            return gkd_error(GKD_EINVAL,
+                             "%s: beta must be in (0, 1); use fkl or rkl for the endpoints "
+                             "(JSD(beta)/beta -> KL(p||q) as beta -> 0)",
+                             spelling);
+    } else if (kind == GKD_DIV_SKL || kind == GKD_DIV_SRKL) {
+        if (!(v >= 0.0 && v < 1.0))
+            return gkd_error(GKD_EINVAL, "%s: alpha must be in [0, 1) (alpha 0 is %s)", spelling,
+                             kind == GKD_DIV_SKL ? "fkl" : "rkl");
+    }
+    return 0;
+}
+
 int gkd_divergence_parse(gkd_divergence *out, const char *s) {
     if (!s || !*s) return gkd_error(GKD_EINVAL, "divergence: empty name");
     const char *open = strchr(s, '(');
@@ -110,19 +127,23 @@ int gkd_divergence_parse(gkd_divergence *out, const char *s) {
         double v;
         int rc = gkd_parse_double(&v, num, -1e300, 1e300, s);
         if (rc) return rc;
-        if (d.kind == GKD_DIV_JSD) {
-            if (!(v > 0.0 && v < 1.0))
-                return gkd_error(GKD_EINVAL,
-                                 "%s: beta must be in (0, 1); use fkl or rkl for the endpoints "
-                                 "(JSD(beta)/beta -> KL(p||q) as beta -> 0)",
-                                 s);
-        } else if (!(v >= 0.0 && v < 1.0)) {
-            return gkd_error(GKD_EINVAL, "%s: alpha must be in [0, 1) (alpha 0 is %s)", s,
-                             d.kind == GKD_DIV_SKL ? "fkl" : "rkl");
-        }
+        if ((rc = param_error(d.kind, v, s))) return rc;
         d.param = v;
     }
     *out = d;
+    return 0;
+}
+
+int gkd_divergence_check(const gkd_divergence *d, float tau) {
+    int known = 0;
+    for (int i = 0; i < NDIVS; i++) known |= DIVS[i].kind == d->kind;
+    if (!known) return gkd_error(GKD_EINVAL, "divergence: kind %d is not a divergence", (int)d->kind);
+    char name[64];
+    gkd_divergence_format(d, name, sizeof name);
+    int rc = param_error(d->kind, d->param, name);
+    if (rc) return rc;
+    if (d->kind != GKD_DIV_CE && !(isfinite(tau) && tau > 0.0f))
+        return gkd_error(GKD_EINVAL, "%s: the loss temperature must be > 0 and finite, got %g", name, (double)tau);
     return 0;
 }
 
@@ -265,8 +286,7 @@ static double row_divergence(gkd_divergence_kind kind, double param, const float
             }
         break;
     }
-    default:
-        assert(!"gkd_divergence_eval: kind has no dense form (ce, pg_rkl)");
+    default: /* unreachable: gkd_divergence_eval admits fkl..tvd only */
         break;
     }
 #undef LOGQ
@@ -320,6 +340,9 @@ static double eval_row(const void *ctx, int n) {
 double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
                            const float *teacher_logits, const float *weight, int N, int V,
                            float tau, float scale, float *values, float *dstudent) {
+    /* Preconditions, not input checks: the distillation step checks the
+     * user's divergence and tau once (gkd_divergence_check) and dispatches
+     * ce and pg_rkl elsewhere; shapes come from its own buffers. */
     assert(d && student_logits && teacher_logits && N >= 0 && V > 0 && tau > 0.0f);
     assert(d->kind <= GKD_DIV_TVD);
     const eval_args e = {d, student_logits, teacher_logits, weight, V, tau, scale, values, dstudent};
@@ -344,6 +367,8 @@ static double reward_row(const void *ctx, int n) {
     if (w != 0.0) {
         const float *zs = g->zs + (size_t)n * g->V, *zt = g->zt + (size_t)n * g->V;
         int y = g->targets[n];
+        /* A weighted target is a token the models were just run on, which
+         * gkd_model_forward refuses outside [0, V): an invariant. */
         assert(y >= 0 && y < g->V);
         double lq = (double)zs[y] * g->it - row_lse(zs, g->V, g->it);
         double lp = (double)zt[y] * g->it - row_lse(zt, g->V, g->it);
@@ -355,6 +380,7 @@ static double reward_row(const void *ctx, int n) {
 
 double gkd_pg_rkl_rewards(float *rewards, const float *student_logits, const float *teacher_logits,
                           const int *targets, const float *weight, int N, int V, float tau) {
+    /* Preconditions (tau: gkd_divergence_check), as in gkd_divergence_eval. */
     assert(rewards && student_logits && teacher_logits && targets && V > 0 && tau > 0.0f);
     const pg_args g = {.rewards = rewards, .zs = student_logits, .zt = teacher_logits,
                        .weight = weight, .targets = targets, .V = V, .it = 1.0 / (double)tau};
@@ -363,7 +389,7 @@ double gkd_pg_rkl_rewards(float *rewards, const float *student_logits, const flo
 
 void gkd_pg_advantages(float *advantages, const float *rewards, const float *weight, int B, int T,
                        gkd_pg_advantage kind) {
-    assert(advantages && rewards && B >= 0 && T >= 0);
+    assert(advantages && rewards && B >= 0 && T >= 0); /* preconditions: the caller's buffers */
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
         const float *r = rewards + (size_t)b * T;
@@ -393,7 +419,7 @@ static double pg_loss_row(const void *ctx, int n) {
         const int V = g->V;
         const float *zs = g->zs + (size_t)n * V;
         int y = g->targets[n];
-        assert(y >= 0 && y < V);
+        assert(y >= 0 && y < V); /* as in reward_row */
         double lse = row_lse(zs, V, g->it), A = (double)g->advantages[n];
         l = -w * A * ((double)zs[y] * g->it - lse);
         if (g->dstudent) {
@@ -411,6 +437,7 @@ static double pg_loss_row(const void *ctx, int n) {
 
 double gkd_pg_loss(const float *student_logits, const int *targets, const float *advantages,
                    const float *weight, int N, int V, float tau, float scale, float *dstudent) {
+    /* Preconditions (tau: gkd_divergence_check), as in gkd_divergence_eval. */
     assert(student_logits && targets && advantages && V > 0 && tau > 0.0f);
     const pg_args g = {.zs = student_logits, .weight = weight, .advantages = advantages,
                        .targets = targets, .V = V, .it = 1.0 / (double)tau,
