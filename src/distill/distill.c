@@ -44,6 +44,7 @@ void gkd_distill_state_free(gkd_distill_state *s) {
     free(s->rewards);
     free(s->advantages);
     free(s->dlogits);
+    free(s->ce_row_loss);
     if (s->seqkd_cache) {
         for (size_t i = 0; i < s->seqkd_cache_n; i++) free(s->seqkd_cache[i]);
         free(s->seqkd_cache);
@@ -112,9 +113,10 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     s->rewards = calloc(BC, sizeof(float));
     s->advantages = calloc(BC, sizeof(float));
     s->dlogits = calloc(BC * (size_t)V, sizeof(float));
+    s->ce_row_loss = calloc(BC, sizeof(double));
     if (!s->examples || !s->choices || !s->rows || !s->stream_ids || !s->targets_cap || !s->mask_cap ||
         !s->tokens_bt || !s->targets_bt || !s->mask_bt || !s->weight_bt || !s->iw || !s->sub_iw ||
-        !s->rewards || !s->advantages || !s->dlogits) {
+        !s->rewards || !s->advantages || !s->dlogits || !s->ce_row_loss) {
         rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
         goto done;
     }
@@ -329,12 +331,11 @@ static void layout_batch(gkd_distill_state *s, gkd_step_stats *st) {
 }
 
 /* Weighted cross-entropy of targets: returns sum_n w_n * CE_n and
- * accumulates scale * w_n * dCE_n/dz into dlogits. */
-static double weighted_ce(float *dlogits, const float *logits, const int *targets, const float *w,
-                          int N, int V, float scale) {
+ * accumulates scale * w_n * dCE_n/dz into dlogits. row_loss (N) is
+ * scratch, so the sum runs in row order whatever the thread count. */
+static double weighted_ce(float *dlogits, double *row_loss, const float *logits, const int *targets,
+                          const float *w, int N, int V, float scale) {
     double total = 0;
-    double *row_loss = malloc(sizeof(double) * (size_t)N);
-    if (!row_loss) return NAN;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         row_loss[n] = 0;
@@ -353,7 +354,6 @@ static double weighted_ce(float *dlogits, const float *logits, const int *target
         }
     }
     for (int n = 0; n < N; n++) total += row_loss[n];
-    free(row_loss);
     return total;
 }
 
@@ -392,7 +392,7 @@ static int hybrid_ce(gkd_distill_state *s, long step, double *ce) {
     if (rc) goto done;
     size_t NV = (size_t)B * s->T * s->student->config.vocab_size;
     memset(s->dlogits, 0, sizeof(float) * NV);
-    *ce = weighted_ce(s->dlogits, s->student->logits, s->targets_bt, s->weight_bt, B * s->T,
+    *ce = weighted_ce(s->dlogits, s->ce_row_loss, s->student->logits, s->targets_bt, s->weight_bt, B * s->T,
                       s->student->config.vocab_size, s->o.ce_weight);
     if (!isfinite(*ce)) {
         rc = gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
@@ -485,7 +485,7 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
     const float tau = s->o.loss_temperature;
     switch (s->o.divergence.kind) {
     case GKD_DIV_CE:
-        st->divergence = weighted_ce(s->dlogits, zs, s->targets_bt, s->weight_bt, N, V, 1.0f);
+        st->divergence = weighted_ce(s->dlogits, s->ce_row_loss, zs, s->targets_bt, s->weight_bt, N, V, 1.0f);
         st->loss = st->divergence;
         break;
     case GKD_DIV_PG_RKL: {

@@ -31,6 +31,7 @@ typedef struct {
     float *iw, *sub_iw;          /* (B, cap) importance weights of teacher-mixed tokens */
     float *rewards, *advantages; /* (B, T) pg_rkl */
     float *dlogits;              /* (B, T, V) */
+    double *ce_row_loss;         /* (B, cap) scratch of the cross-entropy, one value per position */
     int **seqkd_cache;           /* per train example: {prompt_len, len, eos, tokens[cap]} */
     size_t seqkd_cache_n;
 } gkd_distill_state;
