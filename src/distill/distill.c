@@ -164,23 +164,26 @@ static int encode_example(gkd_distill_state *s, gkd_seqbatch *b, int row, size_t
 static uint64_t rollout_stream(long step, int B, int row) { return (uint64_t)step * (uint64_t)B + (uint64_t)row; }
 static uint64_t seqkd_cache_stream(size_t example) { return (UINT64_C(1) << 62) + example; }
 
+/* Rows 0..n) of b as a batch of n rows: the same storage, its own size. */
+static gkd_seqbatch first_rows(const gkd_seqbatch *b, int n) {
+    gkd_seqbatch view = *b;
+    view.B = n;
+    return view;
+}
+
 /* Generate completions for the rows listed in rows[0..n) with `sampler`. */
 static int generate_rows(gkd_distill_state *s, gkd_sampler *sampler, float mix_alpha, const int *rows,
                          int n, const uint64_t *streams) {
-    gkd_seqbatch *sub = &s->sub;
-    int B = sub->B;
-    for (int j = 0; j < n; j++) copy_row(sub, j, &s->batch, rows[j]);
+    for (int j = 0; j < n; j++) copy_row(&s->sub, j, &s->batch, rows[j]);
     /* The sampler completes every row it is given: give it exactly n. */
-    sub->B = n;
-    int rc = gkd_sampler_generate(sampler, sub, &s->o.sample, mix_alpha, s->o.seed, streams,
-                                  mix_alpha > 0 ? s->sub_iw : NULL);
-    sub->B = B;
+    gkd_seqbatch sub = first_rows(&s->sub, n);
+    float *sub_iw = mix_alpha > 0 ? s->sub_iw : NULL;
+    int rc = gkd_sampler_generate(sampler, &sub, &s->o.sample, mix_alpha, s->o.seed, streams, sub_iw);
     if (rc) return gkd_error_wrap(rc, "rollouts");
     for (int j = 0; j < n; j++) {
-        copy_row(&s->batch, rows[j], sub, j);
-        if (mix_alpha > 0)
-            memcpy(s->iw + (size_t)rows[j] * sub->cap, s->sub_iw + (size_t)j * sub->cap,
-                   sizeof(float) * (size_t)sub->cap);
+        copy_row(&s->batch, rows[j], &sub, j);
+        if (sub_iw)
+            memcpy(s->iw + (size_t)rows[j] * sub.cap, sub_iw + (size_t)j * sub.cap, sizeof(float) * (size_t)sub.cap);
     }
     return 0;
 }
@@ -238,13 +241,10 @@ static int teacher_rows(gkd_distill_state *s, long step) {
 static int replay_rows(gkd_distill_state *s, long step) {
     int n = rows_with_source(s, GKD_SRC_REPLAY, s->rows);
     if (n == 0) return 0;
-    gkd_seqbatch *sub = &s->sub;
-    int B = sub->B;
-    sub->B = n;
-    int rc = gkd_schedule_replay(s->schedule, step - 1, sub, NULL);
-    sub->B = B;
+    gkd_seqbatch sub = first_rows(&s->sub, n);
+    int rc = gkd_schedule_replay(s->schedule, step - 1, &sub, NULL);
     if (rc) return gkd_error_wrap(rc, "replay");
-    for (int j = 0; j < n; j++) copy_row(&s->batch, s->rows[j], sub, j);
+    for (int j = 0; j < n; j++) copy_row(&s->batch, s->rows[j], &sub, j);
     return 0;
 }
 
