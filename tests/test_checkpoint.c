@@ -202,6 +202,40 @@ START_TEST(test_non_finite_weights_refused) {
 }
 END_TEST
 
+/* Finite but absurd weights: 3e38 passes the NaN/Inf check yet overflows
+ * in the first product; anything beyond GKD_CHECKPOINT_MAX_ABS_WEIGHT is
+ * refused naming the tensor, and the bound itself still loads. */
+START_TEST(test_absurd_weights_refused) {
+    gkd_model *m = make_model(12, 8, 1, 8, 2, 1), *dst = make_model(12, 8, 1, 8, 2, 2);
+    const size_t at = m->param_sizes[0] + m->param_sizes[1] + 5; /* ln1w[5] */
+    const float bad[3] = {3e38f, -2e6f, 1.0000001e6f};
+    for (int k = 0; k < 3; k++) {
+        m->params_memory[at] = bad[k];
+        gkd_checkpoint c = {.model = m};
+        ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+        gkd_checkpoint_data d;
+        ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), GKD_EFORMAT);
+        char want[128];
+        snprintf(want, sizeof want, "parameter %s[5] is %.9g, beyond the bound |w| <= 1e+06", gkd_param_names[2],
+                 (double)bad[k]);
+        ck_assert_msg(strstr(gkd_last_error(), want) != NULL, "%s", gkd_last_error());
+        ck_assert_ptr_null(d.model);
+        const float before = dst->params_memory[at];
+        ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+        ck_assert(dst->params_memory[at] == before);
+    }
+    m->params_memory[at] = -GKD_CHECKPOINT_MAX_ABS_WEIGHT;
+    gkd_checkpoint c = {.model = m};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    gkd_checkpoint_data d;
+    ck_assert_msg(gkd_checkpoint_load(&d, path, NULL) == 0, "%s", gkd_last_error());
+    ck_assert(d.model->params_memory[at] == -1e6f);
+    gkd_checkpoint_data_free(&d);
+    gkd_model_free(dst);
+    gkd_model_free(m);
+}
+END_TEST
+
 /* Every truncation length fails cleanly and leaves the target model alone. */
 START_TEST(test_truncated) {
     gkd_model *m = make_model(10, 4, 1, 8, 2, 1), *dst = make_model(10, 4, 1, 8, 2, 9);
@@ -379,6 +413,7 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_round_trip_everything);
     tcase_add_test(tc, test_load_into_existing_model);
     tcase_add_test(tc, test_non_finite_weights_refused);
+    tcase_add_test(tc, test_absurd_weights_refused);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_corrupted_any_byte);
     tcase_add_test(tc, test_wrong_magic_version_config);

@@ -22,6 +22,14 @@ extern "C" {
 #define GKD_CHECKPOINT_MAGIC "GKDCKPT" /* 8 bytes on disk, with the NUL */
 #define GKD_CHECKPOINT_VERSION 1u
 
+/** Largest |weight| a checkpoint may hold. Trained models stay orders of
+ *  magnitude below it (weights are O(1) to O(100) under clipping and weight
+ *  decay), and with |w| <= 1e6 a dot product of two vectors bounded like
+ *  that over a million terms is at most 1e18, far from FLT_MAX (3.4e38):
+ *  a finite but absurd value such as 3e38 overflows in the first product,
+ *  so it is refused on load with the tensor and index named. */
+#define GKD_CHECKPOINT_MAX_ABS_WEIGHT 1e6f
+
 /** CRC-32/ISO-HDLC (zlib's crc32: reflected polynomial 0xEDB88320, initial
  *  value and final xor 0xFFFFFFFF). Continue a running CRC by passing the
  *  previous result as crc; start with 0. crc32("123456789") = 0xCBF43926. */
@@ -65,7 +73,8 @@ typedef struct {
  *  into's parameters are overwritten. Everything is read and validated
  *  before anything is committed: on error *out is empty and `into` is
  *  unchanged. Errors name the file: GKD_EIO (cannot open/read), GKD_EFORMAT
- *  (wrong magic, malformed contents, invalid config), GKD_EVERSION,
+ *  (wrong magic, malformed contents, invalid config, a weight that is
+ *  not finite or beyond GKD_CHECKPOINT_MAX_ABS_WEIGHT), GKD_EVERSION,
  *  GKD_ECORRUPT (truncated, size or checksum mismatch). */
 int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *into);
 

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,7 +484,9 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
     }
     /* A valid checksum says the bytes arrived as written, not that they are
      * a model: NaN or Inf weights would sample empty output or poison a
-     * run. Checked before anything is copied into `into`. */
+     * run, and a finite but absurd one (3e38) overflows in the first
+     * product. No trained model comes near GKD_CHECKPOINT_MAX_ABS_WEIGHT
+     * (see checkpoint.h). Checked before anything is copied into `into`. */
     {
         size_t off = 0;
         for (int t = 0; t < GKD_NUM_PARAM_TENSORS; t++)
@@ -493,6 +496,15 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
                 if ((bits & 0x7f800000u) == 0x7f800000u) {
                     rc = gkd_error(GKD_EFORMAT, "checkpoint %s: parameter %s[%zu] is %s", path, gkd_param_names[t], i,
                                    bits & 0x007fffffu ? "NaN" : "infinite");
+                    goto done;
+                }
+                float v;
+                memcpy(&v, &bits, 4);
+                if (fabsf(v) > GKD_CHECKPOINT_MAX_ABS_WEIGHT) {
+                    rc = gkd_error(GKD_EFORMAT,
+                                   "checkpoint %s: parameter %s[%zu] is %.9g, beyond the bound |w| <= %g that no "
+                                   "trained model reaches",
+                                   path, gkd_param_names[t], i, (double)v, (double)GKD_CHECKPOINT_MAX_ABS_WEIGHT);
                     goto done;
                 }
             }
