@@ -3,6 +3,7 @@
 #include <check.h>
 #include <math.h>
 #include <dirent.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,10 @@
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"
+#include "gkd/task.h"
 #include "gkd/tokenizer.h"
+
+#include "helpers.h"
 
 static char dir[64];
 static char path[128];
@@ -318,7 +322,7 @@ START_TEST(test_wrong_magic_version_config) {
     size_t n;
     unsigned char *b = slurp(path, &n);
     ck_assert_int_eq(memcmp(b, "GKDCKPT\0", 8), 0);
-    ck_assert_uint_eq(b[8], 1); /* version 1, little-endian */
+    ck_assert_uint_eq(b[8], 2); /* version 2, little-endian */
     char p2[160];
     snprintf(p2, sizeof p2, "%s/bad.ckpt", dir);
     gkd_checkpoint_data d;
@@ -329,11 +333,15 @@ START_TEST(test_wrong_magic_version_config) {
 
     unsigned char *v = malloc(n);
     memcpy(v, b, n);
-    v[8] = 2;
+    v[8] = 3;
     patch_crc(v, n);
     spit(p2, v, n);
     ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EVERSION);
-    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "version 2"));
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "format version 3, this build reads versions 1 to 2"));
+    v[8] = 0;
+    patch_crc(v, n);
+    spit(p2, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EVERSION);
 
     /* n_head = 3 does not divide n_embd = 8 (config starts at byte 20). */
     memcpy(v, b, n);
@@ -404,6 +412,235 @@ START_TEST(test_write_errors_keep_previous_file) {
 }
 END_TEST
 
+static void put_le(unsigned char *b, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le(const unsigned char *b, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v |= (uint64_t)b[i] << (8 * i);
+    return v;
+}
+
+/* A pairs task over dir/pairs.tsv and dir/valid.tsv, with its record. */
+static gkd_task_record *pairs_record(gkd_task **task) {
+    char tsv[160], valid[160];
+    snprintf(tsv, sizeof tsv, "%s/pairs.tsv", dir);
+    snprintf(valid, sizeof valid, "%s/valid.tsv", dir);
+    th_write_file(tsv, "ab\tba\nabc\tcba\nbca\tacb\n");
+    th_write_file(valid, "cab\tbac\n");
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.name = "pairs";
+    tc.path = tsv;
+    tc.eval_path = valid;
+    tc.seed = 77;
+    ck_assert_int_eq(gkd_task_new(task, &tc), 0);
+    gkd_task_record *r = NULL;
+    ck_assert_msg(gkd_task_record_new(&r, *task) == 0, "%s", gkd_last_error());
+    return r;
+}
+
+/* The training split's record survives a save and load field for field:
+ * options, absolute data paths with sizes and FNV-1a 64 hashes, split sizes. */
+START_TEST(test_task_record_round_trip) {
+    gkd_model *m = make_model(12, 8, 1, 8, 2, 1);
+    gkd_task *task = NULL;
+    gkd_task_record *r = pairs_record(&task);
+    gkd_checkpoint c = {.model = m, .task_record = r, .step = 5};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    gkd_checkpoint_data d;
+    ck_assert_msg(gkd_checkpoint_load(&d, path, NULL) == 0, "%s", gkd_last_error());
+    ck_assert_uint_eq(d.version, 2);
+    ck_assert_int_eq(d.step, 5);
+    const gkd_task_record *q = d.task_record;
+    ck_assert_ptr_nonnull(q);
+    ck_assert_str_eq(q->cfg.name, "pairs");
+    ck_assert_uint_eq(q->cfg.seed, 77);
+    char want[PATH_MAX];
+    ck_assert_ptr_nonnull(realpath(dir, want));
+    strcat(want, "/pairs.tsv");
+    ck_assert_str_eq(q->cfg.path, want);
+    ck_assert_ptr_nonnull(strstr(q->cfg.eval_path, "/valid.tsv"));
+    ck_assert_str_eq(q->cfg.op, "add");
+    ck_assert_str_eq(q->cfg.alphabet, "abcdefghij");
+    ck_assert_int_eq(q->cfg.digits, 3);
+    ck_assert(q->cfg.eval_fraction == 0.1 && q->cfg.zipf_s == 1.0);
+    ck_assert_uint_eq(q->file_size[0], 22);
+    ck_assert_uint_eq(q->file_size[1], 8);
+    /* FNV-1a 64 of "cab\tbac\n", computed by hand from the definition. */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = "cab\tbac\n"; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+    ck_assert_uint_eq(q->file_hash[1], h);
+    ck_assert_uint_eq(q->file_hash[0], r->file_hash[0]);
+    ck_assert_uint_eq(q->train_n, 3);
+    ck_assert_uint_eq(q->eval_n, 1);
+    /* Serialized again, the same bytes. */
+    size_t n1 = gkd_task_record_serialized_size(r), n2 = gkd_task_record_serialized_size(q);
+    ck_assert_uint_eq(n1, n2);
+    unsigned char *a = malloc(n1), *b = malloc(n2);
+    gkd_task_record_serialize(r, a);
+    gkd_task_record_serialize(q, b);
+    ck_assert_int_eq(memcmp(a, b, n1), 0);
+    free(a);
+    free(b);
+    gkd_checkpoint_data_free(&d);
+    /* Without a record: none comes back. */
+    c.task_record = NULL;
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), 0);
+    ck_assert_ptr_null(d.task_record);
+    gkd_checkpoint_data_free(&d);
+    gkd_task_record_free(r);
+    gkd_task_free(task);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* A version-1 file (no task record section) still loads, with no record;
+ * the record flag is not a version-1 flag. */
+START_TEST(test_version1_still_loads) {
+    gkd_model *m = make_model(12, 8, 1, 8, 2, 4);
+    unsigned char ex[3] = {7, 8, 9};
+    gkd_checkpoint c = {.model = m, .extra = ex, .extra_len = 3, .step = 11};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    /* Version 1 is version 2 without the record size (8 zero bytes before the CRC). */
+    ck_assert_uint_eq(get_le(b + n - 12, 8), 0);
+    size_t n1 = n - 8;
+    put_le(b + 8, 1, 4);
+    put_le(b + 12, n1 - 24, 8);
+    patch_crc(b, n1);
+    spit(path, b, n1);
+    gkd_checkpoint_data d;
+    ck_assert_msg(gkd_checkpoint_load(&d, path, NULL) == 0, "%s", gkd_last_error());
+    ck_assert_uint_eq(d.version, 1);
+    ck_assert_ptr_null(d.task_record);
+    ck_assert_int_eq(d.step, 11);
+    ck_assert_uint_eq(d.extra_len, 3);
+    ck_assert_int_eq(memcmp(d.extra, ex, 3), 0);
+    ck_assert_int_eq(memcmp(d.model->params_memory, m->params_memory, m->num_params * sizeof(float)), 0);
+    gkd_checkpoint_data_free(&d);
+    gkd_model_config cfg;
+    ck_assert_int_eq(gkd_checkpoint_read_config(&cfg, path), 0);
+    ck_assert_int_eq(cfg.n_embd, 8);
+    /* The flags word follows the config (20) and the parameter count (8). */
+    size_t flags_at = 20 + 20 + 8;
+    put_le(b + flags_at, 4, 4);
+    patch_crc(b, n1);
+    spit(path, b, n1);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), GKD_EFORMAT);
+    ck_assert_msg(strstr(gkd_last_error(), "malformed flags") != NULL, "%s", gkd_last_error());
+    free(b);
+    gkd_model_free(m);
+}
+END_TEST
+
+/* The record section is read from an untrusted file: every truncation of
+ * the record, every byte set to 0xff, a size past the payload, trailing
+ * bytes and a flag without a record are refused (or, where the mutated
+ * byte is a value rather than a length, loaded) without reading out of
+ * bounds; nothing is half-loaded into the target model. */
+START_TEST(test_task_record_mutations_refused) {
+    gkd_model *m = make_model(12, 8, 1, 8, 2, 1), *dst = make_model(12, 8, 1, 8, 2, 3);
+    gkd_task *task = NULL;
+    gkd_task_record *r = pairs_record(&task);
+    gkd_checkpoint c = {.model = m, .task_record = r};
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    size_t n;
+    unsigned char *b = slurp(path, &n);
+    const size_t rec_len = gkd_task_record_serialized_size(r), rec_at = n - 4 - rec_len, len_at = rec_at - 8;
+    ck_assert_uint_eq(get_le(b + len_at, 8), rec_len);
+    unsigned char *v = malloc(n + 16);
+    gkd_checkpoint_data d;
+    const float before = dst->params_memory[0];
+
+    /* The deserializer on every proper prefix of the record: all refused. */
+    for (size_t k = 0; k < rec_len; k++) {
+        gkd_task_record *q = NULL;
+        ck_assert_int_eq(gkd_task_record_deserialize(&q, b + rec_at, k), GKD_EFORMAT);
+        ck_assert_ptr_null(q);
+    }
+    /* A record shortened inside a valid checkpoint (size field and payload
+     * size kept consistent): refused as a malformed task record. */
+    for (size_t k = 1; k < rec_len; k += 7) {
+        memcpy(v, b, n);
+        size_t m2 = n - k;
+        put_le(v + len_at, rec_len - k, 8);
+        put_le(v + 12, m2 - 24, 8);
+        patch_crc(v, m2);
+        char p2[160];
+        snprintf(p2, sizeof p2, "%s/short.ckpt", dir);
+        spit(p2, v, m2);
+        ck_assert_int_eq(gkd_checkpoint_load(&d, p2, dst), GKD_EFORMAT);
+        ck_assert_msg(strstr(gkd_last_error(), "task record: malformed") != NULL, "%zu: %s", k, gkd_last_error());
+        ck_assert(dst->params_memory[0] == before);
+    }
+    /* Size field past the payload, and larger than the file. */
+    const uint64_t sizes[3] = {rec_len + 1, UINT64_MAX, (uint64_t)1 << 40};
+    for (int k = 0; k < 3; k++) {
+        memcpy(v, b, n);
+        put_le(v + len_at, sizes[k], 8);
+        patch_crc(v, n);
+        spit(path, v, n);
+        ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+        ck_assert_msg(strstr(gkd_last_error(), "malformed task record") != NULL, "%s", gkd_last_error());
+    }
+    /* Trailing bytes inside the record's span. */
+    memcpy(v, b, n - 4);
+    v[n - 4] = 0;
+    put_le(v + len_at, rec_len + 1, 8);
+    put_le(v + 12, n + 1 - 24, 8);
+    patch_crc(v, n + 1);
+    spit(path, v, n + 1);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+    ck_assert_msg(strstr(gkd_last_error(), "trailing bytes") != NULL, "%s", gkd_last_error());
+    /* The flag without a record, a record without the flag. */
+    const size_t flags_at = 20 + 20 + 8;
+    memcpy(v, b, n);
+    put_le(v + flags_at, 0, 4);
+    patch_crc(v, n);
+    spit(path, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+    ck_assert_msg(strstr(gkd_last_error(), "task record flag") != NULL, "%s", gkd_last_error());
+    /* The first string's length (the task name) set past the record, and
+     * a known length with an unknown name. */
+    memcpy(v, b, n);
+    put_le(v + rec_at, 1000, 4);
+    patch_crc(v, n);
+    spit(path, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+    ck_assert_msg(strstr(gkd_last_error(), "task record: malformed task name") != NULL, "%s", gkd_last_error());
+    memcpy(v, b, n);
+    v[rec_at + 4] = 'q';
+    patch_crc(v, n);
+    spit(path, v, n);
+    ck_assert_int_eq(gkd_checkpoint_load(&d, path, dst), GKD_EFORMAT);
+    ck_assert_msg(strstr(gkd_last_error(), "not a known task") != NULL, "%s", gkd_last_error());
+    /* Every byte of the record set to 0xff: refused, or (a value byte)
+     * loaded; never a crash or an out-of-bounds read (ASan: make test-debug). */
+    int refused = 0;
+    for (size_t k = 0; k < rec_len; k++) {
+        memcpy(v, b, n);
+        if (v[rec_at + k] == 0xff) continue;
+        v[rec_at + k] = 0xff;
+        patch_crc(v, n);
+        spit(path, v, n);
+        int rc = gkd_checkpoint_load(&d, path, NULL);
+        ck_assert_msg(rc == 0 || rc == GKD_EFORMAT, "byte %zu: %d", k, rc);
+        if (rc) refused++;
+        else gkd_checkpoint_data_free(&d);
+    }
+    ck_assert_int_gt(refused, 0);
+    free(v);
+    free(b);
+    gkd_task_record_free(r);
+    gkd_task_free(task);
+    gkd_model_free(dst);
+    gkd_model_free(m);
+}
+END_TEST
+
 Suite *checkpoint_suite(void) {
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("core");
@@ -414,6 +651,9 @@ Suite *checkpoint_suite(void) {
     tcase_add_test(tc, test_load_into_existing_model);
     tcase_add_test(tc, test_non_finite_weights_refused);
     tcase_add_test(tc, test_absurd_weights_refused);
+    tcase_add_test(tc, test_task_record_round_trip);
+    tcase_add_test(tc, test_version1_still_loads);
+    tcase_add_test(tc, test_task_record_mutations_refused);
     tcase_add_test(tc, test_truncated);
     tcase_add_test(tc, test_corrupted_any_byte);
     tcase_add_test(tc, test_wrong_magic_version_config);

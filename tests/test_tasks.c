@@ -9,6 +9,8 @@
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
+#include "helpers.h"
+
 static gkd_task *make(gkd_task_config c) {
     gkd_task *t = NULL;
     int rc = gkd_task_new(&t, &c);
@@ -603,6 +605,164 @@ START_TEST(test_encode_context_generated) {
 }
 END_TEST
 
+/* ---- the recorded training split and the eval overlap ---- */
+
+/* Eval examples among the first n of `cur` whose prompt is a training
+ * prompt of `old`, by brute force (no hashing). */
+static size_t brute_overlap(const gkd_task *old, const gkd_task *cur, size_t n) {
+    size_t count = 0;
+    for (size_t i = 0; i < n && i < gkd_task_size(cur, GKD_SPLIT_EVAL); i++)
+        count += in_split(old, GKD_SPLIT_TRAIN, gkd_task_example(cur, GKD_SPLIT_EVAL, i)->prompt);
+    return count;
+}
+
+static gkd_task_record *record_of(const gkd_task *t) {
+    gkd_task_record *r = NULL;
+    ck_assert_msg(gkd_task_record_new(&r, t) == 0, "%s", gkd_last_error());
+    return r;
+}
+
+/* arith trained with data seed 1, evaluated with seed 2: the overlap is
+ * counted exactly (equal to a brute-force count, and > 0 for 2-digit sums
+ * where 300 training draws cover a good part of the 10^4 prompts); the
+ * same seed gives 0; n limits the examples counted. */
+START_TEST(test_overlap_arith_two_seeds) {
+    gkd_task_config c = GKD_TASK_CONFIG_INIT;
+    c.digits = 2;
+    c.train = 3000;
+    c.eval = 200;
+    c.seed = 1;
+    gkd_task *old = make(c);
+    c.seed = 2;
+    gkd_task *cur = make(c);
+    gkd_task_record *r = record_of(old);
+    ck_assert_uint_eq(r->train_n, 3000);
+    ck_assert_uint_eq(r->eval_n, 200);
+    gkd_task_overlap ov;
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, cur, 0), 0);
+    ck_assert_int_eq(ov.checked, 1);
+    ck_assert_uint_eq(ov.eval_n, 200);
+    ck_assert_uint_eq(ov.train_n, 3000);
+    size_t want = brute_overlap(old, cur, 200);
+    ck_assert_uint_gt(want, 20);
+    ck_assert_uint_eq(ov.overlap, want);
+    ck_assert_str_eq(ov.diff, "data seed 1 vs 2");
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, cur, 50), 0);
+    ck_assert_uint_eq(ov.eval_n, 50);
+    ck_assert_uint_eq(ov.overlap, brute_overlap(old, cur, 50));
+    /* Its own eval split: disjoint by construction. */
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, old, 0), 0);
+    ck_assert(ov.checked && ov.overlap == 0);
+    ck_assert_str_eq(ov.diff, "");
+
+    /* The policy: refused with the counts, or a warning when allowed. */
+    char w[512], line[512];
+    ck_assert_int_eq(gkd_task_check_eval_overlap(r, cur, 200, "teacher checkpoint t.ckpt", "task.seed",
+                                                 "eval.allow_overlap", 0, w, sizeof w),
+                     GKD_EMISMATCH);
+    snprintf(line, sizeof line,
+             "teacher checkpoint t.ckpt was trained on %zu of the 200 eval examples (data seed 1 vs 2); use the same "
+             "task.seed, or eval.allow_overlap",
+             want);
+    ck_assert_str_eq(gkd_last_error(), line);
+    ck_assert_int_eq(gkd_task_check_eval_overlap(r, cur, 200, "t", "task.seed", "X", 1, w, sizeof w), 0);
+    ck_assert_msg(strstr(w, "was trained on") && strstr(w, "allowed by X"), "%s", w);
+    ck_assert_int_eq(gkd_task_check_eval_overlap(r, old, 200, "t", "task.seed", "X", 0, w, sizeof w), 0);
+    ck_assert_str_eq(w, "");
+    ck_assert_int_eq(gkd_task_check_eval_overlap(NULL, cur, 200, "t", "task.seed", "X", 0, w, sizeof w), 0);
+    ck_assert_str_eq(w, "");
+    /* Another task entirely: said so. */
+    c.digits = 3;
+    gkd_task *three = make(c);
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, three, 0), 0);
+    ck_assert_str_eq(ov.diff, "data seed 1 vs 2, digits 2 vs 3");
+    ck_assert_uint_eq(ov.overlap, brute_overlap(old, three, 200));
+    gkd_task_free(three);
+    gkd_task_record_free(r);
+    gkd_task_free(cur);
+    gkd_task_free(old);
+}
+END_TEST
+
+/* pairs without an eval file: the split is drawn from the seed, so another
+ * seed puts training lines into eval; each line has its own prompt, so the
+ * overlap is exactly the new eval prompts that were not old eval prompts. */
+START_TEST(test_overlap_pairs_without_eval_file) {
+    char dir[64], path[128];
+    th_make_tmpdir(dir, sizeof dir, "gkd-overlap");
+    snprintf(path, sizeof path, "%s/data.tsv", dir);
+    char text[4096] = "";
+    for (int i = 0; i < 100; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "p%d\tr%d\n", i, i);
+        strcat(text, line);
+    }
+    th_write_file(path, text);
+    gkd_task_config c = GKD_TASK_CONFIG_INIT;
+    c.name = "pairs";
+    c.path = path;
+    c.eval_fraction = 0.2;
+    c.seed = 5;
+    gkd_task *old = make(c);
+    c.seed = 6;
+    gkd_task *cur = make(c);
+    ck_assert_uint_eq(gkd_task_size(cur, GKD_SPLIT_EVAL), 20);
+    size_t fresh = 0;
+    for (size_t i = 0; i < 20; i++) fresh += !in_split(old, GKD_SPLIT_EVAL, gkd_task_example(cur, GKD_SPLIT_EVAL, i)->prompt);
+    gkd_task_record *r = record_of(old);
+    gkd_task_overlap ov;
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, cur, 0), 0);
+    ck_assert_int_eq(ov.checked, 1);
+    ck_assert_uint_eq(ov.overlap, fresh);
+    ck_assert_uint_eq(ov.overlap, brute_overlap(old, cur, 20));
+    ck_assert_uint_gt(ov.overlap, 0);
+    ck_assert_str_eq(ov.diff, "data seed 5 vs 6");
+
+    /* With an eval file, by hand: trained on data.tsv minus valid.tsv's
+     * prompt p3; a new eval file with p1, p2 (trained on), p3 (eval when
+     * trained) and q (unknown) overlaps in exactly 2. */
+    char valid[128], fresh_path[128];
+    snprintf(valid, sizeof valid, "%s/valid.tsv", dir);
+    snprintf(fresh_path, sizeof fresh_path, "%s/new.tsv", dir);
+    th_write_file(valid, "p3\tr3\n");
+    th_write_file(fresh_path, "p1\tr1\np2\tx\np3\tr3\nq\tr\n");
+    gkd_task_config e = c;
+    e.eval_path = valid;
+    gkd_task *trained = make(e);
+    gkd_task_record *r2 = record_of(trained);
+    e.eval_path = fresh_path;
+    e.path = NULL; /* evaluation only */
+    gkd_task *eval_only = make(e);
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r2, eval_only, 0), 0);
+    ck_assert(ov.checked);
+    ck_assert_uint_eq(ov.overlap, 2);
+    ck_assert_uint_eq(ov.eval_n, 4);
+    ck_assert_uint_eq(ov.train_n, 99);
+
+    /* A data file changed since training: the overlap cannot be checked,
+     * and the reason says which file. */
+    th_write_file(path, "p1\tr1\np2\tr2\n");
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, cur, 0), 0);
+    ck_assert_int_eq(ov.checked, 0);
+    ck_assert_msg(strstr(ov.why, "data.tsv changed since") != NULL, "%s", ov.why);
+    char w[1024];
+    ck_assert_int_eq(gkd_task_check_eval_overlap(r, cur, 0, "checkpoint m.ckpt", "--data-seed", "X", 0, w, sizeof w), 0);
+    ck_assert_msg(strstr(w, "checkpoint m.ckpt: eval overlap not checked: its training data ") != NULL, "%s", w);
+    /* Missing. */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(gkd_task_record_overlap(&ov, r, cur, 0), 0);
+    ck_assert_int_eq(ov.checked, 0);
+    ck_assert_msg(strstr(ov.why, "cannot read its training data") && strstr(ov.why, "data.tsv"), "%s", ov.why);
+    gkd_task_free(eval_only);
+    gkd_task_free(trained);
+    gkd_task_record_free(r2);
+    gkd_task_record_free(r);
+    gkd_task_free(cur);
+    gkd_task_free(old);
+    th_remove_tmpdir(dir);
+}
+END_TEST
+
 Suite *tasks_suite(void) {
     Suite *s = suite_create("tasks");
     TCase *tc = tcase_create("generated");
@@ -620,6 +780,8 @@ Suite *tasks_suite(void) {
     TCase *tf = tcase_create("files");
     tcase_add_test(tf, test_pairs_file);
     tcase_add_test(tf, test_text_file);
+    tcase_add_test(tf, test_overlap_arith_two_seeds);
+    tcase_add_test(tf, test_overlap_pairs_without_eval_file);
     suite_add_tcase(s, tf);
     return s;
 }

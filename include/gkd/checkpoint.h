@@ -13,6 +13,7 @@
 
 #include "gkd/model.h"
 #include "gkd/rng.h"
+#include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
 #ifdef __cplusplus
@@ -20,7 +21,7 @@ extern "C" {
 #endif
 
 #define GKD_CHECKPOINT_MAGIC "GKDCKPT" /* 8 bytes on disk, with the NUL */
-#define GKD_CHECKPOINT_VERSION 1u
+#define GKD_CHECKPOINT_VERSION 2u /* written; versions 1 and 2 are read */
 
 /** Largest |weight| a checkpoint may hold. Trained models stay orders of
  *  magnitude below it (weights are O(1) to O(100) under clipping and weight
@@ -47,6 +48,7 @@ typedef struct {
     uint32_t n_rngs;
     const void *extra;              /* opaque caller bytes */
     uint64_t extra_len;
+    const gkd_task_record *task_record; /* the data split trained on; NULL: none stored */
 } gkd_checkpoint;
 
 /** Write c to path atomically. GKD_EIO (with the path and errno text) if
@@ -65,6 +67,8 @@ typedef struct {
     uint32_t n_rngs;
     unsigned char *extra;     /* extra_len bytes, NULL if none */
     uint64_t extra_len;
+    gkd_task_record *task_record; /* the data split trained on; NULL if none stored (or version 1) */
+    uint32_t version;         /* format version of the file */
     int owns_model;           /* 1 if the load created model (freed with the data) */
 } gkd_checkpoint_data;
 

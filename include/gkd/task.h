@@ -105,6 +105,67 @@ int gkd_task_encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_spl
 int gkd_task_encode_prompt(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
                            int *ids, int cap, int *prompt_len, int *len);
 
+/* ---- the data split a model was trained on (stored in checkpoints) ---- */
+
+/** What a model was trained on, enough to rebuild its training split: the
+ *  task's whole configuration (name, data seed, sizes, eval fraction and
+ *  every task parameter), for each data file its absolute path, size and
+ *  FNV-1a 64 hash of its bytes, and the sizes the two splits had. Saved in
+ *  checkpoints (docs/checkpoint-format.md) by gkd train and gkd distill. */
+typedef struct {
+    gkd_task_config cfg;   /* strings owned by the record; path and eval_path absolute */
+    uint64_t file_size[2]; /* [0] cfg.path, [1] cfg.eval_path (0 when absent) */
+    uint64_t file_hash[2]; /* FNV-1a 64 of the file's bytes */
+    uint64_t train_n, eval_n; /* split sizes when recorded */
+    char *owned[5];        /* name, op, alphabet, path, eval_path */
+} gkd_task_record;
+
+/** Record the split of t: copies its configuration, resolves data file
+ *  paths to absolute ones and hashes the files' bytes. GKD_EIO if a data
+ *  file cannot be read any more. */
+int gkd_task_record_new(gkd_task_record **out, const gkd_task *t);
+void gkd_task_record_free(gkd_task_record *r);
+
+/** Serialized form (little-endian, bounds-checked on reading; layout in
+ *  docs/checkpoint-format.md, "Task record"). */
+size_t gkd_task_record_serialized_size(const gkd_task_record *r);
+void gkd_task_record_serialize(const gkd_task_record *r, unsigned char *out);
+/** Parse n bytes; every length and count is checked against n, strings
+ *  must be NUL-free, the task name known. GKD_EFORMAT naming the field. */
+int gkd_task_record_deserialize(gkd_task_record **out, const unsigned char *buf, size_t n);
+
+/** The overlap of a recorded training split with a task's eval split. */
+typedef struct {
+    int checked;       /* 1: counted; 0: could not be (reason in why) */
+    size_t overlap;    /* eval examples whose prompt is a recorded training prompt */
+    size_t eval_n;     /* eval examples compared (the first n of the split) */
+    size_t train_n;    /* examples of the rebuilt training split */
+    char why[512];     /* !checked: "data file X changed since training", ... */
+    char diff[256];    /* what the recorded task has that t has not, e.g. "data seed 1 vs 1234" ("" if none found) */
+} gkd_task_overlap;
+
+/** Count how many of the first n eval examples of t (all if n is 0 or
+ *  larger than the split) have a prompt that is in the training split of
+ *  r: the recorded task is rebuilt from its options and files and the
+ *  prompts are compared exactly. Missing or changed data files, or a
+ *  rebuild that does not reproduce the recorded split sizes, leave
+ *  checked 0 with the reason (not an error). Returns 0, or GKD_ENOMEM. */
+int gkd_task_record_overlap(gkd_task_overlap *out, const gkd_task_record *r, const gkd_task *t, size_t n);
+
+/** The policy every command applies to a model about to be evaluated on
+ *  t: `what` names the model ("teacher checkpoint t.ckpt"), `seed_key`
+ *  the option that sets the data seed ("--data-seed", "task.seed") and
+ *  `opt_out` how to allow an overlap ("--allow-eval-overlap"). r NULL (a
+ *  checkpoint without record, e.g. format version 1): nothing to check, 0.
+ *  Overlap > 0: GKD_EMISMATCH "WHAT was trained on 37 of the 200 eval
+ *  examples (data seed 1 vs 1234); use the same SEED_KEY, or OPT_OUT",
+ *  unless allow, when it becomes the warning. Not checkable: 0 and a
+ *  warning "WHAT: eval overlap not checked: REASON". warning (cap bytes)
+ *  receives the one-line warning or "". */
+int gkd_task_check_eval_overlap(const gkd_task_record *r, const gkd_task *t, size_t n, const char *what,
+                                const char *seed_key, const char *opt_out, int allow, char *warning,
+                                size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -132,12 +132,16 @@ static int evaluate(gkd_distill_state *s, gkd_csv_appender *a, gkd_csv_buf *b, l
     return rc;
 }
 
-static int save_checkpoint(gkd_distill_state *s, const char *path, long step, int with_state) {
+/* record: the run's data split, stored so that a later evaluation can
+ * tell whether its eval examples were trained on. */
+static int save_checkpoint(gkd_distill_state *s, const gkd_task_record *record, const char *path, long step,
+                           int with_state) {
     gkd_checkpoint c = {0};
     unsigned char *blob = NULL;
     size_t blob_len = 0;
     c.model = s->student;
     c.tokenizer = s->tok;
+    c.task_record = record;
     c.step = step;
     if (with_state) {
         int rc = gkd_schedule_save(s->schedule, &blob, &blob_len);
@@ -197,6 +201,7 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
     run_paths p;
     gkd_csv_appender *metrics = NULL, *evalf = NULL, *timings = NULL;
     gkd_csv_buf buf = GKD_CSV_BUF_INIT, header = GKD_CSV_BUF_INIT, options = GKD_CSV_BUF_INIT;
+    gkd_task_record *record = NULL;
     long start = 0;
     int rc = make_paths(&p, dir);
     if (rc) return rc;
@@ -208,8 +213,15 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
         gkd_csv_buf_free(&options);
         return rc;
     }
+    /* What the checkpoints will say was trained on: the task's options and
+     * its data files' hashes, taken now, before training reads anything. */
+    if ((rc = gkd_task_record_new(&record, task))) {
+        gkd_csv_buf_free(&options);
+        return rc;
+    }
     if ((rc = gkd_distill_state_init(&s, student, teacher, tok, task, opt))) {
         gkd_csv_buf_free(&options);
+        gkd_task_record_free(record);
         return rc;
     }
     if ((rc = resume(&s, &p, &start))) goto done;
@@ -266,9 +278,9 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
             progress(progress_ctx, step, opt->steps, line);
         }
         if (last || (opt->checkpoint_every > 0 && step % opt->checkpoint_every == 0))
-            if ((rc = save_checkpoint(&s, p.ckpt, step, 1))) goto done;
+            if ((rc = save_checkpoint(&s, record, p.ckpt, step, 1))) goto done;
     }
-    rc = save_checkpoint(&s, p.final, opt->steps, 0);
+    rc = save_checkpoint(&s, record, p.final, opt->steps, 0);
 done:
     if (rc) {
         /* Keep the message of the first error; closing only flushes. */
@@ -286,6 +298,7 @@ done:
     gkd_csv_buf_free(&buf);
     gkd_csv_buf_free(&header);
     gkd_csv_buf_free(&options);
+    gkd_task_record_free(record);
     gkd_distill_state_free(&s);
     return rc;
 }

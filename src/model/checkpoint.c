@@ -23,6 +23,7 @@
 #define TRAILER_SIZE 4 /* CRC-32 */
 #define FLAG_TOKENIZER 1u
 #define FLAG_OPTIMIZER 2u
+#define FLAG_TASK_RECORD 4u /* version 2 and later */
 
 /* Reflected table of CRC-32/ISO-HDLC (polynomial 0xEDB88320). */
 static const uint32_t crc_table[256] = {
@@ -251,8 +252,9 @@ int gkd_checkpoint_save(const char *path, const gkd_checkpoint *c) {
     const gkd_model *m = c->model;
     uint64_t np = m->num_params;
     size_t tok_len = c->tokenizer ? gkd_tokenizer_serialized_size(c->tokenizer) : 0;
+    size_t rec_len = c->task_record ? gkd_task_record_serialized_size(c->task_record) : 0;
     uint64_t payload = 5 * 4 + 8 + 4 + 8 + tok_len + 4 * np + (c->opt_m ? 8 * np + 8 : 0) + 8 + 4 +
-                       16 * (uint64_t)c->n_rngs + 8 + c->extra_len;
+                       16 * (uint64_t)c->n_rngs + 8 + c->extra_len + 8 + rec_len;
     uint64_t total = HEADER_SIZE + payload + TRAILER_SIZE;
     if (total > SIZE_MAX) return gkd_error(GKD_EINVAL, "checkpoint %s: too large", path);
     unsigned char *buf = malloc((size_t)total);
@@ -270,7 +272,8 @@ int gkd_checkpoint_save(const char *path, const gkd_checkpoint *c) {
     put_u32(&w, (uint32_t)cfg->n_embd);
     put_u32(&w, (uint32_t)cfg->n_head);
     put_u64(&w, np);
-    put_u32(&w, (c->tokenizer ? FLAG_TOKENIZER : 0) | (c->opt_m ? FLAG_OPTIMIZER : 0));
+    put_u32(&w, (c->tokenizer ? FLAG_TOKENIZER : 0) | (c->opt_m ? FLAG_OPTIMIZER : 0) |
+                    (c->task_record ? FLAG_TASK_RECORD : 0));
     put_u64(&w, tok_len);
     if (c->tokenizer) {
         gkd_tokenizer_serialize(c->tokenizer, w.p + w.off);
@@ -290,6 +293,11 @@ int gkd_checkpoint_save(const char *path, const gkd_checkpoint *c) {
     }
     put_u64(&w, c->extra_len);
     put_bytes(&w, c->extra, (size_t)c->extra_len);
+    put_u64(&w, rec_len);
+    if (c->task_record) {
+        gkd_task_record_serialize(c->task_record, w.p + w.off);
+        w.off += rec_len;
+    }
     put_u32(&w, gkd_crc32(0, buf, w.off));
     int rc = w.off == total ? write_atomic(path, buf, (size_t)total)
                             : gkd_error(GKD_EINVAL, "checkpoint %s: internal size mismatch", path);
@@ -331,8 +339,10 @@ done:
     return rc;
 }
 
-/* Magic, version, size and CRC; on success *payload spans the payload. */
-static int check_envelope(const char *path, const unsigned char *buf, size_t n, reader *payload) {
+/* Magic, version, size and CRC; on success *payload spans the payload and
+ * *version_out is the file's format version (1 or 2). */
+static int check_envelope(const char *path, const unsigned char *buf, size_t n, reader *payload,
+                          uint32_t *version_out) {
     size_t m = n < 8 ? n : 8;
     if (memcmp(buf, GKD_CHECKPOINT_MAGIC, m) != 0)
         return gkd_error(GKD_EFORMAT, "checkpoint %s: not a gkd checkpoint (wrong magic)", path);
@@ -344,8 +354,8 @@ static int check_envelope(const char *path, const unsigned char *buf, size_t n, 
     uint64_t psize;
     get_u32(&r, &version);
     get_u64(&r, &psize);
-    if (version != GKD_CHECKPOINT_VERSION)
-        return gkd_error(GKD_EVERSION, "checkpoint %s: format version %u, this build reads version %u",
+    if (version < 1 || version > GKD_CHECKPOINT_VERSION)
+        return gkd_error(GKD_EVERSION, "checkpoint %s: format version %u, this build reads versions 1 to %u",
                          path, version, GKD_CHECKPOINT_VERSION);
     uint64_t expect = psize <= UINT64_MAX - HEADER_SIZE - TRAILER_SIZE
                           ? HEADER_SIZE + psize + TRAILER_SIZE
@@ -363,6 +373,7 @@ static int check_envelope(const char *path, const unsigned char *buf, size_t n, 
     payload->p = buf + HEADER_SIZE;
     payload->n = (size_t)psize;
     payload->off = 0;
+    *version_out = version;
     return 0;
 }
 
@@ -393,7 +404,8 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
     int rc = read_file(path, &buf, &n);
     if (rc) return rc;
     reader r;
-    if ((rc = check_envelope(path, buf, n, &r))) goto done;
+    uint32_t version;
+    if ((rc = check_envelope(path, buf, n, &r, &version))) goto done;
     gkd_model_config cfg;
     if ((rc = read_config(path, &r, &cfg))) goto done;
     if (into && !config_equal(&cfg, &into->config)) {
@@ -408,8 +420,9 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
     uint32_t flags;
     if (get_u64(&r, &np)) MALFORMED("parameter count");
     if (np != config_num_params(&cfg)) MALFORMED("parameter count (does not match the config)");
-    if (get_u32(&r, &flags) || (flags & ~(FLAG_TOKENIZER | FLAG_OPTIMIZER))) MALFORMED("flags");
-    const unsigned char *tok_bytes, *params, *om = NULL, *ov = NULL, *rng_bytes, *extra;
+    const uint32_t known = FLAG_TOKENIZER | FLAG_OPTIMIZER | (version >= 2 ? FLAG_TASK_RECORD : 0);
+    if (get_u32(&r, &flags) || (flags & ~known)) MALFORMED("flags");
+    const unsigned char *tok_bytes, *params, *om = NULL, *ov = NULL, *rng_bytes, *extra, *rec_bytes = NULL;
     if (get_u64(&r, &tok_len) || get_span(&r, &tok_bytes, tok_len)) MALFORMED("tokenizer");
     if (((flags & FLAG_TOKENIZER) != 0) != (tok_len != 0)) MALFORMED("tokenizer flag");
     if (np > SIZE_MAX / 8 || get_span(&r, &params, 4 * np)) MALFORMED("parameters");
@@ -422,9 +435,19 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
     if (get_u64(&r, &step)) MALFORMED("step");
     if (get_u32(&r, &n_rngs) || get_span(&r, &rng_bytes, 16 * (uint64_t)n_rngs)) MALFORMED("rng states");
     if (get_u64(&r, &extra_len) || get_span(&r, &extra, extra_len)) MALFORMED("extra data");
+    uint64_t rec_len = 0;
+    if (version >= 2) {
+        if (get_u64(&r, &rec_len) || get_span(&r, &rec_bytes, rec_len)) MALFORMED("task record");
+        if (((flags & FLAG_TASK_RECORD) != 0) != (rec_len != 0)) MALFORMED("task record flag");
+    }
     if (r.off != r.n) MALFORMED("payload (trailing bytes)");
 
     /* Build everything in d; commit to `into` only at the very end. */
+    d.version = version;
+    if (rec_len && (rc = gkd_task_record_deserialize(&d.task_record, rec_bytes, (size_t)rec_len))) {
+        rc = gkd_error_wrap(rc == GKD_ENOMEM ? rc : GKD_EFORMAT, "checkpoint %s", path);
+        goto done;
+    }
     if (flags & FLAG_TOKENIZER) {
         rc = gkd_tokenizer_deserialize(&d.tokenizer, tok_bytes, (size_t)tok_len);
         if (rc) {
@@ -526,6 +549,7 @@ void gkd_checkpoint_data_free(gkd_checkpoint_data *d) {
     free(d->opt_v);
     free(d->rngs);
     free(d->extra);
+    gkd_task_record_free(d->task_record);
     memset(d, 0, sizeof *d);
 }
 
@@ -536,7 +560,8 @@ int gkd_checkpoint_read_config(gkd_model_config *cfg, const char *path) {
     int rc = read_file(path, &buf, &n);
     if (rc) return rc;
     reader r;
-    if (!(rc = check_envelope(path, buf, n, &r))) rc = read_config(path, &r, cfg);
+    uint32_t version;
+    if (!(rc = check_envelope(path, buf, n, &r, &version))) rc = read_config(path, &r, cfg);
     free(buf);
     return rc;
 }
