@@ -3,10 +3,11 @@
 #
 #   scripts/deps.sh [--check] [EXTRA...]
 #
-# Checks the build dependencies and each EXTRA (gnuplot, clang, torch,
-# slurm). With --check, or when not root, prints what is missing and the
+# Checks the build dependencies and each EXTRA (gnuplot, clang, fuzz,
+# torch, slurm). With --check, or when not root, prints what is missing and the
 # exact apt-get line and fails; otherwise, as root, installs what is missing
-# with apt-get. `make main` and `make test` install; every other goal checks.
+# with apt-get. `make main`, `make test`, `make dev` and `make fuzz` install;
+# every other goal checks.
 set -eu
 install=1
 if [ "${1:-}" = --check ]; then install=0; shift; fi
@@ -25,6 +26,13 @@ for extra in "$@"; do
       command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
       # clang's OpenMP runtime and omp.h come in their own package.
       echo '#include <omp.h>' | clang -fopenmp -x c -fsyntax-only - >/dev/null 2>&1 || need_pkgs+=(libomp-dev)
+      ;;
+    fuzz)
+      # clang and its OpenMP, and libFuzzer's runtime (only recommended by clang).
+      command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
+      echo '#include <omp.h>' | clang -fopenmp -x c -fsyntax-only - >/dev/null 2>&1 || need_pkgs+=(libomp-dev)
+      echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }' |
+        clang -fsanitize=fuzzer -x c -o /dev/null - >/dev/null 2>&1 || need_pkgs+=(libclang-rt-dev)
       ;;
     torch) /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need_pkgs+=(python3-torch) ;;
     slurm) command -v slurmctld >/dev/null 2>&1 || need_pkgs+=(slurm-wlm munge) ;;
