@@ -185,24 +185,88 @@ slurm-test: $(BUILD)/tests/slurm/slurm_driver $(GKD)
 	  tests/slurm/test_slurm_submit.sh
 	GKD_BIN=$(abspath $(GKD)) tests/slurm/test_gkd_run_slurm.sh
 
-# ---- fuzz: libFuzzer harness for experiment files (clang; separate block) ----
-# `make fuzz` builds fuzz/fuzz_experiment.c against the experiment sources
-# with ASan/UBSan and runs it for FUZZ_SECONDS, seeded from experiments/ and
-# tests/fixtures/experiments/ (new inputs go to build-fuzz/corpus).
+# ---- fuzz: libFuzzer targets for every reader of untrusted bytes (clang) ----
+# `make fuzz` builds each fuzz/fuzz_NAME.c with ASan and UBSan against the
+# library (all of src/ but the cli, as an archive: each target links what it
+# uses) and runs the targets one after the other for FUZZ_SECONDS each;
+# `make fuzz TARGET=NAME` runs one. Each target first replays the inputs of
+# fuzz/regressions/NAME/ (any failure fails the run), then fuzzes from its
+# corpus build-fuzz/corpus/NAME (new inputs go there), its seeds (made by
+# fuzz/seeds.c with the library's own writers, or copied from the
+# repository into build-fuzz/seeds/NAME, and fuzz/seeds/NAME) and its
+# regressions, with fuzz/NAME.dict when there is one. A crash, leak or
+# sanitizer report stops that target, keeps the input as
+# build-fuzz/crash-NAME-* and fails the run after the others have run.
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
-# experiment_inputs.c checks data and checkpoints, not the file: not fuzzed.
-FUZZ_SRC     := fuzz/fuzz_experiment.c $(filter-out src/experiment/experiment_inputs.c,$(wildcard src/experiment/experiment*.c)) \
-                src/model/divergence.c src/util/error.c src/util/fsutil.c src/util/parse.c
-FUZZ_BIN     := build-fuzz/fuzz_experiment
+# Longest input tried: 4 KiB, 16 KiB for checkpoints (a small model's seed
+# is about 5 KiB).
+FUZZ_MAX_LEN := 4096
+FUZZ_MAX_LEN_checkpoint := 16384
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_RUN     := $(if $(filter command line,$(origin TARGET)),$(TARGET),$(FUZZ_TARGETS))
+FUZZ_CFLAGS  := -std=c11 -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+                -ffp-contract=off -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DGKD_VERSION=\"$(VERSION)\" \
+                -Iinclude -Isrc -Ibuild-fuzz/gen -Wall -Wno-unknown-pragmas $(PKG_CFLAGS)
+FUZZ_LIBS    := $(PKG_LIBS) -fopenmp -lm
+FUZZ_LIB     := build-fuzz/libgkd-fuzz.a
+FUZZ_MAX_LENS := $(foreach t,$(FUZZ_TARGETS),$(t):$(or $(FUZZ_MAX_LEN_$(t)),$(FUZZ_MAX_LEN)))
+FUZZ_FLAGS   := $(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_LIBS)
 
-$(FUZZ_BIN): $(FUZZ_SRC) $(wildcard src/experiment/*.h src/util/*.h include/gkd/*.h)
+ifneq ($(filter fuzz,$(GOALS)),)
+ifneq ($(filter-out $(FUZZ_TARGETS),$(FUZZ_RUN)),)
+$(error TARGET: no fuzz/fuzz_$(firstword $(filter-out $(FUZZ_TARGETS),$(FUZZ_RUN))).c; targets: $(FUZZ_TARGETS))
+endif
+-include $(shell find build-fuzz/obj -name '*.d' 2>/dev/null)
+endif
+
+build-fuzz/flags: FORCE
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc -Wno-unknown-pragmas \
-	  $(shell pkg-config --cflags yaml-0.1) -o $@ $(FUZZ_SRC) $(shell pkg-config --libs yaml-0.1) -lm
+	@printf '%s\n' '$(subst ','"'"',$(FUZZ_FLAGS))' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
-fuzz: $(FUZZ_BIN)
-	@mkdir -p build-fuzz/corpus
-	./$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-	  -print_final_stats=1 -dict=fuzz/experiment.dict build-fuzz/corpus experiments tests/fixtures/experiments fuzz/regressions
+build-fuzz/gen/gkd_commit.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo "#define GKD_GIT_COMMIT \"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\"" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+build-fuzz/obj/%.o: %.c build-fuzz/flags | build-fuzz/gen/gkd_commit.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+	rm -f $@ && ar rcs $@ $^
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
+
+build-fuzz/seeds-bin: fuzz/seeds.c fuzz/fuzz.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
+
+# Copy files into a seed directory under names made from their paths.
+FUZZ_COPY = for f in $(2); do [ -f "$$f" ] && cp "$$f" "build-fuzz/seeds/$(1)/$$(echo "$$f" | tr '/' '_')"; done; true
+
+build-fuzz/seeds/.stamp: build-fuzz/seeds-bin $(wildcard fuzz/seeds/*/*)
+	rm -rf build-fuzz/seeds
+	mkdir -p $(FUZZ_TARGETS:%=build-fuzz/seeds/%)
+	./build-fuzz/seeds-bin build-fuzz/seeds $$(find tests/fixtures/results -name '*.csv' | sort)
+	@$(call FUZZ_COPY,experiment,experiments/*.yaml tests/fixtures/experiments/*.yaml)
+	@$(call FUZZ_COPY,csv,$$(find tests/fixtures/results -name '*.csv' | sort) results/*/grid.csv)
+	@$(call FUZZ_COPY,tasks,tests/fixtures/*.tsv docs/architecture.md)
+	@$(call FUZZ_COPY,run_options,$$(find results -name options.txt | sort | head -n 3))
+	@touch $@
+
+fuzz: $(FUZZ_RUN:%=build-fuzz/fuzz_%) build-fuzz/seeds/.stamp
+	@fail=; for t in $(FUZZ_RUN); do \
+	  mkdir -p build-fuzz/corpus/$$t; \
+	  dirs=; for d in build-fuzz/seeds/$$t fuzz/seeds/$$t fuzz/regressions/$$t; do [ -d $$d ] && dirs="$$dirs $$d"; done; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
+	  ml=$$(for p in $(FUZZ_MAX_LENS); do [ "$${p%%:*}" = $$t ] && echo "$${p#*:}"; done); \
+	  regs=$$(find fuzz/regressions/$$t -type f 2>/dev/null | sort); \
+	  echo "== fuzz $$t: $$(echo $$regs | wc -w) regression inputs, then $(FUZZ_SECONDS) s"; \
+	  if [ -n "$$regs" ] && ! ./build-fuzz/fuzz_$$t -runs=1 $$regs >build-fuzz/replay-$$t.log 2>&1; then \
+	    cat build-fuzz/replay-$$t.log; fail="$$fail $$t"; continue; fi; \
+	  ./build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=$$ml -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/crash-$$t- $$dict build-fuzz/corpus/$$t $$dirs || fail="$$fail $$t"; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: failed:$$fail (inputs in build-fuzz/crash-*)"; exit 1; fi

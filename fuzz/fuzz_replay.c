@@ -1,0 +1,62 @@
+/* libFuzzer target for the replay buffer blob a resume reads back (inside
+ * the schedule state of a checkpoint's extra data): the input goes to
+ * gkd_replay_load as is. It must be refused with one line, or give a
+ * buffer that saves back to the same bytes and whose items can be drawn.
+ * Seeds: buffers saved by gkd_replay_save (fuzz/seeds.c). The blob ends in
+ * an FNV-1a 64 checksum of the bytes before it; the custom mutator
+ * recomputes it for most mutants so they reach the fields behind it. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "gkd/replay.h"
+#include "util/blob.h"
+
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
+    size = LLVMFuzzerMutate(data, size, max_size);
+    if (seed % 8 != 0 && size >= 16) {
+        blob_writer w = {data + size - 8, 0};
+        blob_u64(&w, blob_fnv1a64(data, size - 8));
+    }
+    return size;
+}
+
+static void check(int ok, const char *what) {
+    if (!ok) {
+        fprintf(stderr, "fuzz_replay: %s\n", what);
+        abort();
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    gkd_replay *r = NULL;
+    int rc = gkd_replay_load(&r, data, size);
+    if (rc) {
+        fuzz_check_error(rc, "gkd_replay_load");
+        check(r == NULL, "failed load left a buffer");
+        return 0;
+    }
+    unsigned char *blob = NULL;
+    size_t n = 0;
+    check(gkd_replay_save(r, &blob, &n) == 0, "cannot save a loaded buffer");
+    check(n == size && memcmp(blob, data, n) == 0, "save(load(x)) != x");
+    free(blob);
+    /* Draw every item into a batch as the schedule does. */
+    int count = gkd_replay_count(r);
+    if (count > 0) {
+        gkd_seqbatch b;
+        check(gkd_seqbatch_new(&b, 3, gkd_replay_seq_cap(r)) == 0, "seqbatch");
+        for (int i = 0; i < count; i++) {
+            check(gkd_replay_get(r, i, &b, i % 3) == 0, "an item does not fit its own seq_cap");
+            check(b.prompt_len[i % 3] <= b.len[i % 3] && b.len[i % 3] <= b.cap, "item lengths");
+        }
+        check(gkd_replay_sample(r, 7, 3, &b, NULL) == 0, "sample");
+        gkd_seqbatch_free(&b);
+    }
+    gkd_replay_free(r);
+    return 0;
+}

@@ -1,0 +1,221 @@
+/* Seed corpora of the fuzz targets whose inputs are binary: real files made
+ * by the library's own writers, so the fuzzers start from what gkd writes
+ * and reads back.
+ *
+ *   seeds OUTDIR [FILE.csv ...]
+ *
+ * writes OUTDIR/checkpoint (gkd_checkpoint_save: bare, and with tokenizer,
+ * optimizer state, rng states and a schedule state as extra data),
+ * OUTDIR/tokenizer, OUTDIR/replay and OUTDIR/schedule (the schedules of
+ * fuzz.h), and OUTDIR/results: each FILE.csv whose name the results target
+ * knows behind its selector byte (see fuzz_results.c). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "gkd/checkpoint.h"
+#include "gkd/model.h"
+#include "gkd/replay.h"
+#include "gkd/schedule.h"
+#include "gkd/tokenizer.h"
+
+static const char *out_dir;
+
+static void die(const char *what) {
+    fprintf(stderr, "seeds: %s: %s\n", what, gkd_last_error());
+    exit(1);
+}
+
+static void seed(const char *target, const char *name, const void *data, size_t n) {
+    char dir[1024], path[1200];
+    snprintf(dir, sizeof dir, "%s/%s", out_dir, target);
+    if (gkd_mkdir_p(dir)) die(dir);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fuzz_write(path, data, n);
+}
+
+static gkd_tokenizer *char_tokenizer(void) {
+    const char *texts[] = {"12+34=46", "abc", "\xC3\xA9t\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"};
+    gkd_tokenizer *t = NULL;
+    if (gkd_tokenizer_new_char(&t, texts, 3)) die("tokenizer");
+    return t;
+}
+
+static void tokenizers(void) {
+    gkd_tokenizer *c = char_tokenizer(), *b = NULL;
+    if (gkd_tokenizer_new_byte(&b)) die("tokenizer");
+    unsigned char buf[4096];
+    gkd_tokenizer_serialize(c, buf);
+    seed("tokenizer", "char", buf, gkd_tokenizer_serialized_size(c));
+    gkd_tokenizer_serialize(b, buf);
+    seed("tokenizer", "byte", buf, gkd_tokenizer_serialized_size(b));
+    gkd_tokenizer_free(c);
+    gkd_tokenizer_free(b);
+}
+
+/* A batch of n rows of distinct lengths, for the replay buffers. */
+static void fill_batch(gkd_seqbatch *b, int n, int cap) {
+    if (gkd_seqbatch_new(b, n, cap)) die("seqbatch");
+    for (int i = 0; i < n; i++) {
+        int len = 3 + i % (cap - 2);
+        for (int t = 0; t < cap; t++) b->tokens[i * cap + t] = t < len ? 4 + (i + t) % 9 : 0;
+        b->tokens[i * cap] = GKD_TOK_BOS;
+        b->prompt_len[i] = 2;
+        b->len[i] = len;
+        b->eos[i] = (unsigned char)(i % 2);
+    }
+}
+
+static void replays(void) {
+    unsigned char *blob;
+    size_t n;
+    gkd_replay *r = NULL;
+    gkd_seqbatch b;
+    if (gkd_replay_new(&r, 4, 8)) die("replay");
+    if (gkd_replay_save(r, &blob, &n)) die("replay save");
+    seed("replay", "empty", blob, n);
+    free(blob);
+    fill_batch(&b, 3, 8);
+    if (gkd_replay_push_batch(r, &b)) die("replay push");
+    if (gkd_replay_save(r, &blob, &n)) die("replay save");
+    seed("replay", "three", blob, n);
+    free(blob);
+    if (gkd_replay_push_batch(r, &b)) die("replay push"); /* full, wrapped around */
+    if (gkd_replay_save(r, &blob, &n)) die("replay save");
+    seed("replay", "wrapped", blob, n);
+    free(blob);
+    gkd_seqbatch_free(&b);
+    gkd_replay_free(r);
+}
+
+/* Schedule k of fuzz.h after `steps` steps (buffer filled as a run would);
+ * *blob malloc'd. */
+static void schedule_blob(int k, int steps, unsigned char **blob, size_t *n) {
+    gkd_schedule_options o = fuzz_schedule_options(k);
+    gkd_schedule *s = NULL;
+    if (gkd_schedule_new(&s, &o, FUZZ_SCHEDULE_SEED)) die("schedule");
+    gkd_seqbatch b;
+    fill_batch(&b, 2, o.seq_cap);
+    for (int step = 0; step < steps; step++) {
+        gkd_schedule_choice ch[2];
+        if (gkd_schedule_step(s, step, 2, ch)) die("schedule step");
+        if (gkd_schedule_buffer(s) && gkd_replay_push_batch(gkd_schedule_buffer(s), &b)) die("push");
+        if (gkd_schedule_validation(s, 2.0 + (step % 3), NULL)) die("validation");
+    }
+    gkd_seqbatch_free(&b);
+    if (gkd_schedule_save(s, blob, n)) die("schedule save");
+    gkd_schedule_free(s);
+}
+
+static void schedules(void) {
+    for (int k = 0; k < FUZZ_NSCHEDULES; k++)
+        for (int steps = 0; steps <= 3; steps += 3) {
+            unsigned char *blob;
+            size_t n;
+            char name[32];
+            schedule_blob(k, steps, &blob, &n);
+            snprintf(name, sizeof name, "s%d-step%d", k, steps);
+            seed("schedule", name, blob, n);
+            free(blob);
+        }
+}
+
+static void checkpoint(const char *name, const gkd_checkpoint *c) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint", out_dir);
+    if (gkd_mkdir_p(path)) die(path);
+    snprintf(path, sizeof path, "%s/checkpoint/%s", out_dir, name);
+    if (gkd_checkpoint_save(path, c)) die("checkpoint save");
+}
+
+static void checkpoints(void) {
+    gkd_tokenizer *tok = char_tokenizer();
+    gkd_model_config cfg = {0};
+    cfg.vocab_size = gkd_tokenizer_vocab_size(tok);
+    cfg.max_seq_len = 8;
+    cfg.n_layer = 1;
+    cfg.n_embd = 4;
+    cfg.n_head = 2;
+    gkd_model *m = NULL;
+    if (gkd_model_new(&m, &cfg)) die("model");
+    gkd_model_init_weights(m, 1);
+    gkd_checkpoint c = {0};
+    c.model = m;
+    c.step = 0;
+    checkpoint("bare.ckpt", &c);
+
+    float *mo = calloc(m->num_params, sizeof *mo), *vo = calloc(m->num_params, sizeof *vo);
+    if (!mo || !vo) die("out of memory");
+    for (size_t i = 0; i < m->num_params; i++) {
+        mo[i] = 0.001f * (float)(i % 7);
+        vo[i] = 0.0001f * (float)(i % 5);
+    }
+    gkd_rng rngs[2];
+    gkd_rng_seed(&rngs[0], 1, 2);
+    gkd_rng_seed(&rngs[1], 3, 4);
+    unsigned char *blob;
+    size_t n;
+    schedule_blob(2, 3, &blob, &n);
+    c.tokenizer = tok;
+    c.opt_m = mo;
+    c.opt_v = vo;
+    c.opt_t = 3;
+    c.step = 3;
+    c.rngs = rngs;
+    c.n_rngs = 2;
+    c.extra = blob;
+    c.extra_len = n;
+    checkpoint("full.ckpt", &c);
+    c.opt_m = c.opt_v = NULL;
+    c.extra = NULL;
+    c.extra_len = 0;
+    c.n_rngs = 0;
+    checkpoint("tokenizer.ckpt", &c);
+    free(blob);
+    free(mo);
+    free(vo);
+    gkd_model_free(m);
+    gkd_tokenizer_free(tok);
+}
+
+/* The results target's selector byte of a fixture file, by its name. */
+static void results_seed(const char *path) {
+    static const char *const names[] = {"grid.csv", "labels.csv", "axes.csv", "eval.csv",
+                                        "timings.csv", "teacher_eval.csv"};
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    int k = -1;
+    for (int i = 0; i < 6; i++)
+        if (!strcmp(base, names[i])) k = i;
+    if (k < 0) return;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    unsigned char buf[8192];
+    buf[0] = (unsigned char)k;
+    size_t n = 1 + fread(buf + 1, 1, sizeof buf - 1, f);
+    fclose(f);
+    char name[64];
+    static int count;
+    snprintf(name, sizeof name, "%03d-%s", count++, base);
+    seed("results", name, buf, n);
+    if (k == 3) { /* an eval.csv is also a teacher's */
+        buf[0] = 6;
+        snprintf(name, sizeof name, "%03d-teacher-%s", count++, base);
+        seed("results", name, buf, n);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: seeds OUTDIR [FILE.csv ...]\n");
+        return 2;
+    }
+    out_dir = argv[1];
+    tokenizers();
+    replays();
+    schedules();
+    checkpoints();
+    for (int i = 2; i < argc; i++) results_seed(argv[i]);
+    return 0;
+}
