@@ -467,6 +467,30 @@ START_TEST(test_replay_serialization) {
 }
 END_TEST
 
+/* A header's capacity x seq_cap is what the load allocates: a shape of
+ * 2^24 x 2^24 tokens in a blob of a few bytes is refused as malformed
+ * instead of asking for a petabyte (found by fuzz/fuzz_replay.c). */
+START_TEST(test_replay_load_refuses_huge_shape) {
+    gkd_replay *r = NULL;
+    ck_assert(gkd_replay_new(&r, 4, 8) == 0);
+    unsigned char *blob;
+    size_t size;
+    ck_assert(gkd_replay_save(r, &blob, &size) == 0);
+    gkd_replay_free(r);
+    ck_assert_uint_eq(size, 40); /* header of an empty buffer and the checksum */
+    const uint32_t dim = 1u << 24;
+    for (int i = 0; i < 4; i++) blob[12 + i] = blob[16 + i] = (unsigned char)(dim >> (8 * i));
+    reseal(blob, size);
+    r = NULL;
+    ck_assert_int_eq(gkd_replay_load(&r, blob, size), GKD_EFORMAT);
+    ck_assert(r == NULL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "bad header"));
+    ck_assert_int_eq(gkd_replay_new(&r, 1 << 24, 1 << 24), GKD_EINVAL);
+    ck_assert_int_eq(gkd_replay_new(&r, 1 << 21, 1 << 8), GKD_EINVAL);
+    free(blob);
+}
+END_TEST
+
 /* Drive a schedule like the distillation step would, logging choices. */
 static void drive(gkd_schedule *s, long from, long to, int B, gkd_schedule_choice *log) {
     test_batch tb;
@@ -625,6 +649,7 @@ Suite *schedule_suite(void) {
     tcase_add_test(tc, test_replay_fifo_and_get);
     tcase_add_test(tc, test_replay_uniform_and_streams);
     tcase_add_test(tc, test_replay_serialization);
+    tcase_add_test(tc, test_replay_load_refuses_huge_shape);
     tcase_add_test(tc, test_schedule_resume_and_determinism);
     tcase_add_test(tc, test_options_validation_and_names);
     suite_add_tcase(s, tc);

@@ -12,6 +12,7 @@
 #define REPLAY_MAGIC "GKDRPLB"  /* 8 bytes with the NUL */
 #define REPLAY_VERSION 1u
 #define REPLAY_MAX_DIM (1 << 24) /* sanity bound on capacity and seq_cap */
+#define REPLAY_MAX_TOKENS (1 << 28) /* and on capacity x seq_cap (1 GiB of tokens) */
 
 struct gkd_replay {
     int capacity, seq_cap;
@@ -29,6 +30,9 @@ int gkd_replay_new(gkd_replay **out, int capacity, int seq_cap) {
     if (capacity < 1 || capacity > REPLAY_MAX_DIM || seq_cap < 1 || seq_cap > REPLAY_MAX_DIM)
         return gkd_error(GKD_EINVAL, "replay buffer: capacity %d and sequence length %d must be in [1, %d]",
                          capacity, seq_cap, REPLAY_MAX_DIM);
+    if ((int64_t)capacity * seq_cap > REPLAY_MAX_TOKENS)
+        return gkd_error(GKD_EINVAL, "replay buffer: capacity %d x sequence length %d is more than %d tokens",
+                         capacity, seq_cap, REPLAY_MAX_TOKENS);
     gkd_replay *r = calloc(1, sizeof *r);
     if (!r) return gkd_error(GKD_ENOMEM, "replay buffer: out of memory");
     r->capacity = capacity;
@@ -185,7 +189,7 @@ int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size) {
     uint32_t capacity = blob_get_u32(&rd), seq_cap = blob_get_u32(&rd), count = blob_get_u32(&rd);
     uint64_t pushed = blob_get_u64(&rd);
     if (capacity < 1 || capacity > REPLAY_MAX_DIM || seq_cap < 1 || seq_cap > REPLAY_MAX_DIM ||
-        count > capacity || pushed < count)
+        (uint64_t)capacity * seq_cap > REPLAY_MAX_TOKENS || count > capacity || pushed < count)
         return gkd_error(GKD_EFORMAT, "replay buffer: bad header (capacity %u, seq_cap %u, count %u)",
                          capacity, seq_cap, count);
     rc = gkd_replay_new(&r, (int)capacity, (int)seq_cap);
