@@ -98,6 +98,9 @@ static int find_line(char *out, size_t size, const char *text, const char *key) 
     for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
         if (!strncmp(p, key, k) && p[k] == '=') {
             snprintf(out, size, "%.*s", (int)strcspn(p, "\n"), p);
+            /* The file's line goes into a one-line message: no CR or other controls. */
+            for (char *c = out; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
             return 1;
         }
     return 0;
@@ -110,7 +113,7 @@ int gkd_run_options_check(const char *path, const char *text, int resuming) {
         return gkd_file_write_atomic(path, text, strlen(text));
     int rc = gkd_file_read(&old, &len, path);
     if (rc) return gkd_error_wrap(rc, "resume");
-    if (!strcmp(old, text)) {
+    if (len == strlen(text) && !memcmp(old, text, len)) { /* a NUL byte would end strcmp early */
         free(old);
         return 0;
     }
