@@ -4,9 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gkd/error.h"
+#include "gkd/eval.h"
 #include "gkd/metrics.h"
 #include "gkd/parse.h"
 #include "gkd/task.h"
+#include "gkd/tokenizer.h"
+#include "helpers.h"
 
 /* NLTK values are printed with 17 significant digits; the C code follows the
  * same operations, so only summation order (NLTK's math.fsum vs long double)
@@ -62,6 +66,19 @@ static gkd_metric_unit unit_of(const char *s) {
     return strcmp(s, "chars") == 0 ? GKD_UNIT_CHARS : GKD_UNIT_WORDS;
 }
 
+/* The fixture's SmoothingFunction method number, through its NLTK name. */
+static gkd_bleu_smoothing smoothing_of(const char *s, int corpus) {
+    char name[32];
+    snprintf(name, sizeof name, "method%s", s);
+    gkd_bleu_smoothing sm;
+    ck_assert_msg(gkd_bleu_smoothing_parse(&sm, name, corpus) == 0, "%s: %s", name, gkd_last_error());
+    ck_assert_int_eq((int)sm, (int)num(s));
+    return sm;
+}
+
+/* Metrics that can fail must not here: 0 and a value. */
+#define OK(call) ck_assert_msg((call) == 0, "%s: %s", #call, gkd_last_error())
+
 #define MAXN 64
 
 typedef struct {
@@ -86,7 +103,8 @@ START_TEST(test_nltk_fixtures) {
     static fixture_case c;
     memset(&c, 0, sizeof c);
     char line[4096], what[256];
-    int checked[5] = {0}; /* bleu, sbleu, chrf, schrf, selfbleu */
+    int checked[7] = {0}; /* bleu, sbleu, chrf, schrf, selfbleu, bleusm, selfbleusm */
+    int sbleu_methods = 0;  /* bit k: sentence BLEU checked with methodk */
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         if (line[0] == '#' || line[0] == 0) continue;
@@ -106,18 +124,28 @@ START_TEST(test_nltk_fixtures) {
             c.refs[c.n_ref++] = unescape(fl[3]);
             c.refs_per[c.n_hyp - 1]++;
         } else if (strcmp(fl[0], "bleu") == 0) {
-            double got = gkd_metric_corpus_bleu((const char *const *)c.hyps, (const char *const *)c.refs,
-                                                c.refs_per, c.n_hyp, unit_of(fl[2]));
+            double got;
+            OK(gkd_metric_corpus_bleu(&got, (const char *const *)c.hyps, (const char *const *)c.refs, c.refs_per,
+                                      c.n_hyp, unit_of(fl[2]), GKD_BLEU_METHOD0));
             snprintf(what, sizeof what, "corpus bleu %s %s", fl[1], fl[2]);
             assert_close(got, num(fl[3]), what);
             checked[0]++;
+        } else if (strcmp(fl[0], "bleusm") == 0) {
+            double got;
+            OK(gkd_metric_corpus_bleu(&got, (const char *const *)c.hyps, (const char *const *)c.refs, c.refs_per,
+                                      c.n_hyp, unit_of(fl[2]), smoothing_of(fl[3], 1)));
+            snprintf(what, sizeof what, "corpus bleu %s %s method%s", fl[1], fl[2], fl[3]);
+            assert_close(got, num(fl[4]), what);
+            checked[5]++;
         } else if (strcmp(fl[0], "sbleu") == 0) {
             size_t i = (size_t)num(fl[2]), off = 0;
             for (size_t k = 0; k < i; k++) off += c.refs_per[k];
-            double got = gkd_metric_sentence_bleu(c.hyps[i], (const char *const *)c.refs + off, c.refs_per[i],
-                                                  unit_of(fl[3]), (int)num(fl[4]));
-            snprintf(what, sizeof what, "sentence bleu %s #%zu %s smoothing %s", fl[1], i, fl[3], fl[4]);
+            double got;
+            OK(gkd_metric_sentence_bleu(&got, c.hyps[i], (const char *const *)c.refs + off, c.refs_per[i],
+                                        unit_of(fl[3]), smoothing_of(fl[4], 0)));
+            snprintf(what, sizeof what, "sentence bleu %s #%zu %s method%s", fl[1], i, fl[3], fl[4]);
             assert_close(got, num(fl[5]), what);
+            sbleu_methods |= 1 << (int)num(fl[4]);
             checked[1]++;
         } else if (strcmp(fl[0], "chrf") == 0) {
             /* chrF uses the first reference of each pair. */
@@ -127,77 +155,120 @@ START_TEST(test_nltk_fixtures) {
                 first[k] = c.refs[off];
                 off += c.refs_per[k];
             }
-            double got = gkd_metric_corpus_chrf((const char *const *)c.hyps, first, c.n_hyp, 2.0);
+            double got;
+            OK(gkd_metric_corpus_chrf(&got, (const char *const *)c.hyps, first, c.n_hyp, 2.0));
             assert_close(got, num(fl[2]), what);
             checked[2]++;
         } else if (strcmp(fl[0], "schrf") == 0) {
             size_t i = (size_t)num(fl[2]), off = 0;
             for (size_t k = 0; k < i; k++) off += c.refs_per[k];
             snprintf(what, sizeof what, "sentence chrf %s #%zu", fl[1], i);
-            assert_close(gkd_metric_sentence_chrf(c.hyps[i], c.refs[off], 2.0), num(fl[3]), what);
+            double got;
+            OK(gkd_metric_sentence_chrf(&got, c.hyps[i], c.refs[off], 2.0));
+            assert_close(got, num(fl[3]), what);
             checked[3]++;
         } else if (strcmp(fl[0], "sample") == 0) {
             c.samples[c.n_samples++] = unescape(fl[2]);
         } else if (strcmp(fl[0], "selfbleu") == 0) {
-            double got = gkd_metric_self_bleu((const char *const *)c.samples, c.n_samples, unit_of(fl[2]));
+            double got;
+            OK(gkd_metric_self_bleu(&got, (const char *const *)c.samples, c.n_samples, unit_of(fl[2]),
+                                    GKD_BLEU_METHOD1));
             snprintf(what, sizeof what, "self-bleu %s %s", fl[1], fl[2]);
             assert_close(got, num(fl[3]), what);
             checked[4]++;
+        } else if (strcmp(fl[0], "selfbleusm") == 0) {
+            double got;
+            OK(gkd_metric_self_bleu(&got, (const char *const *)c.samples, c.n_samples, unit_of(fl[2]),
+                                    smoothing_of(fl[3], 0)));
+            snprintf(what, sizeof what, "self-bleu %s %s method%s", fl[1], fl[2], fl[3]);
+            assert_close(got, num(fl[4]), what);
+            checked[6]++;
         } else {
             ck_abort_msg("unknown fixture record '%s'", fl[0]);
         }
     }
     case_reset(&c, "");
     fclose(f);
-    for (int k = 0; k < 5; k++) ck_assert_int_gt(checked[k], 4);
+    for (int k = 0; k < 7; k++) ck_assert_int_gt(checked[k], 4);
+    /* Every supported method met NLTK: method0..method5 and method7. */
+    ck_assert_int_eq(sbleu_methods, 0xBF);
 }
 END_TEST
 
 /* ---- hand-computed cases ---- */
 
+/* Value-returning wrappers for the cases below, which never fail. */
+static double rouge_pair(const char *a, const char *b) {
+    double v;
+    OK(gkd_metric_rouge_l_pair(&v, a, b));
+    return v;
+}
+static double distinct(const char *const *s, size_t n, int order, gkd_metric_unit unit) {
+    double v;
+    OK(gkd_metric_distinct_n(&v, s, n, order, unit));
+    return v;
+}
+static size_t lev(const char *a, const char *b) {
+    size_t d;
+    OK(gkd_metric_edit_distance(&d, a, b));
+    return d;
+}
+static double char_acc(const char *const *o, const char *const *r, size_t n) {
+    double v;
+    OK(gkd_metric_char_accuracy(&v, o, r, n));
+    return v;
+}
+static double cbleu(const char *const *h, const char *const *r, size_t n, gkd_metric_unit unit) {
+    double v;
+    OK(gkd_metric_corpus_bleu(&v, h, r, NULL, n, unit, GKD_BLEU_METHOD0));
+    return v;
+}
+
 START_TEST(test_rouge_l) {
-    ck_assert_double_eq_tol(gkd_metric_rouge_l_pair("the cat is on the mat", "the cat sat on the mat"), 5.0 / 6,
+    ck_assert_double_eq_tol(rouge_pair("the cat is on the mat", "the cat sat on the mat"), 5.0 / 6,
                             1e-15);
     /* LCS("a b c d", "b d e") = 2: P = 1/2, R = 2/3, F1 = 4/7. */
-    ck_assert_double_eq_tol(gkd_metric_rouge_l_pair("a b c d", "b d e"), 4.0 / 7, 1e-15);
+    ck_assert_double_eq_tol(rouge_pair("a b c d", "b d e"), 4.0 / 7, 1e-15);
     /* Order matters: LCS("c b a", "a b c") = 1: P = R = 1/3. */
-    ck_assert_double_eq_tol(gkd_metric_rouge_l_pair("c b a", "a b c"), 1.0 / 3, 1e-15);
-    ck_assert_double_eq(gkd_metric_rouge_l_pair("x y", "a b"), 0.0);
-    ck_assert_double_eq(gkd_metric_rouge_l_pair("", "a b"), 0.0);
-    ck_assert_double_eq(gkd_metric_rouge_l_pair("a b", "  "), 0.0);
-    ck_assert_double_eq(gkd_metric_rouge_l_pair(" a\tb\n", "a b"), 1.0);
+    ck_assert_double_eq_tol(rouge_pair("c b a", "a b c"), 1.0 / 3, 1e-15);
+    ck_assert_double_eq(rouge_pair("x y", "a b"), 0.0);
+    ck_assert_double_eq(rouge_pair("", "a b"), 0.0);
+    ck_assert_double_eq(rouge_pair("a b", "  "), 0.0);
+    ck_assert_double_eq(rouge_pair(" a\tb\n", "a b"), 1.0);
     const char *outs[] = {"a b c d", "x"}, *refs[] = {"b d e", "x"};
-    ck_assert_double_eq_tol(gkd_metric_rouge_l(outs, refs, 2), (4.0 / 7 + 1) / 2, 1e-15);
+    double v;
+    OK(gkd_metric_rouge_l(&v, outs, refs, 2));
+    ck_assert_double_eq_tol(v, (4.0 / 7 + 1) / 2, 1e-15);
 }
 END_TEST
 
 START_TEST(test_distinct_n) {
     const char *w[] = {"a b a", "a c"};
-    ck_assert_double_eq_tol(gkd_metric_distinct_n(w, 2, 1, GKD_UNIT_WORDS), 3.0 / 5, 1e-15);
+    ck_assert_double_eq_tol(distinct(w, 2, 1, GKD_UNIT_WORDS), 3.0 / 5, 1e-15);
     /* Bigrams a-b, b-a, a-c: none crosses samples. */
-    ck_assert_double_eq_tol(gkd_metric_distinct_n(w, 2, 2, GKD_UNIT_WORDS), 1.0, 1e-15);
+    ck_assert_double_eq_tol(distinct(w, 2, 2, GKD_UNIT_WORDS), 1.0, 1e-15);
     const char *c[] = {"aab", "ab"};
-    ck_assert_double_eq_tol(gkd_metric_distinct_n(c, 2, 1, GKD_UNIT_CHARS), 2.0 / 5, 1e-15);
-    ck_assert_double_eq_tol(gkd_metric_distinct_n(c, 2, 2, GKD_UNIT_CHARS), 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(distinct(c, 2, 1, GKD_UNIT_CHARS), 2.0 / 5, 1e-15);
+    ck_assert_double_eq_tol(distinct(c, 2, 2, GKD_UNIT_CHARS), 2.0 / 3, 1e-15);
     const char *same[] = {"abcd", "abcd", "abcd", "abcd"};
-    ck_assert_double_eq_tol(gkd_metric_distinct_n(same, 4, 1, GKD_UNIT_WORDS), 0.25, 1e-15);
+    ck_assert_double_eq_tol(distinct(same, 4, 1, GKD_UNIT_WORDS), 0.25, 1e-15);
     const char *u[] = {"\xC3\xA9\xC3\xA9", "e"}; /* é é e: 2 distinct of 3 */
-    ck_assert_double_eq_tol(gkd_metric_distinct_n(u, 2, 1, GKD_UNIT_CHARS), 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(distinct(u, 2, 1, GKD_UNIT_CHARS), 2.0 / 3, 1e-15);
     const char *none[] = {"a", ""};
-    ck_assert_double_eq(gkd_metric_distinct_n(none, 2, 2, GKD_UNIT_WORDS), 0.0);
+    ck_assert_double_eq(distinct(none, 2, 2, GKD_UNIT_WORDS), 0.0);
 }
 END_TEST
 
 START_TEST(test_char_accuracy_and_exact) {
-    ck_assert_uint_eq(gkd_metric_edit_distance("kitten", "sitting"), 3);
-    ck_assert_uint_eq(gkd_metric_edit_distance("", "abc"), 3);
-    ck_assert_uint_eq(gkd_metric_edit_distance("caf\xC3\xA9", "cafe"), 1); /* code points, not bytes */
+    ck_assert_uint_eq(lev("kitten", "sitting"), 3);
+    ck_assert_uint_eq(lev("", "abc"), 3);
+    ck_assert_uint_eq(lev("caf\xC3\xA9", "cafe"), 1); /* code points, not bytes */
     const char *outs[] = {"abd", "", "abcdxxxxx", "", "cafe", "x"};
     const char *refs[] = {"abcd", "abcd", "abcd", "", "caf\xC3\xA9", ""};
     double want[] = {0.75, 0.0, 0.0, 1.0, 0.75, 0.0};
     for (int i = 0; i < 6; i++)
-        ck_assert_double_eq_tol(gkd_metric_char_accuracy(outs + i, refs + i, 1), want[i], 1e-15);
-    ck_assert_double_eq_tol(gkd_metric_char_accuracy(outs, refs, 6), 2.5 / 6, 1e-15);
+        ck_assert_double_eq_tol(char_acc(outs + i, refs + i, 1), want[i], 1e-15);
+    ck_assert_double_eq_tol(char_acc(outs, refs, 6), 2.5 / 6, 1e-15);
     const char *o2[] = {"579", "579 ", "57"}, *r2[] = {"579", "579", "579"};
     ck_assert_double_eq_tol(gkd_metric_exact_match(o2, r2, 3), 1.0 / 3, 1e-15);
     const char *lens[] = {("\xC3\xA9\xE2\x82\xAC" "a"), "", "ab"}; /* (...): one string */
@@ -210,10 +281,10 @@ END_TEST
 START_TEST(test_bleu_hand_cases) {
     /* Exact match of 4+ words: 1. Single reference, identical. */
     const char *h[] = {"a b c d e"}, *r[] = {"a b c d e"};
-    ck_assert_double_eq_tol(gkd_metric_corpus_bleu(h, r, NULL, 1, GKD_UNIT_WORDS), 1.0, 1e-15);
+    ck_assert_double_eq_tol(cbleu(h, r, 1, GKD_UNIT_WORDS), 1.0, 1e-15);
     /* No unigram match: exactly 0. */
     const char *h2[] = {"x y z w"};
-    ck_assert_double_eq(gkd_metric_corpus_bleu(h2, r, NULL, 1, GKD_UNIT_WORDS), 0.0);
+    ck_assert_double_eq(cbleu(h2, r, 1, GKD_UNIT_WORDS), 0.0);
     /* Self-BLEU (one pass over pooled n-grams) equals the mean of pairwise
      * sentence BLEU against the other samples, on random samples. */
     enum { NS = 40 };
@@ -229,24 +300,121 @@ START_TEST(test_bleu_hand_cases) {
         buf[i][len] = 0;
         smp[i] = buf[i];
     }
+    /* Every smoothing method, including the two that read 5-grams. */
+    static const gkd_bleu_smoothing methods[] = {GKD_BLEU_METHOD0, GKD_BLEU_METHOD1, GKD_BLEU_METHOD2,
+                                                 GKD_BLEU_METHOD3, GKD_BLEU_METHOD4, GKD_BLEU_METHOD5,
+                                                 GKD_BLEU_METHOD7};
+    for (int mi = 0; mi < 7; mi++)
     for (int unit = 0; unit < 2; unit++) {
+        gkd_bleu_smoothing sm = methods[mi];
         double mean = 0;
         for (int i = 0; i < NS; i++) {
             int k = 0;
             for (int j = 0; j < NS; j++)
                 if (j != i) others[k++] = smp[j];
-            mean += gkd_metric_sentence_bleu(smp[i], others, NS - 1, unit, 1);
+            double b;
+            OK(gkd_metric_sentence_bleu(&b, smp[i], others, NS - 1, unit, sm));
+            mean += b;
         }
         mean /= NS;
-        ck_assert(mean > 0.01);
-        ck_assert_double_eq_tol(gkd_metric_self_bleu(smp, NS, unit), mean, 1e-13);
+        /* Unsmoothed, most samples score ~1e-77: compare relatively too. */
+        ck_assert(sm == GKD_BLEU_METHOD0 ? mean > 0 : mean > 0.01);
+        double self;
+        OK(gkd_metric_self_bleu(&self, smp, NS, unit, sm));
+        ck_assert_double_eq_tol(self, mean, 1e-13);
+        ck_assert_msg(fabs(self - mean) <= 1e-12 * mean, "method%d unit %d: %.17g vs %.17g", (int)sm, unit, self,
+                      mean);
     }
-    /* Self-BLEU needs two samples. */
-    ck_assert(isnan(gkd_metric_self_bleu(h, 1, GKD_UNIT_WORDS)));
+    /* Self-BLEU of one sample is undefined: NaN, and no error. */
+    double v = 0;
+    ck_assert_int_eq(gkd_metric_self_bleu(&v, h, 1, GKD_UNIT_WORDS, GKD_BLEU_METHOD1), 0);
+    ck_assert(isnan(v));
     /* Invalid UTF-8 (byte outputs) is counted, not rejected. */
     const char *bad[] = {"ab\xFF" "cd"}, *bref[] = {"ab\xFF" "cd"};
-    ck_assert_double_eq_tol(gkd_metric_corpus_bleu(bad, bref, NULL, 1, GKD_UNIT_CHARS), 1.0, 1e-15);
-    ck_assert_double_eq_tol(gkd_metric_sentence_chrf("ab\xFF" "cdef", "ab\xFF" "cdef", 2.0), 1.0, 1e-15);
+    ck_assert_double_eq_tol(cbleu(bad, bref, 1, GKD_UNIT_CHARS), 1.0, 1e-15);
+    OK(gkd_metric_sentence_chrf(&v, "ab\xFF" "cdef", "ab\xFF" "cdef", 2.0));
+    ck_assert_double_eq_tol(v, 1.0, 1e-15);
+}
+END_TEST
+
+/* ---- errors: a code and a message, never a NaN ---- */
+
+static void assert_error(int rc, int want, const char *needle) {
+    ck_assert_int_eq(rc, want);
+    ck_assert_msg(strstr(gkd_last_error(), needle) != NULL, "message '%s' lacks '%s'", gkd_last_error(), needle);
+}
+
+START_TEST(test_bad_input_errors) {
+    const char *h[] = {"a b c"}, *r[] = {"a b c"};
+    const size_t none[] = {0};
+    double v = 42;
+    assert_error(gkd_metric_corpus_bleu(&v, h, r, none, 1, GKD_UNIT_WORDS, GKD_BLEU_METHOD0), GKD_EINVAL,
+                 "bleu: hypothesis 0 has no reference");
+    assert_error(gkd_metric_corpus_bleu(&v, h, r, NULL, 1, (gkd_metric_unit)7, GKD_BLEU_METHOD0), GKD_EINVAL,
+                 "bleu: unit 7 is not GKD_UNIT_WORDS or GKD_UNIT_CHARS");
+    assert_error(gkd_metric_corpus_bleu(&v, h, r, NULL, 1, GKD_UNIT_WORDS, GKD_BLEU_METHOD5), GKD_EINVAL,
+                 "bleu: BLEU smoothing method5 is not defined for corpus BLEU");
+    assert_error(gkd_metric_corpus_bleu(&v, h, r, NULL, 1, GKD_UNIT_WORDS, GKD_BLEU_METHOD7), GKD_EINVAL,
+                 "valid: method0, method1, method2, method3, method4)");
+    assert_error(gkd_metric_corpus_bleu(&v, h, r, NULL, 1, GKD_UNIT_WORDS, (gkd_bleu_smoothing)6), GKD_EINVAL,
+                 "bleu: unknown BLEU smoothing 6 (valid: method0, method1, method2, method3, method4)");
+    assert_error(gkd_metric_sentence_bleu(&v, "a", r, 0, GKD_UNIT_WORDS, GKD_BLEU_METHOD1), GKD_EINVAL,
+                 "sentence bleu: no reference");
+    assert_error(gkd_metric_sentence_bleu(&v, "a", r, 1, GKD_UNIT_WORDS, (gkd_bleu_smoothing)-1), GKD_EINVAL,
+                 "sentence bleu: unknown BLEU smoothing -1 (valid: method0, method1, method2, method3, method4, "
+                 "method5, method7)");
+    /* Checked before the n < 2 shortcut. */
+    assert_error(gkd_metric_self_bleu(&v, h, 1, GKD_UNIT_WORDS, (gkd_bleu_smoothing)8), GKD_EINVAL,
+                 "self_bleu: unknown BLEU smoothing 8");
+    assert_error(gkd_metric_self_bleu(&v, h, 1, (gkd_metric_unit)-1, GKD_BLEU_METHOD1), GKD_EINVAL, "self_bleu: unit -1");
+    assert_error(gkd_metric_distinct_n(&v, h, 1, 0, GKD_UNIT_WORDS), GKD_EINVAL, "distinct_n: order 0 is not >= 1");
+    assert_error(gkd_metric_distinct_n(&v, h, 1, 1, (gkd_metric_unit)2), GKD_EINVAL, "distinct_n: unit 2");
+    assert_error(gkd_metric_corpus_chrf(&v, h, r, 1, NAN), GKD_EINVAL, "chrf: beta nan is not a finite number >= 0");
+    assert_error(gkd_metric_corpus_chrf(&v, h, r, 1, -1.0), GKD_EINVAL, "chrf: beta -1 is not");
+    assert_error(gkd_metric_sentence_chrf(&v, "a", "a", INFINITY), GKD_EINVAL, "chrf: beta inf is not");
+    ck_assert_double_eq(v, 42); /* an error leaves the output alone */
+    /* Defined edge cases are values, not errors. */
+    OK(gkd_metric_corpus_bleu(&v, h, r, NULL, 0, GKD_UNIT_WORDS, GKD_BLEU_METHOD4));
+    ck_assert_double_eq(v, 0.0);
+    /* beta 0: F = precision, 1 for orders 1..3 of "abc", epsilon above
+     * (NLTK's sentence_chrf gives 0.5 too). */
+    OK(gkd_metric_corpus_chrf(&v, h, r, 1, 0.0));
+    ck_assert_double_eq_tol(v, 0.5, 1e-15);
+}
+END_TEST
+
+START_TEST(test_smoothing_names) {
+    static const int known[] = {0, 1, 2, 3, 4, 5, 7};
+    for (int k = 0; k < 7; k++) {
+        const char *name = gkd_bleu_smoothing_name((gkd_bleu_smoothing)known[k]);
+        char want[16];
+        snprintf(want, sizeof want, "method%d", known[k]);
+        ck_assert_str_eq(name, want);
+        gkd_bleu_smoothing sm = GKD_BLEU_METHOD0;
+        ck_assert_int_eq(gkd_bleu_smoothing_parse(&sm, name, 0), 0);
+        ck_assert_int_eq((int)sm, known[k]);
+        int rc = gkd_bleu_smoothing_parse(&sm, name, 1);
+        if (known[k] <= 4) {
+            ck_assert_int_eq(rc, 0);
+            ck_assert_int_eq((int)sm, known[k]);
+        } else {
+            ck_assert_int_eq(rc, GKD_EINVAL);
+            ck_assert_msg(strstr(gkd_last_error(), "not defined for corpus BLEU") &&
+                              strstr(gkd_last_error(), "valid: method0, method1, method2, method3, method4"),
+                          "%s", gkd_last_error());
+        }
+    }
+    ck_assert_ptr_null(gkd_bleu_smoothing_name((gkd_bleu_smoothing)6));
+    ck_assert_ptr_null(gkd_bleu_smoothing_name((gkd_bleu_smoothing)8));
+    gkd_bleu_smoothing sm;
+    ck_assert_int_eq(gkd_bleu_smoothing_parse(&sm, "Method1", 1), GKD_EINVAL);
+    ck_assert_str_eq(gkd_last_error(),
+                     "unknown BLEU smoothing 'Method1' (valid: method0, method1, method2, method3, method4)");
+    ck_assert_int_eq(gkd_bleu_smoothing_parse(&sm, "method6", 0), GKD_EINVAL);
+    ck_assert_msg(strstr(gkd_last_error(), "'method6' is not supported") &&
+                      strstr(gkd_last_error(), "method4, method5, method7"),
+                  "%s", gkd_last_error());
+    ck_assert_ptr_null(strchr(gkd_last_error(), '\n'));
 }
 END_TEST
 
@@ -302,12 +470,27 @@ END_TEST
 static double fake_weight(size_t example, const char *s) {
     return 1.0 + (double)((example * 7 + (unsigned char)s[0] * 3 + (unsigned char)s[1] * 5) % 11);
 }
-static double fake_logprob(void *ctx, size_t example, const char *s) {
-    (void)ctx;
+static double fake_q(size_t example, const char *s) {
     static const char *all[] = {"aa", "ab", "ba", "bb"};
     double z = 0;
     for (int k = 0; k < 4; k++) z += fake_weight(example, all[k]);
     return log(fake_weight(example, s) / z);
+}
+static int fake_logprob(double *out, void *ctx, size_t example, const char *s) {
+    (void)ctx;
+    *out = fake_q(example, s);
+    return 0;
+}
+
+/* A log-probability that fails stops kl_data with its code and message. */
+static int failing_logprob(double *out, void *ctx, size_t example, const char *s) {
+    (void)out, (void)s;
+    int *calls = ctx;
+    if (++*calls < 2 || example < 1) {
+        *out = -1.0;
+        return 0;
+    }
+    return gkd_error(GKD_ENOMEM, "student: out of memory");
 }
 
 START_TEST(test_modes_metrics) {
@@ -333,12 +516,19 @@ START_TEST(test_modes_metrics) {
                 double pk;
                 if (strcmp(gkd_task_continuation(t, GKD_SPLIT_EVAL, i, k, &pk), all[s]) == 0) p = pk;
             }
-            if (p > 0) brute += p * log(p / exp(fake_logprob(NULL, i, all[s])));
+            if (p > 0) brute += p * log(p / exp(fake_q(i, all[s])));
         }
     brute /= 3;
-    double kl = gkd_metric_kl_data(t, GKD_SPLIT_EVAL, 3, fake_logprob, NULL);
+    double kl;
+    OK(gkd_metric_kl_data(&kl, t, GKD_SPLIT_EVAL, 3, fake_logprob, NULL));
     ck_assert_double_eq_tol(kl, brute, 1e-12);
     ck_assert(kl > 0);
+    int calls = 0;
+    double untouched = 7;
+    assert_error(gkd_metric_kl_data(&untouched, t, GKD_SPLIT_EVAL, 3, failing_logprob, &calls), GKD_ENOMEM,
+                 "kl_data: example 1, continuation '");
+    ck_assert_msg(strstr(gkd_last_error(), "': student: out of memory"), "%s", gkd_last_error());
+    ck_assert_double_eq(untouched, 7);
 
     /* Precision and coverage: example 0 samples c0, c0, invalid; example 1 c1, c2, c0;
      * example 2 three invalid. */
@@ -363,6 +553,66 @@ START_TEST(test_modes_metrics) {
 }
 END_TEST
 
+/* ---- the evaluation loop ---- */
+
+/* A word-level task whose every output is at most one word (one new token),
+ * so BLEU has unigram matches and nothing above: the smoothing decides it. */
+typedef struct {
+    char dir[256];
+    gkd_task *task;
+    gkd_tokenizer *tok;
+    gkd_model *model;
+} eval_world;
+
+static void eval_world_make(eval_world *w) {
+    th_make_tmpdir(w->dir, sizeof w->dir, "gkd-metrics");
+    char path[400];
+    snprintf(path, sizeof path, "%s/pairs.tsv", w->dir);
+    th_write_file(path, "a b\tb a\nb b\ta b\na a\tb\nb a\ta\nab\tb a b\nba\ta a\nb\tb b\na\ta b a\n");
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.name = "pairs";
+    tc.path = path;
+    tc.eval_fraction = 0.5;
+    OK(gkd_task_new(&w->task, &tc));
+    OK(gkd_task_tokenizer(w->task, &w->tok));
+    w->model = th_make_model(gkd_tokenizer_vocab_size(w->tok), 16, 1, 8, 2, 3, 0.5f, 1);
+}
+
+static void eval_world_free(eval_world *w) {
+    gkd_model_free(w->model);
+    gkd_tokenizer_free(w->tok);
+    gkd_task_free(w->task);
+    th_remove_tmpdir(w->dir);
+}
+
+START_TEST(test_eval_bleu_smoothing) {
+    eval_world w;
+    eval_world_make(&w);
+    gkd_eval_options o = GKD_EVAL_OPTIONS_INIT;
+    ck_assert_int_eq(o.bleu_smoothing, GKD_BLEU_METHOD0);
+    o.max_new_tokens = 1;
+    o.samples = 0;
+    gkd_eval_result r0, r1;
+    OK(gkd_evaluate(&r0, w.model, NULL, w.tok, w.task, &o));
+    o.bleu_smoothing = GKD_BLEU_METHOD1;
+    OK(gkd_evaluate(&r1, w.model, NULL, w.tok, w.task, &o));
+    /* One-word outputs: unsmoothed BLEU is ~DBL_MIN^(3/4) times the unigram
+     * term, method1 is not; every other metric is unchanged. */
+    ck_assert_msg(r0.v[GKD_M_BLEU] > 0 && r0.v[GKD_M_BLEU] < 1e-200, "method0 bleu %g", r0.v[GKD_M_BLEU]);
+    ck_assert_msg(r1.v[GKD_M_BLEU] > 1e-4, "method1 bleu %g", r1.v[GKD_M_BLEU]);
+    for (int m = 0; m < GKD_M_COUNT; m++)
+        if (m != GKD_M_BLEU) ck_assert(memcmp(&r0.v[m], &r1.v[m], sizeof(double)) == 0);
+    /* A smoothing corpus BLEU does not define is refused up front. */
+    o.bleu_smoothing = GKD_BLEU_METHOD7;
+    assert_error(gkd_evaluate(&r1, w.model, NULL, w.tok, w.task, &o), GKD_EINVAL,
+                 "evaluate: BLEU smoothing 'method7' is not defined for corpus BLEU");
+    o.bleu_smoothing = (gkd_bleu_smoothing)6;
+    assert_error(gkd_evaluate(&r1, w.model, NULL, w.tok, w.task, &o), GKD_EINVAL,
+                 "evaluate: unknown BLEU smoothing 6 (valid: method0, method1, method2, method3, method4)");
+    eval_world_free(&w);
+}
+END_TEST
+
 Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
@@ -373,6 +623,12 @@ Suite *metrics_suite(void) {
     tcase_add_test(tc, test_bleu_hand_cases);
     tcase_add_test(tc, test_logit_metrics);
     tcase_add_test(tc, test_modes_metrics);
+    tcase_add_test(tc, test_bad_input_errors);
+    tcase_add_test(tc, test_smoothing_names);
     suite_add_tcase(s, tc);
+    TCase *te = tcase_create("eval");
+    tcase_add_test(te, test_eval_bleu_smoothing);
+    tcase_set_timeout(te, 60);
+    suite_add_tcase(s, te);
     return s;
 }

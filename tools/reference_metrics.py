@@ -11,12 +11,20 @@ Format: one record per line, tab-separated, strings escaped (\\\\ \\t \\n \\r):
   pair      CASE  HYP  REF          hypothesis i and its first reference (in order)
   ref       CASE  I    REF          an extra reference of hypothesis I
   bleu      CASE  UNIT VALUE        nltk corpus_bleu (defaults, no smoothing)
-  sbleu     CASE  I UNIT SMOOTH V   nltk sentence_bleu of pair I (method0 or method1)
+  bleusm    CASE  UNIT SMOOTH V     nltk corpus_bleu with SmoothingFunction().methodSMOOTH
+  sbleu     CASE  I UNIT SMOOTH V   nltk sentence_bleu of pair I with methodSMOOTH
   chrf      CASE  VALUE             nltk corpus_chrf(beta=2), single reference
   schrf     CASE  I VALUE           nltk sentence_chrf(beta=2) of pair I
   sample    CASE  TEXT              a sample of a Self-BLEU set
   selfbleu  CASE  UNIT VALUE        mean sentence_bleu(others, s_i, method1)
+  selfbleusm CASE UNIT SMOOTH V     the same with methodSMOOTH
 UNIT is "words" (str.split()) or "chars" (list(str)). Values are %.17g.
+SMOOTH is the number of NLTK's SmoothingFunction method. Corpus BLEU covers
+CORPUS_METHODS only: method5 and method7 (and method6) read the n-gram
+counts of the corpus's LAST sentence (corpus_bleu passes its leftover loop
+variables), so their corpus value depends on the order of the corpus.
+method6 is left out everywhere: NLTK asserts a non-zero trigram precision,
+so it fails on exactly the short outputs smoothing is for.
 """
 import os
 import random
@@ -26,6 +34,8 @@ from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_b
 from nltk.translate.chrf_score import corpus_chrf, sentence_chrf
 
 BETA = 2.0
+CORPUS_METHODS = (0, 1, 2, 3, 4)
+SENTENCE_METHODS = (0, 1, 2, 3, 4, 5, 7)
 UNITS = {"words": str.split, "chars": list}
 
 
@@ -66,6 +76,14 @@ CASES = {
     "multi_ref": [("the cat is on the mat", ["there is a cat on the mat", "the cat sits on a mat"]),
                   ("a dog barks loudly at night", ["the dog barks at night", "a dog is barking loudly"])],
     "closest_ref_tie": [("one two three four", ["one two three", "one two three four five"])],
+    # Smoothing matters on 1-3 word outputs: higher-order precisions are 0/1.
+    "short_refs": [("cat", ["cat"]), ("the cat", ["the cat"]), ("a cat sat", ["the cat sat"]),
+                   ("dog", ["the dog"])],
+    "one_word": [("yes", ["yes"])],
+    "one_word_longer_ref": [("yes", ["yes it is"])],
+    "two_words_miss": [("a b", ["b a"])],
+    "three_words_multi": [("on the mat", ["the mat", "on a mat", "on the mat today"])],
+    "five_gram": [("a b c d e f g", ["a b c d e f x"]), ("x y z", ["x y z w"])],
 }
 
 
@@ -114,7 +132,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "..", "tests", "fixtures", "metrics_ref.tsv")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    m1 = SmoothingFunction().method1
+    sf = SmoothingFunction()
+    m1 = sf.method1
     lines = ["# Written by tools/reference_metrics.py (NLTK 3.8); do not edit."]
     for name, pairs in CASES.items():
         for i, (hyp, refs) in enumerate(pairs):
@@ -125,10 +144,14 @@ def main():
             hyps = [split(h) for h, _ in pairs]
             refs = [[split(r) for r in rs] for _, rs in pairs]
             lines.append("\t".join(["bleu", name, unit, fmt(corpus_bleu(refs, hyps))]))
+            for k in CORPUS_METHODS:
+                v = corpus_bleu(refs, hyps, smoothing_function=getattr(sf, "method%d" % k))
+                lines.append("\t".join(["bleusm", name, unit, str(k), fmt(v)]))
             for i in range(len(pairs)):
-                for smooth, fn in (("0", None), ("1", m1)):
+                for k in SENTENCE_METHODS:
+                    fn = None if k == 0 else getattr(sf, "method%d" % k)
                     v = sentence_bleu(refs[i], hyps[i], smoothing_function=fn)
-                    lines.append("\t".join(["sbleu", name, str(i), unit, smooth, fmt(v)]))
+                    lines.append("\t".join(["sbleu", name, str(i), unit, str(k), fmt(v)]))
         hyps = [h for h, _ in pairs]
         refs = [rs[0] for _, rs in pairs]
         lines.append("\t".join(["chrf", name, fmt(corpus_chrf(refs, hyps, beta=BETA))]))
@@ -144,6 +167,11 @@ def main():
                 others = toks[:i] + toks[i + 1:]
                 vals.append(sentence_bleu(others, toks[i], smoothing_function=m1))
             lines.append("\t".join(["selfbleu", name, unit, fmt(sum(vals) / len(vals))]))
+            for k in SENTENCE_METHODS:
+                fn = getattr(sf, "method%d" % k)
+                vals = [sentence_bleu(toks[:i] + toks[i + 1:], toks[i], smoothing_function=fn)
+                        for i in range(len(toks))]
+                lines.append("\t".join(["selfbleusm", name, unit, str(k), fmt(sum(vals) / len(vals))]))
     tmp = out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -1,13 +1,16 @@
 /* Model-driven evaluation: decode the eval split with the student, score it
  * against the references and against the teacher. Every metric has a fixed
  * name (the eval.csv column, see docs/metrics.md); a metric that does not
- * apply to a run (no teacher, not the modes task) is NaN and written empty. */
+ * apply to a run (no teacher, not the modes task) or is undefined (Self-BLEU
+ * of one sample, non-finite logits) is NaN and written empty. Failures are
+ * error codes, never NaN. */
 #ifndef GKD_EVAL_H
 #define GKD_EVAL_H
 
 #include <stdint.h>
 
 #include "gkd/divergence.h"
+#include "gkd/metrics.h"
 #include "gkd/model.h"
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
@@ -38,18 +41,24 @@ typedef struct {
     uint64_t seed;          /* sampling streams: (seed, GKD_RNG_EVAL, ...) */
     gkd_divergence val_divergence; /* val_loss: this divergence teacher-forced on references */
     float tau;
+    gkd_bleu_smoothing bleu_smoothing; /* of the bleu column: method0 (none, NLTK's default)
+                                          .. method4; self_bleu always uses method1 */
 } gkd_eval_options;
 
 #define GKD_EVAL_OPTIONS_INIT                                                                   \
     {.n = 200, .greedy = 1, .samples = 1, .temperature = 1.0f, .max_new_tokens = 16,           \
-     .batch = 32, .seed = 1, .val_divergence = {GKD_DIV_FKL, 0}, .tau = 1.0f}
+     .batch = 32, .seed = 1, .val_divergence = {GKD_DIV_FKL, 0}, .tau = 1.0f,                  \
+     .bleu_smoothing = GKD_BLEU_METHOD0}
 
 typedef struct {
-    double v[GKD_M_COUNT]; /* NaN where not measured */
+    double v[GKD_M_COUNT]; /* NaN where not measured or undefined */
 } gkd_eval_result;
 
 /** Evaluate `student` (and, if teacher is not NULL, the teacher-based
- *  metrics) on the task's eval split. */
+ *  metrics) on the task's eval split. GKD_EINVAL for an empty eval split or
+ *  a bleu_smoothing that corpus BLEU does not define (not method0..method4),
+ *  checked before any decoding; errors of decoding and of the metrics pass
+ *  through with their messages. */
 int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher,
                  const gkd_tokenizer *tok, const gkd_task *task, const gkd_eval_options *opt);
 

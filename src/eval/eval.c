@@ -71,7 +71,8 @@ static double mask_count(const float *mask, int N) {
 
 /* 1 if every logit of the rows with mask != 0 is finite. The divergences
  * skip terms whose probability is not > 0, which a NaN never is, so
- * non-finite logits must be caught here to surface as a NaN metric. */
+ * non-finite logits must be caught here to surface as a NaN metric: the
+ * metric of such a model is undefined (a value, not an error). */
 static int masked_rows_finite(const float *z, const float *mask, int N, int V) {
     for (int n = 0; n < N; n++) {
         if (mask[n] == 0) continue;
@@ -159,13 +160,13 @@ typedef struct {
 } logprob_ctx;
 
 /* log q(continuation EOS | prompt) under the student. */
-static double student_logprob(void *vctx, size_t example, const char *continuation) {
+static int student_logprob(double *out, void *vctx, size_t example, const char *continuation) {
     logprob_ctx *c = vctx;
     evaluator *e = c->e;
     const gkd_example *ex = gkd_task_example(e->task, GKD_SPLIT_EVAL, example);
     int prompt_len, len;
-    if (gkd_tokenizer_encode_pair(e->tok, ex->prompt, continuation, c->ids, e->cap, &prompt_len, &len)) return NAN;
-    if (gkd_model_forward(e->student, c->ids, 1, len)) return NAN;
+    int rc = gkd_tokenizer_encode_pair(e->tok, ex->prompt, continuation, c->ids, e->cap, &prompt_len, &len);
+    if (rc || (rc = gkd_model_forward(e->student, c->ids, 1, len))) return rc;
     double lp = 0;
     const int V = e->V;
     for (int t = prompt_len - 1; t < len - 1; t++) {
@@ -175,7 +176,8 @@ static double student_logprob(void *vctx, size_t example, const char *continuati
         for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
         lp += z[c->ids[t + 1]] - mx - log(sum);
     }
-    return lp;
+    *out = lp;
+    return 0;
 }
 
 static gkd_metric_unit text_unit(const evaluator *e) {
@@ -191,6 +193,15 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
     size_t n = gkd_task_size(task, GKD_SPLIT_EVAL);
     if ((size_t)opt->n < n) n = (size_t)opt->n;
     if (n == 0) return gkd_error(GKD_EINVAL, "evaluate: the task has no eval examples");
+    /* The bleu column is corpus BLEU: refuse a smoothing it does not define
+     * before any decoding. */
+    const char *smoothing = gkd_bleu_smoothing_name(opt->bleu_smoothing);
+    gkd_bleu_smoothing parsed;
+    if (!smoothing)
+        return gkd_error(GKD_EINVAL, "evaluate: unknown BLEU smoothing %d (valid: %s)", (int)opt->bleu_smoothing,
+                         GKD_BLEU_SMOOTHING_CORPUS_NAMES);
+    int rc = gkd_bleu_smoothing_parse(&parsed, smoothing, 1);
+    if (rc) return gkd_error_wrap(rc, "evaluate");
     evaluator e = {.student = student, .teacher = teacher, .tok = tok, .task = task, .o = opt};
     e.B = opt->batch > 0 ? opt->batch : 32;
     e.cap = student->config.max_seq_len;
@@ -202,7 +213,7 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
     double score = 0;
     token_sums ref = {0}, smp = {0};
     logprob_ctx lctx = {.e = &e};
-    int rc = gkd_seqbatch_new(&e.batch, e.B, e.cap);
+    rc = gkd_seqbatch_new(&e.batch, e.B, e.cap);
     size_t BC = (size_t)e.B * e.cap;
     e.targets_cap = malloc(BC * sizeof(int));
     e.tokens_bt = malloc(BC * sizeof(int));
@@ -255,11 +266,15 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
         }
     }
     out->v[GKD_M_EXACT_MATCH] = score / (double)n;
-    out->v[GKD_M_CHAR_ACCURACY] = gkd_metric_char_accuracy((const char *const *)outputs, refs, n);
-    out->v[GKD_M_BLEU] = gkd_metric_corpus_bleu((const char *const *)outputs, refs, NULL, n, GKD_UNIT_WORDS);
-    out->v[GKD_M_CHRF] = gkd_metric_corpus_chrf((const char *const *)outputs, refs, n, 2.0);
-    out->v[GKD_M_ROUGE_L] = gkd_metric_rouge_l((const char *const *)outputs, refs, n);
-    out->v[GKD_M_MEAN_LEN] = gkd_metric_mean_len((const char *const *)outputs, n);
+    const char *const *outs = (const char *const *)outputs;
+    if ((rc = gkd_metric_char_accuracy(&out->v[GKD_M_CHAR_ACCURACY], outs, refs, n)) ||
+        (rc = gkd_metric_corpus_bleu(&out->v[GKD_M_BLEU], outs, refs, NULL, n, GKD_UNIT_WORDS, opt->bleu_smoothing)) ||
+        (rc = gkd_metric_corpus_chrf(&out->v[GKD_M_CHRF], outs, refs, n, 2.0)) ||
+        (rc = gkd_metric_rouge_l(&out->v[GKD_M_ROUGE_L], outs, refs, n))) {
+        rc = gkd_error_wrap(rc, "evaluate");
+        goto done;
+    }
+    out->v[GKD_M_MEAN_LEN] = gkd_metric_mean_len(outs, n);
     out->v[GKD_M_EOS_RATE] = gkd_metric_eos_rate(eos, n);
 
     /* 3. sampled completions */
@@ -278,9 +293,12 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
             }
         const char *const *all = (const char *const *)samples;
         gkd_metric_unit unit = text_unit(&e);
-        out->v[GKD_M_DISTINCT_1] = gkd_metric_distinct_n(all, n * m, 1, unit);
-        out->v[GKD_M_DISTINCT_2] = gkd_metric_distinct_n(all, n * m, 2, unit);
-        out->v[GKD_M_SELF_BLEU] = gkd_metric_self_bleu(all, n * m, unit);
+        if ((rc = gkd_metric_distinct_n(&out->v[GKD_M_DISTINCT_1], all, n * m, 1, unit)) ||
+            (rc = gkd_metric_distinct_n(&out->v[GKD_M_DISTINCT_2], all, n * m, 2, unit)) ||
+            (rc = gkd_metric_self_bleu(&out->v[GKD_M_SELF_BLEU], all, n * m, unit, GKD_BLEU_METHOD1))) {
+            rc = gkd_error_wrap(rc, "evaluate");
+            goto done;
+        }
         if (teacher && smp.count > 0) {
             out->v[GKD_M_TEACHER_NLL] = smp.nll / smp.count;
             out->v[GKD_M_FKL_SAMPLES] = smp.fkl / smp.count;
@@ -291,10 +309,9 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
         if (gkd_task_num_continuations(task, GKD_SPLIT_EVAL, 0) > 0)
             gkd_metric_modes(task, GKD_SPLIT_EVAL, n, all, m, &out->v[GKD_M_PRECISION], &out->v[GKD_M_COVERAGE]);
     }
-    if (gkd_task_num_continuations(task, GKD_SPLIT_EVAL, 0) > 0) {
-        out->v[GKD_M_KL_DATA] = gkd_metric_kl_data(task, GKD_SPLIT_EVAL, n, student_logprob, &lctx);
-        if (isnan(out->v[GKD_M_KL_DATA])) rc = gkd_error(GKD_EINVAL, "evaluate: a modes continuation does not fit the context");
-    }
+    if (gkd_task_num_continuations(task, GKD_SPLIT_EVAL, 0) > 0 &&
+        (rc = gkd_metric_kl_data(&out->v[GKD_M_KL_DATA], task, GKD_SPLIT_EVAL, n, student_logprob, &lctx)))
+        rc = gkd_error_wrap(rc, "evaluate");
 done:
     if (outputs)
         for (size_t i = 0; i < n; i++) free(outputs[i]);

@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gkd/error.h"
+
 #define BLEU_ORDER 4
+#define BLEU_MAX_ORDER 5 /* method5 also reads the 5-gram precision */
 #define CHRF_MAX_ORDER 6
 #define CHRF_EPSILON 1e-16 /* NLTK's fallback F when it is undefined */
-#define SELF_BLEU_EPSILON 0.1 /* NLTK SmoothingFunction().method1 */
+#define BLEU_EPSILON 0.1 /* NLTK SmoothingFunction().method1 */
+#define BLEU_K 5         /* NLTK SmoothingFunction().method4 */
 
 typedef struct {
     const char *p;
@@ -177,23 +181,24 @@ static size_t overlap(const ngrams *a, const ngrams *b, int n) {
     }
     return tp;
 }
-
-/* A sentence prepared for BLEU: its tokens and sorted 1..4-grams. */
+/* A sentence prepared for BLEU: its tokens and sorted 1..orders-grams. */
 typedef struct {
     seq s;
-    ngrams ng[BLEU_ORDER + 1];
+    int orders;
+    ngrams ng[BLEU_MAX_ORDER + 1];
 } bleu_sent;
 
 static void bleu_sent_free(bleu_sent *b) {
     free(b->s.t);
-    for (int n = 1; n <= BLEU_ORDER; n++) free(b->ng[n].g);
+    for (int n = 1; n <= BLEU_MAX_ORDER; n++) free(b->ng[n].g);
     memset(b, 0, sizeof *b);
 }
 
-static int bleu_sent_build(bleu_sent *b, const char *text, gkd_metric_unit unit) {
+static int bleu_sent_build(bleu_sent *b, const char *text, gkd_metric_unit unit, int orders) {
     memset(b, 0, sizeof *b);
+    b->orders = orders;
     if (seq_build(&b->s, text, unit, 0)) return -1;
-    for (int n = 1; n <= BLEU_ORDER; n++)
+    for (int n = 1; n <= orders; n++)
         if (ngrams_build(&b->ng[n], &b->s, n)) {
             bleu_sent_free(b);
             return -1;
@@ -201,14 +206,15 @@ static int bleu_sent_build(bleu_sent *b, const char *text, gkd_metric_unit unit)
     return 0;
 }
 
-/* Corpus-level BLEU statistics, accumulated as NLTK's corpus_bleu does. */
+/* Corpus-level BLEU statistics, accumulated as NLTK's corpus_bleu does.
+ * Order 5 is counted only for method5/method7, which read it. */
 typedef struct {
-    uint64_t num[BLEU_ORDER + 1], den[BLEU_ORDER + 1];
+    uint64_t num[BLEU_MAX_ORDER + 1], den[BLEU_MAX_ORDER + 1];
     uint64_t hyp_len, ref_len;
 } bleu_stats;
 
 static void bleu_add(bleu_stats *st, const bleu_sent *hyp, const bleu_sent *const *refs, size_t n_refs) {
-    for (int n = 1; n <= BLEU_ORDER; n++) {
+    for (int n = 1; n <= hyp->orders; n++) {
         const ngrams *H = &hyp->ng[n];
         uint64_t num = 0;
         for (size_t i = 0; i < H->m;) {
@@ -236,23 +242,117 @@ static void bleu_add(bleu_stats *st, const bleu_sent *hyp, const bleu_sent *cons
     st->ref_len += best;
 }
 
-static double bleu_score(const bleu_stats *st, int smoothing) {
+/* n-gram orders a smoothing method reads. */
+static int smoothing_orders(gkd_bleu_smoothing sm) {
+    return sm == GKD_BLEU_METHOD5 || sm == GKD_BLEU_METHOD7 ? BLEU_MAX_ORDER : BLEU_ORDER;
+}
+
+/* BLEU from the statistics, step by step as NLTK 3.8's corpus_bleu and
+ * SmoothingFunction (defaults epsilon 0.1, k 5). */
+static double bleu_score(const bleu_stats *st, gkd_bleu_smoothing sm) {
     if (st->num[1] == 0) return 0.0;
     double bp;
     if (st->hyp_len > st->ref_len) bp = 1.0;
     else if (st->hyp_len == 0) bp = 0.0;
     else bp = exp(1.0 - (double)st->ref_len / (double)st->hyp_len);
-    /* NLTK sums the weighted logs with math.fsum (exactly rounded); long
-     * double accumulation of four terms rounds the same way in practice. */
-    long double s = 0;
+    double p[BLEU_ORDER + 1];
+    int k = 1; /* NLTK's incvnt: 1 for the first smoothed order, then 2, ... */
     for (int n = 1; n <= BLEU_ORDER; n++) {
-        double p;
-        if (st->num[n] != 0) p = (double)st->num[n] / (double)st->den[n];
-        else if (smoothing == 1) p = SELF_BLEU_EPSILON / (double)st->den[n];
-        else p = DBL_MIN;
-        s += (long double)(0.25 * log(p));
+        uint64_t num = st->num[n], den = st->den[n];
+        p[n] = (double)num / (double)den;
+        switch (sm) {
+        case GKD_BLEU_METHOD0:
+            if (num == 0) p[n] = DBL_MIN;
+            break;
+        case GKD_BLEU_METHOD1:
+            if (num == 0) p[n] = BLEU_EPSILON / (double)den;
+            break;
+        case GKD_BLEU_METHOD2:
+            if (n > 1) p[n] = (double)(num + 1) / (double)(den + 1);
+            break;
+        case GKD_BLEU_METHOD3:
+            if (num == 0) p[n] = 1.0 / (double)((UINT64_C(1) << k++) * den);
+            break;
+        case GKD_BLEU_METHOD4:
+        case GKD_BLEU_METHOD7:
+            /* A one-token hypothesis keeps its zeros (dropped from the sum). */
+            if (num == 0 && st->hyp_len > 1) {
+                double t = (double)((UINT64_C(1) << k++) * BLEU_K) / log((double)st->hyp_len);
+                p[n] = (1.0 / t) / (double)den;
+            }
+            break;
+        case GKD_BLEU_METHOD5:
+            break;
+        }
     }
+    if (sm == GKD_BLEU_METHOD5 || sm == GKD_BLEU_METHOD7) {
+        /* Mean of the (n-1, n, n+1)-gram precisions; before order 1 stands
+         * p1 + 1, after order 4 the unsmoothed 5-gram precision. */
+        double raw[BLEU_MAX_ORDER + 1];
+        memcpy(raw, p, sizeof p);
+        raw[BLEU_MAX_ORDER] = (double)st->num[BLEU_MAX_ORDER] / (double)st->den[BLEU_MAX_ORDER];
+        double prev = raw[1] + 1;
+        for (int n = 1; n <= BLEU_ORDER; n++) prev = p[n] = (prev + raw[n] + raw[n + 1]) / 3;
+    }
+    /* NLTK sums the weighted logs of the positive precisions with math.fsum
+     * (exactly rounded); long double accumulation of four terms rounds the
+     * same way in practice. */
+    long double s = 0;
+    for (int n = 1; n <= BLEU_ORDER; n++)
+        if (p[n] > 0) s += (long double)(0.25 * log(p[n]));
     return bp * exp((double)s);
+}
+
+static int smoothing_known(gkd_bleu_smoothing sm) {
+    return sm == GKD_BLEU_METHOD0 || sm == GKD_BLEU_METHOD1 || sm == GKD_BLEU_METHOD2 || sm == GKD_BLEU_METHOD3 ||
+           sm == GKD_BLEU_METHOD4 || sm == GKD_BLEU_METHOD5 || sm == GKD_BLEU_METHOD7;
+}
+
+static int corpus_smoothing(gkd_bleu_smoothing sm) { return smoothing_known(sm) && smoothing_orders(sm) == BLEU_ORDER; }
+
+static int check_unit(gkd_metric_unit unit, const char *fn) {
+    if (unit != GKD_UNIT_WORDS && unit != GKD_UNIT_CHARS)
+        return gkd_error(GKD_EINVAL, "%s: unit %d is not GKD_UNIT_WORDS or GKD_UNIT_CHARS", fn, (int)unit);
+    return 0;
+}
+
+static int check_smoothing(gkd_bleu_smoothing sm, int corpus, const char *fn) {
+    if (!smoothing_known(sm))
+        return gkd_error(GKD_EINVAL, "%s: unknown BLEU smoothing %d (valid: %s)", fn, (int)sm,
+                         corpus ? GKD_BLEU_SMOOTHING_CORPUS_NAMES : GKD_BLEU_SMOOTHING_NAMES);
+    if (corpus && !corpus_smoothing(sm))
+        return gkd_error(GKD_EINVAL,
+                         "%s: BLEU smoothing %s is not defined for corpus BLEU (NLTK 3.8 applies it to the "
+                         "corpus's last sentence only; valid: %s)",
+                         fn, gkd_bleu_smoothing_name(sm), GKD_BLEU_SMOOTHING_CORPUS_NAMES);
+    return 0;
+}
+
+const char *gkd_bleu_smoothing_name(gkd_bleu_smoothing sm) {
+    static const char *const names[] = {"method0", "method1", "method2", "method3",
+                                        "method4", "method5", "method6", "method7"};
+    return smoothing_known(sm) ? names[sm] : NULL;
+}
+
+int gkd_bleu_smoothing_parse(gkd_bleu_smoothing *out, const char *name, int corpus) {
+    const char *valid = corpus ? GKD_BLEU_SMOOTHING_CORPUS_NAMES : GKD_BLEU_SMOOTHING_NAMES;
+    for (int k = 0; k <= (int)GKD_BLEU_METHOD7; k++) {
+        const char *known = gkd_bleu_smoothing_name((gkd_bleu_smoothing)k);
+        if (!known || strcmp(known, name) != 0) continue;
+        if (corpus && !corpus_smoothing((gkd_bleu_smoothing)k))
+            return gkd_error(GKD_EINVAL,
+                             "BLEU smoothing '%s' is not defined for corpus BLEU (NLTK 3.8 applies it to the "
+                             "corpus's last sentence only); valid: %s",
+                             name, valid);
+        *out = (gkd_bleu_smoothing)k;
+        return 0;
+    }
+    if (strcmp(name, "method6") == 0)
+        return gkd_error(GKD_EINVAL,
+                         "BLEU smoothing 'method6' is not supported (NLTK 3.8 fails on outputs without a trigram "
+                         "match); valid: %s",
+                         valid);
+    return gkd_error(GKD_EINVAL, "unknown BLEU smoothing '%s' (valid: %s)", name, valid);
 }
 
 /* ---- public string metrics ---- */
@@ -264,14 +364,16 @@ double gkd_metric_exact_match(const char *const *outputs, const char *const *ref
     return (double)hits / (double)n;
 }
 
-size_t gkd_metric_edit_distance(const char *a, const char *b) {
+static int oom(const char *fn) { return gkd_error(GKD_ENOMEM, "%s: out of memory", fn); }
+
+int gkd_metric_edit_distance(size_t *out, const char *a, const char *b) {
     seq x, y;
-    if (seq_build(&x, a, GKD_UNIT_CHARS, 0)) return SIZE_MAX;
+    if (seq_build(&x, a, GKD_UNIT_CHARS, 0)) return oom("edit distance");
     if (seq_build(&y, b, GKD_UNIT_CHARS, 0)) {
         free(x.t);
-        return SIZE_MAX;
+        return oom("edit distance");
     }
-    size_t *row = malloc((y.n + 1) * sizeof *row), d = SIZE_MAX;
+    size_t *row = malloc((y.n + 1) * sizeof *row);
     if (row) {
         for (size_t j = 0; j <= y.n; j++) row[j] = j;
         for (size_t i = 1; i <= x.n; i++) {
@@ -285,16 +387,19 @@ size_t gkd_metric_edit_distance(const char *a, const char *b) {
                 diag = up;
             }
         }
-        d = row[y.n];
+        *out = row[y.n];
     }
     free(row);
     free(x.t);
     free(y.t);
-    return d;
+    return row ? 0 : oom("edit distance");
 }
 
-double gkd_metric_char_accuracy(const char *const *outputs, const char *const *refs, size_t n) {
-    if (n == 0) return 0.0;
+int gkd_metric_char_accuracy(double *out, const char *const *outputs, const char *const *refs, size_t n) {
+    if (n == 0) {
+        *out = 0.0;
+        return 0;
+    }
     double sum = 0;
     for (size_t i = 0; i < n; i++) {
         size_t lr = char_count(refs[i]);
@@ -302,31 +407,36 @@ double gkd_metric_char_accuracy(const char *const *outputs, const char *const *r
             sum += outputs[i][0] == '\0';
             continue;
         }
-        size_t d = gkd_metric_edit_distance(outputs[i], refs[i]);
-        if (d == SIZE_MAX) return NAN;
+        size_t d;
+        int rc = gkd_metric_edit_distance(&d, outputs[i], refs[i]);
+        if (rc) return gkd_error_wrap(rc, "char_accuracy");
         double acc = 1.0 - (double)d / (double)lr;
         sum += acc > 0 ? acc : 0;
     }
-    return sum / (double)n;
+    *out = sum / (double)n;
+    return 0;
 }
 
-double gkd_metric_corpus_bleu(const char *const *hyps, const char *const *refs, const size_t *refs_per,
-                              size_t n, gkd_metric_unit unit) {
+int gkd_metric_corpus_bleu(double *out, const char *const *hyps, const char *const *refs, const size_t *refs_per,
+                           size_t n, gkd_metric_unit unit, gkd_bleu_smoothing smoothing) {
+    int rc = check_unit(unit, "bleu");
+    if (rc || (rc = check_smoothing(smoothing, 1, "bleu"))) return rc;
+    for (size_t i = 0; refs_per && i < n; i++)
+        if (refs_per[i] == 0) return gkd_error(GKD_EINVAL, "bleu: hypothesis %zu has no reference", i);
     bleu_stats st;
     memset(&st, 0, sizeof st);
-    double result = NAN;
     bleu_sent h, *r = NULL;
     const bleu_sent **rp = NULL;
     size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         size_t k = refs_per ? refs_per[i] : 1;
-        if (bleu_sent_build(&h, hyps[i], unit)) goto done;
+        if (bleu_sent_build(&h, hyps[i], unit, BLEU_ORDER)) return oom("bleu");
         r = calloc(k + 1, sizeof *r);
         rp = calloc(k + 1, sizeof *rp);
         int ok = r && rp;
         size_t built = 0;
         for (; ok && built < k; built++) {
-            if (bleu_sent_build(&r[built], refs[off + built], unit)) ok = 0;
+            if (bleu_sent_build(&r[built], refs[off + built], unit, BLEU_ORDER)) ok = 0;
             else rp[built] = &r[built];
         }
         if (ok) bleu_add(&st, &h, rp, k);
@@ -334,28 +444,29 @@ double gkd_metric_corpus_bleu(const char *const *hyps, const char *const *refs, 
         for (size_t j = 0; r && j < built; j++) bleu_sent_free(&r[j]);
         free(r);
         free(rp);
-        r = NULL;
-        rp = NULL;
-        if (!ok) goto done;
+        if (!ok) return oom("bleu");
         off += k;
     }
-    result = bleu_score(&st, 0);
-done:
-    return result;
+    *out = bleu_score(&st, smoothing);
+    return 0;
 }
 
-double gkd_metric_sentence_bleu(const char *hyp, const char *const *refs, size_t n_refs,
-                                gkd_metric_unit unit, int smoothing) {
+int gkd_metric_sentence_bleu(double *out, const char *hyp, const char *const *refs, size_t n_refs,
+                             gkd_metric_unit unit, gkd_bleu_smoothing smoothing) {
+    int rc = check_unit(unit, "sentence bleu");
+    if (rc || (rc = check_smoothing(smoothing, 0, "sentence bleu"))) return rc;
+    if (n_refs == 0) return gkd_error(GKD_EINVAL, "sentence bleu: no reference");
+    const int orders = smoothing_orders(smoothing);
     bleu_stats st;
     memset(&st, 0, sizeof st);
     bleu_sent h;
     bleu_sent *r = calloc(n_refs + 1, sizeof *r);
     const bleu_sent **rp = calloc(n_refs + 1, sizeof *rp);
-    double result = NAN;
     size_t built = 0;
-    if (!r || !rp || bleu_sent_build(&h, hyp, unit)) goto done;
+    rc = oom("sentence bleu");
+    if (!r || !rp || bleu_sent_build(&h, hyp, unit, orders)) goto done;
     for (; built < n_refs; built++) {
-        if (bleu_sent_build(&r[built], refs[built], unit)) {
+        if (bleu_sent_build(&r[built], refs[built], unit, orders)) {
             bleu_sent_free(&h);
             goto done;
         }
@@ -363,12 +474,13 @@ double gkd_metric_sentence_bleu(const char *hyp, const char *const *refs, size_t
     }
     bleu_add(&st, &h, rp, n_refs);
     bleu_sent_free(&h);
-    result = bleu_score(&st, smoothing);
+    *out = bleu_score(&st, smoothing);
+    rc = 0;
 done:
     for (size_t j = 0; r && j < built; j++) bleu_sent_free(&r[j]);
     free(r);
     free(rp);
-    return result;
+    return rc;
 }
 
 /* Stable bottom-up merge sort of indices into `all` by n-gram, so equal
@@ -390,14 +502,21 @@ static void sort_indices(size_t *idx, size_t *tmp, size_t m, const span *const *
  * count in any sample and the runner-up give, for every sample i, the largest
  * count among the OTHER samples (the clip of NLTK's multi-reference
  * modified precision) without comparing sample pairs. */
-double gkd_metric_self_bleu(const char *const *samples, size_t n, gkd_metric_unit unit) {
-    if (n < 2) return NAN;
+int gkd_metric_self_bleu(double *out, const char *const *samples, size_t n, gkd_metric_unit unit,
+                         gkd_bleu_smoothing smoothing) {
+    int rc = check_unit(unit, "self_bleu");
+    if (rc || (rc = check_smoothing(smoothing, 0, "self_bleu"))) return rc;
+    if (n < 2) {
+        *out = NAN; /* undefined: no other sample to compare with */
+        return 0;
+    }
+    const int orders = smoothing_orders(smoothing);
     seq *s = calloc(n, sizeof *s);
     bleu_stats *st = calloc(n, sizeof *st);
     const span **all = NULL;
     size_t *owner = NULL, *tmpi = NULL, *where = NULL, *hist = NULL;
-    double result = NAN;
     size_t built = 0, total_tokens = 0;
+    rc = oom("self_bleu");
     if (!s || !st) goto done;
     for (; built < n; built++) {
         if (seq_build(&s[built], samples[built], unit, 0)) goto done;
@@ -409,7 +528,7 @@ double gkd_metric_self_bleu(const char *const *samples, size_t n, gkd_metric_uni
     /* where[k]: the sample n-gram all[k] belongs to. */
     where = malloc((total_tokens + 1) * sizeof *where);
     if (!all || !tmpi || !owner || !where) goto done;
-    for (int order = 1; order <= BLEU_ORDER; order++) {
+    for (int order = 1; order <= orders; order++) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
             size_t mi = s[i].n >= (size_t)order ? s[i].n - (size_t)order + 1 : 0;
@@ -462,9 +581,10 @@ double gkd_metric_self_bleu(const char *const *samples, size_t n, gkd_metric_uni
         hist[h]++;
         st[i].hyp_len = h;
         st[i].ref_len = bestl;
-        sum += bleu_score(&st[i], 1);
+        sum += bleu_score(&st[i], smoothing);
     }
-    result = sum / (double)n;
+    *out = sum / (double)n;
+    rc = 0;
 done:
     for (size_t j = 0; s && j < built; j++) free(s[j].t);
     free(s);
@@ -474,7 +594,7 @@ done:
     free(owner);
     free(where);
     free(hist);
-    return result;
+    return rc;
 }
 
 /* F_beta of order n for one pair, NLTK's chrf_precision_recall_fscore_support. */
@@ -494,43 +614,46 @@ static double chrf_order(const seq *h, const seq *r, int n, double beta, int *fa
     return f;
 }
 
-double gkd_metric_corpus_chrf(const char *const *hyps, const char *const *refs, size_t n, double beta) {
-    if (n == 0) return 0.0;
+int gkd_metric_corpus_chrf(double *out, const char *const *hyps, const char *const *refs, size_t n, double beta) {
+    if (!(beta >= 0 && isfinite(beta))) return gkd_error(GKD_EINVAL, "chrf: beta %g is not a finite number >= 0", beta);
+    if (n == 0) {
+        *out = 0.0;
+        return 0;
+    }
     double total[CHRF_MAX_ORDER + 1] = {0};
     int fail = 0;
     for (size_t i = 0; i < n && !fail; i++) {
         seq h, r;
-        if (seq_build(&h, hyps[i], GKD_UNIT_CHARS, 1)) return NAN;
+        if (seq_build(&h, hyps[i], GKD_UNIT_CHARS, 1)) return oom("chrf");
         if (seq_build(&r, refs[i], GKD_UNIT_CHARS, 1)) {
             free(h.t);
-            return NAN;
+            return oom("chrf");
         }
         for (int k = 1; k <= CHRF_MAX_ORDER; k++) total[k] += chrf_order(&h, &r, k, beta, &fail);
         free(h.t);
         free(r.t);
     }
-    if (fail) return NAN;
+    if (fail) return oom("chrf");
     double sum = 0;
     for (int k = 1; k <= CHRF_MAX_ORDER; k++) sum += total[k];
-    return sum / CHRF_MAX_ORDER / (double)n;
+    *out = sum / CHRF_MAX_ORDER / (double)n;
+    return 0;
 }
 
-double gkd_metric_sentence_chrf(const char *hyp, const char *ref, double beta) {
-    return gkd_metric_corpus_chrf(&hyp, &ref, 1, beta);
+int gkd_metric_sentence_chrf(double *out, const char *hyp, const char *ref, double beta) {
+    return gkd_metric_corpus_chrf(out, &hyp, &ref, 1, beta);
 }
 
-double gkd_metric_rouge_l_pair(const char *output, const char *ref) {
+int gkd_metric_rouge_l_pair(double *out, const char *output, const char *ref) {
     seq a, b;
-    if (seq_build(&a, output, GKD_UNIT_WORDS, 0)) return NAN;
+    if (seq_build(&a, output, GKD_UNIT_WORDS, 0)) return oom("rouge_l");
     if (seq_build(&b, ref, GKD_UNIT_WORDS, 0)) {
         free(a.t);
-        return NAN;
+        return oom("rouge_l");
     }
     double f = 0.0;
     size_t *row = malloc((b.n + 1) * sizeof *row);
-    if (!row) {
-        f = NAN;
-    } else if (a.n > 0 && b.n > 0) {
+    if (row && a.n > 0 && b.n > 0) {
         memset(row, 0, (b.n + 1) * sizeof *row);
         for (size_t i = 1; i <= a.n; i++) {
             size_t diag = 0;
@@ -549,29 +672,39 @@ double gkd_metric_rouge_l_pair(const char *output, const char *ref) {
     free(row);
     free(a.t);
     free(b.t);
-    return f;
+    if (!row) return oom("rouge_l");
+    *out = f;
+    return 0;
 }
 
-double gkd_metric_rouge_l(const char *const *outputs, const char *const *refs, size_t n) {
-    if (n == 0) return 0.0;
+int gkd_metric_rouge_l(double *out, const char *const *outputs, const char *const *refs, size_t n) {
     double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += gkd_metric_rouge_l_pair(outputs[i], refs[i]);
-    return sum / (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double f;
+        int rc = gkd_metric_rouge_l_pair(&f, outputs[i], refs[i]);
+        if (rc) return rc;
+        sum += f;
+    }
+    *out = n ? sum / (double)n : 0.0;
+    return 0;
 }
 
-double gkd_metric_distinct_n(const char *const *samples, size_t n, int order, gkd_metric_unit unit) {
-    if (order < 1) return NAN;
+int gkd_metric_distinct_n(double *out, const char *const *samples, size_t n, int order, gkd_metric_unit unit) {
+    int rc = check_unit(unit, "distinct_n");
+    if (rc) return rc;
+    if (order < 1) return gkd_error(GKD_EINVAL, "distinct_n: order %d is not >= 1", order);
     seq *s = calloc(n + 1, sizeof *s);
-    if (!s) return NAN;
-    double result = NAN;
+    if (!s) return oom("distinct_n");
     size_t built = 0, total = 0;
     const span **all = NULL, **tmp = NULL;
+    rc = oom("distinct_n");
     for (; built < n; built++) {
         if (seq_build(&s[built], samples[built], unit, 0)) goto done;
         if (s[built].n >= (size_t)order) total += s[built].n - (size_t)order + 1;
     }
     if (total == 0) {
-        result = 0.0;
+        *out = 0.0;
+        rc = 0;
         goto done;
     }
     all = malloc(total * sizeof *all);
@@ -583,13 +716,14 @@ double gkd_metric_distinct_n(const char *const *samples, size_t n, int order, gk
     sort_ngrams(all, tmp, m, order);
     size_t distinct = 1;
     for (size_t k = 1; k < m; k++) distinct += ngram_cmp(all[k - 1], all[k], order) != 0;
-    result = (double)distinct / (double)total;
+    *out = (double)distinct / (double)total;
+    rc = 0;
 done:
     for (size_t j = 0; j < built; j++) free(s[j].t);
     free(s);
     free(all);
     free(tmp);
-    return result;
+    return rc;
 }
 
 double gkd_metric_mean_len(const char *const *outputs, size_t n) {
@@ -685,6 +819,7 @@ double gkd_metric_expected_accepted(double a, int gamma) {
     return (1.0 - pow(a, gamma + 1.0)) / (1.0 - a);
 }
 
+
 /* ---- known distribution ---- */
 
 void gkd_metric_modes(const gkd_task *t, gkd_split split, size_t n_examples, const char *const *samples,
@@ -712,17 +847,20 @@ void gkd_metric_modes(const gkd_task *t, gkd_split split, size_t n_examples, con
     *coverage = n_examples ? cov / (double)n_examples : 0.0;
 }
 
-double gkd_metric_kl_data(const gkd_task *t, gkd_split split, size_t n_examples, gkd_logprob_fn logprob,
-                          void *ctx) {
-    if (n_examples == 0) return 0.0;
+int gkd_metric_kl_data(double *out, const gkd_task *t, gkd_split split, size_t n_examples, gkd_logprob_fn logprob,
+                       void *ctx) {
     double sum = 0;
     for (size_t i = 0; i < n_examples; i++) {
         size_t K = gkd_task_num_continuations(t, split, i);
         for (size_t k = 0; k < K; k++) {
-            double p;
+            double p, lq;
             const char *c = gkd_task_continuation(t, split, i, k, &p);
-            if (p > 0) sum += p * (log(p) - logprob(ctx, i, c));
+            if (!(p > 0)) continue;
+            int rc = logprob(&lq, ctx, i, c);
+            if (rc) return gkd_error_wrap(rc, "kl_data: example %zu, continuation '%s'", i, c);
+            sum += p * (log(p) - lq);
         }
     }
-    return sum / (double)n_examples;
+    *out = n_examples ? sum / (double)n_examples : 0.0;
+    return 0;
 }
