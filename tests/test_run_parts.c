@@ -100,6 +100,10 @@ START_TEST(test_distill_options_from_cell) {
     ck_assert_int_eq(o.eval_every, 0);
     ck_assert_int_eq(o.eval_samples, 0);
     ck_assert_int_eq(o.sample.max_new_tokens, 9);
+    /* The cell's eval settings, not a fixed 200 examples (issue 18). */
+    ck_assert_int_eq(o.eval_n, 17);
+    ck_assert_int_eq(o.eval_greedy, 0);
+    ck_assert(o.eval_temperature == 0.5f);
 
     cell_run_options(&o, &c, CELL_RUN_SFT);
     ck_assert_int_eq(o.divergence.kind, GKD_DIV_CE);
@@ -107,6 +111,7 @@ START_TEST(test_distill_options_from_cell) {
     ck_assert(o.lr_min == 1e-4);
     ck_assert_uint_eq(o.seed, 3); /* the run seed */
     ck_assert_int_eq(o.checkpoint_every, 0);
+    ck_assert_int_eq(o.eval_n, 17);
     gkd_experiment_free(e);
 }
 END_TEST

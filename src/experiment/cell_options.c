@@ -58,17 +58,19 @@ void cell_run_options(gkd_distill_options *o, const gkd_cell_config *c, cell_run
         if (exp_keys[k].option.runs & bit) write_option(&d, c, &exp_keys[k]);
     /* lr_min unset (< 0): the cosine decay ends at lr / 10. */
     if (d.lr_min < 0) d.lr_min = d.lr * 0.1;
+    /* A flag of the options, an enum in the file. */
+    d.eval_greedy = c->eval.decode == GKD_DECODE_GREEDY;
     if (run == CELL_RUN_DISTILL) {
-        /* A flag of the options, an enum in the file. */
-        d.eval_greedy = c->eval.decode == GKD_DECODE_GREEDY;
         d.schedule.total_steps = d.steps > 0 ? d.steps : 1;
     } else {
-        /* The shared runs are supervised on the data, evaluated once at the
-         * end without sampled completions, and checkpointed every 500 steps
-         * when long enough for a kill to cost much. */
+        /* The shared runs are supervised on the data and evaluated with the
+         * cell's eval.n, decode and temperature, but once, at the end, and
+         * without sampled completions: their eval.csv is a check of the
+         * artifact, the cell's teacher_eval.csv its reference. They are
+         * checkpointed every 500 steps when long enough for a kill to cost
+         * much. */
         d.divergence.kind = GKD_DIV_CE;
         d.eval_every = 0;
-        d.eval_n = 200;
         d.eval_samples = 0;
         d.checkpoint_every = d.steps >= 500 ? 500 : 0;
     }

@@ -176,9 +176,9 @@ const exp_key exp_keys[] = {
     {"eval.samples", K_INT, "1", 0, 1000, 0, 0, NULL, OFF(eval.samples),
      "sampled completions per prompt for the sample metrics (0 = none)", TO(RUN_DISTILL, O_INT, eval_samples)},
     {"eval.n", K_INT, "200", 1, 1e6, 0, 0, NULL, OFF(eval.n), "eval examples used (<= task.eval)",
-     TO(RUN_DISTILL, O_INT, eval_n)},
+     TO(RUN_ALL, O_INT, eval_n)},
     {"eval.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(eval.temperature), "temperature of the sampled completions",
-     TO(RUN_DISTILL, O_FLOAT, eval_temperature)},
+     TO(RUN_ALL, O_FLOAT, eval_temperature)},
 
     {"variants", K_VARIANTS, NULL, 0, 0, 0, 0, NULL, 0,
      "named bundles of task/teacher/student/distill/eval settings: one axis `variant` (see Variants)", NO_OPTION},
