@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "gkd/error.h"
 #include "gkd/eval.h"
@@ -613,6 +614,40 @@ START_TEST(test_eval_bleu_smoothing) {
 }
 END_TEST
 
+/* gkd eval --bleu-smoothing: an unknown name is one line naming the valid
+ * ones, exit status 2, before any file is read. */
+START_TEST(test_cli_bleu_smoothing_flag) {
+    const char *bin = getenv("GKD_BIN");
+    ck_assert_msg(bin != NULL, "GKD_BIN is not set (run through make test)");
+    char dir[256], cmd[1024], err[400];
+    th_make_tmpdir(dir, sizeof dir, "gkd-metrics-cli");
+    snprintf(err, sizeof err, "%s/err.txt", dir);
+    const char *bad[] = {"method9", "method5", "none"};
+    const char *want[] = {
+        "gkd eval: --bleu-smoothing: unknown BLEU smoothing 'method9' (valid: method0, method1, method2, method3, "
+        "method4)\n",
+        "gkd eval: --bleu-smoothing: BLEU smoothing 'method5' is not defined for corpus BLEU (NLTK 3.8 applies it "
+        "to the corpus's last sentence only); valid: method0, method1, method2, method3, method4\n",
+        "gkd eval: --bleu-smoothing: unknown BLEU smoothing 'none' (valid: method0, method1, method2, method3, "
+        "method4)\n"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "'%s' eval --model %s/missing.ckpt --task arith --bleu-smoothing %s >/dev/null 2>'%s'",
+                 bin, dir, bad[k], err);
+        int st = system(cmd);
+        ck_assert(WIFEXITED(st));
+        ck_assert_int_eq(WEXITSTATUS(st), 2);
+        FILE *f = fopen(err, "r");
+        ck_assert_ptr_nonnull(f);
+        char text[1024];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = 0;
+        ck_assert_str_eq(text, want[k]);
+    }
+    th_remove_tmpdir(dir);
+}
+END_TEST
+
 Suite *metrics_suite(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
@@ -628,6 +663,7 @@ Suite *metrics_suite(void) {
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("eval");
     tcase_add_test(te, test_eval_bleu_smoothing);
+    tcase_add_test(te, test_cli_bleu_smoothing_flag);
     tcase_set_timeout(te, 60);
     suite_add_tcase(s, te);
     return s;

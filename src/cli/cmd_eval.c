@@ -14,6 +14,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: gkd eval --model CKPT --task NAME [task flags] [--teacher CKPT] [--n N]\n"
             "                [--samples N] [--decode greedy|sample] [--temperature X]\n"
+            "                [--bleu-smoothing method0|method1|method2|method3|method4]\n"
             "                [--max-new-tokens N] [--seed N] [--out FILE.csv]\n"
             "Prints one line per metric (direction in brackets) and, with --out, writes\n"
             "them as CSV rows metric,value. Metrics: docs/metrics.md.\n%s",
@@ -41,6 +42,13 @@ int cmd_eval(int argc, char **argv) {
             if (!strcmp(v, "greedy")) eo.greedy = 1;
             else if (!strcmp(v, "sample")) eo.greedy = 0;
             else { fprintf(stderr, "gkd eval: --decode: '%s' is not greedy or sample\n", v); return 2; }
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--bleu-smoothing", &err))) {
+            if (gkd_bleu_smoothing_parse(&eo.bleu_smoothing, v, 1)) {
+                fprintf(stderr, "gkd eval: --bleu-smoothing: %s\n", gkd_last_error());
+                return 2;
+            }
             continue;
         }
 #define LONG_OPT(flag, lvalue, lo, hi)                                                       \
