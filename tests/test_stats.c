@@ -125,12 +125,25 @@ START_TEST(test_edges) {
 }
 END_TEST
 
+/* A noncentrality of 3e4 took 4.5e8 terms (minutes), and one of 1e15
+ * overflowed the int that counted them (UBSan; found by
+ * fuzz/fuzz_results.c through a table's power on a near-zero std). The
+ * cdf at t = 2 is 0 to double precision for both. */
+START_TEST(test_nct_huge_noncentrality) {
+    ck_assert_double_eq(gkd_nct_cdf(2.0, 5.0, 3e4), 0.0);
+    ck_assert_double_eq(gkd_nct_cdf(2.0, 5.0, 1e15), 0.0);
+    ck_assert_double_eq(gkd_nct_cdf(-2.0, 5.0, -3e4), 1.0);
+    ck_assert_double_eq_tol(gkd_paired_power(1.0, 1e-12, 5, 0.05), 1.0, 1e-12);
+}
+END_TEST
+
 Suite *stats_suite(void) {
     Suite *s = suite_create("stats");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_scipy_fixtures);
     tcase_add_test(tc, test_edges);
+    tcase_add_test(tc, test_nct_huge_noncentrality);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -96,14 +96,19 @@ static double nct_cdf_nonneg(double t, double df, double nc) {
     if (half == 0.0) {
         sum = gkd_beta_inc(0.5, 0.5 * df, x);
     } else {
-        /* The Poisson weights are negligible 12 standard deviations past
-         * their mean half; the incomplete beta factors are at most 1. */
-        const int jmax = (int)(half + 12.0 * sqrt(half) + 40.0);
+        /* The Poisson weights are negligible 12 standard deviations either
+         * side of their mean half; the incomplete beta factors are at most
+         * 1 and fall as j grows, so once they vanish the rest adds
+         * nothing. A huge nc (a table's power with a near-zero std) would
+         * otherwise take half terms, or more than an int counts. */
+        const double jlo = fmax(0.0, floor(half - 12.0 * sqrt(half) - 40.0)), jhi = half + 12.0 * sqrt(half) + 40.0;
         const double lhalf = log(half), lq0 = log(fabs(nc) / sqrt(2.0)), sign = nc < 0 ? -1.0 : 1.0;
-        for (int j = 0; j <= jmax; j++) {
-            const double lw = -half + j * lhalf;
+        for (long k = 0; k < (1L << 22) && jlo + (double)k <= jhi; k++) {
+            const double j = jlo + (double)k, lw = -half + j * lhalf;
             const double pj = exp(lw - lgamma(j + 1.0)), qj = sign * exp(lq0 + lw - lgamma(j + 1.5));
-            sum += pj * gkd_beta_inc(j + 0.5, 0.5 * df, x) + qj * gkd_beta_inc(j + 1.0, 0.5 * df, x);
+            const double bp = gkd_beta_inc(j + 0.5, 0.5 * df, x), bq = gkd_beta_inc(j + 1.0, 0.5 * df, x);
+            sum += pj * bp + qj * bq;
+            if (bp < 1e-300 && bq < 1e-300) break;
         }
     }
     const double f = 0.5 * erfc(nc / sqrt(2.0)) + 0.5 * sum;
