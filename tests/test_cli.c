@@ -378,6 +378,79 @@ START_TEST(test_bad_arguments) {
 }
 END_TEST
 
+/* A model trained with data seed 1 and evaluated with the default 1234 has
+ * seen some eval examples: gkd eval and gkd distill refuse in one line
+ * naming the counts, --allow-eval-overlap runs with a warning, the same
+ * seed runs silently, gkd sample warns; a changed data file is a warning
+ * that the overlap cannot be checked. */
+START_TEST(test_eval_overlap_refused) {
+#define OV_TASK "--task arith --digits 2 --train 3000 --eval 200"
+    ck_assert_int_eq(gkd("train " OV_TASK " --data-seed 1 --layers 1 --d-model 8 --heads 1 --context 16 --steps 2 "
+                         "--eval-n 5 --max-new-tokens 4 --out t"),
+                     0);
+    ck_assert_int_eq(gkd("eval --model t/final.ckpt " OV_TASK " --n 200 --samples 0 --max-new-tokens 4"), 1);
+    const char *err = slurp("err.txt");
+    ck_assert_msg(strstr(err, "gkd eval: checkpoint t/final.ckpt was trained on ") &&
+                      strstr(err, " of the 200 eval examples (data seed 1 vs 1234); use the same --data-seed, or "
+                                  "--allow-eval-overlap\n"),
+                  "%s", err);
+    ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
+    ck_assert_str_eq(slurp("out.txt"), "");
+    ck_assert_int_eq(gkd("eval --model t/final.ckpt " OV_TASK " --n 200 --samples 0 --max-new-tokens 4 "
+                         "--allow-eval-overlap"),
+                     0);
+    ck_assert_msg(strstr(slurp("err.txt"), "gkd eval: warning: checkpoint t/final.ckpt was trained on ") != NULL, "%s",
+                  slurp("err.txt"));
+    ck_assert_ptr_nonnull(strstr(slurp("out.txt"), "exact_match"));
+    ck_assert_int_eq(gkd("eval --model t/final.ckpt " OV_TASK " --data-seed 1 --n 200 --samples 0 --max-new-tokens 4"),
+                     0);
+    ck_assert_str_eq(slurp("err.txt"), "");
+    /* distill: a teacher that saw eval examples is a warning (its own
+     * metrics are not measured there); a --student that did is refused
+     * before the output directory exists. */
+    ck_assert_int_eq(gkd("distill --teacher t/final.ckpt " OV_TASK " --layers 1 --d-model 8 --heads 1 --steps 1 "
+                         "--eval-n 20 --eval-samples 0 --max-new-tokens 4 --out d"),
+                     0);
+    ck_assert_msg(strstr(slurp("err.txt"), "gkd distill: warning: teacher checkpoint t/final.ckpt was trained on ") !=
+                      NULL,
+                  "%s", slurp("err.txt"));
+    ck_assert_int_eq(gkd("distill --teacher t/final.ckpt --student d/final.ckpt " OV_TASK " --data-seed 1 --steps 1 "
+                         "--eval-n 200 --max-new-tokens 4 --out d2"),
+                     1);
+    const char *e2 = slurp("err.txt");
+    ck_assert_msg(strstr(e2, "gkd distill: student checkpoint d/final.ckpt was trained on ") &&
+                      strstr(e2, "(data seed 1234 vs 1); use the same --data-seed, or --allow-eval-overlap\n"),
+                  "%s", e2);
+    char path[128];
+    snprintf(path, sizeof path, "%s/d2", tmp);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(gkd("distill --teacher t/final.ckpt --student d/final.ckpt " OV_TASK " --data-seed 1 --steps 1 "
+                         "--eval-n 20 --eval-samples 0 --max-new-tokens 4 --allow-eval-overlap --out d2"),
+                     0);
+    /* sample: a warning, not a refusal. */
+    ck_assert_int_eq(gkd("sample --model t/final.ckpt " OV_TASK " -n 200 --max-new-tokens 4"), 0);
+    ck_assert_msg(strstr(slurp("err.txt"), "gkd sample: warning: checkpoint t/final.ckpt was trained on ") != NULL,
+                  "%s", slurp("err.txt"));
+
+    /* pairs: the data file changed after training. */
+    write_file("p.tsv", "ab\tba\nabc\tcba\nba\tab\ncab\tbac\nbb\tbb\naa\taa\n");
+    ck_assert_int_eq(gkd("train --task pairs --path p.tsv --eval-fraction 0.3 --layers 1 --d-model 8 --heads 1 "
+                         "--context 16 --steps 1 --eval-n 2 --max-new-tokens 4 --out m"),
+                     0);
+    write_file("p.tsv", "ab\tba\nabc\tcba\nba\tab\ncab\tbac\nbb\tbb\naa\tab\n");
+    ck_assert_int_eq(gkd("eval --model m/final.ckpt --task pairs --path p.tsv --eval-fraction 0.3 --samples 0 "
+                         "--max-new-tokens 4"),
+                     0);
+    err = slurp("err.txt");
+    ck_assert_msg(strstr(err, "gkd eval: warning: checkpoint m/final.ckpt: eval overlap not checked: its training "
+                              "data ") &&
+                      strstr(err, "p.tsv changed since"),
+                  "%s", err);
+    ck_assert_msg(strchr(err, '\n') == err + strlen(err) - 1, "one line: %s", err);
+#undef OV_TASK
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("commands");
@@ -395,6 +468,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_fifo_refused);
     tcase_add_test(tc, test_resume_with_other_options_refused);
+    tcase_add_test(tc, test_eval_overlap_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,6 +12,8 @@
 #include "gkd/experiment.h"
 #include "gkd/experiment_inputs.h"
 #include "gkd/model.h"
+#include "gkd/task.h"
+#include "gkd/tokenizer.h"
 
 #include "helpers.h"
 
@@ -132,6 +134,99 @@ START_TEST(test_student_vocabulary_mismatch) {
 }
 END_TEST
 
+/* A checkpoint recording training on arith with data seed `seed` (the
+ * task's own vocabulary and tokenizer), at dir/name. */
+static void save_trained_on(const char *name, uint64_t seed) {
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.digits = 2;
+    tc.train = 3000;
+    tc.eval = 200;
+    tc.seed = seed;
+    gkd_task *task = NULL;
+    gkd_tokenizer *tok = NULL;
+    gkd_task_record *rec = NULL;
+    ck_assert_int_eq(gkd_task_new(&task, &tc), 0);
+    ck_assert_int_eq(gkd_task_tokenizer(task, &tok), 0);
+    ck_assert_int_eq(gkd_task_record_new(&rec, task), 0);
+    gkd_model_config cfg = {.vocab_size = gkd_tokenizer_vocab_size(tok), .max_seq_len = 16, .n_layer = 1,
+                            .n_embd = 8, .n_head = 1};
+    gkd_model *m = NULL;
+    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
+    gkd_model_init_weights(m, 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gkd_checkpoint c = {0};
+    c.model = m;
+    c.tokenizer = tok;
+    c.task_record = rec;
+    ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
+    gkd_model_free(m);
+    gkd_task_record_free(rec);
+    gkd_tokenizer_free(tok);
+    gkd_task_free(task);
+}
+
+static char warned[2048];
+static void collect(void *ctx, const char *line) {
+    (void)ctx;
+    snprintf(warned, sizeof warned, "%s", line);
+}
+
+static int check_opt(const char *yaml, int allow) {
+    char text[2048], path[256];
+    snprintf(text, sizeof text, yaml, dir, dir);
+    write_file("exp.yaml", text);
+    snprintf(path, sizeof path, "%s/exp.yaml", dir);
+    gkd_experiment *e = NULL;
+    ck_assert_msg(gkd_experiment_load(&e, path) == 0, "%s", gkd_last_error());
+    gkd_inputs_options o = GKD_INPUTS_OPTIONS_INIT;
+    o.allow_eval_overlap = allow;
+    o.warn = collect;
+    warned[0] = '\0';
+    int rc = gkd_experiment_check_inputs_opt(e, &o);
+    gkd_experiment_free(e);
+    return rc;
+}
+
+/* teacher.checkpoint trained with data seed 1 in an experiment on the
+ * default task.seed 1234: refused naming the counts, allowed with the
+ * option (as a warning); with task.seed 1 it passes silently. */
+START_TEST(test_teacher_trained_on_eval_examples) {
+    save_trained_on("t.ckpt", 1);
+    const char *yaml = "name: x\ntask: {name: arith, digits: 2, train: 3000, eval: 200}\n"
+                       "teacher: {checkpoint: %s/t.ckpt}\nstudent: {model: {layers: 1, d_model: 8, heads: 1}}\n"
+                       "distill: {max_new_tokens: 4}\neval: {n: 200}\n";
+    ck_assert_int_eq(check(yaml), GKD_EMISMATCH);
+    const char *err = gkd_last_error();
+    ck_assert_msg(strstr(err, "cell 0 (seed=1): teacher.checkpoint ") && strstr(err, "/t.ckpt was trained on ") &&
+                      strstr(err, " of the 200 eval examples (data seed 1 vs 1234); use the same task.seed, or "
+                                  "--allow-eval-overlap"),
+                  "%s", err);
+    ck_assert_int_eq(check_opt(yaml, 1), 0);
+    ck_assert_msg(strstr(warned, "cell 0 (seed=1): teacher.checkpoint ") && strstr(warned, "allowed by"), "%s", warned);
+    const char *same = "name: x\ntask: {name: arith, digits: 2, train: 3000, eval: 200, seed: 1}\n"
+                       "teacher: {checkpoint: %s/t.ckpt}\nstudent: {model: {layers: 1, d_model: 8, heads: 1}}\n"
+                       "distill: {max_new_tokens: 4}\neval: {n: 200}\n";
+    ck_assert_msg(check_opt(same, 0) == 0, "%s", gkd_last_error());
+    ck_assert_str_eq(warned, "");
+}
+END_TEST
+
+/* student.init from a checkpoint trained on the other split: refused too. */
+START_TEST(test_student_init_trained_on_eval_examples) {
+    save_trained_on("t.ckpt", 1234);
+    save_trained_on("s.ckpt", 1);
+    const char *yaml = "name: x\ntask: {name: arith, digits: 2, train: 3000, eval: 200}\n"
+                       "teacher: {checkpoint: %s/t.ckpt}\nstudent: {init: %s/s.ckpt}\n"
+                       "distill: {max_new_tokens: 4}\neval: {n: 200}\n";
+    ck_assert_int_eq(check(yaml), GKD_EMISMATCH);
+    ck_assert_msg(strstr(gkd_last_error(), "student.init ") && strstr(gkd_last_error(), "/s.ckpt was trained on "),
+                  "%s", gkd_last_error());
+    ck_assert_int_eq(check_opt(yaml, 1), 0);
+    ck_assert_msg(strstr(warned, "student.init "), "%s", warned);
+}
+END_TEST
+
 Suite *experiment_inputs_suite(void) {
     Suite *s = suite_create("experiment_inputs");
     TCase *tc = tcase_create("core");
@@ -142,6 +237,8 @@ Suite *experiment_inputs_suite(void) {
     tcase_add_test(tc, test_prompt_leaves_no_room);
     tcase_add_test(tc, test_missing_teacher_checkpoint);
     tcase_add_test(tc, test_student_vocabulary_mismatch);
+    tcase_add_test(tc, test_teacher_trained_on_eval_examples);
+    tcase_add_test(tc, test_student_init_trained_on_eval_examples);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,6 +35,26 @@ int cli_parse_setting_long(long *out, const char *v, const char *key, const char
 
 /** Load a checkpoint's model and tokenizer (prints the error). */
 int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok);
+/** The same, and the data split it was trained on (*record NULL if the
+ *  checkpoint stores none; free with gkd_task_record_free). */
+int cli_load_with_record(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok,
+                         gkd_task_record **record);
+
+/** Refuse a model evaluated on examples it was trained on: `what` ("teacher
+ *  checkpoint t.ckpt") with its record against the first n eval examples
+ *  of task (gkd_task_check_eval_overlap with --data-seed and
+ *  --allow-eval-overlap). Prints "gkd CMD: warning: ..." when the overlap
+ *  cannot be checked or is allowed, the error otherwise; 0 or 1. */
+int cli_check_eval_overlap(const char *cmd, const char *what, const gkd_task_record *record, const gkd_task *task,
+                           size_t n, int allow);
+#define CLI_ALLOW_OVERLAP_FLAG "--allow-eval-overlap"
+
+/** Where a model's use on eval examples it trained on misleads but
+ *  measures nothing of its own: print "gkd CMD: warning: WHAT was trained
+ *  on K of the N UNIT (DIFF); CONSEQUENCE" when K > 0, or that the overlap
+ *  cannot be checked; 0, or 1 on an error (printed). */
+int cli_warn_eval_overlap(const char *cmd, const char *what, const gkd_task_record *record, const gkd_task *task,
+                          size_t n, const char *unit, const char *consequence);
 
 /** Print "gkd CMD: <last error>" and return 1. */
 int cli_fail(const char *cmd);

@@ -104,7 +104,8 @@ int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const ch
     return err ? -1 : 0;
 }
 
-int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok) {
+int cli_load_with_record(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok,
+                         gkd_task_record **record) {
     gkd_checkpoint_data d;
     if (gkd_checkpoint_load(&d, path, NULL)) return cli_fail(cmd);
     if (!d.tokenizer) {
@@ -116,7 +117,38 @@ int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer
     *tok = d.tokenizer;
     d.owns_model = 0;
     d.tokenizer = NULL;
+    if (record) {
+        *record = d.task_record;
+        d.task_record = NULL;
+    }
     gkd_checkpoint_data_free(&d);
+    return 0;
+}
+
+int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok) {
+    return cli_load_with_record(cmd, path, model, tok, NULL);
+}
+
+int cli_warn_eval_overlap(const char *cmd, const char *what, const gkd_task_record *record, const gkd_task *task,
+                          size_t n, const char *unit, const char *consequence) {
+    if (!record) return 0;
+    gkd_task_overlap ov;
+    if (gkd_task_record_overlap(&ov, record, task, n)) return cli_fail(cmd);
+    if (!ov.checked)
+        fprintf(stderr, "gkd %s: warning: %s: eval overlap not checked: %s\n", cmd, what, ov.why);
+    else if (ov.overlap)
+        fprintf(stderr, "gkd %s: warning: %s was trained on %zu of the %zu %s%s%s%s; %s\n", cmd, what, ov.overlap,
+                ov.eval_n, unit, ov.diff[0] ? " (" : "", ov.diff, ov.diff[0] ? ")" : "", consequence);
+    return 0;
+}
+
+int cli_check_eval_overlap(const char *cmd, const char *what, const gkd_task_record *record, const gkd_task *task,
+                           size_t n, int allow) {
+    char warning[1024];
+    if (gkd_task_check_eval_overlap(record, task, n, what, "--data-seed", CLI_ALLOW_OVERLAP_FLAG, allow, warning,
+                                    sizeof warning))
+        return cli_fail(cmd);
+    if (warning[0]) fprintf(stderr, "gkd %s: warning: %s\n", cmd, warning);
     return 0;
 }
 

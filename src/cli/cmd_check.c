@@ -10,13 +10,20 @@
 #include "gkd/experiment_inputs.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: gkd check [--hashes] EXPERIMENT.yaml\n"
+    fprintf(f, "usage: gkd check [--hashes] [--allow-eval-overlap] EXPERIMENT.yaml\n"
                "       gkd check --schema        (print the schema reference as Markdown)\n"
                "Validates the file and lists its cells (index, directory name) and the count.\n"
-               "  --hashes   also print each cell's teacher, student-init and config hashes\n");
+               "  --hashes   also print each cell's teacher, student-init and config hashes\n"
+               "  --allow-eval-overlap  a teacher.checkpoint or student.init trained on some of\n"
+               "             the eval examples is a warning, not an error\n");
 }
 
 typedef char hash_hex[GKD_HASH_HEX_LEN + 1];
+
+static void warn(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "gkd check: warning: %s\n", line);
+}
 
 static int cmp_hash(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
@@ -31,10 +38,13 @@ static size_t count_distinct(hash_hex *h, size_t n) {
 int cmd_check(int argc, char **argv) {
     const char *path = NULL;
     int hashes = 0;
+    gkd_inputs_options io = GKD_INPUTS_OPTIONS_INIT;
+    io.warn = warn;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         if (!strcmp(argv[i], "--schema")) return gkd_experiment_schema_markdown(stdout) ? 1 : 0;
         if (!strcmp(argv[i], "--hashes")) { hashes = 1; continue; }
+        if (!strcmp(argv[i], "--allow-eval-overlap")) { io.allow_eval_overlap = 1; continue; }
         if (argv[i][0] == '-' || path) {
             fprintf(stderr, "gkd check: unexpected argument '%s'\n", argv[i]);
             usage(stderr);
@@ -50,7 +60,7 @@ int cmd_check(int argc, char **argv) {
         return 1;
     }
     /* What gkd run would refuse before training anything, refused here too. */
-    if (gkd_experiment_check_inputs(exp) != 0) {
+    if (gkd_experiment_check_inputs_opt(exp, &io) != 0) {
         fprintf(stderr, "gkd check: %s\n", gkd_last_error());
         gkd_experiment_free(exp);
         return 1;

@@ -19,12 +19,14 @@ static void usage(FILE *f) {
             "                    --replay-init X --replay-step X --replay-loss-eps X] [--ce-weight X] [--loss-temperature X]\n"
             "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
             "                   [--temperature X --top-k N --top-p X] [--sft-steps N [--sft-lr X]]\n"
-            "                   [training flags] --out DIR [--force]\n"
+            "                   [training flags] --out DIR [--force] [--allow-eval-overlap]\n"
             "Writes DIR/metrics.csv (a row per step), DIR/eval.csv, DIR/timings.csv and\n"
             "DIR/final.ckpt; resumes from DIR/checkpoint.ckpt when DIR/options.txt matches this\n"
             "run's options (--force removes DIR and starts over). A student given by model flags\n"
             "starts from random weights, or from N steps of supervised fine-tuning on the\n"
-            "ground truth with --sft-steps (written to DIR/sft).\n%s%s%s",
+            "ground truth with --sft-steps (written to DIR/sft). A --student checkpoint\n"
+            "that records training on some of the eval examples (another --data-seed) is\n"
+            "refused unless --allow-eval-overlap; such a teacher gets a warning.\n%s%s%s",
             cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
 }
 
@@ -71,7 +73,7 @@ int cmd_distill(int argc, char **argv) {
     gkd_model_config mc = {0, 0, 2, 64, 2};
     gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
     const char *out = NULL, *teacher_path = NULL, *student_path = NULL, *v;
-    int force = 0;
+    int force = 0, allow_overlap = 0;
     double d, sft_lr = 0;
     long n, sft_steps = 0;
     for (int i = 1; i < argc; i++) {
@@ -88,6 +90,7 @@ int cmd_distill(int argc, char **argv) {
         if (!strcmp(a, "--mix-importance")) { o.mix_importance = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
         if (!strcmp(argv[i], "--force")) { force = 1; continue; }
+        if (!strcmp(argv[i], CLI_ALLOW_OVERLAP_FLAG)) { allow_overlap = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "--teacher", &err))) { teacher_path = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--student-config", &err))) {
             if (parse_student_config(&mc, v)) return 2;
@@ -162,10 +165,11 @@ int cmd_distill(int argc, char **argv) {
     gkd_task *task = NULL;
     gkd_tokenizer *tok = NULL, *stok = NULL;
     gkd_model *teacher = NULL, *student = NULL;
+    gkd_task_record *trec = NULL, *srec = NULL;
     int status = 1;
-    if (cli_load("distill", teacher_path, &teacher, &tok)) goto done;
+    if (cli_load_with_record("distill", teacher_path, &teacher, &tok, &trec)) goto done;
     if (student_path) {
-        if (cli_load("distill", student_path, &student, &stok)) goto done;
+        if (cli_load_with_record("distill", student_path, &student, &stok, &srec)) goto done;
         if (!gkd_tokenizer_equal(tok, stok)) {
             fprintf(stderr, "gkd distill: %s and %s have different vocabularies\n", teacher_path, student_path);
             goto done;
@@ -177,7 +181,25 @@ int cmd_distill(int argc, char **argv) {
         gkd_model_init_weights(student, o.seed);
     }
     if (o.schedule.total_steps < o.steps) o.schedule.total_steps = o.steps > 0 ? o.steps : 1;
-    if (gkd_task_new(&task, &tc) || (force && gkd_remove_tree(out)) || gkd_mkdir_p(out)) {
+    if (gkd_task_new(&task, &tc)) {
+        cli_fail("distill");
+        goto done;
+    }
+    /* The run evaluates the student at every evaluation: one from
+     * --student must not have trained on the eval split (refused before
+     * anything is written). The teacher's own metrics are not measured
+     * here, only its distribution as val_loss's reference: a warning. */
+    {
+        char what[4200];
+        snprintf(what, sizeof what, "student checkpoint %s", student_path ? student_path : "");
+        if (student_path && cli_check_eval_overlap("distill", what, srec, task, (size_t)o.eval_n, allow_overlap))
+            goto done;
+        snprintf(what, sizeof what, "teacher checkpoint %s", teacher_path);
+        if (!allow_overlap && cli_warn_eval_overlap("distill", what, trec, task, (size_t)o.eval_n, "eval examples",
+                                                    "val_loss compares the student with a teacher that saw them"))
+            goto done;
+    }
+    if ((force && gkd_remove_tree(out)) || gkd_mkdir_p(out)) {
         cli_fail("distill");
         goto done;
     }
@@ -210,6 +232,8 @@ done:
     gkd_model_free(teacher);
     gkd_tokenizer_free(tok);
     gkd_tokenizer_free(stok);
+    gkd_task_record_free(trec);
+    gkd_task_record_free(srec);
     gkd_task_free(task);
     return status;
 }

@@ -15,9 +15,11 @@ static void usage(FILE *f) {
             "usage: gkd eval --model CKPT --task NAME [task flags] [--teacher CKPT] [--n N]\n"
             "                [--samples N] [--decode greedy|sample] [--temperature X]\n"
             "                [--bleu-smoothing method0|method1|method2|method3|method4]\n"
-            "                [--max-new-tokens N] [--seed N] [--out FILE.csv]\n"
+            "                [--max-new-tokens N] [--seed N] [--out FILE.csv] [--allow-eval-overlap]\n"
             "Prints one line per metric (direction in brackets) and, with --out, writes\n"
-            "them as CSV rows metric,value. Metrics: docs/metrics.md.\n%s",
+            "them as CSV rows metric,value. Metrics: docs/metrics.md. A checkpoint that\n"
+            "records training on some of the eval examples evaluated (another --data-seed)\n"
+            "is refused unless --allow-eval-overlap.\n%s",
             cli_task_flags_help);
 }
 
@@ -28,6 +30,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *teacher_path = NULL, *out = NULL, *v;
     long n;
     double d;
+    int allow_overlap = 0;
     for (int i = 1; i < argc; i++) {
         int err = 0, r;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
@@ -38,6 +41,7 @@ int cmd_eval(int argc, char **argv) {
         if ((v = cli_flag(argc, argv, &i, "--model", &err))) { model_path = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--teacher", &err))) { teacher_path = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
+        if (!strcmp(argv[i], CLI_ALLOW_OVERLAP_FLAG)) { allow_overlap = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "--decode", &err))) {
             if (!strcmp(v, "greedy")) eo.greedy = 1;
             else if (!strcmp(v, "sample")) eo.greedy = 0;
@@ -82,19 +86,29 @@ int cmd_eval(int argc, char **argv) {
     if (!model_path) { fprintf(stderr, "gkd eval: --model CKPT is required\n"); return 2; }
     gkd_model *model = NULL, *teacher = NULL;
     gkd_tokenizer *tok = NULL, *ttok = NULL;
+    gkd_task_record *rec = NULL, *trec = NULL;
     gkd_task *task = NULL;
     gkd_eval_result res;
     gkd_csv_buf b = GKD_CSV_BUF_INIT;
     int status = 1;
-    if (cli_load("eval", model_path, &model, &tok)) goto done;
+    if (cli_load_with_record("eval", model_path, &model, &tok, &rec)) goto done;
     if (teacher_path) {
-        if (cli_load("eval", teacher_path, &teacher, &ttok)) goto done;
+        if (cli_load_with_record("eval", teacher_path, &teacher, &ttok, &trec)) goto done;
         if (teacher->config.vocab_size != model->config.vocab_size || !gkd_tokenizer_equal(tok, ttok)) {
             fprintf(stderr, "gkd eval: %s and %s have different vocabularies\n", model_path, teacher_path);
             goto done;
         }
     }
     if (gkd_task_new(&task, &tc)) { cli_fail("eval"); goto done; }
+    /* Metrics of a model on examples it trained on are not eval metrics;
+     * the teacher's val_loss reference likewise. */
+    {
+        char what[4200];
+        snprintf(what, sizeof what, "checkpoint %s", model_path);
+        if (cli_check_eval_overlap("eval", what, rec, task, (size_t)eo.n, allow_overlap)) goto done;
+        snprintf(what, sizeof what, "teacher checkpoint %s", teacher_path ? teacher_path : "");
+        if (teacher_path && cli_check_eval_overlap("eval", what, trec, task, (size_t)eo.n, allow_overlap)) goto done;
+    }
     if (gkd_evaluate(&res, model, teacher, tok, task, &eo)) { cli_fail("eval"); goto done; }
     gkd_csv_buf_str(&b, "metric");
     gkd_csv_buf_str(&b, "value");
@@ -117,6 +131,8 @@ done:
     gkd_model_free(teacher);
     gkd_tokenizer_free(tok);
     gkd_tokenizer_free(ttok);
+    gkd_task_record_free(rec);
+    gkd_task_record_free(trec);
     gkd_task_free(task);
     return status;
 }

@@ -12,7 +12,9 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: gkd sample --model CKPT --task NAME [task flags] [-n N] [--split train|eval]\n"
             "                  [--temperature X (0 = greedy)] [--top-k N] [--top-p X]\n"
-            "                  [--max-new-tokens N] [--seed N]\n%s",
+            "                  [--max-new-tokens N] [--seed N] [--allow-eval-overlap]\n"
+            "On the eval split, a checkpoint that records training on some of the prompts\n"
+            "shown (another --data-seed) gets a warning; --allow-eval-overlap silences it.\n%s",
             cli_task_flags_help);
 }
 
@@ -25,6 +27,7 @@ int cmd_sample(int argc, char **argv) {
     long n = 5, seed = 1;
     double d;
     gkd_split split = GKD_SPLIT_EVAL;
+    int allow_overlap = 0;
     for (int i = 1; i < argc; i++) {
         int err = 0, r;
         long x;
@@ -34,6 +37,7 @@ int cmd_sample(int argc, char **argv) {
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--model", &err))) { model_path = v; continue; }
+        if (!strcmp(argv[i], CLI_ALLOW_OVERLAP_FLAG)) { allow_overlap = 1; continue; }
         if ((v = cli_flag(argc, argv, &i, "-n", &err))) {
             if (gkd_parse_long(&n, v, 1, 100000, "-n")) { cli_fail("sample"); return 2; }
             continue;
@@ -76,16 +80,26 @@ int cmd_sample(int argc, char **argv) {
     if (!model_path) { fprintf(stderr, "gkd sample: --model CKPT is required\n"); return 2; }
     gkd_model *model = NULL;
     gkd_tokenizer *tok = NULL;
+    gkd_task_record *rec = NULL;
     gkd_task *task = NULL;
     gkd_sampler *sampler = NULL;
     gkd_seqbatch batch = {0};
     uint64_t *streams = NULL;
     char *text = NULL;
     int status = 1;
-    if (cli_load("sample", model_path, &model, &tok)) goto done;
+    if (cli_load_with_record("sample", model_path, &model, &tok, &rec)) goto done;
     if (gkd_task_new(&task, &tc)) { cli_fail("sample"); goto done; }
     size_t avail = gkd_task_size(task, split);
     if ((size_t)n > avail) n = (long)avail;
+    /* Looking at outputs is not a measurement: an overlap is said, not
+     * refused (gkd eval refuses it). */
+    if (split == GKD_SPLIT_EVAL && !allow_overlap) {
+        char what[4200];
+        snprintf(what, sizeof what, "checkpoint %s", model_path);
+        if (cli_warn_eval_overlap("sample", what, rec, task, (size_t)n, "eval prompts shown",
+                                  "their outputs say little about generalization"))
+            goto done;
+    }
     int cap = model->config.max_seq_len;
     streams = calloc((size_t)n, sizeof *streams);
     text = malloc(4 * (size_t)cap + 1);
@@ -119,6 +133,7 @@ done:
     gkd_seqbatch_free(&batch);
     gkd_model_free(model);
     gkd_tokenizer_free(tok);
+    gkd_task_record_free(rec);
     gkd_task_free(task);
     return status;
 }

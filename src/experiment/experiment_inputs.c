@@ -11,15 +11,41 @@
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
-/* Everything the checks depend on: cells that share it pass or fail alike. */
+/* Everything the checks depend on: cells that share it pass or fail alike.
+ * (eval.n too: the overlap is counted over the examples evaluated.) */
 static char *setup_key(const gkd_cell_config *c) {
     char th[GKD_HASH_HEX_LEN + 1];
     gkd_cell_teacher_hash(c, th);
     const char *init = c->student_init == GKD_INIT_CHECKPOINT && c->student_checkpoint ? c->student_checkpoint : "";
-    size_t len = strlen(th) + strlen(init) + 48;
+    size_t len = strlen(th) + strlen(init) + 64;
     char *key = malloc(len);
-    if (key) snprintf(key, len, "%s|%s|%d|%d", th, init, c->student_model.max_seq_len, c->distill.max_new_tokens);
+    if (key)
+        snprintf(key, len, "%s|%s|%d|%d|%d", th, init, c->student_model.max_seq_len, c->distill.max_new_tokens,
+                 c->eval.n);
     return key;
+}
+
+static void warn_stderr(void *ctx, const char *line) {
+    (void)ctx;
+    fprintf(stderr, "gkd: warning: %s\n", line);
+}
+
+/* A checkpoint's recorded training split against the cell's evaluated
+ * examples: refused on overlap unless allowed; a warning when it cannot be
+ * checked. */
+static int check_overlap(const gkd_cell_config *c, const gkd_task *task, const gkd_checkpoint_data *d,
+                         const char *key, const char *path, const gkd_inputs_options *o) {
+    char what[4200], warning[1024];
+    snprintf(what, sizeof what, "%s %s", key, path);
+    int rc = gkd_task_check_eval_overlap(d->task_record, task, (size_t)c->eval.n, what, "task.seed",
+                                         "--allow-eval-overlap", o->allow_eval_overlap, warning, sizeof warning);
+    if (rc) return rc;
+    if (warning[0]) {
+        char line[1024 + GKD_CELL_NAME_MAX + 64];
+        snprintf(line, sizeof line, "cell %zu (%s): %s", c->index, c->name, warning);
+        (o->warn ? o->warn : warn_stderr)(o->warn_ctx, line);
+    }
+    return 0;
 }
 
 static int load_checkpoint(gkd_checkpoint_data *d, const char *what, const char *path) {
@@ -65,7 +91,7 @@ static int check_examples(const gkd_task *task, const gkd_tokenizer *tok, int te
 }
 
 /* One setup: build what the runner would build for cell c and check it. */
-static int check_setup(const gkd_cell_config *c) {
+static int check_setup(const gkd_cell_config *c, const gkd_inputs_options *o) {
     gkd_task *task = NULL;
     gkd_tokenizer *own = NULL;
     gkd_checkpoint_data teacher = {0}, student = {0};
@@ -75,6 +101,7 @@ static int check_setup(const gkd_cell_config *c) {
     int teacher_ctx = c->teacher_model.max_seq_len, vocab = 0;
     if (c->teacher_checkpoint) {
         if ((rc = load_checkpoint(&teacher, "teacher.checkpoint", c->teacher_checkpoint))) goto done;
+        if ((rc = check_overlap(c, task, &teacher, "teacher.checkpoint", c->teacher_checkpoint, o))) goto done;
         teacher_ctx = teacher.model->config.max_seq_len;
         vocab = teacher.model->config.vocab_size;
         tok = teacher.tokenizer;
@@ -87,6 +114,8 @@ static int check_setup(const gkd_cell_config *c) {
     int student_ctx = c->student_model.max_seq_len ? c->student_model.max_seq_len : teacher_ctx;
     if (c->student_init == GKD_INIT_CHECKPOINT) {
         if ((rc = load_checkpoint(&student, "student.init", c->student_checkpoint))) goto done;
+        /* The cell evaluates this student from step 0 on the eval split. */
+        if ((rc = check_overlap(c, task, &student, "student.init", c->student_checkpoint, o))) goto done;
         student_ctx = student.model->config.max_seq_len;
         if (student.model->config.vocab_size != vocab) {
             rc = gkd_error(GKD_EMISMATCH, "student.init: %s has a vocabulary of %d tokens, the teacher's has %d",
@@ -108,7 +137,11 @@ done:
     return rc;
 }
 
-int gkd_experiment_check_inputs(const gkd_experiment *e) {
+int gkd_experiment_check_inputs(const gkd_experiment *e) { return gkd_experiment_check_inputs_opt(e, NULL); }
+
+int gkd_experiment_check_inputs_opt(const gkd_experiment *e, const gkd_inputs_options *opt) {
+    const gkd_inputs_options defaults = GKD_INPUTS_OPTIONS_INIT;
+    const gkd_inputs_options *o = opt ? opt : &defaults;
     size_t n = gkd_experiment_num_cells(e), nseen = 0;
     char **seen = calloc(n ? n : 1, sizeof *seen);
     if (!seen) return gkd_error(GKD_ENOMEM, "out of memory");
@@ -122,7 +155,7 @@ int gkd_experiment_check_inputs(const gkd_experiment *e) {
         for (size_t k = 0; k < nseen && !known; k++) known = !strcmp(seen[k], key);
         if (known) { free(key); continue; }
         seen[nseen++] = key;
-        if ((rc = check_setup(&c))) rc = gkd_error_wrap(rc, "cell %zu (%s)", i, c.name);
+        if ((rc = check_setup(&c, o))) rc = gkd_error_wrap(rc, "cell %zu (%s)", i, c.name);
     }
     for (size_t k = 0; k < nseen; k++) free(seen[k]);
     free(seen);
