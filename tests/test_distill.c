@@ -388,9 +388,9 @@ START_TEST(test_seqkd_rows_are_teacher_rollouts) {
         gkd_step_stats st;
         ck_assert_msg(gkd_distill_prepare(&s, step, &st) == 0, "%s", gkd_last_error());
         ck_assert_int_eq(st.source_count[GKD_SRC_TEACHER], o.batch);
-        const int T = s.T, V = w.V;
-        ck_assert_int_eq(gkd_model_forward(w.teacher, s.tokens_bt, o.batch, T), 0);
-        ck_assert_int_eq(gkd_model_forward(w.student, s.tokens_bt, o.batch, T), 0);
+        const int T = s.layout.T, V = w.V;
+        ck_assert_int_eq(gkd_model_forward(w.teacher, s.layout.tokens, o.batch, T), 0);
+        ck_assert_int_eq(gkd_model_forward(w.student, s.layout.tokens, o.batch, T), 0);
         for (int b = 0; b < o.batch; b++) {
             ck_assert(s.batch.len[b] > s.batch.prompt_len[b]);
             for (int t = s.batch.prompt_len[b] - 1; t < s.batch.len[b] - 1; t++) {
@@ -401,7 +401,7 @@ START_TEST(test_seqkd_rows_are_teacher_rollouts) {
                     if (zt[v] > zt[at]) at = v;
                     if (zs[v] > zs[as]) as = v;
                 }
-                ck_assert_int_eq(s.tokens_bt[(size_t)b * T + t + 1], at);
+                ck_assert_int_eq(s.layout.tokens[(size_t)b * T + t + 1], at);
                 student_disagrees += as != at;
             }
         }
@@ -668,7 +668,7 @@ START_TEST(test_loss_mask_hand_made_batch) {
         set_row(&s.batch, 1, r1, 5, 3, 0);
         gkd_step_stats st = {0};
         gkd_distill_layout(&s, &st);
-        ck_assert_int_eq(s.T, 7);
+        ck_assert_int_eq(s.layout.T, 7);
         ck_assert_int_eq(st.tokens, 5);
         const int T = 7;
         const int tgt0[] = {5, 6, GKD_TOK_SEP, 7, 8, GKD_TOK_EOS, GKD_TOK_PAD};
@@ -676,14 +676,14 @@ START_TEST(test_loss_mask_hand_made_batch) {
         const int tgt1[] = {5, GKD_TOK_SEP, 9, 10, GKD_TOK_PAD, GKD_TOK_PAD, GKD_TOK_PAD};
         const float m1[] = {0, 0, 1, 1, 0, 0, 0};
         for (int t = 0; t < T; t++) {
-            ck_assert_int_eq(s.tokens_bt[t], t < 7 ? r0[t] : GKD_TOK_PAD);
-            ck_assert_int_eq(s.tokens_bt[T + t], t < 5 ? r1[t] : GKD_TOK_PAD);
-            ck_assert_int_eq(s.targets_bt[t], tgt0[t]);
-            ck_assert_int_eq(s.targets_bt[T + t], tgt1[t]);
-            ck_assert(s.mask_bt[t] == m0[t] && s.mask_bt[T + t] == m1[t]);
+            ck_assert_int_eq(s.layout.tokens[t], t < 7 ? r0[t] : GKD_TOK_PAD);
+            ck_assert_int_eq(s.layout.tokens[T + t], t < 5 ? r1[t] : GKD_TOK_PAD);
+            ck_assert_int_eq(s.layout.targets[t], tgt0[t]);
+            ck_assert_int_eq(s.layout.targets[T + t], tgt1[t]);
+            ck_assert(s.layout.mask[t] == m0[t] && s.layout.mask[T + t] == m1[t]);
             float w0 = per_sequence ? 1.0f / 6 : 1.0f / 5, w1 = per_sequence ? 1.0f / 4 : 1.0f / 5;
-            ck_assert_float_eq_tol(s.weight_bt[t], m0[t] * w0, 1e-7);
-            ck_assert_float_eq_tol(s.weight_bt[T + t], m1[t] * w1, 1e-7);
+            ck_assert_float_eq_tol(s.layout.weight[t], m0[t] * w0, 1e-7);
+            ck_assert_float_eq_tol(s.layout.weight[T + t], m1[t] * w1, 1e-7);
         }
         /* No gradient flows from masked positions. */
         ck_assert_msg(gkd_distill_loss_grad(&s, 1, &st) == 0, "%s", gkd_last_error());
@@ -696,6 +696,60 @@ START_TEST(test_loss_mask_hand_made_batch) {
             }
         gkd_distill_state_free(&s);
     }
+    free_world(&w);
+}
+END_TEST
+
+/* Teacher-mixed tokens weigh min(p_S / p_mix, 1) with mix_importance, and
+ * the hybrid CE term lays out its ground truth on its own: the step's batch,
+ * layout and options are the same after the loss as before it. */
+START_TEST(test_layout_importance_and_hybrid_untouched) {
+    world w = make_world(200);
+    gkd_distill_options o = small_options();
+    o.batch = 2;
+    o.ce_weight = 0.5f;
+    o.mix_importance = 1;
+    gkd_distill_state s;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), 0);
+    const int r0[] = {GKD_TOK_BOS, 5, 6, GKD_TOK_SEP, 7, 8, GKD_TOK_EOS};
+    const int r1[] = {GKD_TOK_BOS, 5, GKD_TOK_SEP, 9, 10};
+    set_row(&s.batch, 0, r0, 7, 4, 1);
+    set_row(&s.batch, 1, r1, 5, 3, 0);
+    const int cap = s.batch.cap;
+    for (int i = 0; i < 2 * cap; i++) s.iw[i] = 1.0f;
+    s.iw[5] = 0.25f;      /* row 0, token 8: weight of position 4 */
+    s.iw[6] = 3.0f;       /* row 0, EOS: clipped to 1 */
+    s.iw[cap + 3] = 0.5f; /* row 1, token 9: weight of position 2 */
+    gkd_step_stats st = {0};
+    gkd_distill_layout(&s, &st);
+    const int T = s.layout.T;
+    ck_assert_int_eq(T, 7);
+    const float want0[] = {0, 0, 0, 0.2f, 0.05f, 0.2f, 0}, want1[] = {0, 0, 0.1f, 0.2f, 0, 0, 0};
+    for (int t = 0; t < T; t++) {
+        ck_assert_float_eq_tol(s.layout.weight[t], want0[t], 1e-7);
+        ck_assert_float_eq_tol(s.layout.weight[T + t], want1[t], 1e-7);
+    }
+    const size_t BT = (size_t)2 * T;
+    int tokens[14], targets[14];
+    float mask[14], weight[14];
+    memcpy(tokens, s.layout.tokens, sizeof(int) * BT);
+    memcpy(targets, s.layout.targets, sizeof(int) * BT);
+    memcpy(mask, s.layout.mask, sizeof(float) * BT);
+    memcpy(weight, s.layout.weight, sizeof(float) * BT);
+    int *batch = malloc(sizeof(int) * 2 * cap);
+    memcpy(batch, s.batch.tokens, sizeof(int) * 2 * cap);
+    ck_assert_msg(gkd_distill_loss_grad(&s, 1, &st) == 0, "%s", gkd_last_error());
+    ck_assert(isfinite(st.ce) && st.ce > 0);
+    ck_assert_int_eq(s.layout.T, T);
+    ck_assert_int_eq(s.batch.B, 2);
+    ck_assert_int_eq(s.o.mix_importance, 1);
+    ck_assert_int_eq(memcmp(tokens, s.layout.tokens, sizeof(int) * BT), 0);
+    ck_assert_int_eq(memcmp(targets, s.layout.targets, sizeof(int) * BT), 0);
+    ck_assert_int_eq(memcmp(mask, s.layout.mask, sizeof(float) * BT), 0);
+    ck_assert_int_eq(memcmp(weight, s.layout.weight, sizeof(float) * BT), 0);
+    ck_assert_int_eq(memcmp(batch, s.batch.tokens, sizeof(int) * 2 * cap), 0);
+    free(batch);
+    gkd_distill_state_free(&s);
     free_world(&w);
 }
 END_TEST
@@ -716,16 +770,16 @@ START_TEST(test_loss_mask_on_rollouts) {
         long total = 0;
         for (int b = 0; b < o.batch; b++) {
             int n = 0;
-            for (int t = 0; t < s.T; t++) {
-                float m = s.mask_bt[(size_t)b * s.T + t];
+            for (int t = 0; t < s.layout.T; t++) {
+                float m = s.layout.mask[(size_t)b * s.layout.T + t];
                 int in = t + 1 >= s.batch.prompt_len[b] && t + 1 < s.batch.len[b];
                 ck_assert(m == (float)in);
-                if (in) ck_assert_int_ne(s.targets_bt[(size_t)b * s.T + t], GKD_TOK_PAD);
+                if (in) ck_assert_int_ne(s.layout.targets[(size_t)b * s.layout.T + t], GKD_TOK_PAD);
                 n += in;
             }
             ck_assert_int_eq(n, s.batch.len[b] - s.batch.prompt_len[b]);
             if (s.batch.eos[b]) {
-                ck_assert_int_eq(s.targets_bt[(size_t)b * s.T + s.batch.len[b] - 2], GKD_TOK_EOS);
+                ck_assert_int_eq(s.layout.targets[(size_t)b * s.layout.T + s.batch.len[b] - 2], GKD_TOK_EOS);
                 eos_rows++;
             }
             total += n;
@@ -1161,6 +1215,7 @@ Suite *distill_suite(void) {
     tcase_set_timeout(loss, 60);
     tcase_add_test(loss, test_loss_mask_hand_made_batch);
     tcase_add_test(loss, test_loss_mask_on_rollouts);
+    tcase_add_test(loss, test_layout_importance_and_hybrid_untouched);
     tcase_add_test(loss, test_gradient_fkl);
     tcase_add_test(loss, test_gradient_jsd);
     tcase_add_test(loss, test_gradient_tvd);

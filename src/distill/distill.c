@@ -28,19 +28,16 @@ void gkd_distill_state_free(gkd_distill_state *s) {
     gkd_sampler_free(s->teacher_sampler);
     gkd_sampler_free(s->mixed_sampler);
     gkd_seqbatch_free(&s->batch);
-    gkd_seqbatch_free(&s->sub);
+    gkd_seqbatch_free(&s->gathered);
     free(s->examples);
     free(s->choices);
     free(s->rows);
     free(s->stream_ids);
-    free(s->targets_cap);
-    free(s->mask_cap);
-    free(s->tokens_bt);
-    free(s->targets_bt);
-    free(s->mask_bt);
-    free(s->weight_bt);
+    gkd_batch_layout_free(&s->layout);
+    gkd_seqbatch_free(&s->truth);
+    gkd_batch_layout_free(&s->truth_layout);
     free(s->iw);
-    free(s->sub_iw);
+    free(s->gathered_iw);
     free(s->rewards);
     free(s->advantages);
     free(s->dlogits);
@@ -96,26 +93,24 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     if (teacher && opt->schedule.teacher_mix > 0 &&
         (rc = gkd_sampler_new(&s->mixed_sampler, student, teacher, B)))
         goto done;
-    if ((rc = gkd_seqbatch_new(&s->batch, B, cap)) || (rc = gkd_seqbatch_new(&s->sub, B, cap))) goto done;
+    if ((rc = gkd_seqbatch_new(&s->batch, B, cap)) || (rc = gkd_seqbatch_new(&s->gathered, B, cap)) ||
+        (rc = gkd_batch_layout_new(&s->layout, B, cap)))
+        goto done;
+    if (opt->ce_weight > 0 &&
+        ((rc = gkd_seqbatch_new(&s->truth, B, cap)) || (rc = gkd_batch_layout_new(&s->truth_layout, B, cap))))
+        goto done;
     size_t BC = (size_t)B * cap;
     s->examples = calloc(B, sizeof *s->examples);
     s->choices = calloc(B, sizeof *s->choices);
     s->rows = calloc(B, sizeof *s->rows);
     s->stream_ids = calloc(B, sizeof *s->stream_ids);
-    s->targets_cap = calloc(BC, sizeof(int));
-    s->mask_cap = calloc(BC, sizeof(float));
-    s->tokens_bt = calloc(BC, sizeof(int));
-    s->targets_bt = calloc(BC, sizeof(int));
-    s->mask_bt = calloc(BC, sizeof(float));
-    s->weight_bt = calloc(BC, sizeof(float));
     s->iw = calloc(BC, sizeof(float));
-    s->sub_iw = calloc(BC, sizeof(float));
+    s->gathered_iw = calloc(BC, sizeof(float));
     s->rewards = calloc(BC, sizeof(float));
     s->advantages = calloc(BC, sizeof(float));
     s->dlogits = calloc(BC * (size_t)V, sizeof(float));
     s->ce_row_loss = calloc(BC, sizeof(double));
-    if (!s->examples || !s->choices || !s->rows || !s->stream_ids || !s->targets_cap || !s->mask_cap ||
-        !s->tokens_bt || !s->targets_bt || !s->mask_bt || !s->weight_bt || !s->iw || !s->sub_iw ||
+    if (!s->examples || !s->choices || !s->rows || !s->stream_ids || !s->iw || !s->gathered_iw ||
         !s->rewards || !s->advantages || !s->dlogits || !s->ce_row_loss) {
         rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
         goto done;
@@ -174,10 +169,10 @@ static gkd_seqbatch first_rows(const gkd_seqbatch *b, int n) {
 /* Generate completions for the rows listed in rows[0..n) with `sampler`. */
 static int generate_rows(gkd_distill_state *s, gkd_sampler *sampler, float mix_alpha, const int *rows,
                          int n, const uint64_t *streams) {
-    for (int j = 0; j < n; j++) copy_row(&s->sub, j, &s->batch, rows[j]);
+    for (int j = 0; j < n; j++) copy_row(&s->gathered, j, &s->batch, rows[j]);
     /* The sampler completes every row it is given: give it exactly n. */
-    gkd_seqbatch sub = first_rows(&s->sub, n);
-    float *sub_iw = mix_alpha > 0 ? s->sub_iw : NULL;
+    gkd_seqbatch sub = first_rows(&s->gathered, n);
+    float *sub_iw = mix_alpha > 0 ? s->gathered_iw : NULL;
     int rc = gkd_sampler_generate(sampler, &sub, &s->o.sample, mix_alpha, s->o.seed, streams, sub_iw);
     if (rc) return gkd_error_wrap(rc, "rollouts");
     for (int j = 0; j < n; j++) {
@@ -241,7 +236,7 @@ static int teacher_rows(gkd_distill_state *s, long step) {
 static int replay_rows(gkd_distill_state *s, long step) {
     int n = rows_with_source(s, GKD_SRC_REPLAY, s->rows);
     if (n == 0) return 0;
-    gkd_seqbatch sub = first_rows(&s->sub, n);
+    gkd_seqbatch sub = first_rows(&s->gathered, n);
     int rc = gkd_schedule_replay(s->schedule, step - 1, &sub, NULL);
     if (rc) return gkd_error_wrap(rc, "replay");
     for (int j = 0; j < n; j++) copy_row(&s->batch, s->rows[j], &sub, j);
@@ -277,57 +272,27 @@ static int build_batch(gkd_distill_state *s, long step) {
     return 0;
 }
 
-/* Compact the (B, cap) batch to (B, T) tokens, targets, mask and loss weights. */
-static void layout_batch(gkd_distill_state *s, gkd_step_stats *st) {
+/* Mean generated length of the rows that are rollouts (replayed ones included). */
+static double mean_rollout_len(const gkd_distill_state *s) {
     const gkd_seqbatch *b = &s->batch;
-    const int B = b->B, cap = b->cap;
-    int T = 1;
-    for (int r = 0; r < B; r++)
-        if (b->len[r] > T) T = b->len[r];
-    s->T = T;
-    gkd_seqbatch_targets(b, s->targets_cap, s->mask_cap);
-    double valid = 0;
-    int seqs = 0;
-    for (int r = 0; r < B; r++) {
-        double n = 0;
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)r * cap + t, j = (size_t)r * T + t;
-            s->tokens_bt[j] = b->tokens[i];
-            s->targets_bt[j] = s->targets_cap[i];
-            s->mask_bt[j] = s->mask_cap[i];
-            n += s->mask_cap[i];
-        }
-        valid += n;
-        seqs += n > 0;
-    }
-    for (int r = 0; r < B; r++) {
-        double n = 0;
-        for (int t = 0; t < T; t++) n += s->mask_bt[(size_t)r * T + t];
-        for (int t = 0; t < T; t++) {
-            size_t j = (size_t)r * T + t;
-            double w = 0;
-            if (s->mask_bt[j] != 0)
-                w = s->o.per_sequence ? 1.0 / (n * seqs) : 1.0 / valid;
-            /* Teacher-mixed tokens: the importance weight p_S / p_mix of the
-             * drawn token (at t+1), clipped at 1 so it never amplifies noise. */
-            if (s->o.mix_importance && w != 0) {
-                float iw = s->iw[(size_t)r * cap + t + 1];
-                w *= iw < 1.0f ? iw : 1.0f;
-            }
-            s->weight_bt[j] = (float)w;
-        }
-    }
-    st->tokens = (long)valid;
     double gen = 0;
     int rollouts = 0;
-    for (int r = 0; r < B; r++) {
+    for (int r = 0; r < b->B; r++) {
         gkd_source src = s->choices[r].source;
         if (src == GKD_SRC_STUDENT || src == GKD_SRC_MIXED || src == GKD_SRC_TEACHER || src == GKD_SRC_REPLAY) {
             gen += b->len[r] - b->prompt_len[r];
             rollouts++;
         }
     }
-    st->rollout_len = rollouts ? gen / rollouts : 0;
+    return rollouts ? gen / rollouts : 0;
+}
+
+/* Lay the step's batch out for the loss; the importance weights count only
+ * with mix_importance (they are 1 on rows that were not teacher-mixed). */
+static void layout_batch(gkd_distill_state *s, gkd_step_stats *st) {
+    gkd_batch_layout_fill(&s->layout, &s->batch, s->o.mix_importance ? s->iw : NULL, s->o.per_sequence);
+    st->tokens = s->layout.loss_tokens;
+    st->rollout_len = mean_rollout_len(s);
 }
 
 /* Weighted cross-entropy of targets: returns sum_n w_n * CE_n and
@@ -369,39 +334,23 @@ static int check_finite_grads(const gkd_model *m, long step) {
     return 0;
 }
 
-/* The hybrid term: cross-entropy on the ground truth of the same prompts.
- * The ground truth is built in s->sub and swapped in only for the layout,
- * so s->batch (and its layout, restored at the end) still holds the step's
- * sequences and the loss can be recomputed on them. */
+/* The hybrid term: cross-entropy on the ground truth of the same prompts,
+ * laid out in its own batch, so the step's batch and layout stay as they
+ * are and the loss can be recomputed on them. */
 static int hybrid_ce(gkd_distill_state *s, long step, double *ce) {
-    const int B = s->o.batch;
+    const int B = s->o.batch, V = s->student->config.vocab_size;
     int rc = 0;
     for (int b = 0; b < B; b++)
-        if ((rc = encode_example(s, &s->sub, b, s->examples[b], 1))) return rc;
-    gkd_seqbatch step_batch = s->batch;
-    s->batch = s->sub;
-    s->sub = step_batch;
-    gkd_step_stats unused = {0};
-    int mix_importance = s->o.mix_importance;
-    s->o.mix_importance = 0; /* ground truth was not sampled */
-    layout_batch(s, &unused);
-    s->o.mix_importance = mix_importance;
-    s->sub = s->batch;
-    s->batch = step_batch;
-    rc = gkd_model_forward(s->student, s->tokens_bt, B, s->T);
-    if (rc) goto done;
-    size_t NV = (size_t)B * s->T * s->student->config.vocab_size;
-    memset(s->dlogits, 0, sizeof(float) * NV);
-    *ce = weighted_ce(s->dlogits, s->ce_row_loss, s->student->logits, s->targets_bt, s->weight_bt, B * s->T,
-                      s->student->config.vocab_size, s->o.ce_weight);
-    if (!isfinite(*ce)) {
-        rc = gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
-        goto done;
-    }
-    rc = gkd_model_backward(s->student, s->dlogits);
-done:
-    layout_batch(s, &unused);
-    return rc;
+        if ((rc = encode_example(s, &s->truth, b, s->examples[b], 1))) return rc;
+    gkd_batch_layout_fill(&s->truth_layout, &s->truth, NULL /* ground truth was not sampled */,
+                          s->o.per_sequence);
+    const gkd_batch_layout *l = &s->truth_layout;
+    if ((rc = gkd_model_forward(s->student, l->tokens, B, l->T))) return rc;
+    const int N = B * l->T;
+    memset(s->dlogits, 0, sizeof(float) * (size_t)N * V);
+    *ce = weighted_ce(s->dlogits, s->ce_row_loss, s->student->logits, l->targets, l->weight, N, V, s->o.ce_weight);
+    if (!isfinite(*ce)) return gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
+    return gkd_model_backward(s->student, s->dlogits);
 }
 
 /* Index of the first non-finite value of x[0..n), or n. */
@@ -424,7 +373,7 @@ static const char *nonfinite_param_tensor(const gkd_model *m) {
 /* A non-finite loss: say which tensor went bad first along the data path
  * (teacher parameters, teacher logits, student parameters, student logits). */
 static int nonfinite_loss_error(const gkd_distill_state *s, long step, double loss, const float *zt) {
-    size_t NV = (size_t)s->o.batch * s->T * s->student->config.vocab_size;
+    size_t NV = (size_t)s->o.batch * s->layout.T * s->student->config.vocab_size;
     const char *name;
     if (zt && (name = nonfinite_param_tensor(s->teacher)))
         return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): teacher tensor '%s' holds NaN or Inf",
@@ -443,9 +392,10 @@ static int nonfinite_loss_error(const gkd_distill_state *s, long step, double lo
 
 /* 1 if every logit of the rows the loss reads is finite. */
 static int loss_rows_finite(const gkd_distill_state *s, const float *z) {
-    const int N = s->o.batch * s->T, V = s->student->config.vocab_size;
+    const gkd_batch_layout *l = &s->layout;
+    const int N = l->B * l->T, V = s->student->config.vocab_size;
     for (int n = 0; n < N; n++) {
-        if (s->mask_bt[n] == 0 && s->weight_bt[n] == 0) continue;
+        if (l->mask[n] == 0 && l->weight[n] == 0) continue;
         if (first_nonfinite(z + (size_t)n * V, (size_t)V) < (size_t)V) return 0;
     }
     return 1;
@@ -453,7 +403,7 @@ static int loss_rows_finite(const gkd_distill_state *s, const float *z) {
 
 int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st) {
     memset(st, 0, sizeof *st);
-    st->ce = NAN;
+    st->ce = NAN; /* no hybrid term (yet): an empty ce column, not an error */
     int rc = build_batch(s, step);
     if (rc) return gkd_error_wrap(rc, "step %ld", step);
     for (int b = 0; b < s->o.batch; b++) st->source_count[s->choices[b].source]++;
@@ -464,19 +414,20 @@ int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st) {
 void gkd_distill_layout(gkd_distill_state *s, gkd_step_stats *st) { layout_batch(s, st); }
 
 int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
+    const gkd_batch_layout *l = &s->layout;
     const int B = s->o.batch, V = s->student->config.vocab_size;
-    const int T = s->T, N = B * T;
+    const int T = l->T, N = B * T;
     int rc;
     double t1 = gkd_now();
     gkd_model_zero_grad(s->student);
     const float *zt = NULL;
     if (needs_teacher_scores(&s->o)) {
-        if ((rc = gkd_model_forward(s->teacher, s->tokens_bt, B, T))) return rc;
+        if ((rc = gkd_model_forward(s->teacher, l->tokens, B, T))) return rc;
         zt = s->teacher->logits;
     }
     double t2 = gkd_now();
     st->time_teacher = t2 - t1;
-    if ((rc = gkd_model_forward(s->student, s->tokens_bt, B, T))) return rc;
+    if ((rc = gkd_model_forward(s->student, l->tokens, B, T))) return rc;
     const float *zs = s->student->logits;
     /* The divergences skip terms whose probability is not > 0, which a NaN
      * never is, so non-finite logits could pass as a finite loss. */
@@ -485,7 +436,7 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
     const float tau = s->o.loss_temperature;
     switch (s->o.divergence.kind) {
     case GKD_DIV_CE:
-        st->divergence = weighted_ce(s->dlogits, s->ce_row_loss, zs, s->targets_bt, s->weight_bt, N, V, 1.0f);
+        st->divergence = weighted_ce(s->dlogits, s->ce_row_loss, zs, l->targets, l->weight, N, V, 1.0f);
         st->loss = st->divergence;
         break;
     case GKD_DIV_PG_RKL: {
@@ -493,18 +444,18 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
             if (s->choices[b].source != GKD_SRC_STUDENT)
                 return gkd_error(GKD_EINVAL, "step %ld: pg_rkl needs student rollouts, got a %s batch",
                                  step, gkd_source_name(s->choices[b].source));
-        double r = gkd_pg_rkl_rewards(s->rewards, zs, zt, s->targets_bt, s->mask_bt, N, V, tau);
+        double r = gkd_pg_rkl_rewards(s->rewards, zs, zt, l->targets, l->mask, N, V, tau);
         (void)r;
-        gkd_pg_advantages(s->advantages, s->rewards, s->mask_bt, B, T, s->o.pg_advantage);
-        st->loss = gkd_pg_loss(zs, s->targets_bt, s->advantages, s->weight_bt, N, V, tau, 1.0f, s->dlogits);
+        gkd_pg_advantages(s->advantages, s->rewards, l->mask, B, T, s->o.pg_advantage);
+        st->loss = gkd_pg_loss(zs, l->targets, s->advantages, l->weight, N, V, tau, 1.0f, s->dlogits);
         /* Logged: the sampled-token estimate of reverse KL, mean like the loss. */
         double est = 0;
-        for (int n = 0; n < N; n++) est -= (double)s->weight_bt[n] * s->rewards[n];
+        for (int n = 0; n < N; n++) est -= (double)l->weight[n] * s->rewards[n];
         st->divergence = est;
         break;
     }
     default:
-        st->divergence = gkd_divergence_eval(&s->o.divergence, zs, zt, s->weight_bt, N, V, tau, 1.0f,
+        st->divergence = gkd_divergence_eval(&s->o.divergence, zs, zt, l->weight, N, V, tau, 1.0f,
                                              NULL, s->dlogits);
         st->loss = st->divergence;
     }

@@ -9,6 +9,8 @@
 #include "gkd/replay.h"
 #include "gkd/schedule.h"
 
+#include "batch_layout.h"
+
 typedef struct {
     gkd_distill_options o;
     gkd_model *student, *teacher;
@@ -18,19 +20,18 @@ typedef struct {
     gkd_schedule *schedule;
     gkd_sampler *student_sampler, *teacher_sampler, *mixed_sampler;
     gkd_seqbatch batch;          /* the step's sequences, (B, cap) */
-    gkd_seqbatch sub;            /* rows handed to a sampler or the replay buffer */
+    gkd_seqbatch gathered;       /* (B, cap) scratch: the rows of one source, gathered for a
+                                    sampler or filled from the replay buffer */
     size_t *examples;            /* (B) train example of each row */
     gkd_schedule_choice *choices;/* (B) source of each row */
     int *rows;                   /* (B) scratch: rows with one source */
     uint64_t *stream_ids;        /* (B) scratch: sampling streams */
-    int *targets_cap;            /* (B, cap) */
-    float *mask_cap;             /* (B, cap) */
-    int T;                       /* longest sequence of the step */
-    int *tokens_bt, *targets_bt; /* (B, T) */
-    float *mask_bt, *weight_bt;  /* (B, T) loss mask, and its normalized weights */
-    float *iw, *sub_iw;          /* (B, cap) importance weights of teacher-mixed tokens */
-    float *rewards, *advantages; /* (B, T) pg_rkl */
-    float *dlogits;              /* (B, T, V) */
+    gkd_batch_layout layout;     /* batch laid out for the loss: (B, T) tokens, targets, weights */
+    gkd_seqbatch truth;          /* ce_weight > 0: ground truth of the step's prompts, (B, cap) */
+    gkd_batch_layout truth_layout; /* ce_weight > 0: truth laid out for the hybrid CE term */
+    float *iw, *gathered_iw;     /* (B, cap) importance weights of teacher-mixed tokens */
+    float *rewards, *advantages; /* (B, cap) pg_rkl, used as (B, T) */
+    float *dlogits;              /* (B, cap, V), used as (B, T, V) */
     double *ce_row_loss;         /* (B, cap) scratch of the cross-entropy, one value per position */
     int **seqkd_cache;           /* per train example: {prompt_len, len, eos, tokens[cap]} */
     size_t seqkd_cache_n;
@@ -55,7 +56,7 @@ int gkd_distill_step(gkd_distill_state *s, long step, gkd_step_stats *st);
 /* The parts of a step, exposed for tests and benchmarks. */
 /** Build the batch of `step` (sources, rollouts, replay) and lay it out. */
 int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st);
-/** Recompute s->T, tokens_bt, targets_bt, mask_bt and weight_bt from s->batch. */
+/** Recompute s->layout from s->batch (and st->tokens, st->rollout_len). */
 void gkd_distill_layout(gkd_distill_state *s, gkd_step_stats *st);
 /** Teacher and student forward on the prepared batch, loss (hybrid CE
  *  included), student gradients in student->grads_memory (zeroed first),
