@@ -575,16 +575,29 @@ START_TEST(test_hashes) {
         }
     gkd_experiment_free(e);
 
-    char t0[17], s0[17], c0[17], t1[17], s1[17], c1[17];
+    char t0[17], s0[17], c0[17], t1[17], s1[17], c1[17], t2[17], s2[17], c2[17];
     one_cell_hashes("name: x\n", t0, s0, c0);
     one_cell_hashes("name: y\ndescription: other\nslurm: {time: '5'}\n", t1, s1, c1);
     ck_assert_str_eq(t0, t1); /* name, description, slurm change nothing */
     ck_assert_str_eq(s0, s1);
     ck_assert_str_eq(c0, c1);
-    one_cell_hashes("name: x\ndistill: {lr: 0.01}\neval: {n: 100}\n", t1, s1, c1);
+    one_cell_hashes("name: x\ndistill: {lr: 0.01}\neval: {every: 50, samples: 4}\n", t1, s1, c1);
     ck_assert_str_eq(t0, t1);
     ck_assert_str_eq(s0, s1);
     ck_assert_str_ne(c0, c1);
+    /* The shared runs' one evaluation uses eval.n, decode and temperature:
+     * they are part of the shared teacher and SFT student. */
+    const char *shared_eval[] = {"name: x\neval: {n: 100}\n", "name: x\neval: {decode: sample}\n",
+                                 "name: x\neval: {temperature: 0.5}\n"};
+    for (int k = 0; k < 3; k++) {
+        one_cell_hashes(shared_eval[k], t1, s1, c1);
+        ck_assert_str_ne(t0, t1);
+        ck_assert_str_ne(s0, s1);
+        ck_assert_str_ne(c0, c1);
+    }
+    one_cell_hashes("name: x\nstudent: {init: random}\neval: {n: 100}\n", t1, s1, c1);
+    one_cell_hashes("name: x\nstudent: {init: random}\n", t2, s2, c2);
+    ck_assert_str_eq(s1, s2); /* a random init is not evaluated */
     one_cell_hashes("name: x\nteacher: {model: {layers: 3}}\n", t1, s1, c1);
     ck_assert_str_ne(t0, t1);
     ck_assert_str_eq(s0, s1); /* SFT does not depend on the teacher */
@@ -598,7 +611,6 @@ START_TEST(test_hashes) {
     ck_assert_str_eq(t0, t1);
     ck_assert_str_ne(s0, s1);
     one_cell_hashes("name: x\nstudent: {init: random, sft: {steps: 10}}\n", t1, s1, c1);
-    char t2[17], s2[17], c2[17];
     one_cell_hashes("name: x\nstudent: {init: random}\n", t2, s2, c2);
     ck_assert_str_eq(s1, s2); /* sft options do not matter to a random init */
     ck_assert_str_ne(s0, s2);

@@ -75,13 +75,17 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if (!strcmp(p, "teacher.train.lr_min") && c->teacher_train.lr_min < 0) return 0;
     if (!strcmp(p, "student.sft.lr_min") && c->student_sft.lr_min < 0) return 0;
     if (!strcmp(p, "distill.lr_min") && c->distill.opt.lr_min < 0) return 0;
+    /* A shared teacher or SFT student is evaluated once, with the cell's
+     * eval.n, eval.decode and eval.temperature: they are part of what is
+     * shared, so its eval.csv never depends on which cell trained it. */
+    const int shared_eval = !strcmp(p, "eval.n") || !strcmp(p, "eval.decode") || !strcmp(p, "eval.temperature");
     switch (why) {
     case P_WRITE: return 1;
     case P_CONFIG: return strcmp(p, "name") && strcmp(p, "description") && !starts(p, "slurm.");
-    case P_TEACHER: return starts(p, "task.") || starts(p, "teacher.");
+    case P_TEACHER: return starts(p, "task.") || starts(p, "teacher.") || (shared_eval && !c->teacher_checkpoint);
     case P_STUDENT_INIT:
         if (c->student_init == GKD_INIT_SFT)
-            return starts(p, "task.") || starts(p, "student.") || !strcmp(p, "seeds");
+            return starts(p, "task.") || starts(p, "student.") || !strcmp(p, "seeds") || shared_eval;
         if (c->student_init == GKD_INIT_RANDOM)
             return starts(p, "student.model.") || !strcmp(p, "student.init") || !strcmp(p, "seeds");
         return starts(p, "student.model.") || !strcmp(p, "student.init");
