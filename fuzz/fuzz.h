@@ -81,6 +81,9 @@ static inline void fuzz_check_error(int rc, const char *what) {
  * refused (GKD_EMISMATCH) before its state is read. */
 #define FUZZ_NSCHEDULES 3
 #define FUZZ_SCHEDULE_SEED 42u
+/* The vocabulary replayed tokens are checked against (the seeds' tokens
+ * are below 13). */
+#define FUZZ_VOCAB 16
 static inline gkd_schedule_options fuzz_schedule_options(int k) {
     gkd_schedule_options o = GKD_SCHEDULE_OPTIONS_INIT;
     o.lambda = 0.5;

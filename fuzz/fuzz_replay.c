@@ -34,7 +34,7 @@ static void check(int ok, const char *what) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     gkd_replay *r = NULL;
-    int rc = gkd_replay_load(&r, data, size);
+    int rc = gkd_replay_load(&r, data, size, FUZZ_VOCAB);
     if (rc) {
         fuzz_check_error(rc, "gkd_replay_load");
         check(r == NULL, "failed load left a buffer");
@@ -53,6 +53,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < count; i++) {
             check(gkd_replay_get(r, i, &b, i % 3) == 0, "an item does not fit its own seq_cap");
             check(b.prompt_len[i % 3] <= b.len[i % 3] && b.len[i % 3] <= b.cap, "item lengths");
+            for (int t = 0; t < b.len[i % 3]; t++) {
+                int v = b.tokens[(i % 3) * b.cap + t];
+                check(v >= 0 && v < FUZZ_VOCAB, "a loaded token is outside the vocabulary");
+            }
         }
         check(gkd_replay_sample(r, 7, 3, &b, NULL) == 0, "sample");
         gkd_seqbatch_free(&b);

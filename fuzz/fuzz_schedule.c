@@ -39,7 +39,7 @@ static void one(int k, const uint8_t *data, size_t size) {
     unsigned char *before = NULL, *after = NULL;
     size_t nb = 0, na = 0;
     check(gkd_schedule_save(s, &before, &nb) == 0, "save");
-    int rc = gkd_schedule_load(s, data, size);
+    int rc = gkd_schedule_load(s, data, size, FUZZ_VOCAB);
     if (rc) {
         fuzz_check_error(rc, "gkd_schedule_load");
         check(gkd_schedule_save(s, &after, &na) == 0, "save");
@@ -49,7 +49,7 @@ static void one(int k, const uint8_t *data, size_t size) {
         check(gkd_schedule_save(s, &after, &na) == 0, "save of a loaded schedule");
         gkd_schedule *t = NULL;
         check(gkd_schedule_new(&t, &o, FUZZ_SCHEDULE_SEED) == 0, "schedule_new");
-        if (gkd_schedule_load(t, after, na) != 0) {
+        if (gkd_schedule_load(t, after, na, FUZZ_VOCAB) != 0) {
             fprintf(stderr, "fuzz_schedule: a saved state does not load: %s\n", gkd_last_error());
             abort();
         }

@@ -12,6 +12,10 @@
 #include "gkd/schedule.h"
 #include "gkd/tokenizer.h"
 
+/* Vocabulary the loads of these tests check tokens against: above every
+ * token batch_fill writes (100 + tag, tag < 400). */
+#define TEST_VOCAB 1024
+
 static void assert_binomial(long k, long n, double p, const char *what) {
     double sd = sqrt(n * p * (1 - p));
     double lo = n * p - 5 * sd, hi = n * p + 5 * sd;
@@ -421,7 +425,7 @@ START_TEST(test_replay_serialization) {
     unsigned char *blob, *blob2;
     size_t size, size2;
     ck_assert(gkd_replay_save(r, &blob, &size) == 0);
-    ck_assert(gkd_replay_load(&back, blob, size) == 0);
+    ck_assert(gkd_replay_load(&back, blob, size, TEST_VOCAB) == 0);
     ck_assert(gkd_replay_save(back, &blob2, &size2) == 0);
     ck_assert(size == size2 && memcmp(blob, blob2, size) == 0);
     free(blob2);
@@ -442,25 +446,25 @@ START_TEST(test_replay_serialization) {
         memcpy(bad, blob, size);
         bad[i] ^= 0x20;
         back = NULL;
-        int rc = gkd_replay_load(&back, bad, size);
+        int rc = gkd_replay_load(&back, bad, size, TEST_VOCAB);
         ck_assert_msg(rc == GKD_ECORRUPT || rc == GKD_EFORMAT || rc == GKD_EVERSION, "byte %zu: rc %d", i, rc);
         ck_assert(back == NULL);
     }
-    for (size_t n = 0; n < size; n += 7) ck_assert_int_lt(gkd_replay_load(&back, blob, n), 0);
+    for (size_t n = 0; n < size; n += 7) ck_assert_int_lt(gkd_replay_load(&back, blob, n, TEST_VOCAB), 0);
     memcpy(bad, blob, size);
     bad[0] = 'X';
-    ck_assert_int_eq(gkd_replay_load(&back, bad, size), GKD_EFORMAT);
+    ck_assert_int_eq(gkd_replay_load(&back, bad, size, TEST_VOCAB), GKD_EFORMAT);
     memcpy(bad, blob, size);
     bad[8] = 2;
-    ck_assert_int_eq(gkd_replay_load(&back, bad, size), GKD_EVERSION);
+    ck_assert_int_eq(gkd_replay_load(&back, bad, size, TEST_VOCAB), GKD_EVERSION);
     memcpy(bad, blob, size);
     bad[20] = 9; /* count 9 > capacity 4, checksum fixed up */
     reseal(bad, size);
-    ck_assert_int_eq(gkd_replay_load(&back, bad, size), GKD_EFORMAT);
+    ck_assert_int_eq(gkd_replay_load(&back, bad, size, TEST_VOCAB), GKD_EFORMAT);
     memcpy(bad, blob, size);
     bad[32] = 0x7f; /* first item's prompt_len > len */
     reseal(bad, size);
-    ck_assert_int_eq(gkd_replay_load(&back, bad, size), GKD_EFORMAT);
+    ck_assert_int_eq(gkd_replay_load(&back, bad, size, TEST_VOCAB), GKD_EFORMAT);
     free(bad);
     free(blob);
     gkd_replay_free(r);
@@ -482,11 +486,61 @@ START_TEST(test_replay_load_refuses_huge_shape) {
     for (int i = 0; i < 4; i++) blob[12 + i] = blob[16 + i] = (unsigned char)(dim >> (8 * i));
     reseal(blob, size);
     r = NULL;
-    ck_assert_int_eq(gkd_replay_load(&r, blob, size), GKD_EFORMAT);
+    ck_assert_int_eq(gkd_replay_load(&r, blob, size, TEST_VOCAB), GKD_EFORMAT);
     ck_assert(r == NULL);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), "bad header"));
     ck_assert_int_eq(gkd_replay_new(&r, 1 << 24, 1 << 24), GKD_EINVAL);
     ck_assert_int_eq(gkd_replay_new(&r, 1 << 21, 1 << 8), GKD_EINVAL);
+    free(blob);
+}
+END_TEST
+
+/* Replayed items go to the model on resume: a token the saved buffer
+ * holds at or above the model's vocabulary would index past its
+ * embedding table. The load refuses it with one line naming the item and
+ * the vocabulary; tokens up to vocab_size - 1 load. */
+START_TEST(test_replay_load_refuses_tokens_outside_vocabulary) {
+    gkd_replay *r = NULL, *back = NULL;
+    ck_assert(gkd_replay_new(&r, 4, 8) == 0);
+    test_batch tb;
+    batch_init(&tb, 2, 8);
+    batch_fill(&tb, 0); /* largest token: 100 + 0 */
+    tb.tokens[8 + 3] = 200; /* item 1, position 3 */
+    ck_assert(gkd_replay_push_batch(r, &tb.b) == 0);
+    unsigned char *blob;
+    size_t size;
+    ck_assert(gkd_replay_save(r, &blob, &size) == 0);
+    gkd_replay_free(r);
+
+    ck_assert_msg(gkd_replay_load(&back, blob, size, 201) == 0, "%s", gkd_last_error());
+    gkd_replay_free(back);
+    back = NULL;
+    ck_assert_int_eq(gkd_replay_load(&back, blob, size, 200), GKD_EFORMAT);
+    ck_assert(back == NULL);
+    const char *msg = gkd_last_error();
+    ck_assert_msg(strstr(msg, "item 1") && strstr(msg, "token 200") && strstr(msg, "vocabulary of 200"), "%s", msg);
+    ck_assert_ptr_null(strchr(msg, '\n'));
+    ck_assert_int_eq(gkd_replay_load(&back, blob, size, 10), GKD_EFORMAT); /* item 0 holds token 10 */
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "item 0"));
+    ck_assert_int_eq(gkd_replay_load(&back, blob, size, 0), GKD_EINVAL);
+
+    /* Through the schedule state of a checkpoint, as a resume loads it. */
+    gkd_schedule_options o = GKD_SCHEDULE_OPTIONS_INIT;
+    o.replay = GKD_REPLAY_FIXED;
+    o.p_replay = 0.5;
+    o.capacity = 4;
+    o.seq_cap = 8;
+    gkd_schedule *s = make(&o, 5), *t = make(&o, 5);
+    ck_assert(gkd_replay_push_batch(gkd_schedule_buffer(s), &tb.b) == 0);
+    free(blob);
+    ck_assert(gkd_schedule_save(s, &blob, &size) == 0);
+    ck_assert_int_eq(gkd_schedule_load(t, blob, size, 200), GKD_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "vocabulary of 200"));
+    ck_assert_int_eq(gkd_replay_count(gkd_schedule_buffer(t)), 0);
+    ck_assert_msg(gkd_schedule_load(t, blob, size, 201) == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(gkd_replay_count(gkd_schedule_buffer(t)), 2);
+    gkd_schedule_free(s);
+    gkd_schedule_free(t);
     free(blob);
 }
 END_TEST
@@ -536,7 +590,7 @@ START_TEST(test_schedule_resume_and_determinism) {
     ck_assert(gkd_schedule_save(c, &blob, &size) == 0);
     gkd_schedule_free(c);
     gkd_schedule *d = make(&o, 77);
-    ck_assert_msg(gkd_schedule_load(d, blob, size) == 0, "%s", gkd_last_error());
+    ck_assert_msg(gkd_schedule_load(d, blob, size, TEST_VOCAB) == 0, "%s", gkd_last_error());
     ck_assert_int_eq(gkd_schedule_next_step(d), CUT);
     drive(d, CUT, N, B, resumed + CUT * B);
     ck_assert(memcmp(full, resumed, sizeof full) == 0);
@@ -557,24 +611,24 @@ START_TEST(test_schedule_resume_and_determinism) {
 
     /* Mismatched options or seed, and damaged blobs, leave the schedule as it was. */
     gkd_schedule *f = make(&o, 99);
-    ck_assert_int_eq(gkd_schedule_load(f, blob, size), GKD_EMISMATCH);
+    ck_assert_int_eq(gkd_schedule_load(f, blob, size, TEST_VOCAB), GKD_EMISMATCH);
     ck_assert_int_eq(gkd_schedule_next_step(f), 0);
     gkd_schedule_free(f);
     gkd_schedule_options o2 = o;
     o2.seqkd = 0.31;
     f = make(&o2, 77);
-    ck_assert_int_eq(gkd_schedule_load(f, blob, size), GKD_EMISMATCH);
+    ck_assert_int_eq(gkd_schedule_load(f, blob, size, TEST_VOCAB), GKD_EMISMATCH);
     gkd_schedule_free(f);
     unsigned char *bad = malloc(size);
     for (size_t i = 0; i < size; i += 3) {
         memcpy(bad, blob, size);
         bad[i] ^= 0x01;
-        int rc = gkd_schedule_load(d, bad, size);
+        int rc = gkd_schedule_load(d, bad, size, TEST_VOCAB);
         ck_assert_msg(rc == GKD_ECORRUPT || rc == GKD_EFORMAT || rc == GKD_EVERSION, "byte %zu: rc %d", i, rc);
         ck_assert_int_eq(gkd_schedule_next_step(d), N);
     }
-    ck_assert_int_eq(gkd_schedule_load(d, blob, size - 1), GKD_ECORRUPT);
-    ck_assert_int_eq(gkd_schedule_load(d, blob, 5), GKD_EFORMAT);
+    ck_assert_int_eq(gkd_schedule_load(d, blob, size - 1, TEST_VOCAB), GKD_ECORRUPT);
+    ck_assert_int_eq(gkd_schedule_load(d, blob, 5, TEST_VOCAB), GKD_EFORMAT);
     free(bad);
     free(blob);
     gkd_schedule_free(a);
@@ -587,7 +641,7 @@ START_TEST(test_schedule_resume_and_determinism) {
     gkd_schedule *g = make(&p, 1), *h = make(&p, 1);
     drive(g, 0, 10, B, full);
     ck_assert(gkd_schedule_save(g, &blob, &size) == 0);
-    ck_assert(gkd_schedule_load(h, blob, size) == 0);
+    ck_assert(gkd_schedule_load(h, blob, size, TEST_VOCAB) == 0);
     ck_assert_int_eq(gkd_schedule_next_step(h), 10);
     ck_assert(gkd_schedule_buffer(h) == NULL);
     ck_assert_int_eq(gkd_schedule_replay(h, 10, NULL, NULL), GKD_ESTATE);
@@ -650,6 +704,7 @@ Suite *schedule_suite(void) {
     tcase_add_test(tc, test_replay_uniform_and_streams);
     tcase_add_test(tc, test_replay_serialization);
     tcase_add_test(tc, test_replay_load_refuses_huge_shape);
+    tcase_add_test(tc, test_replay_load_refuses_tokens_outside_vocabulary);
     tcase_add_test(tc, test_schedule_resume_and_determinism);
     tcase_add_test(tc, test_options_validation_and_names);
     suite_add_tcase(s, tc);

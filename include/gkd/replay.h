@@ -53,9 +53,11 @@ int gkd_replay_sample(const gkd_replay *r, uint64_t seed, uint64_t step, gkd_seq
  *  checksum; see docs/schedule.md). The caller frees *blob. */
 int gkd_replay_save(const gkd_replay *r, unsigned char **blob, size_t *size);
 /** A new buffer equal to the saved one (same items in the same order).
- *  GKD_EFORMAT (bad magic or fields), GKD_EVERSION, GKD_ECORRUPT
- *  (truncated or checksum mismatch). */
-int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size);
+ *  Every token must be in [0, vocab_size): the items go to a model with
+ *  that vocabulary. GKD_EFORMAT (bad magic or fields, a token outside the
+ *  vocabulary), GKD_EVERSION, GKD_ECORRUPT (truncated or checksum
+ *  mismatch), GKD_EINVAL (vocab_size < 1). */
+int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size, int vocab_size);
 
 #ifdef __cplusplus
 }

@@ -128,9 +128,11 @@ int gkd_schedule_replay(const gkd_schedule *s, long step, gkd_seqbatch *dst, int
  *  options and seed it belongs to, into a malloc'd blob. */
 int gkd_schedule_save(const gkd_schedule *s, unsigned char **blob, size_t *size);
 /** Restore a saved state into s, which must have been created with the same
- *  options and seed (GKD_EMISMATCH otherwise). On any error s is unchanged.
- *  GKD_EFORMAT, GKD_EVERSION, GKD_ECORRUPT as for gkd_replay_load. */
-int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size);
+ *  options and seed (GKD_EMISMATCH otherwise). The replay buffer's tokens
+ *  must be below vocab_size (the model's vocabulary). On any error s is
+ *  unchanged. GKD_EFORMAT, GKD_EVERSION, GKD_ECORRUPT, GKD_EINVAL as for
+ *  gkd_replay_load. */
+int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size, int vocab_size);
 
 #ifdef __cplusplus
 }

@@ -181,7 +181,7 @@ static int resume(gkd_distill_state *s, const run_paths *p, long *step) {
                        (long long)d.step, s->o.steps);
         goto done;
     }
-    if ((rc = gkd_schedule_load(s->schedule, d.extra, d.extra_len))) {
+    if ((rc = gkd_schedule_load(s->schedule, d.extra, d.extra_len, s->student->config.vocab_size))) {
         rc = gkd_error_wrap(rc, "resume: %s", p->ckpt);
         goto done;
     }

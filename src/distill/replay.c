@@ -171,11 +171,13 @@ int gkd_replay_save(const gkd_replay *r, unsigned char **blob, size_t *size) {
     return 0;
 }
 
-int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size) {
+int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size, int vocab_size) {
     *out = NULL;
     gkd_replay *r = NULL;
     int rc = 0;
     const size_t header = 8 + 4 * 4 + 8;
+    if (vocab_size < 1)
+        return gkd_error(GKD_EINVAL, "replay buffer: vocabulary size %d must be positive", vocab_size);
     if (size < 8 || memcmp(blob, REPLAY_MAGIC, 8) != 0)
         return gkd_error(GKD_EFORMAT, "replay buffer: bad magic (not a replay buffer blob)");
     if (size < header + 8) return gkd_error(GKD_ECORRUPT, "replay buffer: truncated (%zu bytes)", size);
@@ -204,8 +206,11 @@ int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size) {
         int *tok = r->tokens + (size_t)i * seq_cap;
         for (uint32_t t = 0; t < len; t++) {
             uint32_t v = blob_get_u32(&rd);
-            if (v > INT32_MAX) {
-                rc = gkd_error(GKD_EFORMAT, "replay buffer: item %u has a negative token", i);
+            /* The items go to a model of vocab_size tokens on resume. */
+            if (!rd.short_read && v >= (uint32_t)vocab_size) {
+                rc = gkd_error(GKD_EFORMAT,
+                               "replay buffer: item %u has token %u at position %u, outside the vocabulary of %d", i,
+                               v, t, vocab_size);
                 goto done;
             }
             tok[t] = (int)v;

@@ -244,7 +244,7 @@ done:
     return rc;
 }
 
-int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size) {
+int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size, int vocab_size) {
     gkd_replay *buffer = NULL;
     unsigned char ident[256];
     blob_writer iw = {ident, 0};
@@ -274,7 +274,7 @@ int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size) {
         rn != (uint64_t)(rd.end - rd.p) || (rn == 0) != (s->buffer == NULL))
         return gkd_error(GKD_EFORMAT, "schedule state: bad fields (step, threshold, reference loss or buffer size)");
     if (rn) {
-        rc = gkd_replay_load(&buffer, rd.p, (size_t)rn);
+        rc = gkd_replay_load(&buffer, rd.p, (size_t)rn, vocab_size);
         if (rc) return gkd_error_wrap(rc, "schedule state");
         if (gkd_replay_capacity(buffer) != s->opt.capacity || gkd_replay_seq_cap(buffer) != s->opt.seq_cap) {
             gkd_replay_free(buffer);
