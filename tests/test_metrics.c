@@ -614,6 +614,30 @@ START_TEST(test_eval_bleu_smoothing) {
 }
 END_TEST
 
+/* A library caller's val_divergence and loss temperature are checked
+ * before anything is evaluated, not asserted inside the divergence. */
+START_TEST(test_eval_checks_val_divergence) {
+    eval_world w;
+    eval_world_make(&w);
+    gkd_eval_options o = GKD_EVAL_OPTIONS_INIT;
+    o.max_new_tokens = 1;
+    o.samples = 0;
+    gkd_eval_result r;
+    OK(gkd_evaluate(&r, w.model, w.model, w.tok, w.task, &o));
+    ck_assert_double_eq_tol(r.v[GKD_M_VAL_LOSS], 0.0, 1e-12); /* a model against itself */
+    o.tau = 0.0f;
+    ck_assert_int_eq(gkd_evaluate(&r, w.model, w.model, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_msg(strstr(gkd_last_error(), "evaluate: val_divergence") && strstr(gkd_last_error(), "temperature"),
+                  "%s", gkd_last_error());
+    o.tau = 1.0f;
+    o.val_divergence.kind = GKD_DIV_JSD;
+    o.val_divergence.param = 1.5;
+    ck_assert_int_eq(gkd_evaluate(&r, w.model, w.model, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_msg(strstr(gkd_last_error(), "evaluate: val_divergence"), "%s", gkd_last_error());
+    eval_world_free(&w);
+}
+END_TEST
+
 /* gkd eval --bleu-smoothing: an unknown name is one line naming the valid
  * ones, exit status 2, before any file is read. */
 START_TEST(test_cli_bleu_smoothing_flag) {
@@ -663,6 +687,7 @@ Suite *metrics_suite(void) {
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("eval");
     tcase_add_test(te, test_eval_bleu_smoothing);
+    tcase_add_test(te, test_eval_checks_val_divergence);
     tcase_add_test(te, test_cli_bleu_smoothing_flag);
     tcase_set_timeout(te, 60);
     suite_add_tcase(s, te);

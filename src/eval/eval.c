@@ -202,6 +202,10 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
                          GKD_BLEU_SMOOTHING_CORPUS_NAMES);
     int rc = gkd_bleu_smoothing_parse(&parsed, smoothing, 1);
     if (rc) return gkd_error_wrap(rc, "evaluate");
+    /* val_loss evaluates this divergence: its preconditions are asserted
+     * inside, so a caller's options are checked here. */
+    if (teacher && (rc = gkd_divergence_check(&opt->val_divergence, opt->tau)))
+        return gkd_error_wrap(rc, "evaluate: val_divergence");
     evaluator e = {.student = student, .teacher = teacher, .tok = tok, .task = task, .o = opt};
     e.B = opt->batch > 0 ? opt->batch : 32;
     e.cap = student->config.max_seq_len;
