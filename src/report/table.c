@@ -846,10 +846,10 @@ static void caption(char *out, size_t size, const gkd_table *t, int latex, int c
                               : t->refs[r] == GKD_REF_TEACHER
                                   ? (t->at == GKD_AT_FINAL || t->at == GKD_AT_BEST
                                          ? " Reference row teacher: the grid's teacher after its training, from its "
-                                           "own evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; "
+                                           "own evaluation (shared/teacher-*/eval.csv, the first eval.n eval prompts, no samples; "
                                            "one run)."
                                          : " Reference row teacher: the grid's teacher after its training, from its "
-                                           "own evaluation (shared/teacher-*/eval.csv, the first 200 eval prompts; "
+                                           "own evaluation (shared/teacher-*/eval.csv, the first eval.n eval prompts, no samples; "
                                            "one run), at its final evaluation: it has no distillation curve.")
                                   : " Reference row init: the students before distillation, their evaluation at step 0 "
                                     "(one per seed).");
