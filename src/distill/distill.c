@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gkd/checkpoint.h"
 #include "gkd/error.h"
 #include "gkd/rng.h"
 #include "util/clock.h"
@@ -360,6 +361,18 @@ static size_t first_nonfinite(const float *x, size_t n) {
     return n;
 }
 
+/* Name of m's parameter tensor holding a value beyond what a checkpoint
+ * holds (GKD_CHECKPOINT_MAX_ABS_WEIGHT), or NULL. */
+static const char *unbounded_param_tensor(const gkd_model *m) {
+    const float *p = m->params_memory;
+    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
+        for (size_t i = 0; i < m->param_sizes[k]; i++)
+            if (fabsf(p[i]) > GKD_CHECKPOINT_MAX_ABS_WEIGHT) return gkd_param_names[k];
+        p += m->param_sizes[k];
+    }
+    return NULL;
+}
+
 /* Name of m's parameter tensor holding a non-finite value, or NULL. */
 static const char *nonfinite_param_tensor(const gkd_model *m) {
     const float *p = m->params_memory;
@@ -482,6 +495,11 @@ int gkd_distill_update(gkd_distill_state *s, long step, gkd_step_stats *st) {
     const char *bad = nonfinite_param_tensor(s->student);
     if (bad)
         return gkd_error(GKD_ENAN, "step %ld: the update made student tensor '%s' non-finite", step, bad);
+    /* A checkpoint refuses weights beyond the bound (they overflow the
+     * first product), so a run stops before writing one it cannot load. */
+    if ((bad = unbounded_param_tensor(s->student)))
+        return gkd_error(GKD_ENAN, "step %ld: the update made student tensor '%s' exceed |w| <= %g", step, bad,
+                         (double)GKD_CHECKPOINT_MAX_ABS_WEIGHT);
     st->time_update = gkd_now() - t3;
     return 0;
 }
