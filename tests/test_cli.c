@@ -374,6 +374,12 @@ START_TEST(test_bad_arguments) {
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "use fkl or rkl"));
     ck_assert_int_eq(gkd("distill --replay-loss-eps -1 --teacher t --out x"), 2);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "--replay-loss-eps"));
+    ck_assert_int_eq(gkd("train --task arith --bleu-smoothing method7 --out x"), 2);
+    const char *err = slurp("err.txt");
+    ck_assert_msg(!strncmp(err, "gkd train: --bleu-smoothing: BLEU smoothing 'method7' is not defined for corpus BLEU",
+                           84) &&
+                      strstr(err, "method4") && strchr(err, '\n') == err + strlen(err) - 1,
+                  "%s", err);
     ck_assert_int_eq(gkd("frobnicate"), 2);
 }
 END_TEST

@@ -595,6 +595,18 @@ START_TEST(test_hashes) {
         ck_assert_str_ne(s0, s1);
         ck_assert_str_ne(c0, c1);
     }
+    /* Keys added later change no hash at their defaults; allow_overlap none. */
+    const char *same[] = {"name: x\neval: {bleu_smoothing: method0}\n", "name: x\neval: {allow_overlap: true}\n"};
+    for (int k = 0; k < 2; k++) {
+        one_cell_hashes(same[k], t1, s1, c1);
+        ck_assert_str_eq(t0, t1);
+        ck_assert_str_eq(s0, s1);
+        ck_assert_str_eq(c0, c1);
+    }
+    one_cell_hashes("name: x\neval: {bleu_smoothing: method1}\n", t1, s1, c1);
+    ck_assert_str_ne(t0, t1); /* the shared runs' eval.csv has a bleu column */
+    ck_assert_str_ne(s0, s1);
+    ck_assert_str_ne(c0, c1);
     one_cell_hashes("name: x\nstudent: {init: random}\neval: {n: 100}\n", t1, s1, c1);
     one_cell_hashes("name: x\nstudent: {init: random}\n", t2, s2, c2);
     ck_assert_str_eq(s1, s2); /* a random init is not evaluated */

@@ -200,9 +200,15 @@ START_TEST(test_teacher_trained_on_eval_examples) {
     const char *err = gkd_last_error();
     ck_assert_msg(strstr(err, "cell 0 (seed=1): teacher.checkpoint ") && strstr(err, "/t.ckpt was trained on ") &&
                       strstr(err, " of the 200 eval examples (data seed 1 vs 1234); use the same task.seed, or "
-                                  "--allow-eval-overlap"),
+                                  "eval.allow_overlap: true"),
                   "%s", err);
     ck_assert_int_eq(check_opt(yaml, 1), 0);
+    ck_assert_msg(strstr(warned, "cell 0 (seed=1): teacher.checkpoint ") && strstr(warned, "allowed by"), "%s", warned);
+    /* The experiment file's opt-out does the same as gkd check's flag. */
+    const char *allowed = "name: x\ntask: {name: arith, digits: 2, train: 3000, eval: 200}\n"
+                          "teacher: {checkpoint: %s/t.ckpt}\nstudent: {model: {layers: 1, d_model: 8, heads: 1}}\n"
+                          "distill: {max_new_tokens: 4}\neval: {n: 200, allow_overlap: true}\n";
+    ck_assert_msg(check_opt(allowed, 0) == 0, "%s", gkd_last_error());
     ck_assert_msg(strstr(warned, "cell 0 (seed=1): teacher.checkpoint ") && strstr(warned, "allowed by"), "%s", warned);
     const char *same = "name: x\ntask: {name: arith, digits: 2, train: 3000, eval: 200, seed: 1}\n"
                        "teacher: {checkpoint: %s/t.ckpt}\nstudent: {model: {layers: 1, d_model: 8, heads: 1}}\n"

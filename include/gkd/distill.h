@@ -56,6 +56,7 @@ typedef struct {
     int eval_samples;           /* sampled completions per eval prompt (sample metrics) */
     float eval_temperature;     /* for the sampled completions */
     int eval_greedy;            /* 1: exact match etc. from greedy decoding; 0: from a sample */
+    int eval_bleu_smoothing;    /* gkd_bleu_smoothing of the bleu column (0: none) */
     int quiet;                  /* no progress callback output */
 } gkd_distill_options;
 

@@ -82,6 +82,8 @@ typedef struct {
     int samples;        /* samples per prompt (decode: sample) */
     int n;              /* eval examples used */
     double temperature; /* decode: sample */
+    int bleu_smoothing; /* gkd_bleu_smoothing of the bleu column (0: none, NLTK's default) */
+    int allow_overlap;  /* 1: a checkpoint trained on eval examples is a warning (in no hash) */
 } gkd_eval_config;
 
 typedef struct {

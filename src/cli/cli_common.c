@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "gkd/checkpoint.h"
 #include "gkd/error.h"
+#include "gkd/metrics.h"
 #include "gkd/parse.h"
 
 const char *cli_flag(int argc, char **argv, int *i, const char *name, int *err) {
@@ -155,7 +156,7 @@ int cli_check_eval_overlap(const char *cmd, const char *what, const gkd_task_rec
 const char cli_train_flags_help[] =
     "training: --steps N --batch N --lr X [--lr-min X --warmup N --weight-decay X --clip X]\n"
     "          --seed N [--eval-every N --eval-n N --eval-samples N --checkpoint-every N]\n"
-    "          [--max-new-tokens N]\n";
+    "          [--max-new-tokens N] [--bleu-smoothing method0|method1|method2|method3|method4]\n";
 
 int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const char *cmd) {
     int err = 0;
@@ -192,6 +193,15 @@ int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const 
     DOUBLE_FLAG("--lr-min", lr_min, "distill.lr_min")
     DOUBLE_FLAG("--weight-decay", weight_decay, "distill.weight_decay")
     DOUBLE_FLAG("--clip", clip, "distill.clip")
+    if ((v = cli_flag(argc, argv, i, "--bleu-smoothing", &err))) {
+        gkd_bleu_smoothing s;
+        if (gkd_bleu_smoothing_parse(&s, v, 1)) {
+            fprintf(stderr, "gkd %s: --bleu-smoothing: %s\n", cmd, gkd_last_error());
+            return -1;
+        }
+        o->eval_bleu_smoothing = (int)s;
+        return 1;
+    }
 #undef LONG_FLAG
 #undef DOUBLE_FLAG
     return err ? -1 : 0;

@@ -101,6 +101,7 @@ static gkd_eval_options eval_options(const gkd_distill_options *o) {
     eo.greedy = o->eval_greedy;
     eo.samples = o->eval_samples;
     eo.temperature = o->eval_temperature;
+    eo.bleu_smoothing = (gkd_bleu_smoothing)o->eval_bleu_smoothing;
     eo.max_new_tokens = o->sample.max_new_tokens;
     eo.batch = o->batch;
     eo.seed = o->seed;

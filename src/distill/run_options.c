@@ -89,6 +89,8 @@ int gkd_run_options_text(gkd_csv_buf *b, const gkd_model *student, const gkd_mod
     rc |= line(b, "seed", "%llu", (unsigned long long)o->seed);
     rc |= line(b, "eval", "%d %d %s %d", o->eval_n, o->eval_samples, num(n1, sizeof n1, o->eval_temperature),
                o->eval_greedy);
+    /* Written only when set, so the runs made before it resume. */
+    if (o->eval_bleu_smoothing) rc |= line(b, "bleu_smoothing", "%d", o->eval_bleu_smoothing);
     return rc ? gkd_error(GKD_ENOMEM, "out of memory") : 0;
 }
 

@@ -75,10 +75,15 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if (!strcmp(p, "teacher.train.lr_min") && c->teacher_train.lr_min < 0) return 0;
     if (!strcmp(p, "student.sft.lr_min") && c->student_sft.lr_min < 0) return 0;
     if (!strcmp(p, "distill.lr_min") && c->distill.opt.lr_min < 0) return 0;
+    /* Keys added after results existed are left out at their defaults, so
+     * those results keep their hashes; allow_overlap changes no result. */
+    if (!strcmp(p, "eval.bleu_smoothing") && c->eval.bleu_smoothing == 0) return 0;
+    if (!strcmp(p, "eval.allow_overlap") && (why != P_WRITE || !c->eval.allow_overlap)) return 0;
     /* A shared teacher or SFT student is evaluated once, with the cell's
-     * eval.n, eval.decode and eval.temperature: they are part of what is
-     * shared, so its eval.csv never depends on which cell trained it. */
-    const int shared_eval = !strcmp(p, "eval.n") || !strcmp(p, "eval.decode") || !strcmp(p, "eval.temperature");
+     * eval.n, decode, temperature and BLEU smoothing: they are part of what
+     * is shared, so its eval.csv never depends on which cell trained it. */
+    const int shared_eval = !strcmp(p, "eval.n") || !strcmp(p, "eval.decode") || !strcmp(p, "eval.temperature") ||
+                            !strcmp(p, "eval.bleu_smoothing");
     switch (why) {
     case P_WRITE: return 1;
     case P_CONFIG: return strcmp(p, "name") && strcmp(p, "description") && !starts(p, "slurm.");

@@ -38,7 +38,8 @@ static int check_overlap(const gkd_cell_config *c, const gkd_task *task, const g
     char what[4200], warning[1024];
     snprintf(what, sizeof what, "%s %s", key, path);
     int rc = gkd_task_check_eval_overlap(d->task_record, task, (size_t)c->eval.n, what, "task.seed",
-                                         "--allow-eval-overlap", o->allow_eval_overlap, warning, sizeof warning);
+                                         "eval.allow_overlap: true",
+                                         o->allow_eval_overlap || c->eval.allow_overlap, warning, sizeof warning);
     if (rc) return rc;
     if (warning[0]) {
         char line[1024 + GKD_CELL_NAME_MAX + 64];

@@ -179,6 +179,11 @@ const exp_key exp_keys[] = {
      TO(RUN_ALL, O_INT, eval_n)},
     {"eval.temperature", K_DOUBLE, "1", 0, 100, 0, 0, NULL, OFF(eval.temperature), "temperature of the sampled completions",
      TO(RUN_ALL, O_FLOAT, eval_temperature)},
+    {"eval.bleu_smoothing", K_ENUM, "method0", 0, 0, 0, 0, "method0|method1|method2|method3|method4",
+     OFF(eval.bleu_smoothing), "smoothing of the bleu column, by NLTK's name (method0: none; see docs/metrics.md)",
+     TO(RUN_ALL, O_INT, eval_bleu_smoothing)},
+    {"eval.allow_overlap", K_BOOL, "false", 0, 0, F_NO_AXIS, 0, NULL, OFF(eval.allow_overlap),
+     "a teacher.checkpoint or student.init trained on the evaluated examples is a warning, not an error", NO_OPTION},
 
     {"variants", K_VARIANTS, NULL, 0, 0, 0, 0, NULL, 0,
      "named bundles of task/teacher/student/distill/eval settings: one axis `variant` (see Variants)", NO_OPTION},
