@@ -321,6 +321,40 @@ START_TEST(test_bad_eval_file) {
 }
 END_TEST
 
+/* Every axis is the union of the cells' axes.csv; a cell whose axes.csv
+ * lacks the --rows or --cols axis is refused with one line naming it,
+ * not read as a missing value (found by fuzz/fuzz_results.c: the lookup
+ * returned NULL and strcmp read it). */
+START_TEST(test_cell_without_grouped_axis) {
+    char dir[] = "/tmp/gkd_test_table_tree_XXXXXX", cmd[512], path[256], want[512];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cp -r " ABL "/. '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/c00/axes.csv", dir);
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "method";
+    o.cols = "temperature";
+    o.metrics = m;
+    o.nmetrics = 1;
+    gkd_table *t = NULL;
+    const char *no_rows = "key,value\ntemperature,1\nseed,1\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, no_rows, strlen(no_rows)), 0);
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s/c00/axes.csv: no value for the axis 'method'", dir);
+    ck_assert_str_eq(gkd_last_error(), want);
+    ck_assert_ptr_null(t);
+    const char *no_cols = "key,value\nmethod,b\nseed,1\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, no_cols, strlen(no_cols)), 0);
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s/c00/axes.csv: no value for the axis 'temperature'", dir);
+    ck_assert_str_eq(gkd_last_error(), want);
+    ck_assert_ptr_null(t);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* The program: skipped count on stderr, --out, exit codes. */
 START_TEST(test_cli) {
     const char *bin = getenv("GKD_BIN");
@@ -366,6 +400,7 @@ Suite *table_suite(void) {
     tcase_add_test(tc, test_fallback_order_and_where);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_bad_eval_file);
+    tcase_add_test(tc, test_cell_without_grouped_axis);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;

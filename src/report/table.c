@@ -538,8 +538,13 @@ int gkd_table_build(gkd_table **out, const char *dir, const gkd_table_opts *o) {
         if ((rc = gkd_csv_read(&ev, path))) goto done;
         if (o->at == GKD_AT_TIME && (rc = training_time(&elapsed, ev, c->dir))) goto done;
         summary.elapsed = elapsed;
-        int i = index_of(t->row_values, t->nrows, gkd_result_cell_axis(c, o->rows));
-        int j = o->cols ? index_of(t->col_values, t->ncols, gkd_result_cell_axis(c, o->cols)) : 0;
+        const char *rv = gkd_result_cell_axis(c, o->rows), *cv = o->cols ? gkd_result_cell_axis(c, o->cols) : "";
+        if (!rv || !cv) { /* another cell has the axis, this one's axes.csv not */
+            rc = gkd_error(GKD_EFORMAT, "%s/axes.csv: no value for the axis '%s'", c->dir, rv ? o->cols : o->rows);
+            goto done;
+        }
+        int i = index_of(t->row_values, t->nrows, rv);
+        int j = o->cols ? index_of(t->col_values, t->ncols, cv) : 0;
         const int seed_axis = gkd_results_axis(r, "seed");
         const char *seed = gkd_result_cell_axis(c, "seed");
         const int seed_rank = seed_axis >= 0 && seed ? gkd_results_value_rank(r, seed_axis, seed) : 0;
