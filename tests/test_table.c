@@ -316,6 +316,13 @@ START_TEST(test_bad_eval_file) {
     snprintf(want, sizeof want, "%s:3: column 'exact_match': 'abc' is not a number", path);
     ck_assert_str_eq(gkd_last_error(), want);
     ck_assert_ptr_null(t);
+    /* A CR inside the field (no quotes needed in CSV) stays out of the
+     * one-line message (found by fuzz/fuzz_results.c). */
+    const char *cr = "step,exact_match,mean_len\n10,0.1,7\n20,0.2\r5,6\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, cr, strlen(cr)), 0);
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EFORMAT);
+    snprintf(want, sizeof want, "%s:3: column 'exact_match': '0.2?5' is not a number", path);
+    ck_assert_str_eq(gkd_last_error(), want);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);
 }

@@ -32,7 +32,14 @@ int gkd_results_number(double *v, const char *field) {
     char *end;
     errno = 0;
     double x = strtod(field, &end);
-    if (*end != '\0' || end == field) return gkd_error(GKD_EFORMAT, "'%s' is not a number", field);
+    if (*end != '\0' || end == field) {
+        /* The field goes into a one-line message: no CR or other controls. */
+        char shown[208];
+        snprintf(shown, sizeof shown, "%.200s%s", field, strlen(field) > 200 ? "..." : "");
+        for (char *c = shown; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        return gkd_error(GKD_EFORMAT, "'%s' is not a number", shown);
+    }
     *v = x;
     return 1;
 }
