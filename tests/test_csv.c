@@ -151,6 +151,17 @@ START_TEST(test_truncate_after_step) {
     write_text(p, "step,y\n1,2\nx,3\n");
     ck_assert_int_eq(gkd_csv_truncate_after_step(p, 3), GKD_EINVAL);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), ":3"));
+    /* A CR inside the step field (CSV keeps it) stays out of the one-line
+     * message, whether the field is not a number or out of range (found
+     * by fuzz/fuzz_csv.c). */
+    write_text(p, "step,y\n1,2\n4\r5,3\n");
+    ck_assert_int_eq(gkd_csv_truncate_after_step(p, 3), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "step: '4?5' is not an integer"));
+    ck_assert_ptr_null(strpbrk(gkd_last_error(), "\r\n"));
+    write_text(p, "step,y\n1,2\n\r99999999999999999999999,3\n");
+    ck_assert_int_eq(gkd_csv_truncate_after_step(p, 3), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "step: ?99999999999999999999999 is out of range"));
+    ck_assert_ptr_null(strpbrk(gkd_last_error(), "\r\n"));
 }
 END_TEST
 
