@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "gkd/error.h"
+#include "gkd/layers.h"
 #include "gkd/model.h"
 #include "gkd/rng.h"
 
@@ -128,7 +129,7 @@ static int bench_shape(const shape *s) {
             if (it == 0) t0 = now();
             if ((rc = gkd_model_forward(m, tok, s->B, s->T)) < 0) goto done;
             if (mode == 1) {
-                gkd_cross_entropy(dl, losses, m->logits, tgt, NULL, (int)BT, (int)V);
+                gkd_crossentropy_forward_backward(dl, losses, m->logits, tgt, NULL, (int)BT, (int)V);
                 gkd_model_zero_grad(m);
                 if ((rc = gkd_model_backward(m, dl)) < 0) goto done;
             }

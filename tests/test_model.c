@@ -9,6 +9,7 @@
 
 #include "product_variants.h"
 #include "gkd/error.h"
+#include "gkd/layers.h"
 #include "gkd/model.h"
 #include "gkd/optim.h"
 #include "gkd/rng.h"
@@ -96,7 +97,7 @@ static gkd_model *fixture_model(const fixture *fx) {
 /* loss and gradient of the fixture batch at the model's current params */
 static double loss_and_grad(gkd_model *m, const fixture *fx, float *dlogits, float *losses) {
     ck_assert_int_eq(gkd_model_forward(m, fx->tokens, fx->B, fx->T), 0);
-    double loss = gkd_cross_entropy(dlogits, losses, m->logits, fx->targets, fx->mask,
+    double loss = gkd_crossentropy_forward_backward(dlogits, losses, m->logits, fx->targets, fx->mask,
                                     fx->B * fx->T, fx->V);
     gkd_model_zero_grad(m);
     ck_assert_int_eq(gkd_model_backward(m, dlogits), 0);
@@ -217,7 +218,7 @@ static void run_threads(int threads, const gkd_model_config *cfg, int B, int T, 
     }
     float *dl = malloc(BT * V * sizeof(float)), *losses = malloc(BT * sizeof(float));
     ck_assert_int_eq(gkd_model_forward(m, tok, B, T), 0);
-    gkd_cross_entropy(dl, losses, m->logits, tgt, NULL, (int)BT, (int)V);
+    gkd_crossentropy_forward_backward(dl, losses, m->logits, tgt, NULL, (int)BT, (int)V);
     gkd_model_zero_grad(m);
     ck_assert_int_eq(gkd_model_backward(m, dl), 0);
     *logits = malloc(BT * V * sizeof(float));
@@ -317,7 +318,7 @@ START_TEST(test_training_reduces_loss) {
     double first = 0, last = 0;
     for (int step = 0; step < 60; step++) {
         ck_assert_int_eq(gkd_model_forward(m, tok, B, T), 0);
-        last = gkd_cross_entropy(dl, losses, m->logits, tgt, NULL, BT, cfg.vocab_size);
+        last = gkd_crossentropy_forward_backward(dl, losses, m->logits, tgt, NULL, BT, cfg.vocab_size);
         if (step == 0) first = last;
         gkd_model_zero_grad(m);
         ck_assert_int_eq(gkd_model_backward(m, dl), 0);
@@ -386,14 +387,14 @@ START_TEST(test_cross_entropy_mask) {
     float logits[3 * 4] = {0, 0, 0, 0, 5, -1, 2, 0, 0, 0, 0, 0};
     int targets[3] = {2, 0, 1};
     float mask[3] = {1, 0, 1}, losses[3], dl[12];
-    double loss = gkd_cross_entropy(dl, losses, logits, targets, mask, 3, 4);
+    double loss = gkd_crossentropy_forward_backward(dl, losses, logits, targets, mask, 3, 4);
     ck_assert_double_eq_tol(loss, log(4.0), 1e-6);
     ck_assert_float_eq(losses[1], 0.0f);
     for (int j = 0; j < 4; j++) ck_assert_float_eq(dl[4 + j], 0.0f);
     ck_assert_double_eq_tol(dl[2], (0.25 - 1.0) / 2, 1e-7);
     ck_assert_double_eq_tol(dl[0], 0.25 / 2, 1e-7);
     float none[3] = {0, 0, 0};
-    ck_assert_double_eq(gkd_cross_entropy(dl, losses, logits, targets, none, 3, 4), 0.0);
+    ck_assert_double_eq(gkd_crossentropy_forward_backward(dl, losses, logits, targets, none, 3, 4), 0.0);
 }
 END_TEST
 

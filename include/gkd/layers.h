@@ -21,7 +21,10 @@
 extern "C" {
 #endif
 
-/** Row-major C (M,N) = alpha op(A) op(B) + beta C, op = transpose if trans_*.
+/** Row-major C (M,N) = alpha op(A) op(B) + beta C, op = transpose if trans_*:
+ *  the product every layer uses. It runs gkd's kernel (src/kernels/gemm.h,
+ *  which has no alpha and only beta 0 or 1: this adds the rest) or, in the
+ *  OpenBLAS mode, cblas_sgemm.
  *  Each element: the fused multiply-add chain of op(A) op(B) over k in
  *  order, then times alpha (unless 1), then + beta C (+ C when beta is 1):
  *  thread-count and CPU independent. In the OpenBLAS mode

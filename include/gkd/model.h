@@ -109,15 +109,6 @@ void gkd_kv_cache_free(gkd_kv_cache *c);
 int gkd_model_decode_step(gkd_model *m, gkd_kv_cache *c, const int *tokens, const int *pos,
                           const unsigned char *active, int B, float *logits_out);
 
-/* ---- cross-entropy with a per-token mask ---- */
-
-/** losses (B*T) = -log softmax(logits)[target] where mask != 0 (else 0);
- *  returns the mean over masked-in tokens (0 if none). If dlogits is not
- *  NULL, writes (not accumulates) d(mean loss)/dlogits (B*T, V), zero rows
- *  where masked out. */
-double gkd_cross_entropy(float *dlogits, float *losses, const float *logits, const int *targets,
-                         const float *mask, int BT, int V);
-
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,7 @@
 /* gkd's own matrix product (src/kernels/gemm.c): the same bits on every x86-64 CPU
- * and with any number of threads. */
+ * and with any number of threads. The kernel behind gkd_sgemm (gkd/layers.h),
+ * which adds alpha, any beta and the OpenBLAS mode; the decoder calls the
+ * kernel directly. */
 #ifndef GKD_GEMM_H
 #define GKD_GEMM_H
 

@@ -315,8 +315,3 @@ int gkd_model_backward(gkd_model *m, const float *dlogits) {
     gkd_encoder_backward(g->wte, g->wpe, dres, a->tokens, B, T, C);
     return 0;
 }
-
-double gkd_cross_entropy(float *dlogits, float *losses, const float *logits, const int *targets,
-                         const float *mask, int BT, int V) {
-    return gkd_crossentropy_forward_backward(dlogits, losses, logits, targets, mask, BT, V);
-}
