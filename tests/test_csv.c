@@ -6,6 +6,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 
 static char tmpdir[64];
 

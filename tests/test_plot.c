@@ -10,6 +10,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 #include "gkd/plot.h"
 
 #define DIV "tests/fixtures/results/divergences"

@@ -11,6 +11,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 #include "gkd/table.h"
 
 #define DIV "tests/fixtures/results/divergences"

@@ -11,6 +11,7 @@
 
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 #include "gkd/stats.h"
 #include "gkd/table.h"
 

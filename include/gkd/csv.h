@@ -47,13 +47,6 @@ int gkd_csv_buf_end_row(gkd_csv_buf *b);
 /** Format a double as gkd_csv_buf_double does into `out` (>= 32 bytes). */
 void gkd_format_double(char *out, size_t size, double v);
 
-/** Write `len` bytes to `path` atomically: a temporary file in the same
- *  directory, fsync, rename, then fsync of the directory. */
-int gkd_file_write_atomic(const char *path, const char *data, size_t len);
-
-/** Read a whole file into a NUL-terminated malloc'd buffer. */
-int gkd_file_read(char **out, size_t *len, const char *path);
-
 /** An open CSV file that rows are appended to (one fflush per row, so a
  *  killed run loses at most the row being written). */
 typedef struct gkd_csv_appender gkd_csv_appender;

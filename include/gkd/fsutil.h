@@ -30,6 +30,13 @@ int gkd_fopen_read(FILE **out, const char *path);
  *  read or a match cannot be removed. */
 int gkd_remove_stale_temps(const char *dir, const char *const *names, int n);
 
+/** Write `len` bytes to `path` atomically: a temporary file in the same
+ *  directory, fsync, rename, then fsync of the directory. */
+int gkd_file_write_atomic(const char *path, const char *data, size_t len);
+
+/** Read a whole regular file into a NUL-terminated malloc'd buffer. */
+int gkd_file_read(char **out, size_t *len, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
 #include "gkd/csv.h"
 #include "gkd/error.h"
 #include "gkd/eval.h"
+#include "gkd/fsutil.h"
 #include "gkd/parse.h"
 #include "gkd/table.h"
 

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 #include "gkd/parse.h"
 #include "gkd/table.h"
 

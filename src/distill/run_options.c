@@ -10,6 +10,7 @@
 #include "util/blob.h"
 #include "gkd/csv.h"
 #include "gkd/error.h"
+#include "gkd/fsutil.h"
 
 /* Every example of both splits, each string with its terminating NUL so
  * that ("ab", "c") and ("a", "bc") differ. */

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,5 +122,101 @@ int gkd_remove_stale_temps(const char *dir, const char *const *names, int n) {
         free(path);
     }
     closedir(d);
+    return rc;
+}
+
+/* ---- whole files ----------------------------------------------------- */
+
+static int fsync_parent_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return gkd_error(GKD_ENOMEM, "%s: out of memory", path);
+    int rc = 0;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        /* Some file systems refuse fsync on directories; the rename is
+         * still atomic, so only open failures matter. */
+        (void)fsync(fd);
+        close(fd);
+    } else {
+        rc = gkd_error(GKD_EIO, "%s: cannot open directory: %s", path, strerror(errno));
+    }
+    free(copy);
+    return rc;
+}
+
+int gkd_file_write_atomic(const char *path, const char *data, size_t len) {
+    int rc = 0, fd = -1;
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) return gkd_error(GKD_ENOMEM, "%s: out of memory", path);
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = gkd_error(GKD_EIO, "%s: cannot create temporary file: %s", path, strerror(errno));
+        goto done;
+    }
+    (void)fchmod(fd, 0644);
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            rc = gkd_error(GKD_EIO, "%s: write failed: %s", path, strerror(errno));
+            goto done;
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0) {
+        rc = gkd_error(GKD_EIO, "%s: fsync failed: %s", path, strerror(errno));
+        goto done;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = gkd_error(GKD_EIO, "%s: close failed: %s", path, strerror(errno));
+        goto done;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        rc = gkd_error(GKD_EIO, "%s: rename failed: %s", path, strerror(errno));
+        goto done;
+    }
+    rc = fsync_parent_dir(path);
+done:
+    if (fd >= 0) close(fd);
+    if (rc) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int gkd_file_read(char **out, size_t *len, const char *path) {
+    int rc = 0;
+    char *data = NULL;
+    size_t n = 0, cap = 0;
+    FILE *f = NULL;
+    if ((rc = gkd_fopen_read(&f, path))) return rc;
+    for (;;) {
+        if (cap - n < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            char *p = realloc(data, cap);
+            if (!p) {
+                rc = gkd_error(GKD_ENOMEM, "%s: out of memory", path);
+                goto done;
+            }
+            data = p;
+        }
+        size_t r = fread(data + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    if (ferror(f)) {
+        rc = gkd_error(GKD_EIO, "%s: read failed", path);
+        goto done;
+    }
+    data[n] = '\0';
+    *out = data;
+    if (len) *len = n;
+    data = NULL;
+done:
+    fclose(f);
+    free(data);
     return rc;
 }
