@@ -142,11 +142,13 @@ bench: $(BENCH_BIN)
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all
 DEBUG_MAKE := $(MAKE) BUILD=build-debug OPT="-O1 -g $(SAN) -fno-omit-frame-pointer" \
 	  LDFLAGS="$(SAN)" GKD=bin/gkd-debug
+# (`+`: the sub-make is hidden in a variable, so make must be told to share
+# its job slots with it.)
 debug:
-	$(DEBUG_MAKE) bin/gkd-debug build-debug/gkd_tests
+	+$(DEBUG_MAKE) bin/gkd-debug build-debug/gkd_tests
 
 test-debug:
-	ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0 \
+	+ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	CK_TIMEOUT_MULTIPLIER=10 $(DEBUG_MAKE) test
 

@@ -962,7 +962,7 @@ static int render_md(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
 }
 
 static int render_latex(gkd_csv_buf *b, const gkd_table *t, int ci95, int digits) {
-    char a[512], c[1024];
+    char a[512], c[1040]; /* c: a column header, "name = value" of two 511-byte parts */
     int rc = 0, un = uniform_n(t);
     rc |= gkd_csv_buf_printf(b, "\\begin{table}[t]\n\\centering\n\\begin{tabular}{l");
     for (int k = 0; k < t->nmetrics * t->ncols; k++) rc |= gkd_csv_buf_printf(b, "c");
