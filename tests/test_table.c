@@ -363,6 +363,47 @@ START_TEST(test_cell_without_grouped_axis) {
 }
 END_TEST
 
+/* Axis names and values may hold newlines and CRs (a data file's path
+ * does; see plot:test_no_code_from_axis_values), and messages quote them:
+ * every message stays on one line, control bytes shown as '?' (found by
+ * fuzz/fuzz_results.c: "axis '...' has several values" with a CR). */
+START_TEST(test_messages_one_line_with_control_bytes_in_axes) {
+    char dir[] = "/tmp/gkd_test_table_tree_XXXXXX", cmd[512], path[256];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cp -r " ABL "/. '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/c00/axes.csv", dir);
+    const char *axes = "key,value\nmethod,b\ntemperature,1\nseed,1\n\"no\rte\",\"x\ny\"\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, axes, strlen(axes)), 0);
+    snprintf(path, sizeof path, "%s/c01/axes.csv", dir);
+    const char *other = "key,value\nmethod,b\ntemperature,1\nseed,2\n\"no\rte\",z\n";
+    ck_assert_int_eq(gkd_file_write_atomic(path, other, strlen(other)), 0);
+    const char *m[] = {"exact_match"};
+    gkd_table_opts o = GKD_TABLE_OPTS_INIT;
+    o.rows = "method";
+    o.cols = "temperature";
+    o.metrics = m;
+    o.nmetrics = 1;
+    gkd_table *t = NULL;
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EINVAL);
+    const char *msg = gkd_last_error();
+    ck_assert_msg(strstr(msg, "axis 'no?te' has several values (x?y, z)"), "%s", msg);
+    ck_assert_ptr_null(strpbrk(msg, "\r\n"));
+    o.cols = "nope";
+    ck_assert_int_eq(gkd_table_build(&t, dir, &o), GKD_EINVAL);
+    ck_assert_msg(strstr(gkd_last_error(), "no?te"), "%s", gkd_last_error());
+    ck_assert_ptr_null(strpbrk(gkd_last_error(), "\r\n"));
+    ck_assert_ptr_null(t);
+    /* The rule holds for every message, and for the prefix of a wrap. */
+    gkd_error(GKD_EINVAL, "a\nb\rc\td\x7f" "e");
+    ck_assert_str_eq(gkd_last_error(), "a?b?c?d?e");
+    gkd_error_wrap(GKD_EINVAL, "f\ng");
+    ck_assert_str_eq(gkd_last_error(), "f?g: a?b?c?d?e");
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* The program: skipped count on stderr, --out, exit codes. */
 START_TEST(test_cli) {
     const char *bin = getenv("GKD_BIN");
@@ -409,6 +450,7 @@ Suite *table_suite(void) {
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_bad_eval_file);
     tcase_add_test(tc, test_cell_without_grouped_axis);
+    tcase_add_test(tc, test_messages_one_line_with_control_bytes_in_axes);
     tcase_add_test(tc, test_cli);
     suite_add_tcase(s, tc);
     return s;

@@ -24,7 +24,9 @@ enum {
 /** Message of the most recent error in this thread ("" if none). */
 const char *gkd_last_error(void);
 
-/** Set the thread's error message (printf-style) and return `code`. */
+/** Set the thread's error message (printf-style) and return `code`. The
+ *  message is one line: control bytes (CR, newline, ...) of what it quotes
+ *  are shown as '?', here and in gkd_error_wrap. */
 int gkd_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Prefix the current message with "prefix: " (adds context as an error rises). */
