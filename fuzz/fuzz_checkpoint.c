@@ -9,7 +9,9 @@
  * most mutants (payload size after magic and version, CRC trailer) so they
  * reach the parser, and leaves the rest as mutated to test the envelope
  * checks themselves. Nothing else here knows the layout: a new section in
- * the format only changes what the seeds hold. */
+ * the format only changes what the seeds hold (format version 2 added the
+ * task record: the full seed carries one, and a loaded record must survive
+ * the round trip byte for byte). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 
 #include "fuzz.h"
 #include "gkd/checkpoint.h"
+#include "gkd/task.h"
 
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
 
@@ -55,6 +58,21 @@ static int same_floats(const float *a, const float *b, size_t n) {
     return (a == NULL) == (b == NULL) && (!a || memcmp(a, b, n * sizeof *a) == 0);
 }
 
+/* Both absent, or both present with the same serialized bytes. */
+static int same_records(const gkd_task_record *a, const gkd_task_record *b) {
+    if (!a || !b) return a == b;
+    size_t n = gkd_task_record_serialized_size(a);
+    if (n != gkd_task_record_serialized_size(b)) return 0;
+    unsigned char *x = malloc(n ? n : 1), *y = malloc(n ? n : 1);
+    check(x && y, "out of memory");
+    gkd_task_record_serialize(a, x);
+    gkd_task_record_serialize(b, y);
+    int same = memcmp(x, y, n) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 /* Save what was loaded, load it back, compare. */
 static void round_trip(const gkd_checkpoint_data *d) {
     gkd_checkpoint c = {0};
@@ -68,6 +86,7 @@ static void round_trip(const gkd_checkpoint_data *d) {
     c.n_rngs = d->n_rngs;
     c.extra = d->extra;
     c.extra_len = d->extra_len;
+    c.task_record = d->task_record;
     if (gkd_checkpoint_save(out_path, &c) != 0) {
         fprintf(stderr, "fuzz_checkpoint: cannot save a loaded checkpoint: %s\n", gkd_last_error());
         abort();
@@ -91,6 +110,7 @@ static void round_trip(const gkd_checkpoint_data *d) {
           "rng states changed");
     check(d->extra_len == e.extra_len && (!d->extra_len || memcmp(d->extra, e.extra, d->extra_len) == 0),
           "extra data changed");
+    check(same_records(d->task_record, e.task_record), "task record changed");
     gkd_checkpoint_data_free(&e);
 }
 

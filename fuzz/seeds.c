@@ -5,10 +5,12 @@
  *   seeds OUTDIR [FILE.csv ...]
  *
  * writes OUTDIR/checkpoint (gkd_checkpoint_save: bare, and with tokenizer,
- * optimizer state, rng states and a schedule state as extra data),
- * OUTDIR/tokenizer, OUTDIR/replay and OUTDIR/schedule (the schedules of
- * fuzz.h), and OUTDIR/results: each FILE.csv whose name the results target
- * knows behind its selector byte (see fuzz_results.c). */
+ * optimizer state, rng states, a schedule state as extra data and a task
+ * record), OUTDIR/tokenizer, OUTDIR/replay and OUTDIR/schedule (the
+ * schedules of fuzz.h), OUTDIR/task_record (gkd_task_record_new on each
+ * task; the file tasks' data goes to OUTDIR/data), and OUTDIR/results:
+ * each FILE.csv whose name the results target knows behind its selector
+ * byte (see fuzz_results.c). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "gkd/model.h"
 #include "gkd/replay.h"
 #include "gkd/schedule.h"
+#include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
 static const char *out_dir;
@@ -122,6 +125,56 @@ static void schedules(void) {
         }
 }
 
+/* The record of a task built from c; NULL-safe to free. */
+static gkd_task_record *task_record(const gkd_task_config *c) {
+    gkd_task *t = NULL;
+    gkd_task_record *r = NULL;
+    if (gkd_task_new(&t, c) || gkd_task_record_new(&r, t)) die("task record");
+    gkd_task_free(t);
+    return r;
+}
+
+static void task_records(void) {
+    char dir[1024], tsv[1200], eval_tsv[1200], txt[1200];
+    snprintf(dir, sizeof dir, "%s/data", out_dir);
+    if (gkd_mkdir_p(dir)) die(dir);
+    snprintf(tsv, sizeof tsv, "%s/pairs.tsv", dir);
+    snprintf(eval_tsv, sizeof eval_tsv, "%s/pairs-eval.tsv", dir);
+    snprintf(txt, sizeof txt, "%s/text.txt", dir);
+    const char pairs[] = "one\tun\ntwo\tdeux\nthree\ttrois\nfour\tquatre\nfive\tcinq\n";
+    fuzz_write(tsv, pairs, sizeof pairs - 1);
+    fuzz_write(eval_tsv, "six\tsix\n", 8);
+    const char text[] = "It was the best of times, it was the worst of times.\n";
+    fuzz_write(txt, text, sizeof text - 1);
+
+    gkd_task_config cs[8];
+    for (int i = 0; i < 8; i++) {
+        gkd_task_config c = GKD_TASK_CONFIG_INIT;
+        c.train = 12;
+        c.eval = 4;
+        cs[i] = c;
+    }
+    cs[1].op = "mul", cs[1].rationale = 1, cs[1].digits = 2;
+    cs[2].name = "reverse";
+    cs[3].name = "sort", cs[3].alphabet = "xyz\xC3\xA9";
+    cs[4].name = "modes", cs[4].zipf_s = 1.5;
+    cs[5].name = "pairs", cs[5].path = tsv, cs[5].eval_fraction = 0.4;
+    cs[6].name = "pairs", cs[6].path = tsv, cs[6].eval_path = eval_tsv;
+    cs[7].name = "text", cs[7].path = txt, cs[7].chunk = 8, cs[7].prompt_chars = 3, cs[7].eval_fraction = 0.25;
+    for (int i = 0; i < 8; i++) {
+        gkd_task_record *r = task_record(&cs[i]);
+        size_t n = gkd_task_record_serialized_size(r);
+        unsigned char *buf = malloc(n);
+        if (!buf) die("out of memory");
+        gkd_task_record_serialize(r, buf);
+        char name[32];
+        snprintf(name, sizeof name, "%d-%s", i, cs[i].name);
+        seed("task_record", name, buf, n);
+        free(buf);
+        gkd_task_record_free(r);
+    }
+}
+
 static void checkpoint(const char *name, const gkd_checkpoint *c) {
     char path[1200];
     snprintf(path, sizeof path, "%s/checkpoint", out_dir);
@@ -167,7 +220,13 @@ static void checkpoints(void) {
     c.n_rngs = 2;
     c.extra = blob;
     c.extra_len = n;
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.train = 12;
+    tc.eval = 4;
+    gkd_task_record *rec = task_record(&tc);
+    c.task_record = rec;
     checkpoint("full.ckpt", &c);
+    c.task_record = NULL;
     c.opt_m = c.opt_v = NULL;
     c.extra = NULL;
     c.extra_len = 0;
@@ -176,6 +235,7 @@ static void checkpoints(void) {
     free(blob);
     free(mo);
     free(vo);
+    gkd_task_record_free(rec);
     gkd_model_free(m);
     gkd_tokenizer_free(tok);
 }
@@ -215,6 +275,7 @@ int main(int argc, char **argv) {
     tokenizers();
     replays();
     schedules();
+    task_records();
     checkpoints();
     for (int i = 2; i < argc; i++) results_seed(argv[i]);
     return 0;
