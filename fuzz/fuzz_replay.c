@@ -4,7 +4,15 @@
  * buffer that saves back to the same bytes and whose items can be drawn.
  * Seeds: buffers saved by gkd_replay_save (fuzz/seeds.c). The blob ends in
  * an FNV-1a 64 checksum of the bytes before it; the custom mutator
- * recomputes it for most mutants so they reach the fields behind it. */
+ * recomputes it for most mutants so they reach the fields behind it.
+ *
+ * A header may ask for any shape the loader accepts, up to 2^28 tokens
+ * (1 GiB), and the loader allocates it before reading the items: such
+ * inputs held the target to 1,500 inputs a second, in the allocator and
+ * in padding every item to its seq_cap. Shapes the loader would accept
+ * that hold more than FUZZ_REPLAY_TOKENS tokens are skipped here; shapes
+ * it refuses still reach it, and that it refuses the largest ones is
+ * test_replay_load_refuses_huge_shape (schedule suite). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +33,25 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     return size;
 }
 
+/* The loader's bounds (src/distill/replay.c) and the harness's own. */
+#define LOADER_MAX_DIM (1u << 24)
+#define LOADER_MAX_TOKENS (1ull << 28)
+#define FUZZ_REPLAY_TOKENS (1ull << 16)
+
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* 1 if the header asks for a shape the loader accepts and that is larger
+ * than this target allocates (magic 8, version 4, capacity 4, seq_cap 4). */
+static int too_large(const uint8_t *data, size_t size) {
+    if (size < 20) return 0;
+    uint32_t capacity = get_u32(data + 12), seq_cap = get_u32(data + 16);
+    uint64_t tokens = (uint64_t)capacity * seq_cap;
+    return capacity <= LOADER_MAX_DIM && seq_cap <= LOADER_MAX_DIM && tokens <= LOADER_MAX_TOKENS &&
+           tokens > FUZZ_REPLAY_TOKENS;
+}
+
 static void check(int ok, const char *what) {
     if (!ok) {
         fprintf(stderr, "fuzz_replay: %s\n", what);
@@ -33,6 +60,7 @@ static void check(int ok, const char *what) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (too_large(data, size)) return -1; /* not added to the corpus */
     gkd_replay *r = NULL;
     int rc = gkd_replay_load(&r, data, size, FUZZ_VOCAB);
     if (rc) {
