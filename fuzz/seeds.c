@@ -240,10 +240,12 @@ static void checkpoints(void) {
     gkd_tokenizer_free(tok);
 }
 
-/* The results target's selector byte of a fixture file, by its name. */
+/* The results target's selector bytes of a fixture file, by its name: one
+ * seed per table kind (the byte is file + 7 x kind, see fuzz_results.c). */
 static void results_seed(const char *path) {
     static const char *const names[] = {"grid.csv", "labels.csv", "axes.csv", "eval.csv",
                                         "timings.csv", "teacher_eval.csv"};
+    const int nfiles = 7, nkinds = 6;
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     int k = -1;
     for (int i = 0; i < 6; i++)
@@ -252,18 +254,21 @@ static void results_seed(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return;
     unsigned char buf[8192];
-    buf[0] = (unsigned char)k;
     size_t n = 1 + fread(buf + 1, 1, sizeof buf - 1, f);
     fclose(f);
-    char name[64];
     static int count;
-    snprintf(name, sizeof name, "%03d-%s", count++, base);
-    seed("results", name, buf, n);
-    if (k == 3) { /* an eval.csv is also a teacher's */
-        buf[0] = 6;
-        snprintf(name, sizeof name, "%03d-teacher-%s", count++, base);
+    for (int kind = 0; kind < nkinds; kind++) {
+        char name[64];
+        buf[0] = (unsigned char)(k + nfiles * kind);
+        snprintf(name, sizeof name, "%03d-%d-%s", count, kind, base);
         seed("results", name, buf, n);
+        if (k == 3) { /* an eval.csv is also a teacher's */
+            buf[0] = (unsigned char)(6 + nfiles * kind);
+            snprintf(name, sizeof name, "%03d-%d-teacher-%s", count, kind, base);
+            seed("results", name, buf, n);
+        }
     }
+    count++;
 }
 
 int main(int argc, char **argv) {
