@@ -54,7 +54,9 @@ static int begin_field(gkd_csv_buf *b) {
 int gkd_csv_buf_str(gkd_csv_buf *b, const char *s) {
     int rc = begin_field(b);
     if (rc || !s) return rc;
-    if (!s[strcspn(s, ",\"\r\n")]) return buf_append(b, s, strlen(s));
+    /* Quoted: separators, quotes, line ends, and a leading byte order mark
+     * (the reader drops one at the start of a file). */
+    if (!s[strcspn(s, ",\"\r\n")] && strncmp(s, "\xEF\xBB\xBF", 3)) return buf_append(b, s, strlen(s));
     if ((rc = buf_append(b, "\"", 1))) return rc;
     for (const char *p = s; *p; p++) {
         if (*p == '"' && (rc = buf_append(b, "\"", 1))) return rc;
