@@ -256,6 +256,8 @@ build-fuzz/seeds/.stamp: build-fuzz/seeds-bin $(wildcard fuzz/seeds/*/*)
 	@$(call FUZZ_COPY,csv,$$(find tests/fixtures/results -name '*.csv' | sort) results/*/grid.csv)
 	@$(call FUZZ_COPY,tasks,tests/fixtures/*.tsv docs/architecture.md)
 	@$(call FUZZ_COPY,run_options,$$(find results -name options.txt | sort | head -n 3))
+	@$(call FUZZ_COPY,safetensors,tests/fixtures/tensors/*.safetensors)
+	@$(call FUZZ_COPY,llama2c,tests/fixtures/tensors/*.bin)
 	@touch $@
 
 fuzz: $(FUZZ_RUN:%=build-fuzz/fuzz_%) build-fuzz/seeds/.stamp
