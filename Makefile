@@ -219,6 +219,10 @@ ifneq ($(filter fuzz,$(GOALS)),)
 ifneq ($(filter-out $(FUZZ_TARGETS),$(FUZZ_RUN)),)
 $(error TARGET: no fuzz/fuzz_$(firstword $(filter-out $(FUZZ_TARGETS),$(FUZZ_RUN))).c; targets: $(FUZZ_TARGETS))
 endif
+endif
+# Header dependencies also when a target is built by name (make
+# build-fuzz/fuzz_NAME): without them an object kept an old struct layout.
+ifneq ($(filter fuzz build-fuzz/%,$(GOALS)),)
 -include $(shell find build-fuzz/obj -name '*.d' 2>/dev/null)
 endif
 
