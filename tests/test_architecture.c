@@ -105,6 +105,18 @@ START_TEST(test_a_circle_of_files_is_found) {
 }
 END_TEST
 
+/* gkd.h, "one include for everything", includes every public header. */
+START_TEST(test_umbrella_header_includes_every_header) {
+    char cmd[1024], out[8192];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/include/gkd' && for h in *.h; do [ \"$h\" = gkd.h ] || grep -q \"#include \\\"gkd/$h\\\"\" gkd.h "
+             "|| echo \"gkd.h lacks $h\"; done",
+             root());
+    ck_assert_int_eq(run(cmd, out, sizeof out), 0);
+    ck_assert_msg(out[0] == '\0', "%s", out);
+}
+END_TEST
+
 Suite *architecture_suite(void) {
     Suite *s = suite_create("architecture");
     TCase *tc = tcase_create("core");
@@ -113,6 +125,7 @@ Suite *architecture_suite(void) {
     tcase_add_test(tc, test_an_include_from_above_is_refused);
     tcase_add_test(tc, test_library_has_no_circle_of_files);
     tcase_add_test(tc, test_a_circle_of_files_is_found);
+    tcase_add_test(tc, test_umbrella_header_includes_every_header);
     suite_add_tcase(s, tc);
     return s;
 }
