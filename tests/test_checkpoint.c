@@ -45,11 +45,7 @@ static void teardown(void) {
 }
 
 static gkd_model *make_model(int V, int T, int L, int C, int NH, uint64_t seed) {
-    gkd_model_config cfg = {V, T, L, C, NH};
-    gkd_model *m = NULL;
-    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
-    gkd_model_init_weights(m, seed);
-    return m;
+    return th_make_model(V, T, L, C, NH, seed, 0.0f, 0);
 }
 
 static unsigned char *slurp(const char *p, size_t *n) {

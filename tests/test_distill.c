@@ -26,6 +26,7 @@
 #include "gkd/error.h"
 #include "gkd/eval.h"
 #include "gkd/rng.h"
+#include "helpers.h"
 
 /* ---- fixtures ---- */
 
@@ -68,13 +69,7 @@ static gkd_tokenizer *task_tokenizer(const gkd_task *t) {
 /* A random model; jitter > 0 adds N(0, jitter) to every weight so that the
  * next-token distributions are peaked and differ between models. */
 static gkd_model *new_model(int V, int L, int C, int NH, uint64_t seed, float jitter) {
-    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = 16, .n_layer = L, .n_embd = C, .n_head = NH};
-    gkd_model *m = NULL;
-    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
-    gkd_model_init_weights(m, seed);
-    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 991, 0);
-    for (size_t i = 0; i < m->num_params && jitter > 0; i++) m->params_memory[i] += jitter * gkd_rng_normal(&r);
-    return m;
+    return th_make_model(V, 16, L, C, NH, seed, jitter, 991);
 }
 
 static gkd_distill_options small_options(void) {
