@@ -545,6 +545,48 @@ START_TEST(test_replay_load_refuses_tokens_outside_vocabulary) {
 }
 END_TEST
 
+/* A schedule state whose replay buffer declares another shape than the
+ * schedule's options (a crafted checkpoint): refused before the buffer is
+ * read or allocated, since its shape alone may ask for a gigabyte. Item 1
+ * holds a token outside the vocabulary, so reading the items first would
+ * give that error instead. */
+START_TEST(test_schedule_load_checks_buffer_shape_first) {
+    gkd_schedule_options o = GKD_SCHEDULE_OPTIONS_INIT;
+    o.replay = GKD_REPLAY_FIXED;
+    o.p_replay = 0.5;
+    o.capacity = 4;
+    o.seq_cap = 8;
+    gkd_schedule *s = make(&o, 5), *t = make(&o, 5);
+    test_batch tb;
+    batch_init(&tb, 2, 8);
+    batch_fill(&tb, 0);
+    tb.tokens[8 + 3] = 200;
+    ck_assert(gkd_replay_push_batch(gkd_schedule_buffer(s), &tb.b) == 0);
+    unsigned char *blob;
+    size_t size;
+    ck_assert(gkd_schedule_save(s, &blob, &size) == 0);
+    /* The embedded replay blob: its size (u64) precedes its magic. */
+    unsigned char *m = NULL;
+    for (size_t i = 8; i + 8 <= size && !m; i++)
+        if (!memcmp(blob + i, "GKDRPLB", 8)) m = blob + i;
+    ck_assert_ptr_nonnull(m);
+    uint64_t rn = 0;
+    for (int i = 0; i < 8; i++) rn |= (uint64_t)m[-8 + i] << (8 * i);
+    const uint32_t capacity = 8; /* little-endian, after magic and version */
+    for (int i = 0; i < 4; i++) m[12 + i] = (unsigned char)(capacity >> (8 * i));
+    reseal(m, (size_t)rn);
+    reseal(blob, size);
+    ck_assert_int_eq(gkd_schedule_load(t, blob, size, 200), GKD_EMISMATCH);
+    ck_assert_msg(strstr(gkd_last_error(), "replay buffer shape (capacity 8, seq_cap 8) differs from the options "
+                                           "(capacity 4, seq_cap 8)"),
+                  "%s", gkd_last_error());
+    ck_assert_int_eq(gkd_replay_count(gkd_schedule_buffer(t)), 0);
+    gkd_schedule_free(s);
+    gkd_schedule_free(t);
+    free(blob);
+}
+END_TEST
+
 /* Drive a schedule like the distillation step would, logging choices. */
 static void drive(gkd_schedule *s, long from, long to, int B, gkd_schedule_choice *log) {
     test_batch tb;
@@ -705,6 +747,7 @@ Suite *schedule_suite(void) {
     tcase_add_test(tc, test_replay_serialization);
     tcase_add_test(tc, test_replay_load_refuses_huge_shape);
     tcase_add_test(tc, test_replay_load_refuses_tokens_outside_vocabulary);
+    tcase_add_test(tc, test_schedule_load_checks_buffer_shape_first);
     tcase_add_test(tc, test_schedule_resume_and_determinism);
     tcase_add_test(tc, test_options_validation_and_names);
     suite_add_tcase(s, tc);

@@ -58,6 +58,11 @@ int gkd_replay_save(const gkd_replay *r, unsigned char **blob, size_t *size);
  *  vocabulary), GKD_EVERSION, GKD_ECORRUPT (truncated or checksum
  *  mismatch), GKD_EINVAL (vocab_size < 1). */
 int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size, int vocab_size);
+/** The capacity and seq_cap a saved buffer declares, read from its header
+ *  alone (nothing allocated, checksum not checked), so a caller can refuse
+ *  a shape before gkd_replay_load allocates it. GKD_EFORMAT, GKD_EVERSION,
+ *  GKD_ECORRUPT as gkd_replay_load. */
+int gkd_replay_saved_shape(int *capacity, int *seq_cap, const unsigned char *blob, size_t size);
 
 #ifdef __cplusplus
 }

@@ -171,6 +171,22 @@ int gkd_replay_save(const gkd_replay *r, unsigned char **blob, size_t *size) {
     return 0;
 }
 
+int gkd_replay_saved_shape(int *capacity, int *seq_cap, const unsigned char *blob, size_t size) {
+    if (size < 8 || memcmp(blob, REPLAY_MAGIC, 8) != 0)
+        return gkd_error(GKD_EFORMAT, "replay buffer: bad magic (not a replay buffer blob)");
+    if (size < 8 + 4 * 3) return gkd_error(GKD_ECORRUPT, "replay buffer: truncated (%zu bytes)", size);
+    blob_reader rd = {blob + 8, blob + size, 0};
+    uint32_t version = blob_get_u32(&rd);
+    if (version != REPLAY_VERSION)
+        return gkd_error(GKD_EVERSION, "replay buffer: version %u (this build reads %u)", version, REPLAY_VERSION);
+    uint32_t c = blob_get_u32(&rd), s = blob_get_u32(&rd);
+    if (c < 1 || c > REPLAY_MAX_DIM || s < 1 || s > REPLAY_MAX_DIM)
+        return gkd_error(GKD_EFORMAT, "replay buffer: bad header (capacity %u, seq_cap %u)", c, s);
+    *capacity = (int)c;
+    *seq_cap = (int)s;
+    return 0;
+}
+
 int gkd_replay_load(gkd_replay **out, const unsigned char *blob, size_t size, int vocab_size) {
     *out = NULL;
     gkd_replay *r = NULL;

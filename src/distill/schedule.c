@@ -274,12 +274,17 @@ int gkd_schedule_load(gkd_schedule *s, const unsigned char *blob, size_t size, i
         rn != (uint64_t)(rd.end - rd.p) || (rn == 0) != (s->buffer == NULL))
         return gkd_error(GKD_EFORMAT, "schedule state: bad fields (step, threshold, reference loss or buffer size)");
     if (rn) {
+        /* The shape first: it alone can ask for a gigabyte of tokens. */
+        int capacity, seq_cap;
+        rc = gkd_replay_saved_shape(&capacity, &seq_cap, rd.p, (size_t)rn);
+        if (rc) return gkd_error_wrap(rc, "schedule state");
+        if (capacity != s->opt.capacity || seq_cap != s->opt.seq_cap)
+            return gkd_error(GKD_EMISMATCH,
+                             "schedule state: replay buffer shape (capacity %d, seq_cap %d) differs from the "
+                             "options (capacity %d, seq_cap %d)",
+                             capacity, seq_cap, s->opt.capacity, s->opt.seq_cap);
         rc = gkd_replay_load(&buffer, rd.p, (size_t)rn, vocab_size);
         if (rc) return gkd_error_wrap(rc, "schedule state");
-        if (gkd_replay_capacity(buffer) != s->opt.capacity || gkd_replay_seq_cap(buffer) != s->opt.seq_cap) {
-            gkd_replay_free(buffer);
-            return gkd_error(GKD_EMISMATCH, "schedule state: replay buffer shape differs from the options");
-        }
     }
     gkd_replay_free(s->buffer);
     s->buffer = buffer;
