@@ -25,6 +25,37 @@ void th_write_file(const char *path, const char *text) {
     ck_assert_int_eq(fclose(f), 0);
 }
 
+void th_write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    if (n) ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+unsigned char *th_read_bytes(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    ck_assert_int_ge(len, 0);
+    ck_assert_int_eq(fseek(f, 0, SEEK_SET), 0);
+    unsigned char *b = malloc((size_t)len + 1);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+    b[len] = 0;
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+const char *th_fixture_path(const char *dir, const char *name) {
+    static char buf[4200];
+    const char *root = getenv("GKD_ROOT");
+    ck_assert_int_lt(snprintf(buf, sizeof buf, "%s/tests/fixtures/%s/%s", root && *root ? root : ".", dir, name),
+                     (int)sizeof buf);
+    return buf;
+}
+
 gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t seed, float jitter,
                          uint64_t jitter_tag) {
     gkd_model_config cfg = {.vocab_size = V, .max_seq_len = max_seq_len, .n_layer = L, .n_embd = C,

@@ -15,6 +15,14 @@ void th_make_tmpdir(char *buf, size_t cap, const char *prefix);
 void th_remove_tmpdir(const char *dir);
 /** Write text to path, replacing it (fails the test if it cannot). */
 void th_write_file(const char *path, const char *text);
+/** Write n bytes to path, replacing it (fails the test if it cannot). */
+void th_write_bytes(const char *path, const void *data, size_t n);
+/** The whole file, malloc'd with a NUL after its n bytes (fails the test
+ *  if it cannot be read). */
+unsigned char *th_read_bytes(const char *path, size_t *n);
+/** GKD_ROOT/tests/fixtures/<dir>/<name> (GKD_ROOT unset: the current
+ *  directory), in a static buffer that the next call overwrites. */
+const char *th_fixture_path(const char *dir, const char *name);
 
 /** A model of the given shape with GPT-2 initial weights from `seed`; with
  *  jitter > 0, N(0, jitter) noise from RNG stream (seed, data, jitter_tag)

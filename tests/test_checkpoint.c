@@ -48,17 +48,6 @@ static gkd_model *make_model(int V, int T, int L, int C, int NH, uint64_t seed) 
     return th_make_model(V, T, L, C, NH, seed, 0.0f, 0);
 }
 
-static unsigned char *slurp(const char *p, size_t *n) {
-    FILE *f = fopen(p, "rb");
-    ck_assert_ptr_nonnull(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    ck_assert_uint_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
 
 static void spit(const char *p, const unsigned char *b, size_t n) {
     FILE *f = fopen(p, "wb");
@@ -243,7 +232,7 @@ START_TEST(test_truncated) {
     gkd_checkpoint c = {.model = m, .extra = ex, .extra_len = 5};
     ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = th_read_bytes(path, &n);
     float *before = malloc(dst->num_params * sizeof(float));
     memcpy(before, dst->params_memory, dst->num_params * sizeof(float));
     char tpath[160];
@@ -284,7 +273,7 @@ START_TEST(test_corrupted_any_byte) {
                         .n_rngs = 1, .extra = "xyz", .extra_len = 3};
     ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = th_read_bytes(path, &n);
     char cpath[160];
     snprintf(cpath, sizeof cpath, "%s/corrupt.ckpt", dir);
     for (size_t i = 0; i < n; i++) {
@@ -316,7 +305,7 @@ START_TEST(test_wrong_magic_version_config) {
     gkd_checkpoint c = {.model = m};
     ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = th_read_bytes(path, &n);
     ck_assert_int_eq(memcmp(b, "GKDCKPT\0", 8), 0);
     ck_assert_uint_eq(b[8], 2); /* version 2, little-endian */
     char p2[160];
@@ -370,7 +359,7 @@ START_TEST(test_write_errors_keep_previous_file) {
     gkd_checkpoint c = {.model = m};
     ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
     size_t n0;
-    unsigned char *orig = slurp(path, &n0);
+    unsigned char *orig = th_read_bytes(path, &n0);
 
     char bad[160];
     snprintf(bad, sizeof bad, "%s/no/such/dir/x.ckpt", dir);
@@ -393,7 +382,7 @@ START_TEST(test_write_errors_keep_previous_file) {
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), path));
     ck_assert_int_eq(count_files(), 1); /* the temp file was removed */
     size_t n1;
-    unsigned char *now = slurp(path, &n1);
+    unsigned char *now = th_read_bytes(path, &n1);
     ck_assert_uint_eq(n0, n1);
     ck_assert_int_eq(memcmp(orig, now, n0), 0);
     free(now);
@@ -500,7 +489,7 @@ START_TEST(test_version1_still_loads) {
     gkd_checkpoint c = {.model = m, .extra = ex, .extra_len = 3, .step = 11};
     ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = th_read_bytes(path, &n);
     /* Version 1 is version 2 without the record size (8 zero bytes before the CRC). */
     ck_assert_uint_eq(get_le(b + n - 12, 8), 0);
     size_t n1 = n - 8;
@@ -544,7 +533,7 @@ START_TEST(test_task_record_mutations_refused) {
     gkd_checkpoint c = {.model = m, .task_record = r};
     ck_assert_int_eq(gkd_checkpoint_save(path, &c), 0);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = th_read_bytes(path, &n);
     const size_t rec_len = gkd_task_record_serialized_size(r), rec_at = n - 4 - rec_len, len_at = rec_at - 8;
     ck_assert_uint_eq(get_le(b + len_at, 8), rec_len);
     unsigned char *v = malloc(n + 16);

@@ -27,28 +27,8 @@ static void setup(void) {
 }
 static void teardown(void) { th_remove_tmpdir(dir); }
 
-static const char *fixture(const char *name) {
-    static char buf[1024];
-    const char *root = getenv("GKD_ROOT");
-    snprintf(buf, sizeof buf, "%s/tests/fixtures/tensors/%s", root ? root : ".", name);
-    return buf;
-}
-
-static unsigned char *slurp(const char *p, size_t *n) {
-    FILE *f = fopen(p, "rb");
-    ck_assert_msg(f != NULL, "cannot read %s", p);
-    unsigned char *b = malloc(1 << 16);
-    *n = fread(b, 1, 1 << 16, f);
-    fclose(f);
-    return b;
-}
-
-static void write_bytes(const unsigned char *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    if (n) ck_assert_uint_eq(fwrite(b, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
+/* The file under test (path) := b[0..n). */
+static void write_bytes(const unsigned char *b, size_t n) { th_write_bytes(path, b, n); }
 
 static void put32(unsigned char *b, int32_t v) {
     uint32_t u = (uint32_t)v;
@@ -69,14 +49,14 @@ static void refused_as(int code, const char *what) {
 /* The legacy tied fixture with header int k (0 dim ... 6 seq_len) set to v. */
 static void legacy_with(int k, int32_t v) {
     size_t n;
-    unsigned char *b = slurp(fixture("tied_v0.bin"), &n);
+    unsigned char *b = th_read_bytes(th_fixture_path("tensors", "tied_v0.bin"), &n);
     put32(b + 4 * k, v);
     write_bytes(b, n);
     free(b);
 }
 
 START_TEST(test_fixtures) {
-    FILE *tsv = fopen(fixture("llama2c.tsv"), "r");
+    FILE *tsv = fopen(th_fixture_path("tensors", "llama2c.tsv"), "r");
     ck_assert_ptr_nonnull(tsv);
     static char line[1 << 14];
     char files[4][64];
@@ -109,7 +89,7 @@ START_TEST(test_fixtures) {
 
     for (int fi = 0; fi < nfiles; fi++) {
         gkd_llama2c *m = NULL;
-        ck_assert_msg(gkd_llama2c_open(&m, fixture(files[fi])) == 0, "%s", gkd_last_error());
+        ck_assert_msg(gkd_llama2c_open(&m, th_fixture_path("tensors", files[fi])) == 0, "%s", gkd_last_error());
         const gkd_llama2c_config *c = gkd_llama2c_config_of(m);
         ck_assert_int_eq(c->version, fmeta[fi][0]);
         ck_assert_int_eq(c->shared_classifier, fmeta[fi][1]);
@@ -168,7 +148,7 @@ START_TEST(test_truncated_and_trailing) {
     for (int fi = 0; fi < 4; fi++) {
         const char *name[] = {"tied_v0.bin", "untied_v0.bin", "tied_v1.bin", "untied_v1.bin"};
         size_t n;
-        unsigned char *b = slurp(fixture(name[fi]), &n);
+        unsigned char *b = th_read_bytes(th_fixture_path("tensors", name[fi]), &n);
         /* Cuts in the header, at its edges and through the tensors are
          * refused, naming what is missing. */
         size_t edges[] = {27, 28, 29, 255, 256, 257, n - 5, n - 4, n - 1};
@@ -190,7 +170,7 @@ START_TEST(test_truncated_and_trailing) {
     }
     /* The tied file with a classifier appended: the sign of vocab_size says it is tied. */
     size_t n;
-    unsigned char *b = slurp(fixture("untied_v0.bin"), &n);
+    unsigned char *b = th_read_bytes(th_fixture_path("tensors", "untied_v0.bin"), &n);
     put32(b + 20, 3);
     write_bytes(b, n);
     refused_as(GKD_EFORMAT, "a separate classifier needs a negative vocab_size");
@@ -232,7 +212,7 @@ START_TEST(test_bad_dimensions) {
     refused_as(GKD_ECORRUPT, "truncated: the header implies");
     /* Products beyond 64 bits. */
     size_t n;
-    unsigned char *b = slurp(fixture("tied_v0.bin"), &n);
+    unsigned char *b = th_read_bytes(th_fixture_path("tensors", "tied_v0.bin"), &n);
     int32_t huge[7] = {1 << 30, INT32_MAX, 4096, 2, 1, INT32_MAX, INT32_MAX};
     for (int k = 0; k < 7; k++) put32(b + 4 * k, huge[k]);
     write_bytes(b, n);
@@ -243,7 +223,7 @@ END_TEST
 
 START_TEST(test_versions) {
     size_t n;
-    unsigned char *b = slurp(fixture("untied_v1.bin"), &n);
+    unsigned char *b = th_read_bytes(th_fixture_path("tensors", "untied_v1.bin"), &n);
     unsigned char *c = malloc(n);
     memcpy(c, b, n);
     put32(c + 4, 2);
@@ -279,7 +259,7 @@ END_TEST
 
 START_TEST(test_file_changed_after_open) {
     size_t n;
-    unsigned char *b = slurp(fixture("untied_v0.bin"), &n);
+    unsigned char *b = th_read_bytes(th_fixture_path("tensors", "untied_v0.bin"), &n);
     write_bytes(b, n);
     free(b);
     gkd_llama2c *m = NULL;

@@ -10,13 +10,6 @@
 
 static const char text[] = "task=arith 36a626aeca4cf3fb\ndivergence=tvd\nlambda=0\nseed=1\n";
 
-static void write_bytes(const char *path, const char *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 START_TEST(test_same_options_resume) {
     char dir[256], path[300];
     th_make_tmpdir(dir, sizeof dir, "run_options");
@@ -55,7 +48,7 @@ START_TEST(test_nul_byte_is_a_difference) {
     char data[sizeof text + 8];
     memcpy(data, text, sizeof text); /* with its NUL */
     memcpy(data + sizeof text, "lr=1\n", 5);
-    write_bytes(path, data, sizeof text + 5);
+    th_write_bytes(path, data, sizeof text + 5);
     ck_assert_int_eq(gkd_run_options_check(path, text, 1), GKD_EMISMATCH);
     th_remove_tmpdir(dir);
 }

@@ -27,20 +27,6 @@ static void setup(void) {
 }
 static void teardown(void) { th_remove_tmpdir(dir); }
 
-static const char *fixture(const char *name) {
-    static char buf[1024];
-    const char *root = getenv("GKD_ROOT");
-    snprintf(buf, sizeof buf, "%s/tests/fixtures/tensors/%s", root ? root : ".", name);
-    return buf;
-}
-
-static void write_bytes(const char *p, const void *b, size_t n) {
-    FILE *f = fopen(p, "wb");
-    ck_assert_ptr_nonnull(f);
-    if (n) ck_assert_uint_eq(fwrite(b, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 /* A file of header size N = strlen(json), the JSON, then ndata bytes
  * (0, 1, 2, ...). */
 static void write_st(const char *json, size_t ndata) {
@@ -49,7 +35,7 @@ static void write_st(const char *json, size_t ndata) {
     for (int k = 0; k < 8; k++) b[k] = (unsigned char)((uint64_t)n >> (8 * k));
     memcpy(b + 8, json, n);
     for (size_t i = 0; i < ndata; i++) b[8 + n + i] = (unsigned char)i;
-    write_bytes(path, b, 8 + n + ndata);
+    th_write_bytes(path, b, 8 + n + ndata);
     free(b);
 }
 
@@ -94,8 +80,8 @@ static uint32_t bits(float x) {
 
 START_TEST(test_fixture_values) {
     gkd_safetensors *f = NULL;
-    ck_assert_msg(gkd_safetensors_open(&f, fixture("values.safetensors")) == 0, "%s", gkd_last_error());
-    FILE *tsv = fopen(fixture("values.tsv"), "r");
+    ck_assert_msg(gkd_safetensors_open(&f, th_fixture_path("tensors", "values.safetensors")) == 0, "%s", gkd_last_error());
+    FILE *tsv = fopen(th_fixture_path("tensors", "values.tsv"), "r");
     ck_assert_ptr_nonnull(tsv);
     char line[4096];
     int ntensors = 0, nmeta = 0, nvalues = 0;
@@ -237,16 +223,16 @@ START_TEST(test_minimal_files) {
 END_TEST
 
 START_TEST(test_truncated_and_lying_sizes) {
-    write_bytes(path, "", 0);
+    th_write_bytes(path, "", 0);
     refused_as(GKD_ECORRUPT, "truncated: 0 bytes");
-    write_bytes(path, "\x02\0\0\0\0\0\0", 7);
+    th_write_bytes(path, "\x02\0\0\0\0\0\0", 7);
     refused_as(GKD_ECORRUPT, "truncated: 7 bytes");
     /* Header size beyond the file. */
-    write_bytes(path, "\x40\0\0\0\0\0\0\0{}", 10);
+    th_write_bytes(path, "\x40\0\0\0\0\0\0\0{}", 10);
     refused_as(GKD_ECORRUPT, "header size says 64 bytes, the file has 2");
-    write_bytes(path, "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
+    th_write_bytes(path, "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
     refused_as(GKD_EFORMAT, "beyond the limit of 100000000 bytes");
-    write_bytes(path, "\x01\xe1\xf5\x05\0\0\0\0{}", 10); /* 100000001 */
+    th_write_bytes(path, "\x01\xe1\xf5\x05\0\0\0\0{}", 10); /* 100000001 */
     refused_as(GKD_EFORMAT, "beyond the limit");
     /* A valid file cut short anywhere is refused. */
     write_st("{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
@@ -255,7 +241,7 @@ START_TEST(test_truncated_and_lying_sizes) {
     size_t n = fread(whole, 1, sizeof whole, fp);
     fclose(fp);
     for (size_t cut = 0; cut < n; cut++) {
-        write_bytes(path, whole, cut);
+        th_write_bytes(path, whole, cut);
         gkd_safetensors *f = (gkd_safetensors *)1;
         int rc = gkd_safetensors_open(&f, path);
         ck_assert_msg(rc < 0, "cut at %zu accepted", cut);
@@ -314,7 +300,7 @@ START_TEST(test_json_grammar) {
     header_refused("{\"a\":\"abc\\", 0, "string not closed");
     header_refused("{} x", 0, "bytes after the end of the root value");
     header_refused("{}{}", 0, "bytes after the end of the root value");
-    write_bytes(path, "\x03\0\0\0\0\0\0\0{}\0", 11); /* NUL padding is not whitespace */
+    th_write_bytes(path, "\x03\0\0\0\0\0\0\0{}\0", 11); /* NUL padding is not whitespace */
     refused_as(GKD_EFORMAT, "byte 2: bytes after the end of the root value");
     header_refused("{\"t\":{\"dtype\":\"F32\",\"shape\":[[1]],\"data_offsets\":[0,4]}}", 4, "nesting deeper");
     header_refused("{\"t\":{\"dtype\":\"F32\",\"shape\":[1 2],\"data_offsets\":[0,8]}}", 8, "expected ',' or ']'");
