@@ -495,6 +495,35 @@ START_TEST(test_replay_load_refuses_huge_shape) {
 }
 END_TEST
 
+/* Fixed replay into a buffer of 4 sequences of 8 tokens. */
+static gkd_schedule_options replay_4x8(void) {
+    gkd_schedule_options o = GKD_SCHEDULE_OPTIONS_INIT;
+    o.replay = GKD_REPLAY_FIXED;
+    o.p_replay = 0.5;
+    o.capacity = 4;
+    o.seq_cap = 8;
+    return o;
+}
+
+/* Two sequences of 8 tokens whose largest is 100, but item 1 holds 200 at
+ * position 3. */
+static void batch_with_token_200(test_batch *tb) {
+    batch_init(tb, 2, 8);
+    batch_fill(tb, 0);
+    tb->tokens[8 + 3] = 200;
+}
+
+/* The saved state of a replay_4x8 schedule holding batch_with_token_200. */
+static void save_with_token_200(unsigned char **blob, size_t *size) {
+    gkd_schedule_options o = replay_4x8();
+    gkd_schedule *s = make(&o, 5);
+    test_batch tb;
+    batch_with_token_200(&tb);
+    ck_assert(gkd_replay_push_batch(gkd_schedule_buffer(s), &tb.b) == 0);
+    ck_assert(gkd_schedule_save(s, blob, size) == 0);
+    gkd_schedule_free(s);
+}
+
 /* Replayed items go to the model on resume: a token the saved buffer
  * holds at or above the model's vocabulary would index past its
  * embedding table. The load refuses it with one line naming the item and
@@ -503,9 +532,7 @@ START_TEST(test_replay_load_refuses_tokens_outside_vocabulary) {
     gkd_replay *r = NULL, *back = NULL;
     ck_assert(gkd_replay_new(&r, 4, 8) == 0);
     test_batch tb;
-    batch_init(&tb, 2, 8);
-    batch_fill(&tb, 0); /* largest token: 100 + 0 */
-    tb.tokens[8 + 3] = 200; /* item 1, position 3 */
+    batch_with_token_200(&tb);
     ck_assert(gkd_replay_push_batch(r, &tb.b) == 0);
     unsigned char *blob;
     size_t size;
@@ -525,21 +552,15 @@ START_TEST(test_replay_load_refuses_tokens_outside_vocabulary) {
     ck_assert_int_eq(gkd_replay_load(&back, blob, size, 0), GKD_EINVAL);
 
     /* Through the schedule state of a checkpoint, as a resume loads it. */
-    gkd_schedule_options o = GKD_SCHEDULE_OPTIONS_INIT;
-    o.replay = GKD_REPLAY_FIXED;
-    o.p_replay = 0.5;
-    o.capacity = 4;
-    o.seq_cap = 8;
-    gkd_schedule *s = make(&o, 5), *t = make(&o, 5);
-    ck_assert(gkd_replay_push_batch(gkd_schedule_buffer(s), &tb.b) == 0);
+    gkd_schedule_options o = replay_4x8();
+    gkd_schedule *t = make(&o, 5);
     free(blob);
-    ck_assert(gkd_schedule_save(s, &blob, &size) == 0);
+    save_with_token_200(&blob, &size);
     ck_assert_int_eq(gkd_schedule_load(t, blob, size, 200), GKD_EFORMAT);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), "vocabulary of 200"));
     ck_assert_int_eq(gkd_replay_count(gkd_schedule_buffer(t)), 0);
     ck_assert_msg(gkd_schedule_load(t, blob, size, 201) == 0, "%s", gkd_last_error());
     ck_assert_int_eq(gkd_replay_count(gkd_schedule_buffer(t)), 2);
-    gkd_schedule_free(s);
     gkd_schedule_free(t);
     free(blob);
 }
@@ -551,20 +572,11 @@ END_TEST
  * holds a token outside the vocabulary, so reading the items first would
  * give that error instead. */
 START_TEST(test_schedule_load_checks_buffer_shape_first) {
-    gkd_schedule_options o = GKD_SCHEDULE_OPTIONS_INIT;
-    o.replay = GKD_REPLAY_FIXED;
-    o.p_replay = 0.5;
-    o.capacity = 4;
-    o.seq_cap = 8;
-    gkd_schedule *s = make(&o, 5), *t = make(&o, 5);
-    test_batch tb;
-    batch_init(&tb, 2, 8);
-    batch_fill(&tb, 0);
-    tb.tokens[8 + 3] = 200;
-    ck_assert(gkd_replay_push_batch(gkd_schedule_buffer(s), &tb.b) == 0);
+    gkd_schedule_options o = replay_4x8();
+    gkd_schedule *t = make(&o, 5);
     unsigned char *blob;
     size_t size;
-    ck_assert(gkd_schedule_save(s, &blob, &size) == 0);
+    save_with_token_200(&blob, &size);
     /* The embedded replay blob: its size (u64) precedes its magic. */
     unsigned char *m = NULL;
     for (size_t i = 8; i + 8 <= size && !m; i++)
@@ -581,7 +593,6 @@ START_TEST(test_schedule_load_checks_buffer_shape_first) {
                                            "(capacity 4, seq_cap 8)"),
                   "%s", gkd_last_error());
     ck_assert_int_eq(gkd_replay_count(gkd_schedule_buffer(t)), 0);
-    gkd_schedule_free(s);
     gkd_schedule_free(t);
     free(blob);
 }
