@@ -99,6 +99,51 @@ void gkd_softmax_forward(float *probs, const float *logits, int N, int V);
 double gkd_crossentropy_forward_backward(float *dlogits, float *losses, const float *logits,
                                          const int *targets, const float *mask, int N, int V);
 
+/* ---- Llama-family layers (src/model/rmsnorm.c, rope.c, swiglu.c; the
+ * grouped-query attention in layers.c). Same conventions as above. ---- */
+
+/** RMSNorm of N rows: out = inp / sqrt(mean(inp^2) + eps) * w; rstd (N) may
+ *  be NULL (inference). The sum of squares is taken in double. */
+void gkd_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, float eps,
+                         int N, int C);
+/** dinp (N,C) += and dw (C) += gradients, from the cached rstd. */
+void gkd_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, const float *rstd, int N, int C);
+
+/** Rotary tables: cos/sin (maxT, hs/2) of angle pos * theta^(-2i/hs),
+ *  computed in double and rounded to float. */
+void gkd_rope_table(float *cos_t, float *sin_t, int maxT, int hs, float theta);
+/** Rotates, in place, the first nheads heads (hs channels each) of one row at
+ *  the position whose table rows are cos_p, sin_p (hs/2 each); style 0 =
+ *  interleaved pairs (2i, 2i+1) (llama2.c), 1 = half pairs (i, i+hs/2)
+ *  (Hugging Face rotate_half). (a,b) -> (a cos - b sin, a sin + b cos). */
+void gkd_rope_row(float *x, const float *cos_p, const float *sin_p, int nheads, int hs,
+                  int style);
+/** qkv (B,T,(NH+2NKV)hs): rotates q (NH heads) and k (NKV heads) of each row
+ *  at position t = 0..T-1, in place. */
+void gkd_rope_forward(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                      int NKV, int hs, int style);
+/** The transpose: dqkv in place (rotation by -angle), the same rows. */
+void gkd_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T, int NH,
+                       int NKV, int hs, int style);
+
+/** SwiGLU: gu (N, 2F) = [gate | up]; out (N, F) = silu(gate) * up,
+ *  silu(g) = g / (1 + exp(-g)). */
+void gkd_swiglu_forward(float *out, const float *gu, int N, int F);
+/** dgu (N, 2F) = gradient (overwritten). */
+void gkd_swiglu_backward(float *dgu, const float *gu, const float *dout, int N, int F);
+
+/** Causal grouped-query attention: qkv (B,T,C+2KV), KV = NKV hs, rows q (NH
+ *  heads), k (NKV heads), v (NKV heads); query head h reads kv head
+ *  h / (NH/NKV). out (B,T,C), att (B,NH,T,T). NKV divides NH; with
+ *  NKV == NH, gkd_attention_forward (the same bits). */
+void gkd_attention_gqa_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                               int NH, int NKV);
+/** dqkv (B,T,C+2KV) overwritten; datt (B,NH,T,T) scratch. A kv head's dk and
+ *  dv sum its group's heads in head order. */
+void gkd_attention_gqa_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int C, int NH, int NKV);
+
 #ifdef __cplusplus
 }
 #endif

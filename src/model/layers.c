@@ -295,21 +295,25 @@ static void head_product(int trans_a, int trans_b, int M, int N, int K, float sc
         }
 }
 
-void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                           int NH) {
-    const int hs = C / NH, C3 = 3 * C;
+/* Grouped-query attention (gkd/layers.h): a row of qkv is q (NH heads),
+ * then k and v (NKV heads each); query head h reads kv head h / (NH/NKV).
+ * With NKV == NH these are the plain multi-head layout (k at q + C, v at
+ * q + 2C) and gkd_attention_forward/backward's very operations. */
+void gkd_attention_gqa_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                               int NH, int NKV) {
+    const int hs = C / NH, W = C + 2 * NKV * hs, group = NH / NKV;
     const float scale = 1.0f / sqrtf((float)hs);
     /* One (b, h) per iteration: independent outputs, each product on the
      * thread of its head. */
 #pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs;
-        const float *k = q + C, *v = q + 2 * C;
+        const float *q = qkv + (size_t)b * T * W + h * hs;
+        const float *k = qkv + (size_t)b * T * W + C + (h / group) * hs, *v = k + NKV * hs;
         float *a = att + (size_t)bh * T * T;
         /* Scores on and below the diagonal (whole tiles of it); the
          * upper triangle is masked below. */
-        head_product(0, 1, T, T, hs, scale, q, C3, k, C3, a, T, GKD_GEMM_C_LOWER);
+        head_product(0, 1, T, T, hs, scale, q, W, k, W, a, T, GKD_GEMM_C_LOWER);
         for (int i = 0; i < T; i++) {
             float *row = a + (size_t)i * T;
             float mx = row[0];
@@ -322,41 +326,72 @@ void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int j = 0; j <= i; j++) row[j] *= inv;
             for (int j = i + 1; j < T; j++) row[j] = 0.0f;
         }
-        head_product(0, 0, T, hs, T, 1.0f, a, T, v, C3, out + (size_t)b * T * C + h * hs, C,
+        head_product(0, 0, T, hs, T, 1.0f, a, T, v, W, out + (size_t)b * T * C + h * hs, C,
                      GKD_GEMM_A_LOWER);
+    }
+}
+
+void gkd_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                           int NH) {
+    gkd_attention_gqa_forward(out, att, qkv, B, T, C, NH, NH);
+}
+
+/* dst (T x hs, row stride ld) += src (the same shape and stride), element by element. */
+static void add_head(float *dst, const float *src, int T, int hs, int ld) {
+    for (int t = 0; t < T; t++) {
+        float *d = dst + (size_t)t * ld;
+        const float *s = src + (size_t)t * ld;
+#pragma omp simd
+        for (int c = 0; c < hs; c++) d[c] += s[c];
+    }
+}
+
+/* One (b, kv head) per iteration, so that the iteration owns dk and dv of
+ * its kv head and dq of its group's query heads: the group's heads are
+ * taken in order, the first writing dk and dv, each later one adding its
+ * products to them. A later head's products are first written into its own
+ * dq, which is free until its last product overwrites it: no other memory,
+ * and sums in a fixed order. */
+void gkd_attention_gqa_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int C, int NH, int NKV) {
+    const int hs = C / NH, W = C + 2 * NKV * hs, group = NH / NKV;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
+    for (int bkv = 0; bkv < B * NKV; bkv++) {
+        int b = bkv / NKV, kvh = bkv % NKV;
+        const float *k = qkv + (size_t)b * T * W + C + kvh * hs, *v = k + NKV * hs;
+        float *dk = dqkv + (size_t)b * T * W + C + kvh * hs, *dv = dk + NKV * hs;
+        for (int g = 0; g < group; g++) {
+            int h = kvh * group + g, bh = b * NH + h;
+            const float *q = qkv + (size_t)b * T * W + h * hs;
+            float *dq = dqkv + (size_t)b * T * W + h * hs;
+            const float *a = att + (size_t)bh * T * T;
+            float *da = datt + (size_t)bh * T * T;
+            const float *dy = dout + (size_t)b * T * C + h * hs;
+            /* dv (+)= a^T dy; da = dy v^T */
+            head_product(1, 0, T, hs, T, 1.0f, a, T, dy, C, g ? dq : dv, W, GKD_GEMM_A_UPPER);
+            if (g) add_head(dv, dq, T, hs, W);
+            head_product(0, 1, T, T, hs, 1.0f, dy, C, v, W, da, T, GKD_GEMM_C_LOWER);
+            /* softmax backward in place: dscore = a * (da - sum_j a da) */
+            for (int i = 0; i < T; i++) {
+                const float *ar = a + (size_t)i * T;
+                float *dr = da + (size_t)i * T;
+                float dot = 0.0f;
+                for (int j = 0; j <= i; j++) dot += ar[j] * dr[j];
+                for (int j = 0; j <= i; j++) dr[j] = ar[j] * (dr[j] - dot);
+                for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
+            }
+            /* dk (+)= scale * dscore^T q; dq = scale * dscore k */
+            head_product(1, 0, T, hs, T, scale, da, T, q, W, g ? dq : dk, W, GKD_GEMM_A_UPPER);
+            if (g) add_head(dk, dq, T, hs, W);
+            head_product(0, 0, T, hs, T, scale, da, T, k, W, dq, W, GKD_GEMM_A_LOWER);
+        }
     }
 }
 
 void gkd_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH) {
-    const int hs = C / NH, C3 = 3 * C;
-    const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) if(parallel: (size_t)B * NH * T * T * hs >= PAR_MIN_WORK)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs;
-        const float *k = q + C, *v = q + 2 * C;
-        float *dq = dqkv + (size_t)b * T * C3 + h * hs;
-        float *dk = dq + C, *dv = dq + 2 * C;
-        const float *a = att + (size_t)bh * T * T;
-        float *da = datt + (size_t)bh * T * T;
-        const float *dy = dout + (size_t)b * T * C + h * hs;
-        /* dv = a^T dy; da = dy v^T */
-        head_product(1, 0, T, hs, T, 1.0f, a, T, dy, C, dv, C3, GKD_GEMM_A_UPPER);
-        head_product(0, 1, T, T, hs, 1.0f, dy, C, v, C3, da, T, GKD_GEMM_C_LOWER);
-        /* softmax backward in place: dscore = a * (da - sum_j a da) */
-        for (int i = 0; i < T; i++) {
-            const float *ar = a + (size_t)i * T;
-            float *dr = da + (size_t)i * T;
-            float dot = 0.0f;
-            for (int j = 0; j <= i; j++) dot += ar[j] * dr[j];
-            for (int j = 0; j <= i; j++) dr[j] = ar[j] * (dr[j] - dot);
-            for (int j = i + 1; j < T; j++) dr[j] = 0.0f;
-        }
-        /* dq = scale * dscore k; dk = scale * dscore^T q */
-        head_product(0, 0, T, hs, T, scale, da, T, k, C3, dq, C3, GKD_GEMM_A_LOWER);
-        head_product(1, 0, T, hs, T, scale, da, T, q, C3, dk, C3, GKD_GEMM_A_UPPER);
-    }
+    gkd_attention_gqa_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, NH);
 }
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
