@@ -56,9 +56,9 @@ static gkd_model *random_model(int V, int maxT, int L, int C, int NH, uint64_t s
  * logit is about -100 below the others. */
 static void forbid_eos(gkd_model *m) {
     const int C = m->config.n_embd;
-    m->params.lnfw[0] = 0.0f;
-    m->params.lnfb[0] = 1.0f;
-    m->params.wte[(size_t)GKD_TOK_EOS * C] = -100.0f;
+    m->params[GKD_GPT2_LNFW][0] = 0.0f;
+    m->params[GKD_GPT2_LNFB][0] = 1.0f;
+    m->params[GKD_GPT2_WTE][(size_t)GKD_TOK_EOS * C] = -100.0f;
 }
 
 /* Row b := BOS, P-2 random non-special tokens, SEP. */

@@ -149,8 +149,8 @@ done:
 /* Optional arguments name the shapes to run (default: all). */
 int main(int argc, char **argv) {
     static const shape shapes[] = {
-        {"tiny", {64, 64, 4, 128, 4}, 16, 64},
-        {"small", {256, 128, 6, 256, 8}, 16, 128},
+        {"tiny", {.vocab_size = 64, .max_seq_len = 64, .n_layer = 4, .n_embd = 128, .n_head = 4}, 16, 64},
+        {"small", {.vocab_size = 256, .max_seq_len = 128, .n_layer = 6, .n_embd = 256, .n_head = 8}, 16, 128},
     };
     printf("bench model threads=%d\n", omp_get_max_threads());
     bench_sgemm();

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "gkd/error.h"
 #include "gkd/rng.h"
 
 void th_make_tmpdir(char *buf, size_t cap, const char *prefix) {
@@ -60,8 +61,13 @@ gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t 
                          uint64_t jitter_tag) {
     gkd_model_config cfg = {.vocab_size = V, .max_seq_len = max_seq_len, .n_layer = L, .n_embd = C,
                             .n_head = NH};
+    return th_make_model_cfg(&cfg, seed, jitter, jitter_tag);
+}
+
+gkd_model *th_make_model_cfg(const gkd_model_config *cfg, uint64_t seed, float jitter,
+                             uint64_t jitter_tag) {
     gkd_model *m = NULL;
-    ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
+    ck_assert_msg(gkd_model_new(&m, cfg) == 0, "%s", gkd_last_error());
     gkd_model_init_weights(m, seed);
     if (jitter > 0) {
         gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, jitter_tag, 0);

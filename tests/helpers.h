@@ -31,6 +31,10 @@ const char *th_fixture_path(const char *dir, const char *name);
 gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t seed, float jitter,
                          uint64_t jitter_tag);
 
+/** The same for any config (a Llama one, say). */
+gkd_model *th_make_model_cfg(const gkd_model_config *cfg, uint64_t seed, float jitter,
+                             uint64_t jitter_tag);
+
 /** FNV-1a 64 of p[0..n), continuing from h (start with TH_FNV_BASIS). */
 #define TH_FNV_BASIS 0xcbf29ce484222325ull
 uint64_t th_fnv1a(uint64_t h, const void *p, size_t n);

@@ -179,7 +179,7 @@ START_TEST(test_non_finite_weights_refused) {
         gkd_checkpoint_data d;
         ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), GKD_EFORMAT);
         char want[128];
-        snprintf(want, sizeof want, "parameter %s[3] %s", gkd_param_names[1], what[k]);
+        snprintf(want, sizeof want, "parameter %s[3] %s", "wpe", what[k]);
         ck_assert_msg(strstr(gkd_last_error(), want) != NULL, "%s", gkd_last_error());
         ck_assert_ptr_null(d.model);
         const float before = dst->params_memory[at];
@@ -205,7 +205,7 @@ START_TEST(test_absurd_weights_refused) {
         gkd_checkpoint_data d;
         ck_assert_int_eq(gkd_checkpoint_load(&d, path, NULL), GKD_EFORMAT);
         char want[128];
-        snprintf(want, sizeof want, "parameter %s[5] is %.9g, beyond the bound |w| <= 1e+06", gkd_param_names[2],
+        snprintf(want, sizeof want, "parameter %s[5] is %.9g, beyond the bound |w| <= 1e+06", "ln1w",
                  (double)bad[k]);
         ck_assert_msg(strstr(gkd_last_error(), want) != NULL, "%s", gkd_last_error());
         ck_assert_ptr_null(d.model);
@@ -282,7 +282,10 @@ START_TEST(test_corrupted_any_byte) {
             spit(cpath, b, n);
             gkd_checkpoint_data d;
             int rc = gkd_checkpoint_load(&d, cpath, NULL);
-            int expect = i < 8 ? GKD_EFORMAT : (i < 12 ? GKD_EVERSION : GKD_ECORRUPT);
+            /* Version 2 with bit 0 flipped is 3, a version this build reads:
+             * the checksum catches that one. */
+            const int readable_version = i == 8 && bit == 0;
+            int expect = i < 8 ? GKD_EFORMAT : (i < 12 && !readable_version ? GKD_EVERSION : GKD_ECORRUPT);
             ck_assert_msg(rc == expect, "byte %zu bit %d: rc %d (%s)", i, bit, rc, gkd_last_error());
             ck_assert_ptr_null(d.model);
             ck_assert_ptr_nonnull(strstr(gkd_last_error(), cpath));
@@ -318,11 +321,11 @@ START_TEST(test_wrong_magic_version_config) {
 
     unsigned char *v = malloc(n);
     memcpy(v, b, n);
-    v[8] = 3;
+    v[8] = 4;
     patch_crc(v, n);
     spit(p2, v, n);
     ck_assert_int_eq(gkd_checkpoint_load(&d, p2, NULL), GKD_EVERSION);
-    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "format version 3, this build reads versions 1 to 2"));
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "format version 4, this build reads versions 1 to 3"));
     v[8] = 0;
     patch_crc(v, n);
     spit(p2, v, n);

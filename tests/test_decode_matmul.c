@@ -37,16 +37,16 @@ static gkd_model *make_model(int V, int C, int L, uint64_t seed) {
 
 /* The weights as stored in the model for matrix `which` of layer l (the
  * LM head for l == L): (OC, IC). */
-static const float *stored(const gkd_model *m, int l, gkd_dm_matrix which, int *IC, int *OC) {
+static const float *stored(const gkd_model *m, int l, int which, int *IC, int *OC) {
     const int C = m->config.n_embd;
     const size_t lc = (size_t)l * C;
     *IC = C;
-    if (l == m->config.n_layer) return *OC = m->config.vocab_size, m->params.wte;
+    if (l == m->config.n_layer) return *OC = m->config.vocab_size, m->params[GKD_GPT2_WTE];
     switch (which) {
-    case GKD_DM_QKV: return *OC = 3 * C, m->params.qkvw + lc * 3 * C;
-    case GKD_DM_ATTPROJ: return *OC = C, m->params.attprojw + lc * C;
-    case GKD_DM_FC: return *OC = 4 * C, m->params.fcw + lc * 4 * C;
-    default: return *IC = 4 * C, *OC = C, m->params.fcprojw + lc * 4 * C;
+    case GKD_GPT2_QKVW: return *OC = 3 * C, m->params[GKD_GPT2_QKVW] + lc * 3 * C;
+    case GKD_GPT2_ATTPROJW: return *OC = C, m->params[GKD_GPT2_ATTPROJW] + lc * C;
+    case GKD_GPT2_FCW: return *OC = 4 * C, m->params[GKD_GPT2_FCW] + lc * 4 * C;
+    default: return *IC = 4 * C, *OC = C, m->params[GKD_GPT2_FCPROJW] + lc * 4 * C;
     }
 }
 
@@ -78,12 +78,14 @@ START_TEST(test_products_are_fma_chains) {
     float *out = malloc((size_t)40 * V * 4 * sizeof(float));
     float *scratch = aligned_alloc(64, 2 * gkd_dm_scratch_floats(4 * C) * sizeof(float));
     for (int l = 0; l <= L; l++)
-        for (int which = GKD_DM_QKV; which <= (l == L ? GKD_DM_QKV : GKD_DM_FCPROJ); which++)
+        for (int j = 0; j < (l == L ? 1 : 4); j++)
             for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+                const int matrices[4] = {GKD_GPT2_QKVW, GKD_GPT2_ATTPROJW, GKD_GPT2_FCW, GKD_GPT2_FCPROJW};
+                const int which = matrices[j];
                 int IC, OC;
                 const float *w = stored(m, l, which, &IC, &OC);
                 const float *p = gkd_dm_matrix_at(wt, &m->config, l, which);
-                const float *b = which == GKD_DM_ATTPROJ ? NULL : bias;
+                const float *b = which == GKD_GPT2_ATTPROJW ? NULL : bias;
                 gkd_dm_matmul(out, inp, p, b, rows[i], IC, OC, GKD_DM_STORE, NULL, 0, NULL, scratch);
                 check_chain(out, inp, w, b, rows[i], IC, OC, "one thread");
                 memset(out, 0, (size_t)rows[i] * OC * sizeof(float));
@@ -118,8 +120,8 @@ START_TEST(test_panels_and_epilogues) {
     float *wt = malloc(gkd_dm_floats(&m->config) * sizeof(float));
     gkd_dm_pack(wt, m);
     int IC, OC;
-    const float *w = stored(m, 0, GKD_DM_FC, &IC, &OC);
-    const float *p = gkd_dm_matrix_at(wt, &m->config, 0, GKD_DM_FC);
+    const float *w = stored(m, 0, GKD_GPT2_FCW, &IC, &OC);
+    const float *p = gkd_dm_matrix_at(wt, &m->config, 0, GKD_GPT2_FCW);
     const int n = 30;
     float *inp = random_matrix((size_t)n * IC, 9), *bias = random_matrix(OC, 10);
     float *plain = malloc((size_t)IC * OC * sizeof(float)), *ref = malloc((size_t)n * OC * sizeof(float));

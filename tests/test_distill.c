@@ -816,7 +816,7 @@ static void check_step_gradient(const char *div, float ce_weight) {
     /* In each tensor, the two entries with the largest gradients. */
     int checked = 0, skipped = 0;
     size_t off = 0;
-    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
+    for (int k = 0; k < m->num_tensors; k++) {
         size_t n = m->param_sizes[k];
         size_t best[2] = {off, off};
         for (size_t i = off; i < off + n; i++) {
@@ -842,7 +842,7 @@ static void check_step_gradient(const char *div, float ce_weight) {
              * step sizes disagreeing; such a point says nothing. */
             if (fabs(fd[0] - fd[1]) > tol) { skipped++; continue; }
             ck_assert_msg(fabs(g[i] - fd[1]) <= tol, "%s ce_weight %g: %s[%zu] grad %g, finite diff %g", div,
-                          ce_weight, gkd_param_names[k], i - off, g[i], fd[1]);
+                          ce_weight, gkd_model_tensor_name(m, k), i - off, g[i], fd[1]);
             checked++;
         }
         off += n;
@@ -1081,7 +1081,7 @@ START_TEST(test_poisoned_teacher_names_tensor) {
     world w = make_world(500);
     char ck[600], dir[512], err[600];
     path_in(ck, sizeof ck, "poisoned.ckpt");
-    w.teacher->params.fcw[17] = NAN;
+    w.teacher->params[GKD_GPT2_FCW][17] = NAN;
     gkd_checkpoint c = {0};
     c.model = w.teacher;
     c.tokenizer = w.tok;
@@ -1109,7 +1109,7 @@ END_TEST
 START_TEST(test_poisoned_teacher_in_memory) {
     world w = make_world(500);
     char dir[512], ck[600];
-    w.teacher->params.fcw[17] = NAN;
+    w.teacher->params[GKD_GPT2_FCW][17] = NAN;
     gkd_distill_options o = small_options();
     o.steps = 10;
     o.checkpoint_every = 1;

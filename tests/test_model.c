@@ -86,7 +86,7 @@ static double rel_err(const float *a, const float *b, size_t n) {
 }
 
 static gkd_model *fixture_model(const fixture *fx) {
-    gkd_model_config cfg = {fx->V, fx->maxT, fx->L, fx->C, fx->NH};
+    gkd_model_config cfg = {.vocab_size = fx->V, .max_seq_len = fx->maxT, .n_layer = fx->L, .n_embd = fx->C, .n_head = fx->NH};
     gkd_model *m = NULL;
     ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
     ck_assert_uint_eq(m->num_params, (size_t)fx->num_params);
@@ -119,10 +119,10 @@ START_TEST(test_forward_backward_vs_pytorch) {
     ck_assert_msg(fabs(loss - fx.loss) <= GRAD_TOL * fabs(fx.loss), "loss %.7f vs %.7f", loss,
                   fx.loss);
     size_t off = 0;
-    for (int i = 0; i < GKD_NUM_PARAM_TENSORS; i++) {
+    for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
         e = rel_err(m->grads_memory + off, fx.grads + off, n);
-        ck_assert_msg(e <= GRAD_TOL, "grad %s rel err %g", gkd_param_names[i], e);
+        ck_assert_msg(e <= GRAD_TOL, "grad %s rel err %g", gkd_model_tensor_name(m, i), e);
         off += n;
     }
     free(dlogits), free(losses);
@@ -164,7 +164,7 @@ static void check_adamw(int clip) {
     memcpy(got, m->params_memory, m->num_params * sizeof(float));
     memcpy(ref, want, m->num_params * sizeof(float));
     memcpy(ref0, fx.params0, m->num_params * sizeof(float));
-    size_t qkvb_off = (size_t)(m->params.qkvb - m->params_memory);
+    size_t qkvb_off = (size_t)(m->params[GKD_GPT2_QKVB] - m->params_memory);
     for (int l = 0; l < fx.L; l++)
         for (int c = 0; c < fx.C; c++) {
             size_t j = qkvb_off + (size_t)l * 3 * fx.C + fx.C + c;
@@ -172,10 +172,10 @@ static void check_adamw(int clip) {
             got[j] = ref[j] = ref0[j] = 0.0f;
         }
     size_t off = 0;
-    for (int i = 0; i < GKD_NUM_PARAM_TENSORS; i++) {
+    for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
         double e = rel_err(got + off, ref + off, n);
-        ck_assert_msg(e <= REL_TOL, "%s after %d steps (clip %d) rel err %g", gkd_param_names[i],
+        ck_assert_msg(e <= REL_TOL, "%s after %d steps (clip %d) rel err %g", gkd_model_tensor_name(m, i),
                       fx.n_steps, clip, e);
         /* the update itself must match too, not just the (large) params */
         double num = 0, den = 0;
@@ -186,7 +186,7 @@ static void check_adamw(int clip) {
             den += dw * dw;
         }
         ck_assert_msg(den > 0 && sqrt(num / den) <= 1e-3, "%s update rel err %g",
-                      gkd_param_names[i], sqrt(num / den));
+                      gkd_model_tensor_name(m, i), sqrt(num / den));
         off += n;
     }
     free(got), free(ref), free(ref0);
@@ -231,7 +231,7 @@ static void run_threads(int threads, const gkd_model_config *cfg, int B, int T, 
 
 START_TEST(test_thread_determinism) {
     /* Large enough that OpenBLAS itself threads the top-level sgemms. */
-    gkd_model_config cfg = {96, 64, 2, 128, 4};
+    gkd_model_config cfg = {.vocab_size = 96, .max_seq_len = 64, .n_layer = 2, .n_embd = 128, .n_head = 4};
     int B = 8, T = 64;
     int saved = omp_get_max_threads();
     float *l1, *g1, *l2, *g2;
@@ -260,7 +260,7 @@ static void moments(const float *x, size_t n, double *mean, double *std) {
 }
 
 START_TEST(test_init_statistics) {
-    gkd_model_config cfg = {256, 128, 4, 128, 4};
+    gkd_model_config cfg = {.vocab_size = 256, .max_seq_len = 128, .n_layer = 4, .n_embd = 128, .n_head = 4};
     gkd_model *m = NULL, *m2 = NULL, *m3 = NULL;
     ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
     ck_assert_int_eq(gkd_model_new(&m2, &cfg), 0);
@@ -272,8 +272,8 @@ START_TEST(test_init_statistics) {
     ck_assert(memcmp(m->params_memory, m3->params_memory, m->num_params * sizeof(float)) != 0);
     const double proj = 0.02 / sqrt(2.0 * cfg.n_layer);
     float *p = m->params_memory;
-    for (int i = 0; i < GKD_NUM_PARAM_TENSORS; i++) {
-        const char *name = gkd_param_names[i];
+    for (int i = 0; i < m->num_tensors; i++) {
+        const char *name = gkd_model_tensor_name(m, i);
         size_t n = m->param_sizes[i];
         double mean, std;
         moments(p, n, &mean, &std);
@@ -299,7 +299,7 @@ END_TEST
 START_TEST(test_training_reduces_loss) {
     /* Next-token prediction on a repeating pattern: learnable from position
      * and context, so the loss must fall far below log(V). */
-    gkd_model_config cfg = {12, 24, 2, 32, 2};
+    gkd_model_config cfg = {.vocab_size = 12, .max_seq_len = 24, .n_layer = 2, .n_embd = 32, .n_head = 2};
     const int B = 4, T = 24, BT = B * T;
     gkd_model *m = NULL;
     ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
@@ -337,7 +337,7 @@ START_TEST(test_batch_and_shape_independence) {
     /* A sequence's logits do not depend on its batch mates, on the batch
      * size or on reallocation of the activations; a prefix's logits do not
      * depend on later tokens (causality). */
-    gkd_model_config cfg = {20, 16, 2, 32, 4};
+    gkd_model_config cfg = {.vocab_size = 20, .max_seq_len = 16, .n_layer = 2, .n_embd = 32, .n_head = 4};
     gkd_model *m = NULL;
     ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
     gkd_model_init_weights(m, 5);
@@ -361,14 +361,14 @@ START_TEST(test_batch_and_shape_independence) {
 END_TEST
 
 START_TEST(test_errors) {
-    gkd_model_config bad = {20, 16, 2, 30, 4};
+    gkd_model_config bad = {.vocab_size = 20, .max_seq_len = 16, .n_layer = 2, .n_embd = 30, .n_head = 4};
     gkd_model *m = NULL;
     ck_assert_int_eq(gkd_model_new(&m, &bad), GKD_EINVAL);
     ck_assert_ptr_null(m);
     ck_assert(strstr(gkd_last_error(), "divisible") != NULL);
-    gkd_model_config zero = {0, 16, 2, 32, 4};
+    gkd_model_config zero = {.vocab_size = 0, .max_seq_len = 16, .n_layer = 2, .n_embd = 32, .n_head = 4};
     ck_assert_int_eq(gkd_model_config_validate(&zero), GKD_EINVAL);
-    gkd_model_config cfg = {20, 16, 2, 32, 4};
+    gkd_model_config cfg = {.vocab_size = 20, .max_seq_len = 16, .n_layer = 2, .n_embd = 32, .n_head = 4};
     ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
     float dl[20] = {0};
     ck_assert_int_eq(gkd_model_backward(m, dl), GKD_ESTATE);

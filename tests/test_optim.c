@@ -9,7 +9,7 @@
 #include "gkd/optim.h"
 
 static gkd_model *tiny_model(void) {
-    gkd_model_config cfg = {3, 2, 1, 4, 2};
+    gkd_model_config cfg = {.vocab_size = 3, .max_seq_len = 2, .n_layer = 1, .n_embd = 4, .n_head = 2};
     gkd_model *m = NULL;
     ck_assert_int_eq(gkd_model_new(&m, &cfg), 0);
     return m;
@@ -36,7 +36,7 @@ START_TEST(test_adamw_hand_computed) {
     ck_assert_int_eq(gkd_adamw_new(&o, m, &cfg), 0);
     ck_assert_uint_eq(o->num_params, m->num_params);
     const double g[3] = {0.2, -0.1, 0.05};
-    float *wte = m->params.wte, *ln1b = m->params.ln1b, *fcb = m->params.fcb;
+    float *wte = m->params[GKD_GPT2_WTE], *ln1b = m->params[GKD_GPT2_LN1B], *fcb = m->params[GKD_GPT2_FCB];
     wte[0] = 0.5f, ln1b[1] = 0.5f, fcb[2] = -0.25f;
     size_t i_wte = 0, i_ln = (size_t)(ln1b + 1 - m->params_memory);
     size_t i_fcb = (size_t)(fcb + 2 - m->params_memory);
@@ -54,19 +54,21 @@ START_TEST(test_adamw_hand_computed) {
     ck_assert_double_eq_tol(m->params_memory[i_ln], adamw_ref(0.5, g, 3, 0.1, 0.9, 0.99, 1e-8, 0.0), 1e-6);
     ck_assert_double_eq_tol(m->params_memory[i_fcb], adamw_ref(-0.25, neg, 3, 0.1, 0.9, 0.99, 1e-8, 0.0), 1e-6);
     /* a zero bias with zero gradient stays put */
-    ck_assert_float_eq(m->params.qkvb[0], 0.0f);
-    ck_assert_uint_eq(gkd_param_is_decayed("fcprojw"), 1);
-    ck_assert_uint_eq(gkd_param_is_decayed("wpe"), 1);
-    ck_assert_uint_eq(gkd_param_is_decayed("lnfw"), 0);
-    ck_assert_uint_eq(gkd_param_is_decayed("attprojb"), 0);
+    ck_assert_float_eq(m->params[GKD_GPT2_QKVB][0], 0.0f);
+    /* the mask is the descriptor's: weight matrices and embeddings */
+    ck_assert_uint_eq(o->segment_decay[GKD_GPT2_FCPROJW], 1);
+    ck_assert_uint_eq(o->segment_decay[GKD_GPT2_WPE], 1);
+    ck_assert_uint_eq(o->segment_decay[GKD_GPT2_LNFW], 0);
+    ck_assert_uint_eq(o->segment_decay[GKD_GPT2_ATTPROJB], 0);
+    ck_assert_int_eq(o->num_segments, 16);
     /* a decayed weight with zero gradient shrinks by (1 - lr wd) per step */
     gkd_adamw_free(o);
     o = NULL;
     ck_assert_int_eq(gkd_adamw_new(&o, m, &cfg), 0);
     gkd_model_zero_grad(m);
-    m->params.fcw[1] = 2.0f;
+    m->params[GKD_GPT2_FCW][1] = 2.0f;
     ck_assert_int_eq(gkd_adamw_step(o, m->params_memory, m->grads_memory, m->num_params, 0.1f), 0);
-    ck_assert_float_eq_tol(m->params.fcw[1], 2.0f * (1 - 0.1f * 0.1f), 1e-7f);
+    ck_assert_float_eq_tol(m->params[GKD_GPT2_FCW][1], 2.0f * (1 - 0.1f * 0.1f), 1e-7f);
     ck_assert_int_eq(gkd_adamw_step(o, m->params_memory, m->grads_memory, 5, 0.1f), GKD_EMISMATCH);
     gkd_adamw_free(o);
     gkd_model_free(m);

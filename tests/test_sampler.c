@@ -284,9 +284,9 @@ START_TEST(test_eos_stops_and_pad_follows) {
     /* Make EOS the runaway favourite: logits = lnf(x) . wte[v] with the
      * final LayerNorm a constant (gain 0, bias on channel 0). */
     const int C = 16;
-    for (int i = 0; i < C; i++) m->params.lnfw[i] = 0.0f, m->params.lnfb[i] = 0.0f;
-    m->params.lnfb[0] = 1.0f;
-    for (int v = 0; v < V; v++) m->params.wte[v * C] = v == GKD_TOK_EOS ? 8.0f : 0.0f;
+    for (int i = 0; i < C; i++) m->params[GKD_GPT2_LNFW][i] = 0.0f, m->params[GKD_GPT2_LNFB][i] = 0.0f;
+    m->params[GKD_GPT2_LNFB][0] = 1.0f;
+    for (int v = 0; v < V; v++) m->params[GKD_GPT2_WTE][v * C] = v == GKD_TOK_EOS ? 8.0f : 0.0f;
     gkd_seqbatch bt;
     ck_assert_int_eq(gkd_seqbatch_new(&bt, B, T), 0);
     const int plen[3] = {3, 5, 4};

@@ -21,7 +21,9 @@ extern "C" {
 #endif
 
 #define GKD_CHECKPOINT_MAGIC "GKDCKPT" /* 8 bytes on disk, with the NUL */
-#define GKD_CHECKPOINT_VERSION 2u /* written; versions 1 and 2 are read */
+#define GKD_CHECKPOINT_VERSION 3u /* newest; versions 1 to 3 are read */
+/* A GPT-2 model is written as version 2 (the bytes it had before the
+ * architecture fields existed), any other architecture as version 3. */
 
 /** Largest |weight| a checkpoint may hold. Trained models stay orders of
  *  magnitude below it (weights are O(1) to O(100) under clipping and weight

@@ -3,6 +3,7 @@
 #ifndef GKD_GKD_H
 #define GKD_GKD_H
 
+#include "gkd/arch.h"
 #include "gkd/cell_status.h"
 #include "gkd/checkpoint.h"
 #include "gkd/csv.h"

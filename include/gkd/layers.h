@@ -34,10 +34,12 @@ extern "C" {
 void gkd_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/** out (B,T,C) = wte[inp[b,t]] + wpe[t]. Tokens must be in [0, V). */
+/** out (B,T,C) = wte[inp[b,t]] + wpe[t] (wpe NULL: no position term, as
+ *  with rotary positions). Tokens must be in [0, V). */
 void gkd_encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B,
                          int T, int C);
-/** dwte (V,C) += scatter of dout by token; dwpe (maxT,C) += sum over b. */
+/** dwte (V,C) += scatter of dout by token; dwpe (maxT,C) += sum over b
+ *  (dwpe may be NULL). */
 void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B,
                           int T, int C);
 

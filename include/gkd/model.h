@@ -1,9 +1,12 @@
-/* GPT-2-style decoder: token + learned position embeddings, pre-LayerNorm
- * blocks (causal multi-head attention, tanh-GELU MLP of width 4C), final
- * LayerNorm, LM head tied to the token embedding.
+/* Decoder-only transformers described by an architecture descriptor
+ * (arch.h): GPT-2 (token + learned position embeddings, pre-LayerNorm
+ * blocks, causal multi-head attention, tanh-GELU MLP of width 4C, final
+ * LayerNorm, LM head tied to the token embedding) and Llama (RoPE,
+ * RMSNorm, grouped-query attention, SwiGLU MLP, tied or separate head).
  *
  * Dimensions: B batch, T time (sequence length), C channels, V vocabulary,
- * NH heads, hs = C/NH head size, L layers, maxT the context length.
+ * NH heads, NKV key/value heads, hs = C/NH head size, L layers, maxT the
+ * context length, F the MLP's hidden width.
  *
  * Memory follows llm.c: parameters, gradients and the two Adam moments each
  * live in one contiguous block with the same layout, so zeroing, clipping,
@@ -13,6 +16,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gkd/arch.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,41 +29,32 @@ typedef struct {
     int n_layer;     /* L */
     int n_embd;      /* C */
     int n_head;      /* NH */
+    /* Zero in all of the following means GPT-2, as before they existed. */
+    int arch;        /* gkd_arch_id */
+    int n_kv_head;   /* NKV, dividing NH (Llama; 0 = NH) */
+    int ffn_dim;     /* F (Llama; GPT-2's is 4C) */
+    int untied_head; /* 1: a separate output head (Llama) */
+    int rope_style;  /* gkd_rope_style (Llama) */
+    float norm_eps;  /* RMSNorm epsilon (Llama) */
+    float rope_theta;/* RoPE base (Llama) */
 } gkd_model_config;
 
-#define GKD_NUM_PARAM_TENSORS 16
-typedef struct {
-    float *wte;      /* (V, C) token embedding, also the LM head */
-    float *wpe;      /* (maxT, C) */
-    float *ln1w;     /* (L, C) */
-    float *ln1b;     /* (L, C) */
-    float *qkvw;     /* (L, 3C, C) */
-    float *qkvb;     /* (L, 3C) */
-    float *attprojw; /* (L, C, C) */
-    float *attprojb; /* (L, C) */
-    float *ln2w;     /* (L, C) */
-    float *ln2b;     /* (L, C) */
-    float *fcw;      /* (L, 4C, C) */
-    float *fcb;      /* (L, 4C) */
-    float *fcprojw;  /* (L, C, 4C) */
-    float *fcprojb;  /* (L, C) */
-    float *lnfw;     /* (C) */
-    float *lnfb;     /* (C) */
-} gkd_params;
-
-/** Names of the parameter tensors in layout order ("wte", "wpe", ...). */
-extern const char *const gkd_param_names[GKD_NUM_PARAM_TENSORS];
 
 typedef struct gkd_activations gkd_activations; /* private to model.c */
 
 typedef struct gkd_model {
     gkd_model_config config;
-    size_t param_sizes[GKD_NUM_PARAM_TENSORS];
+    const gkd_arch *arch;  /* the descriptor of config.arch */
+    int num_tensors;       /* arch->n_tensors */
+    /* Tensor i of the descriptor: param_sizes[i] floats (0 when the config
+     * leaves it out) at params[i], its gradient at grads[i]. */
+    size_t param_sizes[GKD_MAX_TENSORS];
     size_t num_params;
-    gkd_params params;   /* views into params_memory */
+    float *params[GKD_MAX_TENSORS]; /* views into params_memory, in table order */
     float *params_memory;
-    gkd_params grads;    /* views into grads_memory (same layout) */
+    float *grads[GKD_MAX_TENSORS];  /* views into grads_memory (same layout) */
     float *grads_memory;
+    float *rope_cos, *rope_sin;     /* (maxT, hs/2) when the arch rotates */
     /* Activations of the last forward, sized for (act_B, act_T). */
     gkd_activations *acts;
     int act_B, act_T;
@@ -66,16 +62,42 @@ typedef struct gkd_model {
     float *logits;       /* (B, T, V) of the last forward, inside acts */
 } gkd_model;
 
-/** Check a config: positive sizes, C divisible by NH, bounded sizes. */
+/** Check a config: a known arch, positive bounded sizes, C divisible by
+ *  NH; GPT-2 leaves the Llama fields zero; Llama has NKV dividing NH, hs
+ *  even, F >= 1, norm_eps in (0, 1), rope_theta >= 1. */
 int gkd_model_config_validate(const gkd_model_config *cfg);
+
+/** Key/value heads (NKV) and MLP hidden width (F) of a valid config. */
+int gkd_config_kv_heads(const gkd_model_config *cfg);
+int gkd_config_ffn_dim(const gkd_model_config *cfg);
+/** Rows of one dimension of the descriptor for this config. */
+size_t gkd_config_dim(const gkd_model_config *cfg, gkd_dim d);
+/** Floats of tensor i of the config's descriptor (0 if the config leaves
+ *  it out); the parameter count is their sum. */
+size_t gkd_config_tensor_size(const gkd_model_config *cfg, int i);
+size_t gkd_config_num_params(const gkd_model_config *cfg);
+/** "arch=llama vocab_size=... n_kv_head=..." for messages. */
+void gkd_config_describe(char *buf, size_t n, const gkd_model_config *cfg);
+/** 1 when the two configs describe the same model. */
+int gkd_config_equal(const gkd_model_config *a, const gkd_model_config *b);
+
+/** Index of the tensor named name in m's descriptor, or -1; the tensor
+ *  itself (NULL if absent) and its float count. */
+int gkd_model_tensor_index(const gkd_model *m, const char *name);
+float *gkd_model_tensor(gkd_model *m, const char *name, size_t *numel);
+/** Name of tensor i of m's descriptor. */
+const char *gkd_model_tensor_name(const gkd_model *m, int i);
+/** Layer l's slice of tensor i (the whole tensor if it has no layer
+ *  dimension); NULL when i is -1 or the config leaves the tensor out. */
+float *gkd_model_slice(const gkd_model *m, int i, int l);
 
 /** Allocate a model (parameters and gradients; activations lazily). */
 int gkd_model_new(gkd_model **out, const gkd_model_config *cfg);
 void gkd_model_free(gkd_model *m);
 
-/** GPT-2 init: N(0, 0.02) weights, residual projections scaled by
- *  1/sqrt(2L), zero biases, unit LayerNorm gains. Uses stream
- *  gkd_rng_derive(seed, GKD_RNG_INIT, 0, 0). */
+/** GPT-2 init (the descriptor's rules): N(0, 0.02) weights, residual
+ *  projections scaled by 1/sqrt(2L), zero biases, unit norm gains. Uses
+ *  stream gkd_rng_derive(seed, GKD_RNG_INIT, 0, 0), in table order. */
 void gkd_model_init_weights(gkd_model *m, uint64_t seed);
 
 /** Forward over tokens (B, T), T <= maxT, positions 0..T-1; fills m->logits

@@ -33,15 +33,12 @@ typedef struct gkd_adamw {
     float *v;     /* (num_params) second moments */
     long t;       /* steps taken (bias correction uses t after increment) */
     int num_segments;
-    size_t segment_sizes[GKD_NUM_PARAM_TENSORS];
-    unsigned char segment_decay[GKD_NUM_PARAM_TENSORS];
+    size_t segment_sizes[GKD_MAX_TENSORS];
+    unsigned char segment_decay[GKD_MAX_TENSORS];
 } gkd_adamw;
 
-/** Whether the parameter tensor named `name` (gkd_param_names) is decayed. */
-int gkd_param_is_decayed(const char *name);
-
 /** Optimizer for `model`'s parameter block (zero moments, t = 0); the decay
- *  mask follows gkd_param_is_decayed. */
+ *  mask is the descriptor's (arch.h: weight matrices and embeddings). */
 int gkd_adamw_new(gkd_adamw **out, const gkd_model *model, const gkd_adamw_config *cfg);
 void gkd_adamw_free(gkd_adamw *o);
 

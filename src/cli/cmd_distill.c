@@ -70,7 +70,7 @@ static int parse_student_config(gkd_model_config *mc, const char *spec) {
 int cmd_distill(int argc, char **argv) {
     gkd_task_config tc = GKD_TASK_CONFIG_INIT;
     tc.seed = GKD_TASK_DEFAULT_SEED;
-    gkd_model_config mc = {0, 0, 2, 64, 2};
+    gkd_model_config mc = {.vocab_size = 0, .max_seq_len = 0, .n_layer = 2, .n_embd = 64, .n_head = 2};
     gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
     const char *out = NULL, *teacher_path = NULL, *student_path = NULL, *v;
     int force = 0, allow_overlap = 0;

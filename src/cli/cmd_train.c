@@ -19,7 +19,7 @@ static void usage(FILE *f) {
 int cmd_train(int argc, char **argv) {
     gkd_task_config tc = GKD_TASK_CONFIG_INIT;
     tc.seed = GKD_TASK_DEFAULT_SEED;
-    gkd_model_config mc = {0, 64, 2, 64, 2};
+    gkd_model_config mc = {.vocab_size = 0, .max_seq_len = 64, .n_layer = 2, .n_embd = 64, .n_head = 2};
     gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
     o.divergence.kind = GKD_DIV_CE;
     o.eval_samples = 0;

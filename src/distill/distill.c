@@ -325,11 +325,11 @@ static double weighted_ce(float *dlogits, double *row_loss, const float *logits,
 
 static int check_finite_grads(const gkd_model *m, long step) {
     const float *g = m->grads_memory;
-    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
+    for (int k = 0; k < m->num_tensors; k++) {
         for (size_t i = 0; i < m->param_sizes[k]; i++)
             if (!isfinite(g[i]))
                 return gkd_error(GKD_ENAN, "step %ld: non-finite gradient in tensor '%s'", step,
-                                 gkd_param_names[k]);
+                                 gkd_model_tensor_name(m, k));
         g += m->param_sizes[k];
     }
     return 0;
@@ -365,9 +365,9 @@ static size_t first_nonfinite(const float *x, size_t n) {
  * holds (GKD_CHECKPOINT_MAX_ABS_WEIGHT), or NULL. */
 static const char *unbounded_param_tensor(const gkd_model *m) {
     const float *p = m->params_memory;
-    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
+    for (int k = 0; k < m->num_tensors; k++) {
         for (size_t i = 0; i < m->param_sizes[k]; i++)
-            if (fabsf(p[i]) > GKD_CHECKPOINT_MAX_ABS_WEIGHT) return gkd_param_names[k];
+            if (fabsf(p[i]) > GKD_CHECKPOINT_MAX_ABS_WEIGHT) return gkd_model_tensor_name(m, k);
         p += m->param_sizes[k];
     }
     return NULL;
@@ -376,8 +376,8 @@ static const char *unbounded_param_tensor(const gkd_model *m) {
 /* Name of m's parameter tensor holding a non-finite value, or NULL. */
 static const char *nonfinite_param_tensor(const gkd_model *m) {
     const float *p = m->params_memory;
-    for (int k = 0; k < GKD_NUM_PARAM_TENSORS; k++) {
-        if (first_nonfinite(p, m->param_sizes[k]) < m->param_sizes[k]) return gkd_param_names[k];
+    for (int k = 0; k < m->num_tensors; k++) {
+        if (first_nonfinite(p, m->param_sizes[k]) < m->param_sizes[k]) return gkd_model_tensor_name(m, k);
         p += m->param_sizes[k];
     }
     return NULL;

@@ -154,22 +154,13 @@ static void copy_f32s(float *dst, const unsigned char *src, size_t n) {
 #endif
 }
 
-/* Parameter count implied by a (validated) config; matches model.c's layout. */
-static uint64_t config_num_params(const gkd_model_config *c) {
-    uint64_t V = (uint64_t)c->vocab_size, T = (uint64_t)c->max_seq_len, L = (uint64_t)c->n_layer,
-             C = (uint64_t)c->n_embd;
-    return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
-}
+/* The oldest format that holds the config: GPT-2 needs no architecture
+ * fields, so its files keep the bytes of version 2. */
+static uint32_t version_for(const gkd_model_config *c) { return c->arch == GKD_ARCH_GPT2 ? 2u : 3u; }
 
-static void format_config(char *buf, size_t n, const gkd_model_config *c) {
-    snprintf(buf, n, "vocab_size=%d max_seq_len=%d n_layer=%d n_embd=%d n_head=%d", c->vocab_size,
-             c->max_seq_len, c->n_layer, c->n_embd, c->n_head);
-}
-
-static int config_equal(const gkd_model_config *a, const gkd_model_config *b) {
-    return a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
-           a->n_layer == b->n_layer && a->n_embd == b->n_embd && a->n_head == b->n_head;
-}
+/* Bytes of the architecture fields (version 3): arch, n_kv_head, ffn_dim,
+ * untied_head, rope_style, norm_eps, rope_theta. */
+#define ARCH_FIELDS_SIZE 28
 
 /* ---- save ---- */
 
@@ -253,7 +244,9 @@ int gkd_checkpoint_save(const char *path, const gkd_checkpoint *c) {
     uint64_t np = m->num_params;
     size_t tok_len = c->tokenizer ? gkd_tokenizer_serialized_size(c->tokenizer) : 0;
     size_t rec_len = c->task_record ? gkd_task_record_serialized_size(c->task_record) : 0;
-    uint64_t payload = 5 * 4 + 8 + 4 + 8 + tok_len + 4 * np + (c->opt_m ? 8 * np + 8 : 0) + 8 + 4 +
+    const gkd_model_config *cfg = &m->config;
+    const uint32_t version = version_for(cfg);
+    uint64_t payload = 5 * 4 + (version >= 3 ? ARCH_FIELDS_SIZE : 0) + 8 + 4 + 8 + tok_len + 4 * np + (c->opt_m ? 8 * np + 8 : 0) + 8 + 4 +
                        16 * (uint64_t)c->n_rngs + 8 + c->extra_len + 8 + rec_len;
     uint64_t total = HEADER_SIZE + payload + TRAILER_SIZE;
     if (total > SIZE_MAX) return gkd_error(GKD_EINVAL, "checkpoint %s: too large", path);
@@ -263,14 +256,22 @@ int gkd_checkpoint_save(const char *path, const gkd_checkpoint *c) {
                          (unsigned long long)total);
     writer w = {buf, 0};
     put_bytes(&w, GKD_CHECKPOINT_MAGIC, 8);
-    put_u32(&w, GKD_CHECKPOINT_VERSION);
+    put_u32(&w, version);
     put_u64(&w, payload);
-    const gkd_model_config *cfg = &m->config;
     put_u32(&w, (uint32_t)cfg->vocab_size);
     put_u32(&w, (uint32_t)cfg->max_seq_len);
     put_u32(&w, (uint32_t)cfg->n_layer);
     put_u32(&w, (uint32_t)cfg->n_embd);
     put_u32(&w, (uint32_t)cfg->n_head);
+    if (version >= 3) {
+        put_u32(&w, (uint32_t)cfg->arch);
+        put_u32(&w, (uint32_t)cfg->n_kv_head);
+        put_u32(&w, (uint32_t)cfg->ffn_dim);
+        put_u32(&w, (uint32_t)cfg->untied_head);
+        put_u32(&w, (uint32_t)cfg->rope_style);
+        put_f32s(&w, &cfg->norm_eps, 1);
+        put_f32s(&w, &cfg->rope_theta, 1);
+    }
     put_u64(&w, np);
     put_u32(&w, (c->tokenizer ? FLAG_TOKENIZER : 0) | (c->opt_m ? FLAG_OPTIMIZER : 0) |
                     (c->task_record ? FLAG_TASK_RECORD : 0));
@@ -340,7 +341,7 @@ done:
 }
 
 /* Magic, version, size and CRC; on success *payload spans the payload and
- * *version_out is the file's format version (1 or 2). */
+ * *version_out is the file's format version (1 to 3). */
 static int check_envelope(const char *path, const unsigned char *buf, size_t n, reader *payload,
                           uint32_t *version_out) {
     size_t m = n < 8 ? n : 8;
@@ -377,16 +378,27 @@ static int check_envelope(const char *path, const unsigned char *buf, size_t n, 
     return 0;
 }
 
-static int read_config(const char *path, reader *r, gkd_model_config *cfg) {
-    uint32_t v[5];
-    for (int i = 0; i < 5; i++)
-        if (get_u32(r, &v[i]) || v[i] > INT32_MAX)
+static int read_config(const char *path, reader *r, uint32_t version, gkd_model_config *cfg) {
+    uint32_t v[12];
+    const int n = version >= 3 ? 12 : 5;
+    for (int i = 0; i < n; i++)
+        if (get_u32(r, &v[i]) || (i < 10 && v[i] > INT32_MAX))
             return gkd_error(GKD_EFORMAT, "checkpoint %s: malformed model config", path);
+    memset(cfg, 0, sizeof *cfg);
     cfg->vocab_size = (int)v[0];
     cfg->max_seq_len = (int)v[1];
     cfg->n_layer = (int)v[2];
     cfg->n_embd = (int)v[3];
     cfg->n_head = (int)v[4];
+    if (n == 12) {
+        cfg->arch = (int)v[5];
+        cfg->n_kv_head = (int)v[6];
+        cfg->ffn_dim = (int)v[7];
+        cfg->untied_head = (int)v[8];
+        cfg->rope_style = (int)v[9];
+        memcpy(&cfg->norm_eps, &v[10], 4);
+        memcpy(&cfg->rope_theta, &v[11], 4);
+    }
     int rc = gkd_model_config_validate(cfg);
     if (rc) return gkd_error_wrap(GKD_EFORMAT, "checkpoint %s: invalid model config", path);
     return 0;
@@ -407,11 +419,11 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
     uint32_t version;
     if ((rc = check_envelope(path, buf, n, &r, &version))) goto done;
     gkd_model_config cfg;
-    if ((rc = read_config(path, &r, &cfg))) goto done;
-    if (into && !config_equal(&cfg, &into->config)) {
-        char a[160], b[160];
-        format_config(a, sizeof a, &cfg);
-        format_config(b, sizeof b, &into->config);
+    if ((rc = read_config(path, &r, version, &cfg))) goto done;
+    if (into && !gkd_config_equal(&cfg, &into->config)) {
+        char a[320], b[320];
+        gkd_config_describe(a, sizeof a, &cfg);
+        gkd_config_describe(b, sizeof b, &into->config);
         rc = gkd_error(GKD_EMISMATCH, "checkpoint %s: model config mismatch: file has %s, model has %s",
                        path, a, b);
         goto done;
@@ -419,7 +431,7 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
     uint64_t np, tok_len;
     uint32_t flags;
     if (get_u64(&r, &np)) MALFORMED("parameter count");
-    if (np != config_num_params(&cfg)) MALFORMED("parameter count (does not match the config)");
+    if (np != gkd_config_num_params(&cfg)) MALFORMED("parameter count (does not match the config)");
     const uint32_t known = FLAG_TOKENIZER | FLAG_OPTIMIZER | (version >= 2 ? FLAG_TASK_RECORD : 0);
     if (get_u32(&r, &flags) || (flags & ~known)) MALFORMED("flags");
     const unsigned char *tok_bytes, *params, *om = NULL, *ov = NULL, *rng_bytes, *extra, *rec_bytes = NULL;
@@ -512,12 +524,12 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
      * (see checkpoint.h). Checked before anything is copied into `into`. */
     {
         size_t off = 0;
-        for (int t = 0; t < GKD_NUM_PARAM_TENSORS; t++)
+        for (int t = 0; t < d.model->num_tensors; t++)
             for (size_t i = 0; i < d.model->param_sizes[t]; i++, off++) {
                 const unsigned char *b = params + 4 * off;
                 const uint32_t bits = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
                 if ((bits & 0x7f800000u) == 0x7f800000u) {
-                    rc = gkd_error(GKD_EFORMAT, "checkpoint %s: parameter %s[%zu] is %s", path, gkd_param_names[t], i,
+                    rc = gkd_error(GKD_EFORMAT, "checkpoint %s: parameter %s[%zu] is %s", path, gkd_model_tensor_name(d.model, t), i,
                                    bits & 0x007fffffu ? "NaN" : "infinite");
                     goto done;
                 }
@@ -527,7 +539,7 @@ int gkd_checkpoint_load(gkd_checkpoint_data *out, const char *path, gkd_model *i
                     rc = gkd_error(GKD_EFORMAT,
                                    "checkpoint %s: parameter %s[%zu] is %.9g, beyond the bound |w| <= %g that no "
                                    "trained model reaches",
-                                   path, gkd_param_names[t], i, (double)v, (double)GKD_CHECKPOINT_MAX_ABS_WEIGHT);
+                                   path, gkd_model_tensor_name(d.model, t), i, (double)v, (double)GKD_CHECKPOINT_MAX_ABS_WEIGHT);
                     goto done;
                 }
             }
@@ -561,7 +573,7 @@ int gkd_checkpoint_read_config(gkd_model_config *cfg, const char *path) {
     if (rc) return rc;
     reader r;
     uint32_t version;
-    if (!(rc = check_envelope(path, buf, n, &r, &version))) rc = read_config(path, &r, cfg);
+    if (!(rc = check_envelope(path, buf, n, &r, &version))) rc = read_config(path, &r, version, cfg);
     free(buf);
     return rc;
 }

@@ -1,16 +1,17 @@
 /* Incremental decoding with a per-layer KV cache.
  *
  * Dimensions as in model.h: B sequences in the cache, n rows in one call,
- * C channels, NH heads, hs = C/NH, L layers, maxT context, V vocabulary.
- * The cache holds, per layer, K transposed in blocks of TVEC positions,
- * (B, Tp/TVEC, C, TVEC), so the scores of a block of positions are one
+ * C channels, NH heads, NKV key/value heads, hs = C/NH, KV = NKV hs, L
+ * layers, maxT context, V vocabulary, F the MLP's hidden width. The cache
+ * holds, per layer, K transposed in blocks of TVEC positions,
+ * (B, Tp/TVEC, KV, TVEC), so the scores of a block of positions are one
  * vector operation per channel and a query reads a sequence's keys, all
  * heads, as one contiguous run of memory, and V position-major,
- * (B, maxT, C), so one query's weighted sum runs over all heads at once.
+ * (B, maxT, KV), so one query's weighted sum runs over all heads at once.
  * Tp is maxT rounded up to a whole vector of positions.
  *
- * The arithmetic mirrors gkd_model_forward (pre-LN blocks, tanh GELU, tied
- * LM head) row by row, so the logits of position p equal those of a full
+ * Each layer runs the descriptor's block operations (arch.h) in order,
+ * as gkd_model_forward does, row by row, so the logits of position p equal those of a full
  * forward over the same prefix up to float rounding. Matrix products batch
  * the rows of a range into one call per weight matrix, with a fixed
  * summation order per element, unlike sgemm, so a row's logits do not
@@ -33,6 +34,7 @@
 #include "kernels/hugepage.h"
 #include "kernels/vexpf.h"
 #include "gkd/error.h"
+#include "gkd/layers.h"
 #include "gkd/model.h"
 
 #define LN_EPS 1e-5
@@ -56,18 +58,21 @@
 #define TVEC 16
 
 struct gkd_kv_cache {
-    int B, L, NH, maxT, hs, C, V;
+    int B, L, NH, NKV, maxT, hs, C, V;
+    int KV, QKV, F; /* key/value channels, q-k-v product width, MLP width */
     int Tp;   /* maxT rounded up to a multiple of TVEC */
-    float *k; /* (L, B, Tp/TVEC, C, TVEC) keys, transposed per block */
-    float *v; /* (L, B, maxT, C) values */
+    float *k; /* (L, B, Tp/TVEC, KV, TVEC) keys, transposed per block */
+    float *v; /* (L, B, maxT, KV) values */
     /* Row scratch, grown on demand to cap_rows rows. */
     int cap_rows;
     float *x;    /* (n, C) residual stream */
-    float *xn;   /* (n, C) LayerNorm output */
-    float *qkv;  /* (n, 3C) */
+    float *xn;   /* (n, C) norm output */
+    float *qkv;  /* (n, QKV) */
     float *atty; /* (n, C) attention output before projection */
     float *tmp;  /* (n, C) projection output */
-    float *h;    /* (n, 4C) MLP hidden */
+    float *h;    /* (n, F) MLP hidden */
+    float *gu;   /* (n, 2F) SwiGLU gate and up (NULL for GELU MLPs) */
+    int swiglu;  /* the block has a SwiGLU MLP */
     float *att;  /* (threads, NH, Tp) attention weights of the row a thread attends */
     int att_threads;
     float *lg;   /* (n, V) logits of rows that want them */
@@ -96,12 +101,18 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
     c->B = B;
     c->L = cfg->n_layer;
     c->NH = cfg->n_head;
+    c->NKV = gkd_config_kv_heads(cfg);
     c->maxT = cfg->max_seq_len;
     c->C = cfg->n_embd;
     c->hs = cfg->n_embd / cfg->n_head;
+    c->KV = c->NKV * c->hs;
+    c->QKV = (int)gkd_config_dim(cfg, GKD_DIM_QKV);
+    c->F = gkd_config_ffn_dim(cfg);
+    for (int k = 0; k < m->arch->n_block_ops; k++)
+        if (m->arch->block[k].kind == GKD_OP_MLP_SWIGLU) c->swiglu = 1;
     c->V = cfg->vocab_size;
     c->Tp = (c->maxT + TVEC - 1) / TVEC * TVEC;
-    size_t n = (size_t)c->L * B * c->Tp * c->C;
+    size_t n = (size_t)c->L * B * c->Tp * c->KV;
     /* What a step reads (keys, values, weights in panels), on 2 MiB pages. */
     c->k = gkd_huge_calloc(n * sizeof(float));
     c->v = gkd_huge_calloc(n * sizeof(float));
@@ -126,9 +137,10 @@ static void free_scratch(gkd_kv_cache *c) {
     free(c->atty);
     free(c->tmp);
     free(c->h);
+    free(c->gu);
     free(c->lg);
     free(c->out_idx);
-    c->x = c->xn = c->qkv = c->atty = c->tmp = c->h = c->lg = NULL;
+    c->x = c->xn = c->qkv = c->atty = c->tmp = c->h = c->gu = c->lg = NULL;
     c->out_idx = NULL;
     c->cap_rows = 0;
 }
@@ -150,14 +162,15 @@ static int ensure_rows(gkd_kv_cache *c, int n) {
     size_t r = (size_t)n, C = (size_t)c->C;
     c->x = malloc(r * C * sizeof(float));
     c->xn = malloc(r * C * sizeof(float));
-    c->qkv = malloc(r * 3 * C * sizeof(float));
+    c->qkv = malloc(r * (size_t)c->QKV * sizeof(float));
     c->atty = malloc(r * C * sizeof(float));
     c->tmp = malloc(r * C * sizeof(float));
-    c->h = malloc(r * 4 * C * sizeof(float));
+    c->h = malloc(r * (size_t)c->F * sizeof(float));
+    if (c->swiglu) c->gu = malloc(r * 2 * (size_t)c->F * sizeof(float));
     c->lg = malloc(r * (size_t)c->V * sizeof(float));
     c->out_idx = malloc(r * sizeof(int));
     if (!c->x || !c->xn || !c->qkv || !c->atty || !c->tmp || !c->h || !c->lg ||
-        !c->out_idx) {
+        !c->out_idx || (c->swiglu && !c->gu)) {
         free_scratch(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for %d rows", n);
     }
@@ -185,7 +198,8 @@ static int ensure_att(gkd_kv_cache *c, int threads) {
 
 /* One product row scratch per thread (decode_matmul.h). */
 static int ensure_thread_scratch(gkd_kv_cache *c, int threads) {
-    c->xp_floats = (gkd_dm_scratch_floats(4 * c->C) + 15) / 16 * 16; /* whole cache lines */
+    const int widest = c->F > c->C ? c->F : c->C; /* inputs of the widest product */
+    c->xp_floats = (gkd_dm_scratch_floats(widest) + 15) / 16 * 16; /* whole cache lines */
     return per_thread_buffer(&c->xp, &c->xp_threads, threads, c->xp_floats, "product scratch");
 }
 
@@ -219,8 +233,14 @@ layernorm_stats8(float *mean, float *rstd, const float *const *x, int C) {
     }
 }
 
-/* x = a + b over C channels (token plus position embedding). */
-static void add_rows(float *x, const float *a, const float *b, int C) {
+/* x = the token's embedding plus, with learned positions, the position's. */
+static void embed_row(float *x, const float *wte, const float *wpe, int tok, int pos, int C) {
+    const float *a = wte + (size_t)tok * C;
+    if (!wpe) {
+        memcpy(x, a, (size_t)C * sizeof(float));
+        return;
+    }
+    const float *b = wpe + (size_t)pos * C;
     for (int i = 0; i < C; i++) x[i] = a[i] + b[i];
 }
 
@@ -304,20 +324,21 @@ static inline __attribute__((always_inline)) void weighted_sum(float *restrict y
 }
 
 /* Scores of one query against positions 0..T-1 of every head, kt the
- * sequence's keys (Tp/TVEC, C, TVEC), block by block so the keys are read
+ * sequence's keys (Tp/TVEC, KV, TVEC), query head h reading key head
+ * h / group, block by block so the keys are read
  * in order: a_h[t] (at att + h Tp) = dot(q_h, k_{h,t}) * scale, where dot
  * is eight lane sums over i = j (mod 8), the tree
  * ((s0+s4)+(s2+s6))+((s1+s5)+(s3+s7)), then the tail in order. Vector
  * lanes are positions, so each lane does exactly that sequence; a_h is
  * written up to T rounded up to TVEC. */
 static inline __attribute__((always_inline)) void scores(float *att, const float *q, const float *kt, int T, int NH,
-                                                        int hs, int Tp, float scale) {
-    const int K8 = hs & ~7, C = NH * hs;
+                                                        int hs, int Tp, float scale, int KV, int group) {
+    const int K8 = hs & ~7;
     for (int t0 = 0; t0 < T; t0 += TVEC)
         for (int h = 0; h < NH; h++) {
             const float *qh = q + h * hs;
             v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
-            const float *k = kt + (size_t)t0 * C + (size_t)h * hs * TVEC;
+            const float *k = kt + (size_t)t0 * KV + (size_t)(h / group) * hs * TVEC;
             for (int i = 0; i < K8; i += 8, k += 8 * TVEC) {
 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) __builtin_prefetch(k + KV_AHEAD + j * TVEC);
@@ -462,18 +483,19 @@ static inline __attribute__((always_inline)) void weighted_vectors(float *y, con
     for (int j = 0; j < nv; j++) *(v16u *)(y + i0 + 16 * j) = acc[j];
 }
 
-/* One query row against its sequence's cache: y (C) over all heads.
+/* One query row against its sequence's cache: y (C) over all heads, query
+ * head h reading key/value head h / group (KV channels per position).
  * Compiled for AVX-512, AVX2 and generic x86-64; all do the same per-lane
  * operations (ISO C mode: no FMA contraction), so the bits agree. */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 attend_row(float *y, float *att, const float *q, const float *kt, const float *v, int T, int NH,
-           int hs, int Tp, float scale) {
+           int hs, int Tp, float scale, int KV, int group) {
     const int C = NH * hs;
-    scores(att, q, kt, T, NH, hs, Tp, scale);
+    scores(att, q, kt, T, NH, hs, Tp, scale, KV, group);
     softmax_heads(att, NH, T, Tp);
-    if (hs % 16) {
+    if (hs % 16 || group > 1) {
         for (int h = 0; h < NH; h++)
-            weighted_sum(y + h * hs, att + (size_t)h * Tp, v + h * hs, T, hs, C);
+            weighted_sum(y + h * hs, att + (size_t)h * Tp, v + (h / group) * hs, T, hs, KV);
         return;
     }
     /* Heads are whole vectors: every lane of y[i0 .. i0+15] has weight
@@ -486,24 +508,32 @@ attend_row(float *y, float *att, const float *q, const float *kt, const float *v
     for (; i0 < C; i0 += 16) weighted_vectors(y, att, v, T, hs, Tp, C, i0, 1);
 }
 
-/* Writes row r's key and value into the cache. */
-static void cache_row(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
-    const int C = c->C, Tp = c->Tp, p = pos[r];
-    const float *key = c->qkv + (size_t)r * 3 * C + C;
+/* Rotates row r's query and key heads (when the model uses rotary
+ * positions), then writes its key and value into the cache. */
+static void cache_row(gkd_kv_cache *c, const gkd_model *m, int l, int r, const int *seq,
+                      const int *pos) {
+    const int C = c->C, KV = c->KV, Tp = c->Tp, p = pos[r];
+    float *row = c->qkv + (size_t)r * c->QKV;
+    if (m->arch->rope) {
+        const size_t half = (size_t)c->hs / 2;
+        gkd_rope_row(row, m->rope_cos + p * half, m->rope_sin + p * half, c->NH + c->NKV, c->hs,
+                     m->config.rope_style);
+    }
+    const float *key = row + C;
     /* Position p: block p / TVEC, lane p % TVEC of every channel. */
-    float *kt = c->k + ((size_t)l * c->B + seq[r]) * Tp * C + (size_t)(p / TVEC) * C * TVEC + p % TVEC;
-    for (int i = 0; i < C; i++) kt[(size_t)i * TVEC] = key[i];
-    memcpy(c->v + (((size_t)l * c->B + seq[r]) * c->maxT + p) * C, key + C,
-           (size_t)C * sizeof(float));
+    float *kt = c->k + ((size_t)l * c->B + seq[r]) * Tp * KV + (size_t)(p / TVEC) * KV * TVEC + p % TVEC;
+    for (int i = 0; i < KV; i++) kt[(size_t)i * TVEC] = key[i];
+    memcpy(c->v + (((size_t)l * c->B + seq[r]) * c->maxT + p) * KV, key + KV,
+           (size_t)KV * sizeof(float));
 }
 
 static void attend_cached(gkd_kv_cache *c, int l, int r, const int *seq, const int *pos) {
-    const int NH = c->NH, hs = c->hs, C = c->C, Tp = c->Tp;
+    const int NH = c->NH, hs = c->hs, C = c->C, KV = c->KV, Tp = c->Tp;
     attend_row(c->atty + (size_t)r * C, c->att + (size_t)omp_get_thread_num() * NH * Tp,
-               c->qkv + (size_t)r * 3 * C,
-               c->k + ((size_t)l * c->B + seq[r]) * Tp * C,
-               c->v + ((size_t)l * c->B + seq[r]) * c->maxT * C, pos[r] + 1, NH, hs, Tp,
-               1.0f / sqrtf((float)hs));
+               c->qkv + (size_t)r * c->QKV,
+               c->k + ((size_t)l * c->B + seq[r]) * Tp * KV,
+               c->v + ((size_t)l * c->B + seq[r]) * c->maxT * KV, pos[r] + 1, NH, hs, Tp,
+               1.0f / sqrtf((float)hs), KV, NH / c->NKV);
 }
 
 /* Attention of rows [r0, r1) of layer l. Every row's key and value go into
@@ -511,24 +541,24 @@ static void attend_cached(gkd_kv_cache *c, int l, int r, const int *seq, const i
  * share a sequence (a decode step), a row reads only what it wrote itself
  * and earlier calls wrote, so each thread caches and attends its own rows
  * with no barrier in between. */
-static void attention_rows(gkd_kv_cache *c, int l, int r0, int r1, const int *seq, const int *pos,
-                           gkd_pace *team) {
+static void attention_rows(gkd_kv_cache *c, const gkd_model *m, int l, int r0, int r1,
+                           const int *seq, const int *pos, gkd_pace *team) {
     if (team) {
         int i0, i1;
         gkd_pace_range(team, r1 - r0, omp_get_num_threads(), omp_get_thread_num(), &i0, &i1);
         if (c->one_row_per_seq) {
             for (int r = r0 + i0; r < r0 + i1; r++) {
-                cache_row(c, l, r, seq, pos);
+                cache_row(c, m, l, r, seq, pos);
                 attend_cached(c, l, r, seq, pos);
             }
         } else {
-            for (int r = r0 + i0; r < r0 + i1; r++) cache_row(c, l, r, seq, pos);
+            for (int r = r0 + i0; r < r0 + i1; r++) cache_row(c, m, l, r, seq, pos);
             gkd_pace_stage_end(team);
             for (int r = r0 + i0; r < r0 + i1; r++) attend_cached(c, l, r, seq, pos);
         }
         gkd_pace_stage_end(team);
     } else {
-        for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
+        for (int r = r0; r < r1; r++) cache_row(c, m, l, r, seq, pos);
         for (int r = r0; r < r1; r++) attend_cached(c, l, r, seq, pos);
     }
 }
@@ -548,6 +578,45 @@ static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w
     if (team) gkd_pace_stage_end(team);
 }
 
+/* RMSNorm of rows [r0, r1): gkd_rmsnorm_forward's arithmetic per row
+ * (a serial double sum of squares). */
+static void rmsnorm_range(float *out, const float *inp, const float *w, float eps, int r0, int r1,
+                          int C) {
+    for (int r = r0; r < r1; r++) gkd_rmsnorm_forward(out + (size_t)r * C, NULL, inp + (size_t)r * C, w, eps, 1, C);
+}
+
+/* The norm op `op` of layer l (or the final norm) on n rows. */
+static void norm_rows(float *out, const float *inp, const gkd_model *m, const gkd_block_op *op,
+                      int l, int n, gkd_pace *team) {
+    const int C = m->config.n_embd;
+    const float *w = gkd_model_slice(m, op->w, l);
+    if (op->kind == GKD_OP_LAYERNORM) {
+        layernorm_rows(out, inp, w, gkd_model_slice(m, op->b, l), n, C, team);
+        return;
+    }
+    const float eps = m->config.norm_eps;
+    if (team) {
+        int i0, i1;
+        gkd_pace_range(team, n, omp_get_num_threads(), omp_get_thread_num(), &i0, &i1);
+        rmsnorm_range(out, inp, w, eps, i0, i1, C);
+        gkd_pace_stage_end(team);
+    } else {
+        rmsnorm_range(out, inp, w, eps, 0, n, C);
+    }
+}
+
+/* h (n, F) = silu(gate) * up of gu (n, 2F), as gkd_swiglu_forward. */
+static void swiglu_rows(float *h, const float *gu, int n, int F, gkd_pace *team) {
+    if (team) {
+        int i0, i1;
+        gkd_pace_range(team, n, omp_get_num_threads(), omp_get_thread_num(), &i0, &i1);
+        if (i1 > i0) gkd_swiglu_forward(h + (size_t)i0 * F, gu + (size_t)i0 * 2 * F, i1 - i0, F);
+        gkd_pace_stage_end(team);
+    } else {
+        gkd_swiglu_forward(h, gu, n, F);
+    }
+}
+
 /* Rows [r0, r1) through every layer and, for the nout rows listed in
  * out_idx[r0 ..], the LM head. team: the enclosing team shares every stage
  * by the cache's pace (a barrier between stages); otherwise the calling
@@ -557,19 +626,18 @@ static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w
 static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, int nout,
                          const int *seq, const int *pos, const int *tok, const int *out_row,
                          float *logits, int by_stages) {
-    const gkd_params *p = &m->params;
-    const int C = c->C, V = c->V, L = c->L, n = r1 - r0;
+    const gkd_arch *arch = m->arch;
+    const float *wte = m->params[arch->wte], *wpe = arch->wpe < 0 ? NULL : m->params[arch->wpe];
+    const int C = c->C, V = c->V, L = c->L, F = c->F, n = r1 - r0;
     const size_t o = (size_t)r0 * C; /* offset of row r0 in (rows, C) scratch */
     gkd_pace *team = by_stages ? &c->pace : NULL;
     if (team) {
         gkd_pace_start(team);
 #pragma omp for schedule(static) nowait
-        for (int r = r0; r < r1; r++)
-            add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
+        for (int r = r0; r < r1; r++) embed_row(c->x + (size_t)r * C, wte, wpe, tok[r], pos[r], C);
         gkd_pace_stage_end(team);
     } else {
-        for (int r = r0; r < r1; r++)
-            add_rows(c->x + (size_t)r * C, p->wte + (size_t)tok[r] * C, p->wpe + (size_t)pos[r] * C, C);
+        for (int r = r0; r < r1; r++) embed_row(c->x + (size_t)r * C, wte, wpe, tok[r], pos[r], C);
     }
     const gkd_model_config *cfg = &m->config;
     const int *idx = c->out_idx + r0;
@@ -580,37 +648,55 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
      * not change). */
     const int trim = nout < n && (!team || omp_get_num_threads() == 1);
     int rows = n; /* rows the stages carry */
-#define WT(which) gkd_dm_matrix_at(c->wt, cfg, l, which)
-    for (int l = 0; l < L; l++) {
-        size_t lc = (size_t)l * C;
-        layernorm_rows(c->xn + o, c->x + o, p->ln1w + lc, p->ln1b + lc, n, C, team);
-        matmul(c, c->qkv + 3 * o, c->xn + o, WT(GKD_DM_QKV), p->qkvb + lc * 3,
-               n, C, 3 * C, GKD_DM_STORE, NULL, team);
-        if (trim && l == L - 1) {
-            for (int r = r0; r < r1; r++) cache_row(c, l, r, seq, pos);
-            if (nout == 0) return;
-            for (int j = 0; j < nout; j++) {
-                attend_cached(c, l, idx[j], seq, pos);
-                /* idx ascends, so row idx[j] >= r0 + j is not yet overwritten. */
-                if (idx[j] == r0 + j) continue;
-                memcpy(c->x + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
-                memcpy(c->atty + o + (size_t)j * C, c->atty + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+#define WT(tensor) gkd_dm_matrix_at(c->wt, cfg, l, tensor)
+#define SL(tensor) gkd_model_slice(m, tensor, l)
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < arch->n_block_ops; k++) {
+            const gkd_block_op *op = &arch->block[k];
+            switch (op->kind) {
+            case GKD_OP_LAYERNORM:
+            case GKD_OP_RMSNORM:
+                norm_rows(c->xn + o, c->x + o, m, op, l, rows, team);
+                break;
+            case GKD_OP_ATTENTION:
+                matmul(c, c->qkv + (size_t)r0 * c->QKV, c->xn + o, WT(op->w), SL(op->b), n, C, c->QKV,
+                       GKD_DM_STORE, NULL, team);
+                if (trim && l == L - 1) {
+                    for (int r = r0; r < r1; r++) cache_row(c, m, l, r, seq, pos);
+                    if (nout == 0) return;
+                    for (int j = 0; j < nout; j++) {
+                        attend_cached(c, l, idx[j], seq, pos);
+                        /* idx ascends, so row idx[j] >= r0 + j is not yet overwritten. */
+                        if (idx[j] == r0 + j) continue;
+                        memcpy(c->x + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+                        memcpy(c->atty + o + (size_t)j * C, c->atty + (size_t)idx[j] * C, (size_t)C * sizeof(float));
+                    }
+                    rows = nout;
+                } else {
+                    attention_rows(c, m, l, r0, r1, seq, pos, team);
+                }
+                /* Residual adds (and GELU) run in the products' epilogues. */
+                matmul(c, c->tmp + o, c->atty + o, WT(op->w2), SL(op->b2), rows, C, C,
+                       GKD_DM_RESIDUAL, c->x + o, team);
+                break;
+            case GKD_OP_MLP_GELU:
+                matmul(c, c->h + (size_t)r0 * F, c->xn + o, WT(op->w), SL(op->b), rows, C, F,
+                       GKD_DM_GELU, NULL, team);
+                matmul(c, c->tmp + o, c->h + (size_t)r0 * F, WT(op->w2), SL(op->b2), rows, F, C,
+                       GKD_DM_RESIDUAL, c->x + o, team);
+                break;
+            case GKD_OP_MLP_SWIGLU:
+                matmul(c, c->gu + (size_t)r0 * 2 * F, c->xn + o, WT(op->w), NULL, rows, C, 2 * F,
+                       GKD_DM_STORE, NULL, team);
+                swiglu_rows(c->h + (size_t)r0 * F, c->gu + (size_t)r0 * 2 * F, rows, F, team);
+                matmul(c, c->tmp + o, c->h + (size_t)r0 * F, WT(op->w2), NULL, rows, F, C,
+                       GKD_DM_RESIDUAL, c->x + o, team);
+                break;
             }
-            rows = nout;
-        } else {
-            attention_rows(c, l, r0, r1, seq, pos, team);
         }
-        /* Residual adds and GELU run in the products' epilogues. */
-        matmul(c, c->tmp + o, c->atty + o, WT(GKD_DM_ATTPROJ), p->attprojb + lc,
-               rows, C, C, GKD_DM_RESIDUAL, c->x + o, team);
-        layernorm_rows(c->xn + o, c->x + o, p->ln2w + lc, p->ln2b + lc, rows, C, team);
-        matmul(c, c->h + 4 * o, c->xn + o, WT(GKD_DM_FC), p->fcb + lc * 4, rows,
-               C, 4 * C, GKD_DM_GELU, NULL, team);
-        matmul(c, c->tmp + o, c->h + 4 * o, WT(GKD_DM_FCPROJ),
-               p->fcprojb + lc, rows, 4 * C, C, GKD_DM_RESIDUAL, c->x + o, team);
-    }
+#undef SL
     if (nout == 0) return;
-    /* Only rows that want logits pay for the final LayerNorm and LM head;
+    /* Only rows that want logits pay for the final norm and LM head;
      * they are gathered into rows r0 .. r0 + nout - 1 of the scratch
      * (when trimmed they already are rows r0 .. of x). */
     float *lg = c->lg + (size_t)r0 * V;
@@ -624,9 +710,9 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
         for (int j = 0; j < nout; j++)
             memcpy(c->tmp + o + (size_t)j * C, c->x + (size_t)idx[j] * C, (size_t)C * sizeof(float));
     }
-    layernorm_rows(c->xn + o, head_in, p->lnfw, p->lnfb, nout, C, team);
+    norm_rows(c->xn + o, head_in, m, &arch->final_norm, 0, nout, team);
     const int l = L; /* the LM head follows the layers in the copy */
-    matmul(c, lg, c->xn + o, WT(GKD_DM_QKV), NULL, nout, C, V, GKD_DM_STORE, NULL, team);
+    matmul(c, lg, c->xn + o, WT(0), NULL, nout, C, V, GKD_DM_STORE, NULL, team);
 #undef WT
     if (team) {
 #pragma omp for schedule(static)
@@ -702,7 +788,8 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     if (n == 0) return 0;
     const gkd_model_config *cfg = &m->config;
     if (cfg->n_layer != c->L || cfg->n_embd != c->C || cfg->n_head != c->NH ||
-        cfg->max_seq_len != c->maxT || cfg->vocab_size != c->V)
+        cfg->max_seq_len != c->maxT || cfg->vocab_size != c->V ||
+        gkd_config_kv_heads(cfg) != c->NKV || gkd_config_ffn_dim(cfg) != c->F)
         return gkd_error(GKD_EMISMATCH, "decode: the KV cache was made for another model shape");
     const int C = c->C, V = c->V;
     for (int r = 0; r < n; r++) {
@@ -726,14 +813,14 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     c->wt_ready = 1;
     int grouped;
     scan_rows(n, seq, c->B, &grouped, &c->one_row_per_seq);
-    const int threads = (size_t)n * C * 3 * C >= PAR_WORK ? omp_get_max_threads() : 1;
+    const int threads = (size_t)n * C * c->QKV >= PAR_WORK ? omp_get_max_threads() : 1;
     /* Two ways to share a call among threads, with the same bits. By rows:
      * each thread takes whole sequences through the whole model, one join
      * per call instead of a barrier per stage, but every thread reads all
      * the weights. By stages: threads split each product's outputs, so
      * the weights are read once, with a barrier per stage. Rows win when
      * each thread has many rows (a prefill) or the weights are small. */
-    const size_t weight_bytes = (size_t)cfg->n_layer * 12 * C * C * sizeof(float);
+    const size_t weight_bytes = (size_t)cfg->n_layer * gkd_dm_layer_weights(cfg) * sizeof(float);
     const int by_rows = threads > 1 && (n / threads >= ROWS_PER_THREAD || weight_bytes <= SMALL_WEIGHTS);
     int cut[MAX_PARTS + 1];
     const int want_parts = by_rows ? (threads < MAX_PARTS ? threads : MAX_PARTS) : 1;

@@ -34,53 +34,73 @@
  * reads two at a time). */
 static size_t padded(size_t OC) { return (OC + 31) / 32 * 32; }
 
-static size_t layer_floats(size_t C) {
-    return C * (padded(3 * C) + padded(C) + padded(4 * C)) + 4 * C * padded(C);
+/* Floats of tensor t's layer slice in the copy: IC inputs by its
+ * outputs padded to whole pairs of panels. */
+static size_t copy_floats(const gkd_model_config *cfg, const gkd_tensor_spec *t) {
+    return gkd_config_dim(cfg, t->cols) * padded(gkd_config_dim(cfg, t->rows));
+}
+
+static size_t layer_floats(const gkd_model_config *cfg) {
+    const gkd_arch *a = gkd_arch_get(cfg->arch);
+    size_t n = 0;
+    for (int i = 0; i < a->n_tensors; i++)
+        if (a->tensors[i].decode_panels) n += copy_floats(cfg, &a->tensors[i]);
+    return n;
+}
+
+size_t gkd_dm_layer_weights(const gkd_model_config *cfg) {
+    const gkd_arch *a = gkd_arch_get(cfg->arch);
+    size_t n = 0;
+    for (int i = 0; i < a->n_tensors; i++)
+        if (a->tensors[i].decode_panels)
+            n += gkd_config_dim(cfg, a->tensors[i].rows) * gkd_config_dim(cfg, a->tensors[i].cols);
+    return n;
 }
 
 size_t gkd_dm_floats(const gkd_model_config *cfg) {
     size_t C = (size_t)cfg->n_embd;
-    return (size_t)cfg->n_layer * layer_floats(C) + C * padded((size_t)cfg->vocab_size);
+    return (size_t)cfg->n_layer * layer_floats(cfg) + C * padded((size_t)cfg->vocab_size);
 }
 
-float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, gkd_dm_matrix which) {
-    const size_t C = (size_t)cfg->n_embd;
-    float *m = wt + (size_t)l * layer_floats(C);
+float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, int tensor) {
+    const gkd_arch *a = gkd_arch_get(cfg->arch);
+    float *m = wt + (size_t)l * layer_floats(cfg);
     if (l == cfg->n_layer) return m;
-    if (which > GKD_DM_QKV) m += C * padded(3 * C);
-    if (which > GKD_DM_ATTPROJ) m += C * padded(C);
-    if (which > GKD_DM_FC) m += C * padded(4 * C);
+    for (int i = 0; i < tensor; i++)
+        if (a->tensors[i].decode_panels) m += copy_floats(cfg, &a->tensors[i]);
     return m;
 }
 
 void gkd_dm_pack(float *wt, const gkd_model *m) {
     const gkd_model_config *cfg = &m->config;
-    const gkd_params *p = &m->params;
+    const gkd_arch *arch = m->arch;
     const int L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size;
-    /* Jobs: one panel each, layer by layer, the LM head last. */
-    const int nq = (int)padded(3 * C) / 16, na = (int)padded(C) / 16, nf = (int)padded(4 * C) / 16;
-    const int per_layer = nq + na + nf + na;
+    /* Jobs: one panel each, layer by layer (the matrices in table order),
+     * the LM head last. */
+    int mat[GKD_MAX_TENSORS], panels[GKD_MAX_TENSORS], nmat = 0, per_layer = 0;
+    for (int i = 0; i < arch->n_tensors; i++)
+        if (arch->tensors[i].decode_panels) {
+            mat[nmat] = i;
+            panels[nmat] = (int)padded(gkd_config_dim(cfg, arch->tensors[i].rows)) / 16;
+            per_layer += panels[nmat++];
+        }
+    const float *head = m->params[cfg->untied_head ? arch->head_untied : arch->wte];
     const int jobs = L * per_layer + (int)padded(V) / 16;
     const int vector = gkd_isa_active() == GKD_ISA_AVX512;
 #pragma omp parallel for schedule(static) if ((size_t)L * C * C >= 65536)
     for (int j = 0; j < jobs; j++) {
         const int l = j / per_layer < L ? j / per_layer : L;
         int r = j - l * per_layer;
-        const size_t lc = (size_t)l * C;
-        const float *src = p->wte;
-        gkd_dm_matrix which = GKD_DM_QKV;
-        int IC = C, OC = V;
+        const float *src = head;
+        int which = 0, IC = C, OC = V;
         if (l < L) {
-            if (r < nq) {
-                src = p->qkvw + lc * 3 * C, OC = 3 * C;
-            } else if ((r -= nq) < na) {
-                src = p->attprojw + lc * C, which = GKD_DM_ATTPROJ, OC = C;
-            } else if ((r -= na) < nf) {
-                src = p->fcw + lc * 4 * C, which = GKD_DM_FC, OC = 4 * C;
-            } else {
-                r -= nf;
-                src = p->fcprojw + lc * 4 * C, which = GKD_DM_FCPROJ, OC = C, IC = 4 * C;
-            }
+            int k = 0;
+            while (r >= panels[k]) r -= panels[k++];
+            which = mat[k];
+            const gkd_tensor_spec *t = &arch->tensors[which];
+            OC = (int)gkd_config_dim(cfg, t->rows);
+            IC = (int)gkd_config_dim(cfg, t->cols);
+            src = m->params[which] + (size_t)l * OC * IC;
         }
         /* Panel r: outputs 16 r .. 16 r + 15 of src, input-major, as the
          * rows of a product are packed. */

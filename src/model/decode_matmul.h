@@ -28,21 +28,20 @@ typedef enum {
 void gkd_dm_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC, gkd_dm_epilogue ep,
                            float *res);
 
-/** The matrices of the copy, in this order, per layer, then the LM head. */
-typedef enum {
-    GKD_DM_QKV,     /* (C, 3C) */
-    GKD_DM_ATTPROJ, /* (C, C) */
-    GKD_DM_FC,      /* (C, 4C) */
-    GKD_DM_FCPROJ,  /* (4C, C) */
-} gkd_dm_matrix;
-
+/* The matrices of the copy: per layer, the descriptor's tensors marked
+ * decode_panels, in table order (GPT-2: qkvw, attprojw, fcw, fcprojw),
+ * then the LM head. */
 
 /** Floats of the copy for a model of this shape. */
 size_t gkd_dm_floats(const gkd_model_config *cfg);
 
-/** Matrix which of layer l in the copy wt; the LM head when l == n_layer
- *  (which ignored): wte, V outputs of C inputs. */
-float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, gkd_dm_matrix which);
+/** Layer l's slice of tensor `tensor` (a decode_panels tensor of the
+ *  config's descriptor) in the copy wt; the LM head when l == n_layer
+ *  (tensor ignored): V outputs of C inputs. */
+float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, int tensor);
+
+/** Floats of layer l's weight matrices (decode_panels tensors), unpadded. */
+size_t gkd_dm_layer_weights(const gkd_model_config *cfg);
 
 /** Fill wt with the weights of m (own parallel region). */
 void gkd_dm_pack(float *wt, const gkd_model *m);

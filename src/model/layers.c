@@ -125,8 +125,12 @@ void gkd_encoder_forward(float *out, const int *inp, const float *wte, const flo
 #pragma omp parallel for schedule(static) if(parallel: (size_t)B * T * C >= PAR_MIN_WORK)
     for (int bt = 0; bt < B * T; bt++) {
         const float *te = wte + (size_t)inp[bt] * C;
-        const float *pe = wpe + (size_t)(bt % T) * C;
         float *o = out + (size_t)bt * C;
+        if (!wpe) {
+            memcpy(o, te, (size_t)C * sizeof(float));
+            continue;
+        }
+        const float *pe = wpe + (size_t)(bt % T) * C;
 #pragma omp simd
         for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
     }
@@ -141,6 +145,10 @@ void gkd_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
         for (int bt = 0; bt < B * T; bt++) {
             const float *d = dout + (size_t)bt * C;
             float *te = dwte + (size_t)inp[bt] * C;
+            if (!dwpe) {
+                for (int c = c0; c < c1; c++) te[c] += d[c];
+                continue;
+            }
             float *pe = dwpe + (size_t)(bt % T) * C;
             for (int c = c0; c < c1; c++) {
                 te[c] += d[c];

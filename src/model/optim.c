@@ -7,13 +7,6 @@
 
 #include "gkd/error.h"
 
-int gkd_param_is_decayed(const char *name) {
-    static const char *const decayed[] = {"wte", "wpe", "qkvw", "attprojw", "fcw", "fcprojw"};
-    for (size_t i = 0; i < sizeof(decayed) / sizeof(decayed[0]); i++)
-        if (!strcmp(name, decayed[i])) return 1;
-    return 0;
-}
-
 int gkd_adamw_new(gkd_adamw **out, const gkd_model *model, const gkd_adamw_config *cfg) {
     int rc = 0;
     gkd_adamw *o = NULL;
@@ -38,10 +31,10 @@ int gkd_adamw_new(gkd_adamw **out, const gkd_model *model, const gkd_adamw_confi
         rc = gkd_error(GKD_ENOMEM, "adamw: out of memory for %zu moments", o->num_params);
         goto done;
     }
-    o->num_segments = GKD_NUM_PARAM_TENSORS;
-    for (int i = 0; i < GKD_NUM_PARAM_TENSORS; i++) {
+    o->num_segments = model->num_tensors;
+    for (int i = 0; i < model->num_tensors; i++) {
         o->segment_sizes[i] = model->param_sizes[i];
-        o->segment_decay[i] = (unsigned char)gkd_param_is_decayed(gkd_param_names[i]);
+        o->segment_decay[i] = (unsigned char)model->arch->tensors[i].decay;
     }
     *out = o;
     o = NULL;
