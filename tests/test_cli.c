@@ -173,6 +173,32 @@ START_TEST(test_distill_with_sft_init) {
 }
 END_TEST
 
+/* A Llama teacher trained by gkd train and a Llama student with one
+ * key/value head distilled from it on its own rollouts; gpt2 refuses the
+ * Llama flags, and an unknown architecture is one line. */
+START_TEST(test_llama_train_and_distill) {
+    ck_assert_int_eq(gkd("train " ARITH " --arch llama --kv-heads 2 --layers 1 --d-model 32 --heads 4 --context 48"
+                         " --steps 10 --batch 8 --max-new-tokens 36 --eval-n 10 --eval-samples 0 --out t"),
+                     0);
+    ck_assert_int_eq(gkd("distill --teacher t/final.ckpt --arch llama --kv-heads 1 --untied-head --layers 1"
+                         " --d-model 16 --heads 2 " ARITH " --lambda 1 --steps 3 --batch 4 --eval-n 10"
+                         " --max-new-tokens 36 --out d"),
+                     0);
+    ck_assert_int_eq(last_value("d/metrics.csv", "step"), 3);
+    gkd_model_config cfg;
+    char path[256];
+    snprintf(path, sizeof path, "%s/d/final.ckpt", tmp);
+    ck_assert_int_eq(gkd_checkpoint_read_config(&cfg, path), 0);
+    ck_assert_int_eq(cfg.arch, GKD_ARCH_LLAMA);
+    ck_assert_int_eq(cfg.n_kv_head, 1);
+    ck_assert_int_eq(cfg.untied_head, 1);
+    ck_assert_int_eq(gkd("train " ARITH " --kv-heads 2 --steps 2 --out g"), 1);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "a gpt2 config sets no n_kv_head"));
+    ck_assert_int_eq(gkd("train " ARITH " --arch mamba --steps 2 --out g"), 2);
+    ck_assert_str_eq(slurp("err.txt"), "gkd train: --arch: expected gpt2 or llama, got 'mamba'\n");
+}
+END_TEST
+
 /* A FIFO where a file is read (experiment, checkpoint, data file) is
  * refused at once with one line, instead of waiting forever for a writer. */
 START_TEST(test_fifo_refused) {
@@ -471,6 +497,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_train_text_file_loss_falls);
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);
+    tcase_add_test(tc, test_llama_train_and_distill);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_fifo_refused);
     tcase_add_test(tc, test_resume_with_other_options_refused);

@@ -347,6 +347,17 @@ static const struct {
      "exp.yaml:4:3: teacher.train: not used with teacher.checkpoint (the teacher is loaded, not trained)"},
     {"name: x\nteacher:\n  model: {d_model: 128, heads: 3}\n",
      "exp.yaml:3:32: teacher.model.heads: 3 does not divide teacher.model.d_model 128"},
+    {"name: x\nstudent: {model: {kv_heads: 2}}\n",
+     "exp.yaml:2:29: student.model.kv_heads: only for student.model.arch llama (gpt2 has as many key/value heads as "
+     "heads)"},
+    {"name: x\nteacher: {model: {ffn_dim: 100}}\n",
+     "exp.yaml:2:28: teacher.model.ffn_dim: only for teacher.model.arch llama (gpt2 has an MLP of 4 d_model)"},
+    {"name: x\nteacher: {model: {arch: llama, d_model: 64, heads: 4, kv_heads: 3}}\n",
+     "exp.yaml:2:65: teacher.model.kv_heads: 3 does not divide teacher.model.heads 4"},
+    {"name: x\nstudent: {model: {arch: llama, d_model: 36, heads: 4}}\n",
+     "exp.yaml:2:52: student.model.heads: a head size of 9 (d_model / heads) must be even for rotary positions"},
+    {"name: x\nstudent: {model: {arch: mamba}}\n",
+     "exp.yaml:2:25: student.model.arch: expected one of gpt2|llama, got 'mamba'"},
     {"name: x\ntask: {digits: 9}\nteacher: {model: {context: 32}}\ndistill: {max_new_tokens: 12}\n",
      "exp.yaml:4:27: distill.max_new_tokens: 12 new tokens after a prompt of at least 21 tokens exceed the context "
      "of 32"},
@@ -1085,6 +1096,44 @@ START_TEST(test_cli_check) {
 }
 END_TEST
 
+/* Llama models in experiment files: the defaults a file leaves out, and
+ * GPT-2 cells whose hashes do not see the architecture keys. */
+START_TEST(test_llama_models) {
+    gkd_experiment *e = NULL;
+    ck_assert_msg(load_text(&e, "name: x\n"
+                                "teacher: {model: {arch: llama, d_model: 48, heads: 4, kv_heads: 2}}\n"
+                                "student: {model: {arch: llama, d_model: 288, heads: 6, context: 32}}\n") == 0,
+                  "%s", gkd_last_error());
+    gkd_cell_config c;
+    ck_assert_int_eq(gkd_experiment_cell(e, 0, &c), 0);
+    ck_assert_int_eq(c.teacher_model.arch, GKD_ARCH_LLAMA);
+    ck_assert_int_eq(c.teacher_model.n_kv_head, 2);
+    ck_assert_int_eq(c.teacher_model.ffn_dim, 128); /* 8 * 48 / 3 */
+    ck_assert_int_eq(c.student_model.n_kv_head, 6);
+    ck_assert_int_eq(c.student_model.ffn_dim, 768); /* stories15M's */
+    ck_assert_int_eq(c.student_model.untied_head, 0);
+    ck_assert_int_eq(c.student_model.rope_style, GKD_ROPE_INTERLEAVED);
+    ck_assert_float_eq(c.student_model.norm_eps, 1e-5f);
+    ck_assert_float_eq(c.student_model.rope_theta, 10000.0f);
+    char t[GKD_HASH_HEX_LEN + 1], s0[GKD_HASH_HEX_LEN + 1], c0[GKD_HASH_HEX_LEN + 1];
+    hashes(e, 0, t, s0, c0);
+    gkd_experiment_free(e);
+    /* The same shapes as GPT-2: other hashes. */
+    char t1[GKD_HASH_HEX_LEN + 1], s1[GKD_HASH_HEX_LEN + 1], c1[GKD_HASH_HEX_LEN + 1];
+    one_cell_hashes("name: x\nteacher: {model: {d_model: 48, heads: 4}}\n"
+                    "student: {model: {d_model: 288, heads: 6, context: 32}}\n", t1, s1, c1);
+    ck_assert_str_ne(t, t1);
+    ck_assert_str_ne(s0, s1);
+    /* arch: gpt2 written out is the default left out: the same hashes. */
+    char t2[GKD_HASH_HEX_LEN + 1], s2[GKD_HASH_HEX_LEN + 1], c2[GKD_HASH_HEX_LEN + 1];
+    one_cell_hashes("name: x\nteacher: {model: {arch: gpt2, d_model: 48, heads: 4}}\n"
+                    "student: {model: {arch: gpt2, d_model: 288, heads: 6, context: 32}}\n", t2, s2, c2);
+    ck_assert_str_eq(t1, t2);
+    ck_assert_str_eq(s1, s2);
+    ck_assert_str_eq(c1, c2);
+}
+END_TEST
+
 Suite *experiment_suite(void) {
     Suite *s = suite_create("experiment");
     TCase *tc = tcase_create("core");
@@ -1099,6 +1148,7 @@ Suite *experiment_suite(void) {
     tcase_add_test(tc, test_axis_names_and_sanitizing);
     tcase_add_test(tc, test_fnv1a_reference);
     tcase_add_test(tc, test_hashes);
+    tcase_add_test(tc, test_llama_models);
     tcase_add_test(tc, test_labels);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_variants);

@@ -26,6 +26,8 @@
 #include "gkd/csv.h"
 #include "gkd/error.h"
 
+#include "gkd/checkpoint.h"
+#include "gkd/model.h"
 #include "helpers.h"
 
 #define GRID "tiny_grid"
@@ -1334,12 +1336,54 @@ START_TEST(test_cell_lock) {
 }
 END_TEST
 
+/* A Llama teacher trained from scratch and a Llama student with
+ * grouped-query attention, distilled on-policy (lambda 1: the KV-cache
+ * decoder) through gkd run; their checkpoints are format version 3. */
+START_TEST(test_llama_cell) {
+    char res[PATH_MAX], yaml[PATH_MAX], p[PATH_MAX];
+    pathf(res, "%s/llama", tmpdir);
+    pathf(yaml, "%s/llama.yaml", tmpdir);
+    th_write_file(yaml, "name: llama\n"
+                        "task: {name: arith, digits: 1, train: 200, eval: 20}\n"
+                        "teacher:\n"
+                        "  model: {arch: llama, layers: 1, d_model: 32, heads: 4, kv_heads: 2, context: 16}\n"
+                        "  train: {steps: 30, batch: 16, lr: 3e-3, warmup: 5}\n"
+                        "student:\n"
+                        "  model: {arch: llama, layers: 1, d_model: 16, heads: 2, kv_heads: 1, untied_head: true}\n"
+                        "  init: random\n"
+                        "distill: {steps: 6, batch: 4, lr: 1e-3, divergence: fkl, lambda: 1, max_new_tokens: 4}\n"
+                        "eval: {every: 3, n: 6}\n"
+                        "seeds: [1]\n");
+    char *args[] = {"run", yaml, "--results", res, NULL};
+    ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+    cell_path(p, res, "llama", "seed=1", "done");
+    ck_assert_msg(exists(p), "%s", p);
+    cell_path(p, res, "llama", "seed=1", "final.ckpt");
+    size_t n;
+    unsigned char *b = (unsigned char *)slurp(p, &n);
+    ck_assert_uint_gt(n, 12);
+    ck_assert_uint_eq(b[8], 3); /* format version 3: the architecture fields */
+    free(b);
+    gkd_model_config cfg;
+    ck_assert_int_eq(gkd_checkpoint_read_config(&cfg, p), 0);
+    ck_assert_int_eq(cfg.arch, GKD_ARCH_LLAMA);
+    ck_assert_int_eq(cfg.n_kv_head, 1);
+    ck_assert_int_eq(cfg.ffn_dim, 64); /* 8 * 16 / 3 rounded up to 32s */
+    ck_assert_int_eq(cfg.untied_head, 1);
+    cell_path(p, res, "llama", "seed=1", "config.yaml");
+    char *config = slurp(p, NULL);
+    ck_assert_ptr_nonnull(strstr(config, "arch: llama"));
+    free(config);
+}
+END_TEST
+
 Suite *runner_suite(void) {
     Suite *s = suite_create("runner");
     TCase *tc = tcase_create("run");
     tcase_add_unchecked_fixture(tc, ref_setup, ref_teardown);
     tcase_add_checked_fixture(tc, make_tmpdir, remove_tmpdir);
     tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_llama_cell);
     tcase_add_test(tc, test_full_run_layout);
     tcase_add_test(tc, test_progress_plain);
     tcase_add_test(tc, test_progress_tty);

@@ -67,6 +67,12 @@ typedef struct gkd_model {
  *  even, F >= 1, norm_eps in (0, 1), rope_theta >= 1. */
 int gkd_model_config_validate(const gkd_model_config *cfg);
 
+/** A Llama config's unset fields as llama2.c has them: n_kv_head = n_head,
+ *  ffn_dim = 8C/3 rounded up to a multiple of 32, norm_eps 1e-5,
+ *  rope_theta 10000 (rope_style 0 is its interleaved pairs). Other
+ *  architectures are left as they are. */
+void gkd_model_config_fill_defaults(gkd_model_config *cfg);
+
 /** Key/value heads (NKV) and MLP hidden width (F) of a valid config. */
 int gkd_config_kv_heads(const gkd_model_config *cfg);
 int gkd_config_ffn_dim(const gkd_model_config *cfg);

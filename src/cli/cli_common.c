@@ -85,7 +85,9 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
     return err ? -1 : 0;
 }
 
-const char cli_model_flags_help[] = "model: --layers N --d-model N --heads N --context N\n";
+const char cli_model_flags_help[] =
+    "model: --layers N --d-model N --heads N --context N\n"
+    "       --arch gpt2|llama; llama: --kv-heads N --ffn-dim N --untied-head\n";
 
 int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const char *cmd) {
     int err = 0;
@@ -101,6 +103,21 @@ int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const ch
     LONG_FLAG("--d-model", n_embd, "student.model.d_model")
     LONG_FLAG("--heads", n_head, "student.model.heads")
     LONG_FLAG("--context", max_seq_len, "student.model.context")
+    LONG_FLAG("--kv-heads", n_kv_head, "student.model.kv_heads")
+    LONG_FLAG("--ffn-dim", ffn_dim, "student.model.ffn_dim")
+    if ((v = cli_flag(argc, argv, i, "--arch", &err))) {
+        const int arch = gkd_arch_from_name(v);
+        if (arch < 0) {
+            fprintf(stderr, "gkd %s: --arch: expected gpt2 or llama, got '%s'\n", cmd, v);
+            return -1;
+        }
+        mc->arch = arch;
+        return 1;
+    }
+    if (!strcmp(argv[*i], "--untied-head")) {
+        mc->untied_head = 1;
+        return 1;
+    }
 #undef LONG_FLAG
     return err ? -1 : 0;
 }

@@ -177,6 +177,7 @@ int cmd_distill(int argc, char **argv) {
     } else {
         mc.vocab_size = teacher->config.vocab_size;
         if (mc.max_seq_len == 0) mc.max_seq_len = teacher->config.max_seq_len;
+        gkd_model_config_fill_defaults(&mc);
         if (gkd_model_new(&student, &mc)) { cli_fail("distill"); goto done; }
         gkd_model_init_weights(student, o.seed);
     }

@@ -49,6 +49,7 @@ int cmd_train(int argc, char **argv) {
     int status = 1;
     if (gkd_task_new(&task, &tc) || gkd_task_tokenizer(task, &tok)) { cli_fail("train"); goto done; }
     mc.vocab_size = gkd_tokenizer_vocab_size(tok);
+    gkd_model_config_fill_defaults(&mc);
     if ((force && gkd_remove_tree(out)) || gkd_model_new(&m, &mc) || gkd_mkdir_p(out)) { cli_fail("train"); goto done; }
     gkd_model_init_weights(m, o.seed);
     if (gkd_distill_run(m, NULL, tok, task, &o, out, cli_progress, NULL)) { cli_fail("train"); goto done; }

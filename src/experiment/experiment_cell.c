@@ -115,6 +115,9 @@ int exp_build_cell(const gkd_experiment *e, size_t idx, gkd_cell_config *c, size
         memset(&c->teacher_train, 0, sizeof c->teacher_train);
         c->teacher_seed = 0;
     }
+    /* A Llama model gets llama2.c's values for what the file leaves out. */
+    gkd_model_config_fill_defaults(&c->teacher_model);
+    gkd_model_config_fill_defaults(&c->student_model);
     int sctx = exp_key_find("student.model.context");
     if (!e->set[sctx].n && !exp_variant_value(e, choice, sctx)) c->student_model.max_seq_len = c->teacher_model.max_seq_len;
     c->index = idx;

@@ -76,6 +76,24 @@ static int check_model(const gkd_experiment *e, const gkd_cell_config *c, const 
         snprintf(key, sizeof key, "%s.model.heads", who);
         return fail(e, c, choice, key, "%s: %d does not divide %s.model.d_model %d", key, m->n_head, who, m->n_embd);
     }
+    if (m->arch == GKD_ARCH_GPT2) {
+        const char *llama_only = m->n_kv_head ? "kv_heads" : m->ffn_dim ? "ffn_dim" : m->untied_head ? "untied_head" : NULL;
+        if (llama_only) {
+            snprintf(key, sizeof key, "%s.model.%s", who, llama_only);
+            return fail(e, c, choice, key, "%s: only for %s.model.arch llama (gpt2 has %s)", key, who,
+                        m->n_kv_head ? "as many key/value heads as heads" : m->ffn_dim ? "an MLP of 4 d_model" : "a tied head");
+        }
+        return 0;
+    }
+    if (m->n_head > 0 && m->n_kv_head > 0 && m->n_head % m->n_kv_head) {
+        snprintf(key, sizeof key, "%s.model.kv_heads", who);
+        return fail(e, c, choice, key, "%s: %d does not divide %s.model.heads %d", key, m->n_kv_head, who, m->n_head);
+    }
+    if (m->n_head > 0 && (m->n_embd / m->n_head) % 2) {
+        snprintf(key, sizeof key, "%s.model.heads", who);
+        return fail(e, c, choice, key, "%s: a head size of %d (d_model / heads) must be even for rotary positions",
+                    key, m->n_embd / m->n_head);
+    }
     return 0;
 }
 

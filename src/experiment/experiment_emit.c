@@ -72,6 +72,16 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if (!strcmp(p, "teacher.checkpoint") && !c->teacher_checkpoint) return 0;
     if ((starts(p, "teacher.model.") || starts(p, "teacher.train.")) && c->teacher_checkpoint) return 0;
     if (!strcmp(p, "student.model.context") && c->student_model.max_seq_len == 0) return 0;
+    /* The architecture keys came after GPT-2 results existed: a GPT-2
+     * model leaves them out, so those results keep their hashes. */
+    if ((!strcmp(p, "teacher.model.arch") || !strcmp(p, "teacher.model.kv_heads") ||
+         !strcmp(p, "teacher.model.ffn_dim") || !strcmp(p, "teacher.model.untied_head")) &&
+        c->teacher_model.arch == GKD_ARCH_GPT2)
+        return 0;
+    if ((!strcmp(p, "student.model.arch") || !strcmp(p, "student.model.kv_heads") ||
+         !strcmp(p, "student.model.ffn_dim") || !strcmp(p, "student.model.untied_head")) &&
+        c->student_model.arch == GKD_ARCH_GPT2)
+        return 0;
     if (!strcmp(p, "teacher.train.lr_min") && c->teacher_train.lr_min < 0) return 0;
     if (!strcmp(p, "student.sft.lr_min") && c->student_sft.lr_min < 0) return 0;
     if (!strcmp(p, "distill.lr_min") && c->distill.opt.lr_min < 0) return 0;

@@ -93,6 +93,14 @@ int gkd_arch_from_name(const char *name) {
     return -1;
 }
 
+void gkd_model_config_fill_defaults(gkd_model_config *m) {
+    if (m->arch != GKD_ARCH_LLAMA) return;
+    if (m->n_kv_head == 0) m->n_kv_head = m->n_head;
+    if (m->ffn_dim == 0) m->ffn_dim = (8 * m->n_embd / 3 + 31) / 32 * 32;
+    if (m->norm_eps == 0.0f) m->norm_eps = 1e-5f;
+    if (m->rope_theta == 0.0f) m->rope_theta = 10000.0f;
+}
+
 int gkd_config_kv_heads(const gkd_model_config *cfg) {
     return cfg->n_kv_head > 0 ? cfg->n_kv_head : cfg->n_head;
 }
