@@ -1,10 +1,11 @@
 /* Strict JSON (RFC 8259) restricted to objects, arrays, strings and
- * integers: see json_min.h. Recursive descent, depth bounded by the
+ * integers, or (gkd_json_parse_full) all of JSON: see json_min.h. Recursive descent, depth bounded by the
  * caller; strings are decoded into one arena as large as the text (a
  * decoded string, with its NUL, never takes more bytes than its quoted
  * form). */
 #include "model/json_min.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ typedef struct {
     const unsigned char *s;
     size_t len, i;
     int max_depth;
+    int full;     /* true, false, null and real numbers allowed */
     gkd_json_doc *doc;
     size_t cap;   /* of doc->v */
     size_t used;  /* of doc->arena */
@@ -25,6 +27,9 @@ const char *gkd_json_type_name(int type) {
     case GKD_JSON_ARRAY: return "array";
     case GKD_JSON_STRING: return "string";
     case GKD_JSON_INT: return "integer";
+    case GKD_JSON_REAL: return "number";
+    case GKD_JSON_BOOL: return "boolean";
+    case GKD_JSON_NULL: return "null";
     default: return "value";
     }
 }
@@ -201,6 +206,37 @@ static int parse_string(parser *p, const char **out, size_t *outlen) {
     return 0;
 }
 
+static int digits(parser *p) {
+    size_t s0 = p->i;
+    while (p->i < p->len && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    return p->i > s0;
+}
+
+/* The rest of a number whose integer part ends at p->i: a fraction and
+ * an exponent as RFC 8259 writes them, converted by strtod. */
+static int parse_real(parser *p, gkd_json_value *v, size_t start) {
+    if (p->s[p->i] == '.') {
+        p->i++;
+        if (!digits(p)) return fail(p, start, "number with a '.' and no digits after it");
+    }
+    if (p->i < p->len && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+        p->i++;
+        if (p->i < p->len && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
+        if (!digits(p)) return fail(p, start, "number with an exponent and no digits in it");
+    }
+    char buf[65];
+    size_t n = p->i - start;
+    if (n >= sizeof buf) return fail(p, start, "number longer than 64 characters");
+    memcpy(buf, p->s + start, n);
+    buf[n] = '\0';
+    double d = strtod(buf, NULL);
+    if (!isfinite(d)) return fail(p, start, "number beyond the range of a double");
+    v->type = GKD_JSON_REAL;
+    v->real = d;
+    v->neg = d < 0;
+    return 0;
+}
+
 static int parse_int(parser *p, gkd_json_value *v) {
     size_t start = p->i;
     int neg = 0;
@@ -218,10 +254,13 @@ static int parse_int(parser *p, gkd_json_value *v) {
         u = u * 10 + d;
         p->i++;
     }
-    if (p->i < p->len && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
-        return fail(p, start, "number with a fraction or exponent (only integers are allowed)");
+    if (p->i < p->len && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+        if (!p->full) return fail(p, start, "number with a fraction or exponent (only integers are allowed)");
+        return parse_real(p, v, start);
+    }
     v->num = u;
     v->neg = neg && u > 0;
+    v->real = neg ? -(double)u : (double)u;
     return 0;
 }
 
@@ -326,14 +365,26 @@ static int parse_value(parser *p, int depth) {
         p->doc->v[idx].end = idx + 1;
         return 0;
     }
-    if (c == 't' || c == 'f' || c == 'n')
-        return fail(p, p->i, "true, false and null are not part of this header's grammar");
-    return fail(p, p->i, "unexpected byte (a value must be an object, array, string or integer)");
+    if (c == 't' || c == 'f' || c == 'n') {
+        if (!p->full) return fail(p, p->i, "true, false and null are not part of this header's grammar");
+        static const char *const lit[3] = {"true", "false", "null"};
+        int k = c == 't' ? 0 : c == 'f' ? 1 : 2;
+        size_t n = strlen(lit[k]);
+        if (p->len - p->i < n || memcmp(p->s + p->i, lit[k], n))
+            return fail(p, p->i, "unexpected byte (not true, false or null)");
+        if ((rc = new_value(p, &idx, k == 2 ? GKD_JSON_NULL : GKD_JSON_BOOL))) return rc;
+        p->doc->v[idx].num = k == 0;
+        p->doc->v[idx].end = idx + 1;
+        p->i += n;
+        return 0;
+    }
+    return fail(p, p->i, p->full ? "unexpected byte (not the start of a JSON value)"
+                                 : "unexpected byte (a value must be an object, array, string or integer)");
 }
 
-int gkd_json_parse(gkd_json_doc *doc, const char *text, size_t len, int max_depth) {
+static int parse_doc(gkd_json_doc *doc, const char *text, size_t len, int max_depth, int full) {
     memset(doc, 0, sizeof *doc);
-    parser p = {(const unsigned char *)text, len, 0, max_depth, doc, 0, 0};
+    parser p = {(const unsigned char *)text, len, 0, max_depth, full, doc, 0, 0};
     doc->arena = malloc(len + 1);
     if (!doc->arena) return gkd_error(GKD_ENOMEM, "out of memory for the JSON header");
     skip_ws(&p);
@@ -344,6 +395,14 @@ int gkd_json_parse(gkd_json_doc *doc, const char *text, size_t len, int max_dept
     }
     if (rc) gkd_json_free(doc);
     return rc;
+}
+
+int gkd_json_parse(gkd_json_doc *doc, const char *text, size_t len, int max_depth) {
+    return parse_doc(doc, text, len, max_depth, 0);
+}
+
+int gkd_json_parse_full(gkd_json_doc *doc, const char *text, size_t len, int max_depth) {
+    return parse_doc(doc, text, len, max_depth, 1);
 }
 
 void gkd_json_free(gkd_json_doc *doc) {

@@ -3,21 +3,27 @@
  * (true, false, null, fractions, exponents), duplicate keys in an object,
  * a string with a NUL (\u0000), a lone surrogate, malformed UTF-8 and
  * nesting deeper than the caller's limit are refused with one line naming
- * the byte offset. Private to src/model/. */
+ * the byte offset. gkd_json_parse_full also takes true, false, null and
+ * numbers with fractions and exponents (a Hugging Face config.json), with
+ * the same strictness otherwise. Private to src/model/. */
 #ifndef GKD_MODEL_JSON_MIN_H
 #define GKD_MODEL_JSON_MIN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-enum { GKD_JSON_OBJECT = 1, GKD_JSON_ARRAY, GKD_JSON_STRING, GKD_JSON_INT };
+enum {
+    GKD_JSON_OBJECT = 1, GKD_JSON_ARRAY, GKD_JSON_STRING, GKD_JSON_INT,
+    GKD_JSON_REAL, GKD_JSON_BOOL, GKD_JSON_NULL /* gkd_json_parse_full only */
+};
 
 /* The document is its values in pre-order: a container's children follow
  * it, the first at index i + 1, each next one at the previous one's end. */
 typedef struct {
     int type;          /* GKD_JSON_* */
     int neg;           /* INT: 1 if the value is below zero */
-    uint64_t num;      /* INT: magnitude (at most 2^64 - 1) */
+    uint64_t num;      /* INT: magnitude (at most 2^64 - 1); BOOL: 0 or 1 */
+    double real;       /* INT, REAL (gkd_json_parse_full): the value as a finite double */
     const char *str;   /* STRING: decoded UTF-8, NUL-terminated */
     size_t len;        /* STRING: bytes; OBJECT, ARRAY: number of children */
     const char *key;   /* a member of an object: its key; else NULL */
@@ -37,6 +43,10 @@ typedef struct {
  *  empty and the message is "byte N: <problem>" (GKD_EFORMAT) or
  *  GKD_ENOMEM. */
 int gkd_json_parse(gkd_json_doc *doc, const char *text, size_t len, int max_depth);
+/** The same grammar plus true, false, null (GKD_JSON_BOOL, GKD_JSON_NULL)
+ *  and numbers with a fraction or an exponent (GKD_JSON_REAL; RFC 8259's
+ *  grammar, at most 64 characters, finite as a double). */
+int gkd_json_parse_full(gkd_json_doc *doc, const char *text, size_t len, int max_depth);
 void gkd_json_free(gkd_json_doc *doc);
 
 /** The name of a value's type for messages: "object", "array", ... */
