@@ -18,6 +18,7 @@
 #include "gkd/llama2c.h"
 #include "gkd/metrics.h"
 #include "gkd/model.h"
+#include "gkd/model_io.h"
 #include "gkd/optim.h"
 #include "gkd/parse.h"
 #include "gkd/plot.h"
