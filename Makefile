@@ -262,6 +262,7 @@ build-fuzz/seeds/.stamp: build-fuzz/seeds-bin $(wildcard fuzz/seeds/*/*)
 	@$(call FUZZ_COPY,run_options,$$(find results -name options.txt | sort | head -n 3))
 	@$(call FUZZ_COPY,safetensors,tests/fixtures/tensors/*.safetensors)
 	@$(call FUZZ_COPY,llama2c,tests/fixtures/tensors/*.bin)
+	@$(call FUZZ_COPY,hf_config,tests/fixtures/models/*/config.json)
 	@touch $@
 
 fuzz: $(FUZZ_RUN:%=build-fuzz/fuzz_%) build-fuzz/seeds/.stamp
