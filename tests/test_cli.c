@@ -1,6 +1,7 @@
 /* The gkd program end to end: train, eval, sample on small tasks. Runs the
  * binary named by GKD_BIN in a temporary directory. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,81 @@ START_TEST(test_llama_train_and_distill) {
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "a gpt2 config sets no n_kv_head"));
     ck_assert_int_eq(gkd("train " ARITH " --arch mamba --steps 2 --out g"), 2);
     ck_assert_str_eq(slurp("err.txt"), "gkd train: --arch: expected gpt2 or llama, got 'mamba'\n");
+}
+END_TEST
+
+/* The nll column of data row `row` (1 = first after the header) of
+ * `gkd score --csv` output. */
+static double score_nll(const char *csv, int row) {
+    const char *line = csv;
+    for (int k = 0; k < row; k++) {
+        line = strchr(line, '\n');
+        ck_assert_ptr_nonnull(line);
+        line++;
+    }
+    const char *end = strchr(line, '\n'), *comma = NULL;
+    for (const char *c = line; c < end; c++)
+        if (*c == ',') comma = c;
+    ck_assert_ptr_nonnull(comma);
+    return strtod(comma + 1, NULL);
+}
+
+/* Models another tool reads and writes, through the whole path: a Llama
+ * and a GPT-2 teacher trained by gkd, exported as a llama2.c file and as
+ * Hugging Face directories, score exactly as the checkpoints they came
+ * from, teach a Llama student through gkd run (teacher.checkpoint an axis
+ * over the three files), and the student exports and scores back. */
+START_TEST(test_imported_teachers_through_gkd_run) {
+    ck_assert_int_eq(gkd("train " ARITH " --arch llama --kv-heads 2 --layers 1 --d-model 32 --heads 4 --context 48"
+                         " --steps 10 --batch 8 --max-new-tokens 36 --eval-n 10 --eval-samples 0 --out t"),
+                     0);
+    ck_assert_int_eq(gkd("train " ARITH " --layers 1 --d-model 32 --heads 4 --context 48 --steps 10 --batch 8"
+                         " --max-new-tokens 36 --eval-n 10 --eval-samples 0 --out g"),
+                     0);
+    ck_assert_int_eq(gkd("export --model t/final.ckpt --out t.bin --format llama2c"), 0);
+    ck_assert_int_eq(gkd("export --model t/final.ckpt --out t_hf --format safetensors"), 0);
+    ck_assert_int_eq(gkd("export --model g/final.ckpt --out g_hf --format safetensors"), 0);
+    write_file("ids.txt", "1 5 7 9 11 3\n1 4 4 4\n");
+    const char *models[] = {"t/final.ckpt", "t.bin", "t_hf", "g/final.ckpt", "g_hf"};
+    char scores[5][256], cmd[256];
+    for (int k = 0; k < 5; k++) {
+        snprintf(cmd, sizeof cmd, "score --model %s --ids ids.txt --csv", models[k]);
+        ck_assert_msg(gkd(cmd) == 0, "%s: %s", models[k], slurp("err.txt"));
+        snprintf(scores[k], sizeof scores[k], "%s", slurp("out.txt"));
+    }
+    /* float32 out and in: the same weights, the same bits. The Hugging
+     * Face Llama holds q and k rows permuted for rotate-half RoPE: equal in
+     * exact arithmetic, its products sum in another order (measured 2e-8). */
+    ck_assert_str_eq(scores[1], scores[0]);
+    ck_assert_str_eq(scores[4], scores[3]);
+    for (int row = 1; row <= 3; row++) {
+        double x = score_nll(scores[2], row), y = score_nll(scores[0], row);
+        ck_assert_msg(fabs(x - y) <= 1e-6 * fabs(y), "row %d: %.9g vs %.9g", row, x, y);
+    }
+    write_file("imported.yaml",
+               "name: imported\n"
+               "task: {name: arith, digits: 2, rationale: true, train: 4000, eval: 100}\n"
+               "teacher: {checkpoint: [t.bin, t_hf, g_hf]}\n"
+               "student:\n"
+               "  model: {arch: llama, layers: 1, d_model: 16, heads: 2, kv_heads: 1}\n"
+               "  init: random\n"
+               "distill: {steps: 3, batch: 4, lr: 1e-3, divergence: fkl, lambda: 1, max_new_tokens: 36}\n"
+               "eval: {every: 3, n: 10}\n"
+               "seeds: [1]\n");
+    ck_assert_msg(gkd("run imported.yaml --results res --no-table") == 0, "%s", slurp("err.txt"));
+    const char *cells[] = {"checkpoint=t.bin,seed=1", "checkpoint=t_hf,seed=1", "checkpoint=g_hf,seed=1"};
+    for (int k = 0; k < 3; k++) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/res/imported/%s/done", tmp, cells[k]);
+        ck_assert_msg(access(p, F_OK) == 0, "%s missing (%s)", p, slurp("err.txt"));
+    }
+    ck_assert_int_eq(gkd("export --model res/imported/checkpoint=t_hf,seed=1/final.ckpt --out s_hf"
+                         " --format safetensors"),
+                     0);
+    ck_assert_int_eq(gkd("score --model res/imported/checkpoint=t_hf,seed=1/final.ckpt --ids ids.txt --csv"), 0);
+    snprintf(scores[0], sizeof scores[0], "%s", slurp("out.txt"));
+    ck_assert_int_eq(gkd("score --model s_hf --ids ids.txt --csv"), 0);
+    ck_assert_str_eq(slurp("out.txt"), scores[0]);
 }
 END_TEST
 
@@ -498,6 +574,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);
     tcase_add_test(tc, test_llama_train_and_distill);
+    tcase_add_test(tc, test_imported_teachers_through_gkd_run);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_fifo_refused);
     tcase_add_test(tc, test_resume_with_other_options_refused);

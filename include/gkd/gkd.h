@@ -19,6 +19,7 @@
 #include "gkd/metrics.h"
 #include "gkd/model.h"
 #include "gkd/model_io.h"
+#include "gkd/model_source.h"
 #include "gkd/optim.h"
 #include "gkd/parse.h"
 #include "gkd/plot.h"

@@ -33,7 +33,13 @@ extern const char cli_model_flags_help[];
 int cli_parse_setting_double(double *out, const char *v, const char *key, const char *flag);
 int cli_parse_setting_long(long *out, const char *v, const char *key, const char *flag);
 
-/** Load a checkpoint's model and tokenizer (prints the error). */
+/** Load a model from any format gkd reads (model_source.h): *tok and
+ *  *record are NULL when the file holds none (a model another tool wrote).
+ *  Prints the error. */
+int cli_load_any(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok,
+                 gkd_task_record **record);
+/** Load a model and its tokenizer, refusing a file without one (prints the
+ *  error). */
 int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok);
 /** The same, and the data split it was trained on (*record NULL if the
  *  checkpoint stores none; free with gkd_task_record_free). */

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "gkd/checkpoint.h"
 #include "gkd/error.h"
+#include "gkd/model_source.h"
 #include "gkd/metrics.h"
 #include "gkd/parse.h"
 
@@ -122,10 +123,24 @@ int cli_model_flag(gkd_model_config *mc, int argc, char **argv, int *i, const ch
     return err ? -1 : 0;
 }
 
+int cli_load_any(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok,
+                 gkd_task_record **record) {
+    gkd_checkpoint_data d;
+    if (gkd_model_source_load(&d, path)) return cli_fail(cmd);
+    *model = d.model;
+    *tok = d.tokenizer;
+    d.owns_model = 0;
+    d.tokenizer = NULL;
+    *record = d.task_record;
+    d.task_record = NULL;
+    gkd_checkpoint_data_free(&d);
+    return 0;
+}
+
 int cli_load_with_record(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok,
                          gkd_task_record **record) {
     gkd_checkpoint_data d;
-    if (gkd_checkpoint_load(&d, path, NULL)) return cli_fail(cmd);
+    if (gkd_model_source_load(&d, path)) return cli_fail(cmd);
     if (!d.tokenizer) {
         gkd_checkpoint_data_free(&d);
         fprintf(stderr, "gkd %s: %s stores no tokenizer, so its outputs cannot be decoded\n", cmd, path);

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "gkd/distill.h"
 #include "gkd/error.h"
+#include "gkd/model_source.h"
 #include "gkd/fsutil.h"
 #include "gkd/parse.h"
 
@@ -167,10 +168,21 @@ int cmd_distill(int argc, char **argv) {
     gkd_model *teacher = NULL, *student = NULL;
     gkd_task_record *trec = NULL, *srec = NULL;
     int status = 1;
-    if (cli_load_with_record("distill", teacher_path, &teacher, &tok, &trec)) goto done;
+    if (cli_load_any("distill", teacher_path, &teacher, &tok, &trec)) goto done;
+    if (gkd_task_new(&task, &tc)) {
+        cli_fail("distill");
+        goto done;
+    }
+    /* A model another tool wrote brings no tokenizer: it runs with the
+     * task's when the vocabularies agree. */
+    if (!tok && (gkd_task_tokenizer(task, &tok) ||
+                 gkd_model_source_check_vocab(teacher->config.vocab_size, tok, "--teacher", teacher_path))) {
+        cli_fail("distill");
+        goto done;
+    }
     if (student_path) {
-        if (cli_load_with_record("distill", student_path, &student, &stok, &srec)) goto done;
-        if (!gkd_tokenizer_equal(tok, stok)) {
+        if (cli_load_any("distill", student_path, &student, &stok, &srec)) goto done;
+        if (stok ? !gkd_tokenizer_equal(tok, stok) : student->config.vocab_size != teacher->config.vocab_size) {
             fprintf(stderr, "gkd distill: %s and %s have different vocabularies\n", teacher_path, student_path);
             goto done;
         }
@@ -182,10 +194,6 @@ int cmd_distill(int argc, char **argv) {
         gkd_model_init_weights(student, o.seed);
     }
     if (o.schedule.total_steps < o.steps) o.schedule.total_steps = o.steps > 0 ? o.steps : 1;
-    if (gkd_task_new(&task, &tc)) {
-        cli_fail("distill");
-        goto done;
-    }
     /* The run evaluates the student at every evaluation: one from
      * --student must not have trained on the eval split (refused before
      * anything is written). The teacher's own metrics are not measured

@@ -8,6 +8,7 @@
 #include "gkd/checkpoint.h"
 #include "gkd/error.h"
 #include "gkd/experiment_inputs.h"
+#include "gkd/model_source.h"
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"
 
@@ -50,7 +51,7 @@ static int check_overlap(const gkd_cell_config *c, const gkd_task *task, const g
 }
 
 static int load_checkpoint(gkd_checkpoint_data *d, const char *what, const char *path) {
-    int rc = gkd_checkpoint_load(d, path, NULL);
+    int rc = gkd_model_source_load(d, path);
     return rc ? gkd_error_wrap(rc, "%s", what) : 0;
 }
 
@@ -110,6 +111,10 @@ static int check_setup(const gkd_cell_config *c, const gkd_inputs_options *o) {
     if (!tok) {
         if ((rc = gkd_task_tokenizer(task, &own))) goto done;
         tok = own;
+        /* A teacher another tool wrote runs with the task's tokenizer. */
+        if (teacher.model &&
+            (rc = gkd_model_source_check_vocab(vocab, tok, "teacher.checkpoint", c->teacher_checkpoint)))
+            goto done;
     }
     if (!vocab) vocab = gkd_tokenizer_vocab_size(tok);
     int student_ctx = c->student_model.max_seq_len ? c->student_model.max_seq_len : teacher_ctx;

@@ -58,7 +58,9 @@ const exp_key exp_keys[] = {
      "characters of the chunk that form the prompt (< chunk)", NO_OPTION},
 
     {"teacher.checkpoint", K_PATH, NULL, 0, 0, 0, 0, NULL, OFF(teacher_checkpoint),
-     "load the teacher from this checkpoint (excludes teacher.model and teacher.train)", NO_OPTION},
+     "load the teacher from this file: a gkd checkpoint, a llama2.c .bin, or a Hugging Face directory or "
+     "model.safetensors with its config.json (docs/models.md; excludes teacher.model and teacher.train)",
+     NO_OPTION},
     {"teacher.model.layers", K_INT, "4", 1, 64, 0, 0, NULL, OFF(teacher_model.n_layer), "transformer blocks",
      NO_OPTION},
     {"teacher.model.d_model", K_INT, "128", 1, 4096, 0, 0, NULL, OFF(teacher_model.n_embd), "channels", NO_OPTION},
@@ -108,7 +110,8 @@ const exp_key exp_keys[] = {
     {"student.model.untied_head", K_BOOL, "false", 0, 0, 0, 0, NULL, OFF(student_model.untied_head),
      "llama: an output head of its own instead of the token embedding", NO_OPTION},
     {"student.init", K_INIT, "sft", 0, 0, 0, 0, NULL, OFF(student_init),
-     "sft (supervised fine-tuning on the data), random, or a checkpoint path", NO_OPTION},
+     "sft (supervised fine-tuning on the data), random, or the path of a model file (as teacher.checkpoint)",
+     NO_OPTION},
     {"student.sft.steps", K_INT, "300", 1, 1e8, 0, 0, NULL, OFF(student_sft.steps), "SFT steps",
      TO(RUN_SFT, O_LONG, steps)},
     {"student.sft.batch", K_INT, "64", 1, 65536, 0, 0, NULL, OFF(student_sft.batch), "sequences per step",

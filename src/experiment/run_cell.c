@@ -10,6 +10,7 @@
 #include "gkd/distill.h"
 #include "gkd/error.h"
 #include "gkd/fsutil.h"
+#include "gkd/model_source.h"
 #include "run_lock.h"
 #include "run_path.h"
 #include "run_progress.h"
@@ -18,7 +19,7 @@
 
 static int load_model(gkd_model **out, gkd_tokenizer **tok_out, const char *path) {
     gkd_checkpoint_data d;
-    int rc = gkd_checkpoint_load(&d, path, NULL);
+    int rc = gkd_model_source_load(&d, path);
     if (rc) return rc;
     *out = d.model;
     d.owns_model = 0;
@@ -77,6 +78,10 @@ int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, 
     if ((rc = gkd_task_new(&task, &c->task))) goto done;
     if (c->teacher_checkpoint && (rc = load_model(&teacher, &tok, c->teacher_checkpoint))) goto done;
     if (!tok && (rc = gkd_task_tokenizer(task, &tok))) goto done;
+    /* A teacher another tool wrote runs with the task's tokenizer. */
+    if (teacher && (rc = gkd_model_source_check_vocab(teacher->config.vocab_size, tok, "teacher.checkpoint",
+                                                      c->teacher_checkpoint)))
+        goto done;
     if (!teacher && (rc = run_shared_teacher(&teacher, c, exp_dir, tok, task, tty))) goto done;
     gkd_distill_options o;
     cell_run_options(&o, c, CELL_RUN_DISTILL);
