@@ -1,10 +1,10 @@
-/* The JSON parser of src/model/json_min.c: its strict header grammar and
+/* The JSON parser of src/util/json_min.c: its strict header grammar and
  * the full grammar config.json files need. */
 #include <check.h>
 #include <string.h>
 
 #include "gkd/error.h"
-#include "model/json_min.h"
+#include "util/json_min.h"
 
 static int parse(gkd_json_doc *d, const char *s, int full) {
     return full ? gkd_json_parse_full(d, s, strlen(s), 4) : gkd_json_parse(d, s, strlen(s), 4);

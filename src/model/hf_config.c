@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "gkd/error.h"
-#include "model/json_min.h"
+#include "util/json_min.h"
 #include "model/model_io_internal.h"
 
 /* Longest context gkd allocates (gkd_model_config_validate). */

@@ -15,7 +15,7 @@
 #include "gkd/error.h"
 #include "gkd/fsutil.h"
 #include "gkd/safetensors.h"
-#include "model/json_min.h"
+#include "util/json_min.h"
 #include "model/model_io_internal.h"
 
 #define MAX_SHARDS 1024

@@ -6,7 +6,7 @@
  * other without gap or overlap and end exactly at the end of the file,
  * shape product times dtype size equal to each byte range, computed
  * without overflow), with a stricter header grammar of our own
- * (model/json_min.h): unknown fields of a tensor entry, duplicate keys and
+ * (util/json_min.h): unknown fields of a tensor entry, duplicate keys and
  * anything but objects, arrays, strings and integers are refused. */
 #include "gkd/safetensors.h"
 
@@ -20,7 +20,7 @@
 
 #include "gkd/error.h"
 #include "gkd/fsutil.h"
-#include "model/json_min.h"
+#include "util/json_min.h"
 
 /* Dtypes of the format, with their size in bits (F4 and F6 pack below a
  * byte; a tensor of them must fill whole bytes). */

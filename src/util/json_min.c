@@ -3,7 +3,7 @@
  * caller; strings are decoded into one arena as large as the text (a
  * decoded string, with its NUL, never takes more bytes than its quoted
  * form). */
-#include "model/json_min.h"
+#include "util/json_min.h"
 
 #include <math.h>
 #include <stdlib.h>
