@@ -33,6 +33,7 @@
 #include "gkd/schedule.h"
 #include "gkd/slurm.h"
 #include "gkd/stats.h"
+#include "gkd/subword.h"
 #include "gkd/table.h"
 #include "gkd/task.h"
 #include "gkd/tokenizer.h"

@@ -1,0 +1,55 @@
+/* Subword tokenizers read from the files other tools ship: GPT-2's
+ * byte-level BPE (vocab.json + merges.txt, encoder.json + vocab.bpe, or a
+ * Hugging Face tokenizer.json with a ByteLevel pre-tokenizer) and
+ * SentencePiece-style BPE (llama2.c's tokenizer.bin, or a Hugging Face
+ * tokenizer.json with the "▁" space marker and <0xNN> byte fallback).
+ * Special tokens come from the files, never assumed. Everything read is
+ * untrusted: sizes bounded, every error one line naming the file. */
+#ifndef GKD_SUBWORD_H
+#define GKD_SUBWORD_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    GKD_SUBWORD_BYTELEVEL = 1, /* GPT-2: bytes mapped to printable code points, merges by rank */
+    GKD_SUBWORD_SPM = 2,       /* SentencePiece BPE: "▁" for spaces, merges by score or rank, byte fallback */
+} gkd_subword_kind;
+
+typedef struct gkd_subword gkd_subword;
+
+/** Load a tokenizer from path: a directory holding vocab.json + merges.txt,
+ *  encoder.json + vocab.bpe, tokenizer.json or tokenizer.bin, or one of
+ *  those files (with its partner beside it). The kind is told by the
+ *  files' contents. GKD_EFORMAT naming the path if nothing fits. */
+int gkd_subword_load(gkd_subword **out, const char *path);
+void gkd_subword_free(gkd_subword *t);
+
+gkd_subword_kind gkd_subword_kind_of(const gkd_subword *t);
+/** Ids are 0 .. vocab_size - 1. */
+int gkd_subword_vocab_size(const gkd_subword *t);
+/** The files' beginning- and end-of-text tokens, -1 when they define none
+ *  (GPT-2 has one, <|endoftext|>, for both). */
+int gkd_subword_bos(const gkd_subword *t);
+int gkd_subword_eos(const gkd_subword *t);
+
+/** Token ids of text[0..len) exactly as the reference tokenizer of the
+ *  files gives them (no BOS/EOS added; for SentencePiece, the leading
+ *  space marker the reference adds is added). Invalid UTF-8 is handled as
+ *  the reference does. GKD_EINVAL if more than cap ids would be needed
+ *  (*n_out then says how many). */
+int gkd_subword_encode(const gkd_subword *t, const char *text, size_t len, int *ids, int cap, int *n_out);
+
+/** The bytes of ids[0..n) (special tokens give nothing), NUL-terminated
+ *  when cap > 0; *len_out is the full length even if it did not fit
+ *  (GKD_EINVAL then). An id out of range is GKD_EINVAL. */
+int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
