@@ -4,7 +4,9 @@
 Prints, like the C benchmark,
   bench peer_torch <shape> <fwd|fwdbwd|decode> tokens_per_s=... gflops=... ms_per_iter=...
 fwd/fwdbwd run a (B, T) batch with mean cross-entropy; decode is greedy with a
-per-layer K/V cache, B=16, a T/2-token prompt then T/2 generated tokens
+per-layer K/V cache, B=16, a T/2-token prompt (prefilled in one call that
+computes the logits of its last position only, as gkd's decoder) then T/2
+generated tokens
 (tokens_per_s counts generated tokens; the median of 7 rollouts after a
 warm-up, as bench/bench_decode.c). Run with /usr/bin/python3 (torch 1.13);
 optional arguments name the shapes and modes to run (default all), e.g.
@@ -71,11 +73,15 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList([Block(C, NH) for _ in range(L)])
         self.lnf = nn.LayerNorm(C)
 
-    def forward(self, idx, pos0=0, caches=None):
+    def forward(self, idx, pos0=0, caches=None, last=False):
+        """Logits (B, T, V); with last, (B, 1, V) of the last position only,
+        as a decoder's prefill needs (gkd's computes no others)."""
         T = idx.shape[1]
         x = self.wte(idx) + self.wpe(torch.arange(pos0, pos0 + T))
         for i, b in enumerate(self.blocks):
             x = b(x, None if caches is None else caches[i])
+        if last:
+            x = x[:, -1:]
         return self.lnf(x) @ self.wte.weight.t()
 
 
@@ -163,7 +169,7 @@ def main():
         def decode():
             with torch.no_grad():
                 caches = [[None, None] for _ in range(L)]
-                logits = model(prompt, 0, caches)
+                logits = model(prompt, 0, caches, last=True)
                 nxt = logits[:, -1].argmax(-1, keepdim=True)
                 for pos in range(T // 2, T - 1):
                     logits = model(nxt, pos, caches)

@@ -34,7 +34,7 @@ def rollout(model, prompt, G):
     L = len(model.blocks)
     with torch.no_grad():
         caches = [[None, None] for _ in range(L)]
-        logits = model(prompt, 0, caches)[:, -1]
+        logits = model(prompt, 0, caches, last=True)[:, -1]
         out = [prompt]
         P = prompt.shape[1]
         for g in range(G):
