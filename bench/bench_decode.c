@@ -1,8 +1,10 @@
 /* KV-cache decode throughput: B = 16 sequences, a prompt of T/2 tokens
  * prefilled in one decoder call, then T/2 greedy steps (argmax, no EOS stop,
  * so every run does the same work). Reports generated tokens per second
- * over prefill + generation, the median of 7 runs after a warm-up. Optional
- * arguments name the shapes to run (default all). */
+ * over prefill + generation, the median of 7 runs after a warm-up. Shapes:
+ * tiny and small (GPT-2) and stories15m (a Llama of llama2.c's stories15M
+ * size, random weights: T = 256, so 128 prompt and 128 generated tokens).
+ * Optional arguments name the shapes to run (default all). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +33,29 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Weights one token multiplies in one layer (as bench_model.c): 12 C^2 for
+ * GPT-2; C (C + 2KV) + C^2 + 3 C F for Llama. */
+static double layer_weights(const gkd_model_config *cfg) {
+    double C = cfg->n_embd;
+    if (cfg->arch != GKD_ARCH_LLAMA) return 12.0 * C * C;
+    double KV = C / cfg->n_head * gkd_config_kv_heads(cfg), F = gkd_config_ffn_dim(cfg);
+    return C * (C + 2.0 * KV) + C * C + 3.0 * C * F;
+}
+
 /* Useful FLOPs of one rollout: every prompt and generated token but the
- * last goes once through the layers (12 C^2 multiply-adds per layer, plus
- * attention over its prefix: 2 (t + 1) C per layer), except that a prompt
- * token other than the last needs only its keys and values from the last
- * layer (3 C^2); B rows per step and the prefill's last rows go through
- * the LM head (C V). */
+ * last goes once through the layers (layer_weights multiply-adds per
+ * layer, plus attention over its prefix: 2 (t + 1) C per layer), except
+ * that a prompt token other than the last needs only the QKV product of
+ * the last layer for its keys and values (3 C^2 for GPT-2, C (C + 2KV)
+ * for Llama); B rows per step and the prefill's last rows go through the
+ * LM head (C V). */
 static double rollout_flops(const gkd_model_config *cfg, int B, int P, int G) {
     double L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size, f = 0.0;
+    double qkv = cfg->arch != GKD_ARCH_LLAMA ? 3.0 * C * C
+                                            : C * (C + 2.0 * C / cfg->n_head * gkd_config_kv_heads(cfg));
     for (int t = 0; t < P + G - 1; t++) {
-        double layer = 12.0 * C * C + 2.0 * (t + 1) * C;
-        f += B * 2.0 * (t < P - 1 ? (L - 1) * layer + 3.0 * C * C : L * layer);
+        double layer = layer_weights(cfg) + 2.0 * (t + 1) * C;
+        f += B * 2.0 * (t < P - 1 ? (L - 1) * layer + qkv : L * layer);
     }
     return f + B * (double)G * 2.0 * C * V;
 }
@@ -73,11 +87,17 @@ static double run_once(gkd_model *m, gkd_kv_cache *c, int B, const int *prompt, 
 }
 
 int main(int argc, char **argv) {
-    const shape shapes[2] = {
+    const shape shapes[3] = {
         {"tiny", {.vocab_size = 64, .max_seq_len = 64, .n_layer = 4, .n_embd = 128, .n_head = 4}, 16},
         {"small", {.vocab_size = 256, .max_seq_len = 128, .n_layer = 6, .n_embd = 256, .n_head = 8}, 16},
+        /* llama2.c's stories15M: random weights, tied head, interleaved RoPE */
+        {"stories15m",
+         {.vocab_size = 32000, .max_seq_len = 256, .n_layer = 6, .n_embd = 288, .n_head = 6,
+          .arch = GKD_ARCH_LLAMA, .n_kv_head = 6, .ffn_dim = 768, .untied_head = 0,
+          .rope_style = GKD_ROPE_INTERLEAVED, .norm_eps = 1e-5f, .rope_theta = 10000.0f},
+         16},
     };
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < 3; s++) {
         const shape *sh = &shapes[s];
         int wanted = argc < 2;
         for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], sh->name) == 0;

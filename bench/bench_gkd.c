@@ -14,10 +14,32 @@
  * student forwards), so tokens/s <= peak FLOP/s * B * G / step FLOPs.
  * `make bench` prints that bound as ratios to the peer at two rates
  * measured in the same run: OpenBLAS's sgemm and the CPU's vector
- * multiply-add peak (bench/ratios.awk). */
+ * multiply-add peak (bench/ratios.awk).
+ *
+ * Shapes: tiny and small distil a GPT-2 student from a larger GPT-2
+ * teacher. stories15m is a Llama of llama2.c's stories15M size on both
+ * sides (vocabulary 32000, context 256, 6 layers x 288 channels, 6 heads,
+ * SwiGLU width 768, tied head, interleaved RoPE; random weights, teacher
+ * seed 1, student seed 2), B = 4, a 32-token prompt and 224 generated
+ * tokens (T = 256). `bench_gkd [--batch B] [--steps N] [SHAPE...]` runs
+ * some shapes, with another batch or step count.
+ *
+ * Memory (issue 14): peak_rss_mib is the process's peak resident memory
+ * so far (getrusage), so run one shape alone to read it. At B = 16,
+ * T = 256, V = 32000, one step of the stories15m shape,
+ *   /usr/bin/time -v build/bench/bench_gkd --batch 16 --steps 1 stories15m
+ * printed "Maximum resident set size (kbytes): 3560284" (3477 MiB, as
+ * peak_rss_mib; at B = 4 1234 MiB, so about 187 MiB per sequence). 1500
+ * MiB of it are three (B, T, V) float arrays of 500 MiB: the teacher's
+ * logits, the student's logits and dL/dlogits, none of them chunked; the
+ * rest is the two models' activations (the teacher's forward caches them
+ * too), parameters, gradients, Adam moments and the sampler's KV caches.
+ * The PyTorch peer in the same setting (peer_torch_gkd.py --batch 16
+ * --steps 1 stories15m) peaked at 8151 MiB. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../src/distill/distill_step.h"
 #include "../src/util/clock.h"
@@ -26,10 +48,8 @@
 
 typedef struct {
     const char *name;
-    int V, maxT;
-    int tL, tC, tNH; /* teacher */
-    int sL, sC, sNH; /* student */
-    int B, P, G;     /* batch, prompt tokens (BOS .. SEP), generated tokens */
+    gkd_model_config teacher, student;
+    int B, P, G; /* batch, prompt tokens (BOS .. SEP), generated tokens */
     int steps;
 } shape;
 
@@ -38,27 +58,53 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Forward FLOPs of a (B, T) batch: matmuls (QKV, projection, MLP: 12 C^2
- * per token and layer; LM head C V) and causal attention (QK^T and AV). */
-static double forward_flops(int L, int C, int V, int B, int T) {
-    return 2.0 * B * T * (12.0 * L * C * C + (double)C * V) + 2.0 * L * B * (double)T * T * C;
+/* Weights one token multiplies in one layer (as bench_model.c): 12 C^2 for
+ * GPT-2 (QKV, projection, MLP); C (C + 2KV) + C^2 + 3 C F for Llama (QKV,
+ * output, gate and up, down). */
+static double layer_weights(const gkd_model_config *cfg) {
+    double C = cfg->n_embd;
+    if (cfg->arch != GKD_ARCH_LLAMA) return 12.0 * C * C;
+    double KV = C / cfg->n_head * gkd_config_kv_heads(cfg), F = gkd_config_ffn_dim(cfg);
+    return C * (C + 2.0 * KV) + C * C + 3.0 * C * F;
 }
 
-static gkd_model *random_model(int V, int maxT, int L, int C, int NH, uint64_t seed) {
-    gkd_model_config cfg = {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C, .n_head = NH};
+/* Forward FLOPs of a (B, T) batch: matmuls (layer weights per token and
+ * layer; LM head C V) and causal attention (QK^T and AV). */
+static double forward_flops(const gkd_model_config *cfg, int B, int T) {
+    double L = cfg->n_layer, C = cfg->n_embd, V = cfg->vocab_size;
+    return 2.0 * B * T * (L * layer_weights(cfg) + C * V) + 2.0 * L * B * (double)T * T * C;
+}
+
+static gkd_model *random_model(const gkd_model_config *cfg, uint64_t seed) {
     gkd_model *m = NULL;
-    if (gkd_model_new(&m, &cfg)) return NULL;
+    if (gkd_model_new(&m, cfg)) return NULL;
     gkd_model_init_weights(m, seed);
     return m;
 }
 
-/* h_0 = lnfb[0] = 1 for every position, and wte[EOS][0] = -100: the EOS
- * logit is about -100 below the others. */
+/* GPT-2: h_0 = lnfb[0] = 1 for every position, and wte[EOS][0] = -100:
+ * the EOS logit is about -100 below the others.
+ * Llama has no bias after its final RMSNorm, so channel 0 of the residual
+ * stream is made constant instead: wte[v][0] = 1 for every token, and row 0
+ * of every layer's wo and wdown zero, so no block writes to it. After the
+ * final RMSNorm it is 1 / rms(x) > 0, which adds the same amount to every
+ * logit but EOS's, whose head entry wte[EOS][0] = -100 (EOS is never an
+ * input, so its embedding does not matter otherwise). */
 static void forbid_eos(gkd_model *m) {
     const int C = m->config.n_embd;
-    m->params[GKD_GPT2_LNFW][0] = 0.0f;
-    m->params[GKD_GPT2_LNFB][0] = 1.0f;
-    m->params[GKD_GPT2_WTE][(size_t)GKD_TOK_EOS * C] = -100.0f;
+    if (m->config.arch != GKD_ARCH_LLAMA) {
+        m->params[GKD_GPT2_LNFW][0] = 0.0f;
+        m->params[GKD_GPT2_LNFB][0] = 1.0f;
+        m->params[GKD_GPT2_WTE][(size_t)GKD_TOK_EOS * C] = -100.0f;
+        return;
+    }
+    const int F = gkd_config_ffn_dim(&m->config);
+    for (int v = 0; v < m->config.vocab_size; v++) m->params[GKD_LLAMA_WTE][(size_t)v * C] = 1.0f;
+    m->params[GKD_LLAMA_WTE][(size_t)GKD_TOK_EOS * C] = -100.0f;
+    for (int l = 0; l < m->config.n_layer; l++) {
+        memset(gkd_model_slice(m, GKD_LLAMA_WO, l), 0, sizeof(float) * C);
+        memset(gkd_model_slice(m, GKD_LLAMA_WDOWN, l), 0, sizeof(float) * F);
+    }
 }
 
 /* Row b := BOS, P-2 random non-special tokens, SEP. */
@@ -78,8 +124,9 @@ static void write_prompts(gkd_seqbatch *bt, int P, int V, long step) {
 
 static int run_shape(const shape *sh) {
     int rc = 1;
-    gkd_model *teacher = random_model(sh->V, sh->maxT, sh->tL, sh->tC, sh->tNH, 1);
-    gkd_model *student = random_model(sh->V, sh->maxT, sh->sL, sh->sC, sh->sNH, 2);
+    const int V = sh->student.vocab_size;
+    gkd_model *teacher = random_model(&sh->teacher, 1);
+    gkd_model *student = random_model(&sh->student, 2);
     gkd_task *task = NULL;
     gkd_tokenizer *tok = NULL;
     gkd_distill_state s;
@@ -107,7 +154,7 @@ static int run_shape(const shape *sh) {
     for (long step = 0; step <= sh->steps; step++) { /* step 0 warms up */
         gkd_step_stats st = {0};
         double t0 = gkd_now();
-        write_prompts(&s.batch, sh->P, sh->V, step);
+        write_prompts(&s.batch, sh->P, V, step);
         for (int b = 0; b < sh->B; b++) streams[b] = (uint64_t)step * sh->B + b;
         if (gkd_sampler_generate(s.student_sampler, &s.batch, &o.sample, 0.0f, o.seed, streams, NULL)) goto done;
         gkd_distill_layout(&s, &st);
@@ -133,12 +180,15 @@ static int run_shape(const shape *sh) {
     /* Useful work of a step: teacher forward, student rollout (about one
      * forward) and student forward + backward (three). */
     const int T = sh->P + sh->G;
-    double flops = forward_flops(sh->tL, sh->tC, sh->V, sh->B, T) + 4 * forward_flops(sh->sL, sh->sC, sh->V, sh->B, T);
+    double flops = forward_flops(&sh->teacher, sh->B, T) + 4 * forward_flops(&sh->student, sh->B, T);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     printf("bench gkd %s tokens_per_s=%.0f best_tokens_per_s=%.0f step_ms=%.2f gflops=%.1f sample=%.1f%% "
-           "teacher=%.1f%% student_fwdbwd=%.1f%% update=%.1f%% generated=%ld\n",
+           "teacher=%.1f%% student_fwdbwd=%.1f%% update=%.1f%% generated=%ld B=%d T=%d peak_rss_mib=%.0f\n",
            sh->name, tps[sh->steps / 2], tps[sh->steps - 1], 1e3 * total / sh->steps,
            1e-9 * flops * tps[sh->steps / 2] / ((double)sh->B * sh->G), 100 * phase[0] / total,
-           100 * phase[1] / total, 100 * phase[2] / total, 100 * phase[3] / total, generated / sh->steps);
+           100 * phase[1] / total, 100 * phase[2] / total, 100 * phase[3] / total, generated / sh->steps, sh->B,
+           T, ru.ru_maxrss / 1024.0);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "bench_gkd %s: %s\n", sh->name, gkd_last_error());
@@ -152,12 +202,50 @@ done:
     return rc;
 }
 
-int main(void) {
-    const shape shapes[2] = {
-        {"tiny", 64, 64, 4, 128, 4, 2, 64, 2, 16, 16, 48, 20},
-        {"small", 256, 128, 6, 256, 8, 4, 128, 4, 16, 32, 96, 6},
+#define GPT2(V, maxT, L, C, NH) {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C, .n_head = NH}
+/* llama2.c's stories15M (random weights): tied head, interleaved RoPE */
+#define STORIES15M                                                                                       \
+    {.vocab_size = 32000, .max_seq_len = 256, .n_layer = 6, .n_embd = 288, .n_head = 6,                  \
+     .arch = GKD_ARCH_LLAMA, .n_kv_head = 6, .ffn_dim = 768, .untied_head = 0,                           \
+     .rope_style = GKD_ROPE_INTERLEAVED, .norm_eps = 1e-5f, .rope_theta = 10000.0f}
+
+/* bench_gkd [--batch B] [--steps N] [SHAPE...]: the shapes named (default
+ * all), with their batch and step count unless given. */
+int main(int argc, char **argv) {
+    shape shapes[] = {
+        {"tiny", GPT2(64, 64, 4, 128, 4), GPT2(64, 64, 2, 64, 2), 16, 16, 48, 20},
+        {"small", GPT2(256, 128, 6, 256, 8), GPT2(256, 128, 4, 128, 4), 16, 32, 96, 6},
+        /* teacher and student both of stories15M's shape (seeds 1 and 2) */
+        {"stories15m", STORIES15M, STORIES15M, 4, 32, 224, 3},
     };
-    for (int i = 0; i < 2; i++)
+    const int n = (int)(sizeof(shapes) / sizeof(shapes[0]));
+    int batch = 0, steps = 0, named = 0;
+    for (int a = 1; a < argc; a++) {
+        if ((strcmp(argv[a], "--batch") == 0 || strcmp(argv[a], "--steps") == 0) && a + 1 < argc) {
+            int v = atoi(argv[a + 1]);
+            if (v < 1) {
+                fprintf(stderr, "bench_gkd: %s needs a positive integer, got '%s'\n", argv[a], argv[a + 1]);
+                return 2;
+            }
+            *(argv[a][2] == 'b' ? &batch : &steps) = v;
+            a++;
+            continue;
+        }
+        int found = 0;
+        for (int i = 0; i < n; i++) found |= strcmp(argv[a], shapes[i].name) == 0;
+        if (!found) {
+            fprintf(stderr, "usage: bench_gkd [--batch B] [--steps N] [tiny|small|stories15m ...]\n");
+            return 2;
+        }
+        named = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        int wanted = !named;
+        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], shapes[i].name) == 0;
+        if (!wanted) continue;
+        if (batch) shapes[i].B = batch;
+        if (steps) shapes[i].steps = steps;
         if (run_shape(&shapes[i])) return 1;
+    }
     return 0;
 }

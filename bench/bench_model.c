@@ -1,5 +1,6 @@
 /* Model throughput: forward and forward+backward tokens/s and achieved
- * GFLOP/s for two shapes, next to the OpenBLAS sgemm rate and the CPU's
+ * GFLOP/s for three shapes (two GPT-2 and a Llama of stories15M's size),
+ * next to the OpenBLAS sgemm rate and the CPU's
  * vector multiply-add peak measured in the same run. Lines are greppable:
  *   bench sgemm n=1024 gflops=...
  *   bench peak gflops=...
@@ -29,12 +30,22 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Weights one token multiplies in one layer: GPT-2's QKV (3C x C),
+ * projection (C x C) and MLP (4C x C twice): 12 C^2; Llama's QKV
+ * ((C + 2KV) x C), output (C x C), gate and up (2F x C) and down (C x F). */
+static double layer_weights(const gkd_model_config *cfg) {
+    double C = cfg->n_embd;
+    if (cfg->arch != GKD_ARCH_LLAMA) return 12.0 * C * C;
+    double KV = C / cfg->n_head * gkd_config_kv_heads(cfg), F = gkd_config_ffn_dim(cfg);
+    return C * (C + 2.0 * KV) + C * C + 3.0 * C * F;
+}
+
 /* Matmul FLOPs of one forward per token: 2 * (weights used per token) plus
  * attention scores and weighted sums over the full T x T square (what both
  * gkd and the PyTorch peer compute). Backward costs twice the forward. */
 static double forward_flops(const shape *s) {
     double L = s->cfg.n_layer, C = s->cfg.n_embd, V = s->cfg.vocab_size, T = s->T;
-    double per_token = 2.0 * (12.0 * L * C * C + C * V) + L * 4.0 * T * C;
+    double per_token = 2.0 * (L * layer_weights(&s->cfg) + C * V) + L * 4.0 * T * C;
     return per_token * s->B * s->T;
 }
 
@@ -151,6 +162,12 @@ int main(int argc, char **argv) {
     static const shape shapes[] = {
         {"tiny", {.vocab_size = 64, .max_seq_len = 64, .n_layer = 4, .n_embd = 128, .n_head = 4}, 16, 64},
         {"small", {.vocab_size = 256, .max_seq_len = 128, .n_layer = 6, .n_embd = 256, .n_head = 8}, 16, 128},
+        /* llama2.c's stories15M: random weights, tied head, interleaved RoPE */
+        {"stories15m",
+         {.vocab_size = 32000, .max_seq_len = 256, .n_layer = 6, .n_embd = 288, .n_head = 6,
+          .arch = GKD_ARCH_LLAMA, .n_kv_head = 6, .ffn_dim = 768, .untied_head = 0,
+          .rope_style = GKD_ROPE_INTERLEAVED, .norm_eps = 1e-5f, .rope_theta = 10000.0f},
+         4, 256},
     };
     printf("bench model threads=%d\n", omp_get_max_threads());
     bench_sgemm();

@@ -8,11 +8,15 @@ the logits of the generated positions, grad clipping at 1 and AdamW.
 Prints, like the C benchmark,
   bench peer_torch_gkd <shape> tokens_per_s=... step_ms=... sample=..% teacher=..% student_fwdbwd=..% update=..%
 tokens_per_s counts generated tokens per second of whole steps (median),
-best_tokens_per_s the fastest step, gflops the useful FLOP rate.
-Run with /usr/bin/python3 (torch 1.13).
+best_tokens_per_s the fastest step, gflops the useful FLOP rate,
+peak_rss_mib the process's peak resident memory so far (getrusage).
+Run with /usr/bin/python3 (torch 1.13):
+  peer_torch_gkd.py [--batch B] [--steps N] [SHAPE...]
+runs the shapes named (default all), with their batch and steps unless given.
 """
 import math
 import os
+import resource
 import sys
 import time
 
@@ -20,12 +24,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peer_torch import GPT, tune_allocator  # noqa: E402  (same architecture as the C model)
+# the same architectures as the C models
+from peer_torch import STORIES15M, gpt2, layer_weights, make_model, tune_allocator  # noqa: E402
 
 SHAPES = [
-    # name, V, maxT, teacher (L, C, NH), student (L, C, NH), B, P, G, steps
-    ("tiny", 64, 64, (4, 128, 4), (2, 64, 2), 16, 16, 48, 10),
-    ("small", 256, 128, (6, 256, 8), (4, 128, 4), 16, 32, 96, 4),
+    # name, teacher config, student config, B, P, G, steps
+    ("tiny", gpt2(64, 64, 4, 128, 4), gpt2(64, 64, 2, 64, 2), 16, 16, 48, 10),
+    ("small", gpt2(256, 128, 6, 256, 8), gpt2(256, 128, 4, 128, 4), 16, 32, 96, 4),
+    ("stories15m", STORIES15M, STORIES15M, 4, 32, 224, 3),
 ]
 
 
@@ -56,9 +62,26 @@ def jsd(zs, zt, beta=0.5):
     return beta * kl_p + (1 - beta) * kl_q
 
 
-def forward_flops(L, C, V, B, T):
+def forward_flops(cfg, B, T):
     """As bench/bench_gkd.c: matmuls and causal attention of a (B, T) forward."""
-    return 2.0 * B * T * (12.0 * L * C * C + C * V) + 2.0 * L * B * T * T * C
+    L, C, V = cfg["L"], cfg["C"], cfg["V"]
+    return 2.0 * B * T * (L * layer_weights(cfg) + C * V) + 2.0 * L * B * T * T * C
+
+
+def parse_args(argv):
+    """[--batch B] [--steps N] [SHAPE...] -> (batch or None, steps or None, names)."""
+    opts, names, i = {"--batch": None, "--steps": None}, [], 0
+    known = [s[0] for s in SHAPES]
+    while i < len(argv):
+        if argv[i] in opts and i + 1 < len(argv) and argv[i + 1].isdigit() and int(argv[i + 1]) > 0:
+            opts[argv[i]] = int(argv[i + 1])
+            i += 2
+        elif argv[i] in known:
+            names.append(argv[i])
+            i += 1
+        else:
+            sys.exit(f"usage: peer_torch_gkd.py [--batch B] [--steps N] [{'|'.join(known)} ...]")
+    return opts["--batch"], opts["--steps"], names
 
 
 def main():
@@ -66,9 +89,13 @@ def main():
     torch.set_num_threads(2)
     torch.manual_seed(0)
     print(f"bench peer_torch_gkd threads={torch.get_num_threads()} torch={torch.__version__}")
-    for name, V, maxT, (tL, tC, tNH), (sL, sC, sNH), B, P, G, steps in SHAPES:
-        teacher = GPT(V, maxT, tL, tC, tNH)
-        student = GPT(V, maxT, sL, sC, sNH)
+    batch, nsteps, names = parse_args(sys.argv[1:])
+    for name, tcfg, scfg, B, P, G, steps in SHAPES:
+        if names and name not in names:
+            continue
+        B, steps, V = batch or B, nsteps or steps, scfg["V"]
+        teacher = make_model(tcfg)
+        student = make_model(scfg)
         opt = torch.optim.AdamW(student.parameters(), lr=1e-4, weight_decay=0.0)
         T = P + G
         tps, phase = [], [0.0, 0.0, 0.0, 0.0]
@@ -97,12 +124,13 @@ def main():
                 phase[i] += d
         tps.sort()
         total = sum(phase)
-        flops = forward_flops(tL, tC, V, B, T) + 4 * forward_flops(sL, sC, V, B, T)
+        flops = forward_flops(tcfg, B, T) + 4 * forward_flops(scfg, B, T)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         med = tps[len(tps) // 2]
         print(f"bench peer_torch_gkd {name} tokens_per_s={med:.0f} best_tokens_per_s={tps[-1]:.0f} "
               f"step_ms={1e3 * total / steps:.2f} gflops={1e-9 * flops * med / (B * G):.1f} sample={100 * phase[0] / total:.1f}% "
               f"teacher={100 * phase[1] / total:.1f}% student_fwdbwd={100 * phase[2] / total:.1f}% "
-              f"update={100 * phase[3] / total:.1f}% generated={B * G}")
+              f"update={100 * phase[3] / total:.1f}% generated={B * G} B={B} T={T} peak_rss_mib={rss:.0f}")
 
 
 if __name__ == "__main__":
