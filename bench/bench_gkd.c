@@ -44,6 +44,7 @@
 #include "../src/distill/distill_step.h"
 #include "../src/util/clock.h"
 #include "gkd/error.h"
+#include "gkd/parse.h"
 #include "gkd/rng.h"
 
 typedef struct {
@@ -222,12 +223,12 @@ int main(int argc, char **argv) {
     int batch = 0, steps = 0, named = 0;
     for (int a = 1; a < argc; a++) {
         if ((strcmp(argv[a], "--batch") == 0 || strcmp(argv[a], "--steps") == 0) && a + 1 < argc) {
-            int v = atoi(argv[a + 1]);
-            if (v < 1) {
-                fprintf(stderr, "bench_gkd: %s needs a positive integer, got '%s'\n", argv[a], argv[a + 1]);
+            long v;
+            if (gkd_parse_long(&v, argv[a + 1], 1, 4096, argv[a])) {
+                fprintf(stderr, "bench_gkd: %s\n", gkd_last_error());
                 return 2;
             }
-            *(argv[a][2] == 'b' ? &batch : &steps) = v;
+            *(argv[a][2] == 'b' ? &batch : &steps) = (int)v;
             a++;
             continue;
         }
