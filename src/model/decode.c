@@ -58,7 +58,7 @@
 #define TVEC 16
 
 struct gkd_kv_cache {
-    int B, L, NH, NKV, maxT, hs, C, V;
+    int arch, B, L, NH, NKV, maxT, hs, C, V;
     int KV, QKV, F; /* key/value channels, q-k-v product width, MLP width */
     int Tp;   /* maxT rounded up to a multiple of TVEC */
     float *k; /* (L, B, Tp/TVEC, KV, TVEC) keys, transposed per block */
@@ -98,6 +98,7 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
     const gkd_model_config *cfg = &m->config;
     gkd_kv_cache *c = calloc(1, sizeof *c);
     if (!c) return gkd_error(GKD_ENOMEM, "kv cache: out of memory");
+    c->arch = cfg->arch;
     c->B = B;
     c->L = cfg->n_layer;
     c->NH = cfg->n_head;
@@ -789,7 +790,7 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
     const gkd_model_config *cfg = &m->config;
     if (cfg->n_layer != c->L || cfg->n_embd != c->C || cfg->n_head != c->NH ||
         cfg->max_seq_len != c->maxT || cfg->vocab_size != c->V ||
-        gkd_config_kv_heads(cfg) != c->NKV || gkd_config_ffn_dim(cfg) != c->F)
+        gkd_config_kv_heads(cfg) != c->NKV || gkd_config_ffn_dim(cfg) != c->F || cfg->arch != c->arch)
         return gkd_error(GKD_EMISMATCH, "decode: the KV cache was made for another model shape");
     const int C = c->C, V = c->V;
     for (int r = 0; r < n; r++) {
