@@ -10,8 +10,8 @@
  * (B, maxT, KV), so one query's weighted sum runs over all heads at once.
  * Tp is maxT rounded up to a whole vector of positions.
  *
- * Each layer runs the descriptor's block operations (arch.h) in order,
- * as gkd_model_forward does, row by row, so the logits of position p equal those of a full
+ * Each layer runs the descriptor's block operations (arch.h) in order, as
+ * gkd_model_forward does, row by row, so the logits of position p equal those of a full
  * forward over the same prefix up to float rounding. Matrix products batch
  * the rows of a range into one call per weight matrix, with a fixed
  * summation order per element, unlike sgemm, so a row's logits do not
@@ -579,11 +579,12 @@ static void matmul(gkd_kv_cache *c, float *out, const float *inp, const float *w
     if (team) gkd_pace_stage_end(team);
 }
 
-/* RMSNorm of rows [r0, r1): gkd_rmsnorm_forward's arithmetic per row
- * (a serial double sum of squares). */
+/* RMSNorm of rows [r0, r1) by gkd_rmsnorm_forward, whose arithmetic is
+ * each row's own (inside a team its parallel loop runs on one thread). */
 static void rmsnorm_range(float *out, const float *inp, const float *w, float eps, int r0, int r1,
                           int C) {
-    for (int r = r0; r < r1; r++) gkd_rmsnorm_forward(out + (size_t)r * C, NULL, inp + (size_t)r * C, w, eps, 1, C);
+    if (r1 > r0)
+        gkd_rmsnorm_forward(out + (size_t)r0 * C, NULL, inp + (size_t)r0 * C, w, eps, r1 - r0, C);
 }
 
 /* The norm op `op` of layer l (or the final norm) on n rows. */
