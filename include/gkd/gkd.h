@@ -32,6 +32,7 @@
 #include "gkd/sampler.h"
 #include "gkd/schedule.h"
 #include "gkd/slurm.h"
+#include "gkd/sparse_teacher.h"
 #include "gkd/stats.h"
 #include "gkd/subword.h"
 #include "gkd/table.h"
