@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write the PyTorch reference fixtures the C tests compare against.
 
-Usage: /usr/bin/python3 tools/reference.py [model|divergence|all]
+Usage: /usr/bin/python3 tools/reference.py [model|divergence|sparse_divergence|all]
 
 Needs Debian's python3-torch (only here: building, running and testing gkd
 never needs Python). Each part lives in tools/ref_<part>.py and writes its
@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-PARTS = ["model", "divergence"]
+PARTS = ["model", "divergence", "sparse_divergence"]
 
 
 def main():
