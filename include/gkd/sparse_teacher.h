@@ -1,14 +1,26 @@
 /* Sparse teacher distributions: per position, only the teacher's top-k
  * token ids with their log-probabilities and the log of the mass outside
- * them.
+ * them, and the divergences of gkd_divergence_eval against such rows.
  *
  * A batch of rows (gkd_sparse_rows) is the unit that is built from dense
  * teacher logits, cached and passed to the loss: N = B*T rows of k ids,
- * k log-probabilities and one tail, k*8 + 4 bytes a row instead of V*4. */
+ * k log-probabilities and one tail, k*8 + 4 bytes a row instead of V*4.
+ *
+ * Two ways to compare a student q = softmax(z_S / tau) with a row
+ * (S = the row's ids, p_i its probabilities, t = its tail mass):
+ *   renorm  D(p~, q~) on the k outcomes S: p~_i = p_i / sum_S p,
+ *           q~_i = q_i / sum_S q (the student renormalised over the same
+ *           ids); the gradient is 0 outside S.
+ *   tail    D(P, Q) on k + 1 outcomes: P = (p_i for i in S, t),
+ *           Q = (q_i for i in S, sum_{j not in S} q_j).
+ * With k = V both are the dense divergence of gkd_divergence_eval. Formulas
+ * and gradients: docs/divergences.md, "Sparse teacher distributions". */
 #ifndef GKD_SPARSE_TEACHER_H
 #define GKD_SPARSE_TEACHER_H
 
 #include <stdint.h>
+
+#include "gkd/divergence.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,8 +64,30 @@ int gkd_sparse_rows_from_logits(gkd_sparse_rows *rows, const float *teacher_logi
 /** 0 if every row is well formed, else GKD_EINVAL naming the first bad row:
  *  ids strictly ascending in [0, V); logp finite and <= 0; log_tail <= 0,
  *  finite for k < V and -inf for k = V; and sum p + tail within 1e-4 of 1.
- *  For rows read from outside (a cache file). */
+ *  For rows read from outside (a cache file): the evaluation takes well
+ *  formed rows as a precondition and does not check them. */
 int gkd_sparse_rows_check(const gkd_sparse_rows *rows);
+
+/** How the mass outside a row's ids enters the divergence. */
+typedef enum {
+    GKD_SPARSE_RENORM = 0, /* both sides renormalised over the k ids */
+    GKD_SPARSE_TAIL        /* one extra outcome: the mass outside the ids */
+} gkd_sparse_mode;
+
+/** The divergence of every row of `teacher` against the student's logits
+ *  (teacher->N, teacher->V), at the rows' temperature, with the semantics
+ *  of gkd_divergence_eval: values[n] (may be NULL; 0 where weight[n] is 0),
+ *  returns sum_n weight[n] * values[n] (weight NULL = all 1), and if
+ *  dstudent is not NULL ACCUMULATES scale * weight[n] * dD/dz_S into it
+ *  (in renorm mode only the k ids of a row are touched). The stored row is
+ *  renormalised in double (its float values sum to 1 only within
+ *  rounding). Kinds fkl..tvd (pg_rkl and ce have no sparse form);
+ *  preconditions as gkd_divergence_eval (gkd_divergence_check) and well
+ *  formed rows. Parallel over rows, bit-identical for any thread count. */
+double gkd_sparse_divergence_eval(const gkd_divergence *d, gkd_sparse_mode mode,
+                                  const float *student_logits, const gkd_sparse_rows *teacher,
+                                  const float *weight, float scale, float *values,
+                                  float *dstudent);
 
 #ifdef __cplusplus
 }
