@@ -307,21 +307,28 @@ static void merge_heap(const bl_impl *t, bl_scratch *w, int *m) {
     *m = o;
 }
 
-/* The ids of one piece into w->sym[0..*m). */
-static int bpe_piece(const bl_impl *t, bl_scratch *w, const unsigned char *s, size_t n, int *m) {
-    int rc = scratch_grow(w, n);
-    if (rc) return rc;
+/* The ids of one piece: *got points at them (small[] for a short piece,
+ * w->sym for a long one), *m of them. */
+static int bpe_piece(const bl_impl *t, bl_scratch *w, int *small, const unsigned char *s, size_t n, const int **got,
+                     int *m) {
+    int *sym = small;
+    if (n > BL_SHORT) {
+        int rc = scratch_grow(w, n);
+        if (rc) return rc;
+        sym = w->sym;
+    }
+    *got = sym;
     if (t->ignore_merges) {
         int id = vocab_find(t, (const char *)s, n);
         if (id >= 0 && !t->special[id]) {
-            w->sym[0] = id;
+            sym[0] = id;
             *m = 1;
             return 0;
         }
     }
-    for (size_t i = 0; i < n; i++) w->sym[i] = t->byte_id[s[i]];
+    for (size_t i = 0; i < n; i++) sym[i] = t->byte_id[s[i]];
     *m = (int)n;
-    if (n <= BL_SHORT) merge_scan(t, w->sym, m);
+    if (n <= BL_SHORT) merge_scan(t, sym, m);
     else merge_heap(t, w, m);
     return 0;
 }
@@ -368,6 +375,7 @@ static int bl_encode(const void *impl, const char *text, size_t len, int *ids, i
     const unsigned char *s = (const unsigned char *)text;
     bl_scratch w = {0};
     bl_cache c = {0};
+    int small[BL_SHORT];
     size_t total = 0;
     int rc = 0;
     if (len >= BL_CACHE_MIN_TEXT) cache_init(&c, len);
@@ -394,8 +402,7 @@ static int bl_encode(const void *impl, const char *text, size_t len, int *ids, i
                 goto emit;
             }
         }
-        if ((rc = bpe_piece(t, &w, s + i, n, &m))) goto done;
-        got = w.sym;
+        if ((rc = bpe_piece(t, &w, small, s + i, n, &got, &m))) goto done;
         if (c.mask && n <= BL_CACHE_MAX_PIECE && c.used * 2 < c.mask) {
             if (c.nids + (size_t)m > c.capids) {
                 size_t nc = c.capids ? c.capids * 2 : 4096;
