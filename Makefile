@@ -121,7 +121,8 @@ $(LLAMA2_VOCAB): tools/tokenizer_oracles_llama/package.json tools/tokenizer_orac
 	  tools/tokenizer_oracles_llama/llama2_vocab.mjs $(LLAMA2_NPM)/
 	@if (cd $(LLAMA2_NPM) && npm ci --no-audit --no-fund --loglevel=error >/dev/null && \
 	     node llama2_vocab.mjs $(abspath $(dir $@))); then :; else \
-	  rm -f $@; echo "llama2 tokenizer: npm or node failed; the subword_spm suite skips its Llama 2 checks"; fi
+	  rm -f $@; echo "llama2 tokenizer: npm or node failed; the subword_spm suite skips its Llama 2 checks"; \
+	  if [ -n "$${GKD_REQUIRE_NPM:-}" ] && [ "$${GKD_REQUIRE_NPM}" != 0 ]; then exit 1; fi; fi
 
 # SUITE=name runs one suite; the TAP log goes to build/tests.tap. The
 # architecture suite checks the layer rule of docs/architecture.md and that
