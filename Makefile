@@ -109,7 +109,7 @@ $(BUILD)/gkd_tests: $(TEST_OBJ) $(LIB) $(BUILD)/flags
 
 # Llama 2's tokenizer for the subword_spm suite, in the two layouts gkd
 # reads, written from the npm package tools/tokenizer_oracles_llama pins
-# (not committed: Llama 2 Community License, docs/tokenizers-spm.md). The
+# (not committed: Llama 2 Community License, docs/tokenizers.md). The
 # packages are installed under $(BUILD), never in the source tree. Without
 # npm or the registry the suite prints a notice and skips those checks.
 LLAMA2_NPM   := $(BUILD)/tokenizers/npm

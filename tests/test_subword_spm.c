@@ -6,7 +6,7 @@
  * by transformers.js) through both loaders, on the tokenizer.json and the
  * llama2.c tokenizer.bin that llama2_vocab.mjs writes into
  * $GKD_BUILD/tokenizers/llama2 (`make test` runs it; the vocabulary is not
- * committed: docs/tokenizers-spm.md). Known exception, asserted as such:
+ * committed: docs/tokenizers.md). Known exception, asserted as such:
  * the 10 lines that are not valid UTF-8 differ for tokenizer.bin, which
  * follows llama2.c's run.c (each byte of a malformed sequence as its
  * <0xNN> piece) where the oracle, given the line as a JavaScript string,

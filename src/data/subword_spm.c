@@ -23,7 +23,7 @@
  * at the start of the output is removed (run.c strips it after BOS, the
  * Hugging Face decoder's Strip at the start).
  *
- * Differences from the references, on purpose (docs/tokenizers-spm.md):
+ * Differences from the references, on purpose (docs/tokenizers.md):
  * byte pieces and control pieces are never merge results (run.c would
  * join "<", "0x41", ">" into the byte piece if the text spelled it; the
  * SentencePiece models it exports never do); invalid UTF-8 follows run.c

@@ -1,6 +1,6 @@
 // Writes Llama 2's tokenizer, as llama-tokenizer-js 1.2.2 ships it (the
 // 32000 pieces and 61249 merges of Meta's Llama 2 tokenizer.json), in the
-// two layouts gkd reads (docs/tokenizers-spm.md):
+// two layouts gkd reads (docs/tokenizers.md):
 //
 //   OUTDIR/tokenizer.json  Hugging Face, Llama 2's layout: BPE with
 //                          byte_fallback, normalizer Prepend "▁" + Replace
