@@ -149,10 +149,15 @@ $(BUILD)/bench/%: bench/%.c $(LIB) $(BUILD)/flags
 
 bench: $(BENCH_BIN)
 	@rm -f $(BUILD)/bench.txt
-	@echo "== gkd and its PyTorch peers, interleaved ($(BENCH_ROUNDS) rounds)"
+	@# The tokenizer's peers are the JavaScript encoders its fixtures come from.
+	@if command -v npm >/dev/null 2>&1; then (cd tools/tokenizer_oracles && \
+	  npm ci --no-audit --no-fund --loglevel=error >/dev/null) || echo "bench: npm ci failed; tokenizer peers skipped"; \
+	else echo "bench: npm not installed; tokenizer peers skipped"; fi
+	@echo "== gkd and its PyTorch and JavaScript peers, interleaved ($(BENCH_ROUNDS) rounds)"
 	@./bench/rounds.sh $(BUILD) $(BENCH_ROUNDS) $(BUILD)/bench.txt
-	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then awk -f bench/ratios.awk $(BUILD)/bench.txt; \
-	else echo "bench: python3-torch not installed; PyTorch peer skipped (apt-get install python3-torch)"; fi
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || \
+	  echo "bench: python3-torch not installed; PyTorch peers skipped (apt-get install python3-torch)"
+	@awk -f bench/ratios.awk $(BUILD)/bench.txt
 
 # AddressSanitizer (leaks included) and UBSan: `make debug` builds into
 # build-debug/, `make test-debug` runs every suite there. Any report fails

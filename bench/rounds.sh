@@ -12,15 +12,19 @@ set -eu
 build=$1
 rounds=$2
 outfile=$3
-have_torch=0
+have_torch=0 have_node=0
 /usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
+command -v node >/dev/null 2>&1 && [ -d tools/tokenizer_oracles/node_modules ] && have_node=1
 # gkd program | peer script and its arguments
 pairs="bench_model|peer_torch.py fwd fwdbwd
 bench_decode|peer_torch.py decode
-bench_gkd|peer_torch_gkd.py"
+bench_gkd|peer_torch_gkd.py
+bench_tokenize|peer_tokenize.js"
 run() { # side (gkd or peer), gkd program, peer script and arguments
   if [ "$1" = gkd ]; then
     OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}" "./$build/bench/$2"
+  elif [ "${3%.js}" != "$3" ]; then
+    if [ "$have_node" = 1 ]; then node "bench/$3"; fi
   elif [ "$have_torch" = 1 ]; then
     # shellcheck disable=SC2086 # the peer's arguments are words
     /usr/bin/python3 bench/$3
