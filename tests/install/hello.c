@@ -29,7 +29,14 @@ int main(void) {
     const size_t cells = gkd_experiment_num_cells(exp);
     gkd_experiment_free(exp);
 
-    gkd_model_config cfg = {.vocab_size = 16, .max_seq_len = 8, .n_layer = 1, .n_embd = 16, .n_head = 2};
+    /* Zero first: the fields a GPT-2 model leaves unset stay 0 (C and C++). */
+    gkd_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = 16;
+    cfg.max_seq_len = 8;
+    cfg.n_layer = 1;
+    cfg.n_embd = 16;
+    cfg.n_head = 2;
     gkd_model *m = NULL;
     int tokens[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     if (gkd_model_new(&m, &cfg) || (gkd_model_init_weights(m, 1), gkd_model_forward(m, tokens, 1, 8))) {
