@@ -46,7 +46,6 @@ struct gkd_activations {
     float *dact;      /* (N, F) MLP activation */
 };
 
-
 int gkd_model_tensor_index(const gkd_model *m, const char *name) {
     for (int i = 0; m && name && i < m->num_tensors; i++)
         if (!strcmp(m->arch->tensors[i].name, name)) return i;
