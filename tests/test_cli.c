@@ -275,6 +275,42 @@ START_TEST(test_imported_teachers_through_gkd_run) {
 }
 END_TEST
 
+/* The teacher as its top-k rows per position (distill.teacher_topk): with
+ * k = V both tail modes give the dense divergence (to the float rounding
+ * of the stored log-probabilities), a smaller k trains too, and k beyond
+ * the vocabulary or with pg_rkl is one line. */
+START_TEST(test_teacher_topk) {
+    ck_assert_int_eq(gkd("train --task arith --digits 1 --train 400 --eval 20 --layers 1 --d-model 32 --heads 2"
+                         " --steps 30 --batch 8 --eval-n 10 --eval-samples 0 --out t"),
+                     0);
+    const char *common = "distill --teacher t/final.ckpt --task arith --digits 1 --train 400 --eval 20 --layers 1"
+                         " --d-model 16 --heads 2 --steps 2 --batch 8 --lambda 0.5 --divergence rkl --eval-n 10";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --out dense", common);
+    ck_assert_int_eq(gkd(cmd), 0);
+    const double dense = first_value("dense/metrics.csv", "divergence");
+    const char *modes[] = {"renorm", "tail"};
+    for (int m = 0; m < 2; m++) {
+        char out[32];
+        snprintf(out, sizeof out, "k16%s", modes[m]);
+        snprintf(cmd, sizeof cmd, "%s --teacher-topk 16 --topk-tail %s --out %s", common, modes[m], out);
+        ck_assert_msg(gkd(cmd) == 0, "%s", slurp("err.txt"));
+        char file[64];
+        snprintf(file, sizeof file, "%s/metrics.csv", out);
+        const double sparse = first_value(file, "divergence");
+        ck_assert_msg(fabs(sparse - dense) <= 1e-5 * fabs(dense), "%s: %.9g vs dense %.9g", modes[m], sparse, dense);
+    }
+    snprintf(cmd, sizeof cmd, "%s --teacher-topk 3 --out k3", common);
+    ck_assert_int_eq(gkd(cmd), 0);
+    ck_assert_int_eq(last_value("k3/metrics.csv", "step"), 2);
+    ck_assert_ptr_nonnull(strstr(slurp("k3/options.txt"), "teacher_topk=3 renorm"));
+    ck_assert_ptr_null(strstr(slurp("dense/options.txt"), "teacher_topk"));
+    snprintf(cmd, sizeof cmd, "%s --teacher-topk 17 --out k17", common);
+    ck_assert_int_eq(gkd(cmd), 1);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "teacher_topk 17 outside 0..16"));
+}
+END_TEST
+
 /* A FIFO where a file is read (experiment, checkpoint, data file) is
  * refused at once with one line, instead of waiting forever for a writer. */
 START_TEST(test_fifo_refused) {
@@ -574,6 +610,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_eval_out_of_vocabulary);
     tcase_add_test(tc, test_distill_with_sft_init);
     tcase_add_test(tc, test_llama_train_and_distill);
+    tcase_add_test(tc, test_teacher_topk);
     tcase_add_test(tc, test_imported_teachers_through_gkd_run);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_fifo_refused);

@@ -347,6 +347,8 @@ static const struct {
      "exp.yaml:4:3: teacher.train: not used with teacher.checkpoint (the teacher is loaded, not trained)"},
     {"name: x\nteacher:\n  model: {d_model: 128, heads: 3}\n",
      "exp.yaml:3:32: teacher.model.heads: 3 does not divide teacher.model.d_model 128"},
+    {"name: x\ndistill: {divergence: pg_rkl, lambda: 1, teacher_topk: 8}\n",
+     "exp.yaml:2:56: distill.teacher_topk: applies to fkl, rkl, jsd, skl, srkl and tvd, not to pg_rkl"},
     {"name: x\nstudent: {model: {kv_heads: 2}}\n",
      "exp.yaml:2:29: student.model.kv_heads: only for student.model.arch llama (gpt2 has as many key/value heads as "
      "heads)"},

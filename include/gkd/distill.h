@@ -31,6 +31,9 @@ typedef struct {
     gkd_divergence divergence;  /* ce = supervised on ground truth (no teacher needed) */
     float ce_weight;            /* hybrid: + ce_weight * CE on the ground truth of the same prompts */
     float loss_temperature;     /* tau of the divergence, separate from the sampling temperature */
+    int teacher_topk;           /* 0: dense teacher distributions; k: each position's top-k
+                                   (gkd_sparse_rows), the rest as topk_tail says */
+    int topk_tail;              /* gkd_sparse_mode: GKD_SPARSE_RENORM or GKD_SPARSE_TAIL */
     int per_sequence;           /* reduction: 0 = mean over valid tokens of the batch,
                                    1 = mean per sequence, then over sequences */
     gkd_pg_advantage pg_advantage; /* pg_rkl: per-token or reward-to-go */

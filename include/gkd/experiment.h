@@ -71,6 +71,8 @@ typedef struct {
     int top_k;               /* 0 = off */
     double top_p;            /* 1 = off */
     double loss_temperature; /* tau of the divergence */
+    int teacher_topk;        /* 0: the dense teacher; k: its top-k rows (sparse_teacher.h) */
+    int topk_tail;           /* gkd_sparse_mode: renorm or tail */
     gkd_reduction reduction;
     int max_new_tokens;
     int checkpoint_every;    /* 0 = only at the end */

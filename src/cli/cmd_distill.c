@@ -7,6 +7,7 @@
 #include "gkd/distill.h"
 #include "gkd/error.h"
 #include "gkd/model_source.h"
+#include "gkd/sparse_teacher.h"
 #include "gkd/fsutil.h"
 #include "gkd/parse.h"
 
@@ -19,6 +20,7 @@ static void usage(FILE *f) {
             "                   [--replay off|fixed|adaptive --replay-capacity N --replay-prob X\n"
             "                    --replay-init X --replay-step X --replay-loss-eps X] [--ce-weight X] [--loss-temperature X]\n"
             "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
+            "                   [--teacher-topk K [--topk-tail renorm|tail]]\n"
             "                   [--temperature X --top-k N --top-p X] [--sft-steps N [--sft-lr X]]\n"
             "                   [training flags] --out DIR [--force] [--allow-eval-overlap]\n"
             "Writes DIR/metrics.csv (a row per step), DIR/eval.csv, DIR/timings.csv and\n"
@@ -123,6 +125,17 @@ int cmd_distill(int argc, char **argv) {
         if ((v = cli_flag(argc, argv, &i, "--top-k", &err))) {
             if (cli_parse_setting_long(&n, v, "distill.top_k", "--top-k")) { cli_fail("distill"); return 2; }
             o.sample.top_k = (int)n;
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--teacher-topk", &err))) {
+            if (cli_parse_setting_long(&n, v, "distill.teacher_topk", "--teacher-topk")) { cli_fail("distill"); return 2; }
+            o.teacher_topk = (int)n;
+            continue;
+        }
+        if ((v = cli_flag(argc, argv, &i, "--topk-tail", &err))) {
+            if (!strcmp(v, "renorm")) o.topk_tail = GKD_SPARSE_RENORM;
+            else if (!strcmp(v, "tail")) o.topk_tail = GKD_SPARSE_TAIL;
+            else { fprintf(stderr, "gkd distill: --topk-tail: '%s' is not renorm or tail\n", v); return 2; }
             continue;
         }
         if ((v = cli_flag(argc, argv, &i, "--sft-steps", &err))) {

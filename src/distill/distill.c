@@ -42,6 +42,7 @@ void gkd_distill_state_free(gkd_distill_state *s) {
     free(s->rewards);
     free(s->advantages);
     free(s->dlogits);
+    gkd_sparse_rows_free(&s->topk);
     free(s->ce_row_loss);
     if (s->seqkd_cache) {
         for (size_t i = 0; i < s->seqkd_cache_n; i++) free(s->seqkd_cache[i]);
@@ -81,6 +82,13 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
         return gkd_error(GKD_EINVAL, "distill: pg_rkl is valid only on student rollouts (lambda 1, "
                                      "no teacher_mix, no replay)");
     if (gkd_task_size(task, GKD_SPLIT_TRAIN) == 0) return gkd_error(GKD_EINVAL, "distill: the task has no training examples (pairs: --path / task.path gives them)");
+    if (opt->teacher_topk < 0 || opt->teacher_topk > V)
+        return gkd_error(GKD_EINVAL, "distill: teacher_topk %d outside 0..%d (the vocabulary)", opt->teacher_topk, V);
+    if (opt->teacher_topk && (opt->divergence.kind == GKD_DIV_CE || opt->divergence.kind == GKD_DIV_PG_RKL))
+        return gkd_error(GKD_EINVAL, "distill: teacher_topk applies to fkl, rkl, jsd, skl, srkl and tvd, not to %s",
+                         opt->divergence.kind == GKD_DIV_CE ? "ce" : "pg_rkl");
+    if (opt->topk_tail != GKD_SPARSE_RENORM && opt->topk_tail != GKD_SPARSE_TAIL)
+        return gkd_error(GKD_EINVAL, "distill: topk_tail %d is not renorm (0) or tail (1)", opt->topk_tail);
 
     gkd_adamw_config ac = GKD_ADAMW_CONFIG_INIT;
     ac.weight_decay = opt->weight_decay;
@@ -116,6 +124,9 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
         rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
         goto done;
     }
+    if (opt->teacher_topk && needs_teacher_scores(opt) &&
+        (rc = gkd_sparse_rows_alloc(&s->topk, (int)BC, V, opt->teacher_topk, opt->loss_temperature)))
+        goto done;
     if (opt->schedule.seqkd > 0 && opt->seqkd_cache) {
         s->seqkd_cache_n = gkd_task_size(task, GKD_SPLIT_TRAIN);
         s->seqkd_cache = calloc(s->seqkd_cache_n, sizeof *s->seqkd_cache);
@@ -468,8 +479,16 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
         break;
     }
     default:
-        st->divergence = gkd_divergence_eval(&s->o.divergence, zs, zt, l->weight, N, V, tau, 1.0f,
-                                             NULL, s->dlogits);
+        if (s->o.teacher_topk) {
+            /* The teacher as its top-k rows: what a cache of them would hold. */
+            s->topk.N = N;
+            if ((rc = gkd_sparse_rows_from_logits(&s->topk, zt))) return gkd_error_wrap(rc, "step %ld", step);
+            st->divergence = gkd_sparse_divergence_eval(&s->o.divergence, (gkd_sparse_mode)s->o.topk_tail, zs,
+                                                        &s->topk, l->weight, 1.0f, NULL, s->dlogits);
+        } else {
+            st->divergence = gkd_divergence_eval(&s->o.divergence, zs, zt, l->weight, N, V, tau, 1.0f,
+                                                 NULL, s->dlogits);
+        }
         st->loss = st->divergence;
     }
     if (!isfinite(st->loss)) return nonfinite_loss_error(s, step, st->loss, zt);

@@ -8,6 +8,7 @@
 #include "gkd/optim.h"
 #include "gkd/replay.h"
 #include "gkd/schedule.h"
+#include "gkd/sparse_teacher.h"
 
 #include "batch_layout.h"
 
@@ -32,6 +33,7 @@ typedef struct {
     float *iw, *gathered_iw;     /* (B, cap) importance weights of teacher-mixed tokens */
     float *rewards, *advantages; /* (B, cap) pg_rkl, used as (B, T) */
     float *dlogits;              /* (B, cap, V), used as (B, T, V) */
+    gkd_sparse_rows topk;        /* teacher_topk > 0: the teacher's rows, (B cap) allocated, B T used */
     double *ce_row_loss;         /* (B, cap) scratch of the cross-entropy, one value per position */
     int **seqkd_cache;           /* per train example: {prompt_len, len, eos, tokens[cap]} */
     size_t seqkd_cache_n;

@@ -11,6 +11,7 @@
 #include "gkd/csv.h"
 #include "gkd/error.h"
 #include "gkd/fsutil.h"
+#include "gkd/sparse_teacher.h"
 
 /* Every example of both splits, each string with its terminating NUL so
  * that ("ab", "c") and ("a", "bc") differ. */
@@ -92,6 +93,9 @@ int gkd_run_options_text(gkd_csv_buf *b, const gkd_model *student, const gkd_mod
                o->eval_greedy);
     /* Written only when set, so the runs made before it resume. */
     if (o->eval_bleu_smoothing) rc |= line(b, "bleu_smoothing", "%d", o->eval_bleu_smoothing);
+    /* Left out when off, so runs made before it existed still resume. */
+    if (o->teacher_topk)
+        rc |= line(b, "teacher_topk", "%d %s", o->teacher_topk, o->topk_tail == GKD_SPARSE_TAIL ? "tail" : "renorm");
     return rc ? gkd_error(GKD_ENOMEM, "out of memory") : 0;
 }
 

@@ -161,6 +161,9 @@ int exp_check_cell(const gkd_experiment *e, const gkd_cell_config *c, const size
         return fail(e, c, choice, "distill.divergence",
                     "distill.divergence: pg_rkl needs student rollouts on every batch (lambda = 1), got lambda = %g",
                     c->distill.lambda);
+    if (c->distill.teacher_topk && (!strcmp(div, "pg_rkl") || !strcmp(div, "ce")))
+        return fail(e, c, choice, "distill.teacher_topk",
+                    "distill.teacher_topk: applies to fkl, rkl, jsd, skl, srkl and tvd, not to %s", div);
     if (!strcmp(div, "ce") && (c->distill.lambda > 0 || c->distill.seqkd > 0))
         return fail(e, c, choice, "distill.divergence",
                     "distill.divergence: ce trains on ground-truth outputs only (lambda = 0 and seqkd = 0), got "

@@ -88,6 +88,8 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     /* Keys added after results existed are left out at their defaults, so
      * those results keep their hashes; allow_overlap changes no result. */
     if (!strcmp(p, "eval.bleu_smoothing") && c->eval.bleu_smoothing == 0) return 0;
+    if ((!strcmp(p, "distill.teacher_topk") || !strcmp(p, "distill.topk_tail")) && c->distill.teacher_topk == 0)
+        return 0;
     if (!strcmp(p, "eval.allow_overlap") && (why != P_WRITE || !c->eval.allow_overlap)) return 0;
     /* A shared teacher or SFT student is evaluated once, with the cell's
      * eval.n, decode, temperature and BLEU smoothing: they are part of what
