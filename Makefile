@@ -8,13 +8,13 @@ CC       ?= cc
 
 # Dependencies (scripts/deps.sh): `make main`, `make test`, `make dev` and
 # `make fuzz` install what is missing (as root, with apt-get; gnuplot too
-# for the plot tests, clang when CC is clang, clang with its libFuzzer
+# for the plot tests, node and npm for the tokenizer tests, clang when CC is clang, clang with its libFuzzer
 # runtime for fuzz); every other goal only checks and prints the apt-get
 # line; `make clean` does neither.
 GOALS    := $(or $(MAKECMDGOALS),all)
 DEPS_EXTRA := $(if $(findstring clang,$(CC)),clang) $(if $(filter fuzz,$(GOALS)),fuzz)
 ifneq ($(filter main test dev fuzz,$(GOALS)),)
-DEPS_RUN := ./scripts/deps.sh $(DEPS_EXTRA) $(if $(filter test dev,$(GOALS)),gnuplot)
+DEPS_RUN := ./scripts/deps.sh $(DEPS_EXTRA) $(if $(filter test dev,$(GOALS)),gnuplot node)
 else ifneq ($(filter-out clean,$(GOALS)),)
 DEPS_RUN := ./scripts/deps.sh --check $(DEPS_EXTRA)
 endif

@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh [--check] [EXTRA...]
 #
-# Checks the build dependencies and each EXTRA (gnuplot, clang, fuzz,
+# Checks the build dependencies and each EXTRA (gnuplot, node, clang, fuzz,
 # torch, slurm). With --check, or when not root, prints what is missing and the
 # exact apt-get line and fails; otherwise, as root, installs what is missing
 # with apt-get. `make main`, `make test`, `make dev` and `make fuzz` install;
@@ -22,6 +22,8 @@ have_pc yaml-0.1 || need_pkgs+=(libyaml-dev)
 for extra in "$@"; do
   case "$extra" in
     gnuplot) command -v gnuplot >/dev/null 2>&1 || need_pkgs+=(gnuplot-nox) ;;
+    # The tokenizer suites fetch Llama 2's vocabulary with npm (Makefile).
+    node) { command -v node && command -v npm; } >/dev/null 2>&1 || need_pkgs+=(nodejs npm) ;;
     clang)
       command -v clang >/dev/null 2>&1 || need_pkgs+=(clang)
       # clang's OpenMP runtime and omp.h come in their own package.
