@@ -60,6 +60,7 @@
 struct gkd_kv_cache {
     int arch, B, L, NH, NKV, maxT, hs, C, V;
     int KV, QKV, F; /* key/value channels, q-k-v product width, MLP width */
+    gkd_dm_layout lo; /* where the weights' copy keeps each matrix */
     int Tp;   /* maxT rounded up to a multiple of TVEC */
     float *k; /* (L, B, Tp/TVEC, KV, TVEC) keys, transposed per block */
     float *v; /* (L, B, maxT, KV) values */
@@ -121,11 +122,12 @@ int gkd_kv_cache_new(gkd_kv_cache **out, const gkd_model *m, int B) {
         gkd_kv_cache_free(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for %zu floats", 2 * n);
     }
-    c->wt = gkd_huge_calloc(gkd_dm_floats(cfg) * sizeof(float));
+    gkd_dm_layout_of(&c->lo, cfg);
+    c->wt = gkd_huge_calloc(c->lo.floats * sizeof(float));
     if (!c->wt) {
         gkd_kv_cache_free(c);
         return gkd_error(GKD_ENOMEM, "kv cache: out of memory for the decoding weights (%zu floats)",
-                         gkd_dm_floats(cfg));
+                         c->lo.floats);
     }
     *out = c;
     return 0;
@@ -641,7 +643,6 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
     } else {
         for (int r = r0; r < r1; r++) embed_row(c->x + (size_t)r * C, wte, wpe, tok[r], pos[r], C);
     }
-    const gkd_model_config *cfg = &m->config;
     const int *idx = c->out_idx + r0;
     /* Past the last layer's keys and values, a row matters only if it
      * wants logits. When one thread runs the range (a prefill), the rest
@@ -650,7 +651,7 @@ static void decode_range(gkd_kv_cache *c, const gkd_model *m, int r0, int r1, in
      * not change). */
     const int trim = nout < n && (!team || omp_get_num_threads() == 1);
     int rows = n; /* rows the stages carry */
-#define WT(tensor) gkd_dm_matrix_at(c->wt, cfg, l, tensor)
+#define WT(tensor) gkd_dm_matrix(c->wt, &c->lo, l, tensor)
 #define SL(tensor) gkd_model_slice(m, tensor, l)
     for (int l = 0; l < L; l++)
         for (int k = 0; k < arch->n_block_ops; k++) {
@@ -822,7 +823,7 @@ int gkd_decode_rows(gkd_model *m, gkd_kv_cache *c, int n, const int *seq, const 
      * the weights. By stages: threads split each product's outputs, so
      * the weights are read once, with a barrier per stage. Rows win when
      * each thread has many rows (a prefill) or the weights are small. */
-    const size_t weight_bytes = (size_t)cfg->n_layer * gkd_dm_layer_weights(cfg) * sizeof(float);
+    const size_t weight_bytes = (size_t)cfg->n_layer * c->lo.weights * sizeof(float);
     const int by_rows = threads > 1 && (n / threads >= ROWS_PER_THREAD || weight_bytes <= SMALL_WEIGHTS);
     int cut[MAX_PARTS + 1];
     const int want_parts = by_rows ? (threads < MAX_PARTS ? threads : MAX_PARTS) : 1;

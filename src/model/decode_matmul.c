@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 #include <omp.h>
+#include <string.h>
 
 #include "kernels/gelu.h"
 #include "kernels/gemm.h"
@@ -34,41 +35,33 @@
  * reads two at a time). */
 static size_t padded(size_t OC) { return (OC + 31) / 32 * 32; }
 
-/* Floats of tensor t's layer slice in the copy: IC inputs by its
- * outputs padded to whole pairs of panels. */
-static size_t copy_floats(const gkd_model_config *cfg, const gkd_tensor_spec *t) {
-    return gkd_config_dim(cfg, t->cols) * padded(gkd_config_dim(cfg, t->rows));
-}
-
-static size_t layer_floats(const gkd_model_config *cfg) {
+/* A layer's matrices follow one another in table order, each IC inputs by
+ * its outputs padded to whole pairs of panels; the LM head follows the
+ * layers. */
+void gkd_dm_layout_of(gkd_dm_layout *out, const gkd_model_config *cfg) {
     const gkd_arch *a = gkd_arch_get(cfg->arch);
-    size_t n = 0;
-    for (int i = 0; i < a->n_tensors; i++)
-        if (a->tensors[i].decode_panels) n += copy_floats(cfg, &a->tensors[i]);
-    return n;
-}
-
-size_t gkd_dm_layer_weights(const gkd_model_config *cfg) {
-    const gkd_arch *a = gkd_arch_get(cfg->arch);
-    size_t n = 0;
-    for (int i = 0; i < a->n_tensors; i++)
-        if (a->tensors[i].decode_panels)
-            n += gkd_config_dim(cfg, a->tensors[i].rows) * gkd_config_dim(cfg, a->tensors[i].cols);
-    return n;
+    memset(out, 0, sizeof *out);
+    out->n_layer = cfg->n_layer;
+    for (int i = 0; i < a->n_tensors; i++) {
+        if (!a->tensors[i].decode_panels) continue;
+        const size_t OC = gkd_config_dim(cfg, a->tensors[i].rows), IC = gkd_config_dim(cfg, a->tensors[i].cols);
+        out->offset[i] = out->layer;
+        out->layer += IC * padded(OC);
+        out->weights += IC * OC;
+    }
+    out->floats = (size_t)cfg->n_layer * out->layer + (size_t)cfg->n_embd * padded((size_t)cfg->vocab_size);
 }
 
 size_t gkd_dm_floats(const gkd_model_config *cfg) {
-    size_t C = (size_t)cfg->n_embd;
-    return (size_t)cfg->n_layer * layer_floats(cfg) + C * padded((size_t)cfg->vocab_size);
+    gkd_dm_layout lo;
+    gkd_dm_layout_of(&lo, cfg);
+    return lo.floats;
 }
 
 float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, int tensor) {
-    const gkd_arch *a = gkd_arch_get(cfg->arch);
-    float *m = wt + (size_t)l * layer_floats(cfg);
-    if (l == cfg->n_layer) return m;
-    for (int i = 0; i < tensor; i++)
-        if (a->tensors[i].decode_panels) m += copy_floats(cfg, &a->tensors[i]);
-    return m;
+    gkd_dm_layout lo;
+    gkd_dm_layout_of(&lo, cfg);
+    return gkd_dm_matrix(wt, &lo, l, tensor);
 }
 
 void gkd_dm_pack(float *wt, const gkd_model *m) {
@@ -85,6 +78,8 @@ void gkd_dm_pack(float *wt, const gkd_model *m) {
             per_layer += panels[nmat++];
         }
     const float *head = m->params[cfg->untied_head ? arch->head_untied : arch->wte];
+    gkd_dm_layout lo;
+    gkd_dm_layout_of(&lo, cfg);
     const int jobs = L * per_layer + (int)padded(V) / 16;
     const int vector = gkd_isa_active() == GKD_ISA_AVX512;
 #pragma omp parallel for schedule(static) if ((size_t)L * C * C >= 65536)
@@ -105,7 +100,7 @@ void gkd_dm_pack(float *wt, const gkd_model *m) {
         /* Panel r: outputs 16 r .. 16 r + 15 of src, input-major, as the
          * rows of a product are packed. */
         const int o0 = r * TILE, outs = OC - o0 < TILE ? (OC - o0 > 0 ? OC - o0 : 0) : TILE;
-        float *panel = gkd_dm_matrix_at(wt, cfg, l, which) + (size_t)r * TILE * IC;
+        float *panel = gkd_dm_matrix(wt, &lo, l, which) + (size_t)r * TILE * IC;
         if (vector) gkd_pack_rows16(panel, TILE, src + (size_t)o0 * IC, IC, outs, IC);
         else gkd_pack_rows16_plain(panel, TILE, src + (size_t)o0 * IC, IC, outs, IC);
     }

@@ -32,16 +32,30 @@ void gkd_dm_apply_epilogue(float *out, int r0, int r1, int o0, int o1, int OC, g
  * decode_panels, in table order (GPT-2: qkvw, attprojw, fcw, fcprojw),
  * then the LM head. */
 
-/** Floats of the copy for a model of this shape. */
-size_t gkd_dm_floats(const gkd_model_config *cfg);
+/** Where the copy keeps each matrix, worked out once per config (the
+ *  decoder looks a matrix up for every product of every step). */
+typedef struct {
+    int n_layer;
+    size_t layer;                   /* floats of one layer's matrices in the copy */
+    size_t offset[GKD_MAX_TENSORS]; /* of each decode_panels tensor within a layer */
+    size_t weights;                 /* floats of one layer's matrices, unpadded */
+    size_t floats;                  /* of the whole copy, the LM head included */
+} gkd_dm_layout;
+
+void gkd_dm_layout_of(gkd_dm_layout *out, const gkd_model_config *cfg);
 
 /** Layer l's slice of tensor `tensor` (a decode_panels tensor of the
  *  config's descriptor) in the copy wt; the LM head when l == n_layer
  *  (tensor ignored): V outputs of C inputs. */
-float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, int tensor);
+static inline float *gkd_dm_matrix(float *wt, const gkd_dm_layout *lo, int l, int tensor) {
+    return wt + (size_t)l * lo->layer + (l == lo->n_layer ? 0 : lo->offset[tensor]);
+}
 
-/** Floats of layer l's weight matrices (decode_panels tensors), unpadded. */
-size_t gkd_dm_layer_weights(const gkd_model_config *cfg);
+/** Floats of the copy for a model of this shape. */
+size_t gkd_dm_floats(const gkd_model_config *cfg);
+
+/** gkd_dm_matrix with the layout of cfg. */
+float *gkd_dm_matrix_at(float *wt, const gkd_model_config *cfg, int l, int tensor);
 
 /** Fill wt with the weights of m (own parallel region). */
 void gkd_dm_pack(float *wt, const gkd_model *m);
