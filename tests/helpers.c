@@ -2,6 +2,7 @@
 #include "helpers.h"
 
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -74,6 +75,46 @@ gkd_model *th_make_model_cfg(const gkd_model_config *cfg, uint64_t seed, float j
         for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += jitter * gkd_rng_normal(&r);
     }
     return m;
+}
+
+double th_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+double th_rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+int th_read_floats(FILE *f, float **out, size_t n) {
+    *out = malloc(n * sizeof(float));
+    return *out && fread(*out, sizeof(float), n, f) == n;
+}
+
+double th_fd_rel_err(th_objective f, void *ctx, float *x, const float *grad, size_t n, float step) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        float saved = x[i];
+        x[i] = saved + step;
+        double fp = f(ctx);
+        x[i] = saved - step;
+        double fm = f(ctx);
+        x[i] = saved;
+        /* the actual step in float may differ from `step` by rounding */
+        double h2 = (double)(saved + step) - (double)(saved - step);
+        double g = (fp - fm) / h2;
+        num += (g - grad[i]) * (g - grad[i]);
+        den += (double)grad[i] * grad[i];
+    }
+    ck_assert_msg(den > 0, "zero analytic gradient: test is vacuous");
+    return sqrt(num / den);
 }
 
 uint64_t th_fnv1a(uint64_t h, const void *p, size_t n) {

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "gkd/model.h"
 
@@ -34,6 +35,20 @@ gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t 
 /** The same for any config (a Llama one, say). */
 gkd_model *th_make_model_cfg(const gkd_model_config *cfg, uint64_t seed, float jitter,
                              uint64_t jitter_tag);
+
+/** sum of a[i] * b[i], in double. */
+double th_dot(const float *a, const float *b, size_t n);
+/** ||a - b|| / ||b|| (||a - b|| when b is zero), in double. */
+double th_rel_err(const float *a, const float *b, size_t n);
+/** n floats from f into a new *out; 1 if all were read. */
+int th_read_floats(FILE *f, float **out, size_t n);
+
+/** An objective f(ctx) of the current inputs (e.g. sum(out * R)). */
+typedef double (*th_objective)(void *ctx);
+/** Relative error between grad (n) and central finite differences of f
+ *  with respect to x (n), step `step` (the step actually taken in float
+ *  is used); fails the test if grad is all zero (a vacuous check). */
+double th_fd_rel_err(th_objective f, void *ctx, float *x, const float *grad, size_t n, float step);
 
 /** FNV-1a 64 of p[0..n), continuing from h (start with TH_FNV_BASIS). */
 #define TH_FNV_BASIS 0xcbf29ce484222325ull

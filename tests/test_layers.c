@@ -15,6 +15,7 @@
 #include "product_variants.h"
 #include "gkd/layers.h"
 #include "gkd/rng.h"
+#include "helpers.h"
 
 #define FD_STEP 1e-2f
 #define FD_TOL 1e-3
@@ -28,38 +29,9 @@ static float *rand_array(size_t n, float scale, uint64_t seed) {
 
 static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* forward closure: returns f = sum(out * R) at the current inputs */
-typedef double (*objective_fn)(void *ctx);
-
-/* relative error between the analytic gradient of x (n) and finite differences */
-static double fd_check(objective_fn f, void *ctx, float *x, const float *grad, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        float saved = x[i];
-        x[i] = saved + FD_STEP;
-        double fp = f(ctx);
-        x[i] = saved - FD_STEP;
-        double fm = f(ctx);
-        x[i] = saved;
-        /* the actual step in float may differ from FD_STEP by rounding */
-        double h2 = (double)(saved + FD_STEP) - (double)(saved - FD_STEP);
-        double g = (fp - fm) / h2;
-        num += (g - grad[i]) * (g - grad[i]);
-        den += (double)grad[i] * grad[i];
-    }
-    ck_assert_msg(den > 0, "zero analytic gradient: test is vacuous");
-    return sqrt(num / den);
-}
-
 #define CHECK_FD(f, ctx, x, g, n, what)                                                        \
     do {                                                                                       \
-        double e_ = fd_check(f, ctx, x, g, n);                                                 \
+        double e_ = th_fd_rel_err(f, ctx, x, g, n, FD_STEP);                                                 \
         ck_assert_msg(e_ <= FD_TOL, "%s: finite-difference rel err %g", what, e_);             \
     } while (0)
 
@@ -72,7 +44,7 @@ typedef struct {
 static double ln_obj(void *p) {
     ln_ctx *c = p;
     gkd_layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C);
-    return dot(c->out, c->R, (size_t)c->N * c->C);
+    return th_dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
 START_TEST(test_layernorm_backward) {
@@ -111,7 +83,7 @@ typedef struct {
 static double mm_obj(void *p) {
     mm_ctx *c = p;
     gkd_matmul_forward(c->out, c->inp, c->w, c->bias, c->N, c->C, c->OC);
-    return dot(c->out, c->R, (size_t)c->N * c->OC);
+    return th_dot(c->out, c->R, (size_t)c->N * c->OC);
 }
 
 START_TEST(test_matmul_backward) {
@@ -207,7 +179,7 @@ typedef struct {
 static double att_obj(void *p) {
     att_ctx *c = p;
     gkd_attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
-    return dot(c->out, c->R, (size_t)c->B * c->T * c->C);
+    return th_dot(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
 /* (B, T, C, NH): a short context and a longer one (70 positions). */
@@ -256,7 +228,7 @@ typedef struct {
 static double gelu_obj(void *p) {
     gelu_ctx *c = p;
     gkd_gelu_forward(c->out, c->inp, c->n);
-    return dot(c->out, c->R, c->n);
+    return th_dot(c->out, c->R, c->n);
 }
 
 START_TEST(test_gelu_backward) {
@@ -309,7 +281,7 @@ typedef struct {
 static double enc_obj(void *p) {
     enc_ctx *c = p;
     gkd_encoder_forward(c->out, c->tok, c->wte, c->wpe, c->B, c->T, c->C);
-    return dot(c->out, c->R, (size_t)c->B * c->T * c->C);
+    return th_dot(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
 START_TEST(test_encoder_backward) {

@@ -52,39 +52,9 @@ static float *copy_of(const float *x, size_t n) {
     return y;
 }
 
-static double dot(const float *a, const float *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* forward closure: returns f = sum(out * R) at the current inputs */
-typedef double (*objective_fn)(void *ctx);
-
-/* relative error between the analytic gradient of x (n) and central
- * finite differences of f */
-static double fd_check(objective_fn f, void *ctx, float *x, const float *grad, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        float saved = x[i];
-        x[i] = saved + FD_STEP;
-        double fp = f(ctx);
-        x[i] = saved - FD_STEP;
-        double fm = f(ctx);
-        x[i] = saved;
-        /* the actual step in float may differ from FD_STEP by rounding */
-        double h2 = (double)(saved + FD_STEP) - (double)(saved - FD_STEP);
-        double g = (fp - fm) / h2;
-        num += (g - grad[i]) * (g - grad[i]);
-        den += (double)grad[i] * grad[i];
-    }
-    ck_assert_msg(den > 0, "zero analytic gradient: test is vacuous");
-    return sqrt(num / den);
-}
-
 #define CHECK_FD(f, ctx, x, g, n, what)                                                        \
     do {                                                                                       \
-        double e_ = fd_check(f, ctx, x, g, n);                                                 \
+        double e_ = th_fd_rel_err(f, ctx, x, g, n, FD_STEP);                                                 \
         ck_assert_msg(e_ <= FD_TOL, "%s: finite-difference rel err %g", what, e_);             \
     } while (0)
 
@@ -211,7 +181,7 @@ typedef struct {
 static double rms_obj(void *p) {
     rms_ctx *c = p;
     gkd_rmsnorm_forward(c->out, c->rstd, c->inp, c->w, c->eps, c->N, c->C);
-    return dot(c->out, c->R, (size_t)c->N * c->C);
+    return th_dot(c->out, c->R, (size_t)c->N * c->C);
 }
 
 START_TEST(test_rmsnorm_backward) {
@@ -335,7 +305,7 @@ static double rope_obj(void *p) {
     rope_ctx *c = p;
     memcpy(c->out, c->qkv, rope_n(c) * sizeof(float));
     gkd_rope_forward(c->out, c->cos_t, c->sin_t, c->B, c->T, c->NH, c->NKV, c->hs, c->style);
-    return dot(c->out, c->R, rope_n(c));
+    return th_dot(c->out, c->R, rope_n(c));
 }
 
 START_TEST(test_rope_backward) {
@@ -351,8 +321,8 @@ START_TEST(test_rope_backward) {
     CHECK_FD(rope_obj, &c, c.qkv, g, n, style ? "rope (half) dqkv" : "rope (interleaved) dqkv");
     /* backward is the transpose: <R x, y> = <x, R^T y> */
     rope_obj(&c); /* out = R qkv */
-    double lhs = dot(c.out, c.R, n), rhs = dot(c.qkv, g, n);
-    ck_assert_msg(fabs(lhs - rhs) <= 1e-6 * sqrt(dot(c.out, c.out, n) * dot(c.R, c.R, n)),
+    double lhs = th_dot(c.out, c.R, n), rhs = th_dot(c.qkv, g, n);
+    ck_assert_msg(fabs(lhs - rhs) <= 1e-6 * sqrt(th_dot(c.out, c.out, n) * th_dot(c.R, c.R, n)),
                   "<Rx,y> %.12g <x,R^T y> %.12g", lhs, rhs);
     for (size_t bt = 0; bt < (size_t)c.B * c.T; bt++) {
         const float *x = c.qkv + bt * W, *y = c.out + bt * W;
@@ -412,7 +382,7 @@ typedef struct {
 static double swi_obj(void *p) {
     swi_ctx *c = p;
     gkd_swiglu_forward(c->out, c->gu, c->N, c->F);
-    return dot(c->out, c->R, (size_t)c->N * c->F);
+    return th_dot(c->out, c->R, (size_t)c->N * c->F);
 }
 
 START_TEST(test_swiglu_backward) {
@@ -467,7 +437,7 @@ static size_t gqa_width(int C, int NH, int NKV) { return (size_t)C + 2 * (size_t
 static double gqa_obj(void *p) {
     gqa_ctx *c = p;
     gkd_attention_gqa_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, c->NKV);
-    return dot(c->out, c->R, (size_t)c->B * c->T * c->C);
+    return th_dot(c->out, c->R, (size_t)c->B * c->T * c->C);
 }
 
 /* (B, T, C, NH, NKV): NH = 4 with 4, 2 and 1 kv heads, and a longer

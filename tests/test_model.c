@@ -13,6 +13,7 @@
 #include "gkd/model.h"
 #include "gkd/optim.h"
 #include "gkd/rng.h"
+#include "helpers.h"
 
 /* Per-tensor tolerance on ||a - b|| / ||b||. Forward and gradients: float32
  * on both sides with different summation orders; measured <= 5e-7 on every
@@ -29,11 +30,6 @@ typedef struct {
     float loss;
     int *tokens, *targets;
 } fixture;
-
-static int read_floats(FILE *f, float **out, size_t n) {
-    *out = malloc(n * sizeof(float));
-    return *out && fread(*out, sizeof(float), n, f) == n;
-}
 
 static void load_fixture(fixture *fx) {
     memset(fx, 0, sizeof(*fx));
@@ -53,18 +49,18 @@ static void load_fixture(fixture *fx) {
     fx->lr = hf[0], fx->beta1 = hf[1], fx->beta2 = hf[2], fx->eps = hf[3], fx->wd = hf[4];
     fx->clip = hf[5];
     size_t P = fx->num_params, BT = (size_t)fx->B * fx->T;
-    ck_assert(read_floats(f, &fx->params0, P));
+    ck_assert(th_read_floats(f, &fx->params0, P));
     fx->tokens = malloc(BT * sizeof(int));
     fx->targets = malloc(BT * sizeof(int));
     ck_assert(fread(fx->tokens, sizeof(int), BT, f) == BT);
     ck_assert(fread(fx->targets, sizeof(int), BT, f) == BT);
-    ck_assert(read_floats(f, &fx->mask, BT));
-    ck_assert(read_floats(f, &fx->logits, BT * fx->V));
+    ck_assert(th_read_floats(f, &fx->mask, BT));
+    ck_assert(th_read_floats(f, &fx->logits, BT * fx->V));
     ck_assert(fread(&fx->loss, sizeof(float), 1, f) == 1);
-    ck_assert(read_floats(f, &fx->grads, P));
-    ck_assert(read_floats(f, &fx->after, P));
-    ck_assert(read_floats(f, &fx->norms, fx->n_steps));
-    ck_assert(read_floats(f, &fx->after_c, P));
+    ck_assert(th_read_floats(f, &fx->grads, P));
+    ck_assert(th_read_floats(f, &fx->after, P));
+    ck_assert(th_read_floats(f, &fx->norms, fx->n_steps));
+    ck_assert(th_read_floats(f, &fx->after_c, P));
     char extra;
     ck_assert_msg(fread(&extra, 1, 1, f) == 0, "fixture has trailing bytes");
     fclose(f);
@@ -73,16 +69,6 @@ static void load_fixture(fixture *fx) {
 static void free_fixture(fixture *fx) {
     free(fx->params0), free(fx->mask), free(fx->logits), free(fx->grads);
     free(fx->after), free(fx->norms), free(fx->after_c), free(fx->tokens), free(fx->targets);
-}
-
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
 static gkd_model *fixture_model(const fixture *fx) {
@@ -114,14 +100,14 @@ START_TEST(test_forward_backward_vs_pytorch) {
     size_t BT = (size_t)fx.B * fx.T;
     float *dlogits = malloc(BT * fx.V * sizeof(float)), *losses = malloc(BT * sizeof(float));
     double loss = loss_and_grad(m, &fx, dlogits, losses);
-    double e = rel_err(m->logits, fx.logits, BT * fx.V);
+    double e = th_rel_err(m->logits, fx.logits, BT * fx.V);
     ck_assert_msg(e <= GRAD_TOL, "logits rel err %g", e);
     ck_assert_msg(fabs(loss - fx.loss) <= GRAD_TOL * fabs(fx.loss), "loss %.7f vs %.7f", loss,
                   fx.loss);
     size_t off = 0;
     for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
-        e = rel_err(m->grads_memory + off, fx.grads + off, n);
+        e = th_rel_err(m->grads_memory + off, fx.grads + off, n);
         ck_assert_msg(e <= GRAD_TOL, "grad %s rel err %g", gkd_model_tensor_name(m, i), e);
         off += n;
     }
@@ -174,7 +160,7 @@ static void check_adamw(int clip) {
     size_t off = 0;
     for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
-        double e = rel_err(got + off, ref + off, n);
+        double e = th_rel_err(got + off, ref + off, n);
         ck_assert_msg(e <= REL_TOL, "%s after %d steps (clip %d) rel err %g", gkd_model_tensor_name(m, i),
                       fx.n_steps, clip, e);
         /* the update itself must match too, not just the (large) params */
@@ -352,9 +338,9 @@ START_TEST(test_batch_and_shape_independence) {
     ck_assert_int_eq(m->T, 16);
     float *full = malloc(48 * 20 * sizeof(float));
     memcpy(full, m->logits, 48 * 20 * sizeof(float));
-    ck_assert_msg(rel_err(prefix, full, 8 * 20) < 1e-6, "prefix differs");
+    ck_assert_msg(th_rel_err(prefix, full, 8 * 20) < 1e-6, "prefix differs");
     ck_assert_int_eq(gkd_model_forward(m, tok + 32, 1, 16), 0);
-    ck_assert_msg(rel_err(m->logits, full + 32 * 20, 16 * 20) < 1e-6, "batch row differs");
+    ck_assert_msg(th_rel_err(m->logits, full + 32 * 20, 16 * 20) < 1e-6, "batch row differs");
     free(prefix), free(full);
     gkd_model_free(m);
 }

@@ -33,11 +33,6 @@ typedef struct {
     int *tokens, *targets;
 } fixture;
 
-static int read_floats(FILE *f, float **out, size_t n) {
-    *out = malloc(n * sizeof(float));
-    return *out && fread(*out, sizeof(float), n, f) == n;
-}
-
 static void load_fixture(fixture *fx, const char *name) {
     memset(fx, 0, sizeof(*fx));
     const char *path = th_fixture_path(".", name);
@@ -57,18 +52,18 @@ static void load_fixture(fixture *fx, const char *name) {
     fx->lr = hf[2], fx->beta1 = hf[3], fx->beta2 = hf[4], fx->eps_adam = hf[5], fx->wd = hf[6];
     fx->clip = hf[7];
     size_t P = fx->num_params, BT = (size_t)fx->B * fx->T, V = fx->cfg.vocab_size;
-    ck_assert(read_floats(f, &fx->params0, P));
+    ck_assert(th_read_floats(f, &fx->params0, P));
     fx->tokens = malloc(BT * sizeof(int));
     fx->targets = malloc(BT * sizeof(int));
     ck_assert(fread(fx->tokens, sizeof(int), BT, f) == BT);
     ck_assert(fread(fx->targets, sizeof(int), BT, f) == BT);
-    ck_assert(read_floats(f, &fx->mask, BT));
-    ck_assert(read_floats(f, &fx->logits, BT * V));
+    ck_assert(th_read_floats(f, &fx->mask, BT));
+    ck_assert(th_read_floats(f, &fx->logits, BT * V));
     ck_assert(fread(&fx->loss, sizeof(float), 1, f) == 1);
-    ck_assert(read_floats(f, &fx->grads, P));
-    ck_assert(read_floats(f, &fx->after, P));
-    ck_assert(read_floats(f, &fx->norms, fx->n_steps));
-    ck_assert(read_floats(f, &fx->after_c, P));
+    ck_assert(th_read_floats(f, &fx->grads, P));
+    ck_assert(th_read_floats(f, &fx->after, P));
+    ck_assert(th_read_floats(f, &fx->norms, fx->n_steps));
+    ck_assert(th_read_floats(f, &fx->after_c, P));
     char extra;
     ck_assert_msg(fread(&extra, 1, 1, f) == 0, "fixture has trailing bytes");
     fclose(f);
@@ -77,16 +72,6 @@ static void load_fixture(fixture *fx, const char *name) {
 static void free_fixture(fixture *fx) {
     free(fx->params0), free(fx->mask), free(fx->logits), free(fx->grads);
     free(fx->after), free(fx->norms), free(fx->after_c), free(fx->tokens), free(fx->targets);
-}
-
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
 static gkd_model *fixture_model(const fixture *fx) {
@@ -117,14 +102,14 @@ START_TEST(test_forward_backward_vs_pytorch) {
     size_t BT = (size_t)fx.B * fx.T, V = fx.cfg.vocab_size;
     float *dlogits = malloc(BT * V * sizeof(float)), *losses = malloc(BT * sizeof(float));
     double loss = loss_and_grad(m, &fx, dlogits, losses);
-    double e = rel_err(m->logits, fx.logits, BT * V);
+    double e = th_rel_err(m->logits, fx.logits, BT * V);
     ck_assert_msg(e <= GRAD_TOL, "%s: logits rel err %g", fixtures[_i], e);
     ck_assert_msg(fabs(loss - fx.loss) <= GRAD_TOL * fabs(fx.loss), "loss %.7f vs %.7f", loss, fx.loss);
     size_t off = 0;
     for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
         if (!n) continue;
-        e = rel_err(m->grads_memory + off, fx.grads + off, n);
+        e = th_rel_err(m->grads_memory + off, fx.grads + off, n);
         ck_assert_msg(e <= GRAD_TOL, "%s: grad %s rel err %g", fixtures[_i], gkd_model_tensor_name(m, i), e);
         off += n;
     }
@@ -159,7 +144,7 @@ static void check_adamw(int which, int clip) {
     size_t off = 0;
     for (int i = 0; i < m->num_tensors; i++) {
         size_t n = m->param_sizes[i];
-        double e = rel_err(m->params_memory + off, want + off, n);
+        double e = th_rel_err(m->params_memory + off, want + off, n);
         ck_assert_msg(e <= REL_TOL, "%s: %s after %d steps (clip %d) rel err %g", fixtures[which],
                       gkd_model_tensor_name(m, i), fx.n_steps, clip, e);
         double num = 0, den = 0;
