@@ -3,8 +3,10 @@
 
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gkd/error.h"
 #include "gkd/rng.h"
@@ -75,6 +77,49 @@ gkd_model *th_make_model_cfg(const gkd_model_config *cfg, uint64_t seed, float j
         for (size_t i = 0; i < m->num_params; i++) m->params_memory[i] += jitter * gkd_rng_normal(&r);
     }
     return m;
+}
+
+void th_check_logits_rows(const gkd_model_config *cfg, uint64_t seed, int B, int T) {
+    const int V = cfg->vocab_size, N = B * T;
+    gkd_model *whole = th_make_model_cfg(cfg, seed, 0.05f, 1), *rows = th_make_model_cfg(cfg, seed, 0.05f, 1);
+    int *tok = malloc(sizeof(int) * (size_t)N);
+    float *out = malloc(sizeof(float) * (size_t)N * V), *ref = malloc(sizeof(float) * (size_t)N * V);
+    ck_assert(tok && out && ref);
+    gkd_rng r = gkd_rng_derive(seed, GKD_RNG_DATA, 7, 0);
+    for (int i = 0; i < N; i++) tok[i] = (int)gkd_rng_below(&r, (uint32_t)V);
+    ck_assert_int_eq(gkd_model_logits_rows(rows, 0, 1, out), GKD_ESTATE);
+    ck_assert_int_eq(gkd_model_forward(whole, tok, B, T), 0);
+    memcpy(ref, whole->logits, sizeof(float) * (size_t)N * V);
+    const int saved = omp_get_max_threads();
+    const int chunks[] = {1, 5, 16, N};
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        ck_assert_int_eq(gkd_model_forward_hidden(rows, tok, B, T), 0);
+        ck_assert_ptr_null(rows->logits);
+        for (int c = 0; c < 4; c++) {
+            memset(out, 0xff, sizeof(float) * (size_t)N * V); /* NaN: a row left out shows */
+            for (int r0 = 0; r0 < N; r0 += chunks[c]) {
+                const int n = N - r0 < chunks[c] ? N - r0 : chunks[c];
+                ck_assert_int_eq(gkd_model_logits_rows(rows, r0, n, out + (size_t)r0 * V), 0);
+            }
+            ck_assert_msg(!memcmp(out, ref, sizeof(float) * (size_t)N * V), "chunks of %d rows, %d threads differ",
+                          chunks[c], threads);
+        }
+    }
+    omp_set_num_threads(saved);
+    /* The rows of a whole forward are its logits too. */
+    ck_assert_int_eq(gkd_model_logits_rows(whole, N - 3, 3, out), 0);
+    ck_assert(!memcmp(out, ref + (size_t)(N - 3) * V, sizeof(float) * 3 * (size_t)V));
+    ck_assert_int_eq(gkd_model_logits_rows(rows, -1, 2, out), GKD_EINVAL);
+    ck_assert_int_eq(gkd_model_logits_rows(rows, 0, 0, out), GKD_EINVAL);
+    ck_assert_int_eq(gkd_model_logits_rows(rows, N - 2, 3, out), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "outside"));
+    /* A whole forward after hidden ones allocates and fills the logits. */
+    ck_assert_int_eq(gkd_model_forward(rows, tok, B, T), 0);
+    ck_assert(!memcmp(rows->logits, ref, sizeof(float) * (size_t)N * V));
+    free(tok), free(out), free(ref);
+    gkd_model_free(whole);
+    gkd_model_free(rows);
 }
 
 double th_dot(const float *a, const float *b, size_t n) {

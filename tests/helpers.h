@@ -36,6 +36,14 @@ gkd_model *th_make_model(int V, int max_seq_len, int L, int C, int NH, uint64_t 
 gkd_model *th_make_model_cfg(const gkd_model_config *cfg, uint64_t seed, float jitter,
                              uint64_t jitter_tag);
 
+/** The head in row chunks against the whole forward: a model of cfg
+ *  (weights from seed) run by gkd_model_forward_hidden gives, through
+ *  gkd_model_logits_rows, gkd_model_forward's logits bit for bit, for
+ *  chunks of 1, 5, 16 and all B T rows, with 1 and 2 threads, and never
+ *  sets m->logits; also the rows' range errors. Needs the reproducible
+ *  products mode. */
+void th_check_logits_rows(const gkd_model_config *cfg, uint64_t seed, int B, int T);
+
 /** sum of a[i] * b[i], in double. */
 double th_dot(const float *a, const float *b, size_t n);
 /** ||a - b|| / ||b|| (||a - b|| when b is zero), in double. */

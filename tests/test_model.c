@@ -346,6 +346,18 @@ START_TEST(test_batch_and_shape_independence) {
 }
 END_TEST
 
+/* The head a row chunk at a time (a sparse teacher's way) has the bits of
+ * the whole forward's, on every instruction set of gkd's products; V = 37
+ * leaves a partial column panel, B T = 39 partial chunks. _i: a product
+ * variant, gkd's only (the OpenBLAS mode's tiles depend on the rows). */
+START_TEST(test_logits_rows_match_forward) {
+    if (!product_variant_begin(_i)) return;
+    gkd_model_config cfg = {.vocab_size = 37, .max_seq_len = 16, .n_layer = 2, .n_embd = 32, .n_head = 4};
+    th_check_logits_rows(&cfg, 11, 3, 13);
+    product_variant_end();
+}
+END_TEST
+
 START_TEST(test_errors) {
     gkd_model_config bad = {.vocab_size = 20, .max_seq_len = 16, .n_layer = 2, .n_embd = 30, .n_head = 4};
     gkd_model *m = NULL;
@@ -395,6 +407,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_init_statistics);
     tcase_add_test(tc, test_training_reduces_loss);
     tcase_add_test(tc, test_batch_and_shape_independence);
+    tcase_add_loop_test(tc, test_logits_rows_match_forward, 0, PRODUCT_VARIANTS - 1);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_cross_entropy_mask);
     suite_add_tcase(s, tc);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../src/model/decode_rows.h"
+#include "product_variants.h"
 #include "gkd/checkpoint.h"
 #include "gkd/error.h"
 #include "gkd/layers.h"
@@ -271,6 +272,17 @@ START_TEST(test_thread_count_independent) {
 }
 END_TEST
 
+/* The head a row chunk at a time has the bits of the whole forward's, tied
+ * (_i even) and untied (_i odd) head, on each instruction set of gkd's
+ * products (variant _i / 2; product_variants.h). */
+START_TEST(test_logits_rows_match_forward) {
+    if (!product_variant_begin(_i / 2)) return;
+    gkd_model_config cfg = llama_config(37, 16, 2, 32, 4, 2, 48, _i % 2, GKD_ROPE_HALF);
+    th_check_logits_rows(&cfg, 13, 3, 13);
+    product_variant_end();
+}
+END_TEST
+
 /* A Llama model saves as version 3 and loads back with its architecture;
  * a file loaded into a model of another architecture is refused. */
 START_TEST(test_checkpoint_version3_round_trip) {
@@ -367,6 +379,7 @@ Suite *model_llama_suite(void) {
     tcase_add_loop_test(tc, test_decode_matches_forward, 0,
                         (int)(sizeof decode_shapes / sizeof decode_shapes[0]));
     tcase_add_test(tc, test_thread_count_independent);
+    tcase_add_loop_test(tc, test_logits_rows_match_forward, 0, 2 * (PRODUCT_VARIANTS - 1));
     tcase_add_test(tc, test_checkpoint_version3_round_trip);
     tcase_add_test(tc, test_descriptor_tensors);
     tcase_add_test(tc, test_config_rules);

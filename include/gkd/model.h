@@ -111,6 +111,22 @@ void gkd_model_init_weights(gkd_model *m, uint64_t seed);
  *  attention is causal, so padding never influences earlier positions. */
 int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T);
 
+/** gkd_model_forward without the head: stops at the final norm's output,
+ *  the rows gkd_model_logits_rows reads, and sets m->logits to NULL. It
+ *  never allocates the (B, T, V) logits, so a model only ever run this way
+ *  (a teacher scored a chunk of rows at a time) never holds them; a later
+ *  gkd_model_forward allocates them as usual. Same checks and errors. */
+int gkd_model_forward_hidden(gkd_model *m, const int *tokens, int B, int T);
+
+/** The head's logits of rows row0 .. row0 + n - 1 (row b T + t) of the last
+ *  forward of either kind, into out (n, V); GKD_ESTATE without a forward,
+ *  GKD_EINVAL for rows outside its B T. In the reproducible products mode
+ *  (gkd/products.h) each logit is one chain over the channels, so any
+ *  chunking gives the bits of gkd_model_forward's m->logits rows, with any
+ *  number of threads. In the OpenBLAS mode the tiles depend on n and the
+ *  bits may differ from the whole batch's. */
+int gkd_model_logits_rows(const gkd_model *m, int row0, int n, float *out);
+
 void gkd_model_zero_grad(gkd_model *m);
 
 /** Backward from dL/dlogits (B, T, V) of the last forward; accumulates (+=)

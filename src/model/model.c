@@ -180,8 +180,12 @@ static void point_op(op_acts *s, float **p, const size_t *n) {
     }
 }
 
-static int ensure_acts(gkd_model *m, int B, int T) {
-    if (m->acts && B <= m->act_B && T <= m->act_T) return 0;
+/* Activations for (B, T), reallocated only to grow; the (B, T, V) logits
+ * only when with_logits (a model whose forwards all stop before the head
+ * never holds them). */
+static int ensure_acts(gkd_model *m, int B, int T, int with_logits) {
+    if (m->acts && B <= m->act_B && T <= m->act_T && (m->acts->logits || !with_logits)) return 0;
+    with_logits = with_logits || (m->acts && m->acts->logits);
     const gkd_model_config *cfg = &m->config;
     const gkd_arch *arch = m->arch;
     int nB = m->acts && m->act_B > B ? m->act_B : B;
@@ -200,7 +204,7 @@ static int ensure_acts(gkd_model *m, int B, int T) {
     for (int i = 0; i < 7; i++) total += fin[i];
     float **flat[] = {&a->encoded, &a->logits, &a->dres, &a->dxn, &a->dy,
                       &a->dqkv,    &a->datt,   &a->dpre, &a->dact};
-    const size_t flat_n[] = {N * C, N * V, N * C, N * C, N * C, N * QKV, TT, 2 * N * F, N * F};
+    const size_t flat_n[] = {N * C, with_logits ? N * V : 0, N * C, N * C, N * C, N * QKV, TT, 2 * N * F, N * F};
     for (size_t i = 0; i < sizeof(flat_n) / sizeof(flat_n[0]); i++) total += flat_n[i];
     a->memory = malloc(total * sizeof(float));
     a->tokens = malloc(N * sizeof(int));
@@ -211,7 +215,7 @@ static int ensure_acts(gkd_model *m, int B, int T) {
     }
     float *p = a->memory;
     for (size_t i = 0; i < sizeof(flat_n) / sizeof(flat_n[0]); i++) {
-        *flat[i] = p;
+        *flat[i] = flat_n[i] ? p : NULL;
         p += flat_n[i];
     }
     for (size_t l = 0; l < L; l++)
@@ -264,7 +268,9 @@ static void norm_backward(gkd_model *m, const op_acts *s, const gkd_block_op *op
         gkd_rmsnorm_backward(dres, G(op->w, l), dxn, s->in, P(op->w, l), s->s1, N, C);
 }
 
-int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T) {
+/* The forward up to the final norm (a->final.out, (N, C)); the head's
+ * logits are allocated, and left to the caller, only when with_logits. */
+static int forward_to_final_norm(gkd_model *m, const int *tokens, int B, int T, int with_logits) {
     int rc;
     if (!m || !tokens) return gkd_error(GKD_EINVAL, "model forward: NULL argument");
     const gkd_model_config *cfg = &m->config;
@@ -279,7 +285,7 @@ int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T) {
         if (tokens[i] < 0 || tokens[i] >= V)
             return gkd_error(GKD_EINVAL, "model forward: token %d at %ld out of range [0, %d)",
                              tokens[i], i, V);
-    if ((rc = ensure_acts(m, B, T)) < 0) return rc;
+    if ((rc = ensure_acts(m, B, T, with_logits)) < 0) return rc;
     gkd_activations *a = m->acts;
     const int N = B * T;
     const size_t NC = (size_t)N * C;
@@ -331,10 +337,37 @@ int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T) {
             }
         }
     norm_forward(m, &a->final, &arch->final_norm, 0, x, N);
-    gkd_matmul_forward(a->logits, a->final.out, m->params[head_tensor(m)], NULL, N, C, V);
     m->B = B;
     m->T = T;
-    m->logits = a->logits;
+    m->logits = NULL; /* until the head has run */
+    return 0;
+}
+
+int gkd_model_forward(gkd_model *m, const int *tokens, int B, int T) {
+    int rc = forward_to_final_norm(m, tokens, B, T, 1);
+    if (rc < 0) return rc;
+    const int C = m->config.n_embd, V = m->config.vocab_size;
+    gkd_matmul_forward(m->acts->logits, m->acts->final.out, m->params[head_tensor(m)], NULL, B * T, C, V);
+    m->logits = m->acts->logits;
+    return 0;
+}
+
+int gkd_model_forward_hidden(gkd_model *m, const int *tokens, int B, int T) {
+    return forward_to_final_norm(m, tokens, B, T, 0);
+}
+
+/* Each logit is one chain over the C channels of its row (gkd/products.h),
+ * so the head of a row chunk has the bits of the whole batch's head. */
+int gkd_model_logits_rows(const gkd_model *m, int row0, int n, float *out) {
+    if (!m || !out) return gkd_error(GKD_EINVAL, "model logits rows: NULL argument");
+    if (!m->acts || m->B < 1)
+        return gkd_error(GKD_ESTATE, "model logits rows: no forward pass to take the rows from");
+    const int N = m->B * m->T;
+    if (row0 < 0 || n < 1 || row0 > N - n)
+        return gkd_error(GKD_EINVAL, "model logits rows: rows [%d, %d) outside the %d of the last forward",
+                         row0, row0 + n, N);
+    const int C = m->config.n_embd, V = m->config.vocab_size;
+    gkd_matmul_forward(out, m->acts->final.out + (size_t)row0 * C, m->params[head_tensor(m)], NULL, n, C, V);
     return 0;
 }
 
