@@ -460,6 +460,52 @@ START_TEST(test_thread_determinism) {
 }
 END_TEST
 
+/* Rows built a chunk of logits at a time (a teacher's head run by row
+ * chunks) are the rows of the whole array, bit for bit, for chunks that do
+ * and do not divide N, at k < V and k = V; a chunk's bad row is named by
+ * its row of the batch, and rows outside the chunk stay as they were. */
+START_TEST(test_rows_by_chunks_are_the_whole_rows) {
+    enum { N = 37, V = 29 };
+    float *zt = malloc(sizeof(float) * N * V);
+    random_logits(zt, N * V, 3.0f, 90);
+    for (int i = 0; i < N * V; i += 3) zt[i] = roundf(zt[i]); /* some ties */
+    const int ks[] = {5, V}, chunks[] = {1, 4, 16, N};
+    for (int a = 0; a < 2; a++) {
+        gkd_sparse_rows whole = build(zt, N, V, ks[a], 0.7f), part;
+        for (int c = 0; c < 4; c++) {
+            ck_assert_int_eq(gkd_sparse_rows_alloc(&part, N, V, ks[a], 0.7f), 0);
+            for (int r0 = 0; r0 < N; r0 += chunks[c]) {
+                const int n = N - r0 < chunks[c] ? N - r0 : chunks[c];
+                /* only this chunk's logits are readable: a copy of them */
+                float *chunk = malloc(sizeof(float) * (size_t)n * V);
+                memcpy(chunk, zt + (size_t)r0 * V, sizeof(float) * (size_t)n * V);
+                ck_assert_msg(gkd_sparse_rows_from_logit_rows(&part, r0, n, chunk) == 0, "%s", gkd_last_error());
+                free(chunk);
+            }
+            ck_assert_msg(!memcmp(part.ids, whole.ids, sizeof(int32_t) * N * ks[a]), "k %d, chunk %d: ids", ks[a],
+                          chunks[c]);
+            ck_assert_msg(!memcmp(part.logp, whole.logp, sizeof(float) * N * ks[a]), "k %d, chunk %d: logp",
+                          ks[a], chunks[c]);
+            ck_assert_msg(!memcmp(part.log_tail, whole.log_tail, sizeof(float) * N), "k %d, chunk %d: tail",
+                          ks[a], chunks[c]);
+            gkd_sparse_rows_free(&part);
+        }
+        /* rows 20 .. 23 again, with a NaN in the chunk's row 2 (row 22) */
+        float save = zt[22 * V + 3];
+        zt[22 * V + 3] = NAN;
+        ck_assert_int_eq(gkd_sparse_rows_from_logit_rows(&whole, 20, 4, zt + 20 * V), GKD_EINVAL);
+        ck_assert_str_eq(gkd_last_error(), "sparse teacher: row 22 of the teacher logits has a non-finite value");
+        zt[22 * V + 3] = save;
+        gkd_sparse_rows again = build(zt, N, V, ks[a], 0.7f);
+        ck_assert(!memcmp(again.ids, whole.ids, sizeof(int32_t) * 20 * ks[a]));
+        ck_assert(!memcmp(again.log_tail + 24, whole.log_tail + 24, sizeof(float) * (N - 24)));
+        gkd_sparse_rows_free(&again);
+        gkd_sparse_rows_free(&whole);
+    }
+    free(zt);
+}
+END_TEST
+
 /* ---- bad input ---- */
 
 START_TEST(test_bad_shapes_and_logits) {
@@ -547,6 +593,7 @@ Suite *sparse_divergence_suite(void) {
     tcase_add_test(tc, test_extreme_logits_finite);
     tcase_add_test(tc, test_weight_scale_and_accumulate);
     tcase_add_test(tc, test_thread_determinism);
+    tcase_add_test(tc, test_rows_by_chunks_are_the_whole_rows);
     tcase_add_test(tc, test_bad_shapes_and_logits);
     tcase_add_test(tc, test_check_refuses_malformed_rows);
     suite_add_tcase(s, tc);

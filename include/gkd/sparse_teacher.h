@@ -60,6 +60,13 @@ void gkd_sparse_rows_free(gkd_sparse_rows *rows);
  *  A non-finite logit is GKD_EINVAL naming its row (nothing else is
  *  reported; the rows are then unspecified). Parallel over rows. */
 int gkd_sparse_rows_from_logits(gkd_sparse_rows *rows, const float *teacher_logits);
+/** The same for rows row0 .. row0 + n - 1 of `rows` alone (within rows->N),
+ *  from those rows' teacher logits (n, V), e.g. a teacher's head computed a
+ *  chunk at a time (gkd_model_logits_rows): each row is built from its own
+ *  logits, so the chunks give gkd_sparse_rows_from_logits's rows bit for
+ *  bit. A non-finite logit is GKD_EINVAL naming its row (of `rows`); the
+ *  chunk's rows are then unspecified, the others untouched. */
+int gkd_sparse_rows_from_logit_rows(gkd_sparse_rows *rows, int row0, int n, const float *teacher_logits);
 
 /** 0 if every row is well formed, else GKD_EINVAL naming the first bad row:
  *  ids strictly ascending in [0, V); logp finite and <= 0; log_tail <= 0,

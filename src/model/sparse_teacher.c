@@ -145,18 +145,25 @@ static int build_row(int32_t *ids, float *logp, float *log_tail, const float *z,
 }
 
 int gkd_sparse_rows_from_logits(gkd_sparse_rows *rows, const float *teacher_logits) {
-    assert(rows && rows->ids && rows->logp && rows->log_tail && teacher_logits);
+    return gkd_sparse_rows_from_logit_rows(rows, 0, rows->N, teacher_logits);
+}
+
+/* A row is built from its own logits only, so the chunks of a batch give
+ * the rows its whole array gives. */
+int gkd_sparse_rows_from_logit_rows(gkd_sparse_rows *rows, int row0, int n, const float *teacher_logits) {
+    assert(rows && rows->ids && rows->logp && rows->log_tail && (teacher_logits || n == 0));
     assert(rows->k >= 1 && rows->k <= rows->V && rows->tau > 0.0f);
-    const int N = rows->N, V = rows->V, k = rows->k;
+    assert(row0 >= 0 && n >= 0 && row0 <= rows->N - n);
+    const int V = rows->V, k = rows->k, end = row0 + n;
     const double it = 1.0 / (double)rows->tau;
-    int bad = N;
+    int bad = end;
 #pragma omp parallel for schedule(static) reduction(min : bad)
-    for (int n = 0; n < N; n++)
-        if (build_row(rows->ids + (size_t)n * k, rows->logp + (size_t)n * k, rows->log_tail + n,
-                      teacher_logits + (size_t)n * V, V, k, it) != 0 &&
-            n < bad)
-            bad = n;
-    if (bad < N)
+    for (int r = row0; r < end; r++)
+        if (build_row(rows->ids + (size_t)r * k, rows->logp + (size_t)r * k, rows->log_tail + r,
+                      teacher_logits + (size_t)(r - row0) * V, V, k, it) != 0 &&
+            r < bad)
+            bad = r;
+    if (bad < end)
         return gkd_error(GKD_EINVAL, "sparse teacher: row %d of the teacher logits has a non-finite value",
                          bad);
     return 0;
