@@ -380,6 +380,50 @@ START_TEST(test_thread_determinism) {
 }
 END_TEST
 
+/* Rows evaluated in pieces (a teacher's head run a chunk of rows at a
+ * time), each piece continuing the sum of the one before, give the bits of
+ * one call: the sum, the values and the gradient. Pieces of 1, 100, 256
+ * and 777 rows against one call over 1500 rows (the internal chunks are
+ * 512: pieces cross them), with 1 and 2 threads. */
+START_TEST(test_continued_sum_is_one_sum) {
+    enum { N = 1500, V = 33 };
+    float *zs = malloc(N * V * 4), *zt = malloc(N * V * 4), *w = malloc(N * 4);
+    float *g1 = calloc(N * V, 4), *g2 = calloc(N * V, 4), *v1 = malloc(N * 4), *v2 = malloc(N * 4);
+    random_logits(zs, N * V, 3.0f, 610);
+    random_logits(zt, N * V, 3.0f, 611);
+    for (int n = 0; n < N; n++) w[n] = (float)(n % 5) / 3.0f; /* weight 0 rows too */
+    const int pieces[] = {1, 100, 256, 777};
+    int saved = omp_get_max_threads();
+    for (int k = 0; k < NALL; k++) {
+        memset(g1, 0, N * V * 4);
+        double whole = gkd_divergence_eval(&ALL[k], zs, zt, w, N, V, 0.8f, 0.5f, v1, g1);
+        for (int p = 0; p < 4; p++) {
+            omp_set_num_threads(1 + p % 2);
+            memset(g2, 0, N * V * 4);
+            memset(v2, 0xff, N * 4);
+            double total = 0.0;
+            for (int r0 = 0; r0 < N; r0 += pieces[p]) {
+                const int n = N - r0 < pieces[p] ? N - r0 : pieces[p];
+                const size_t o = (size_t)r0 * V;
+                total = gkd_divergence_eval_continue(total, &ALL[k], zs + o, zt + o, w + r0, n, V, 0.8f, 0.5f,
+                                                     v2 + r0, g2 + o);
+            }
+            ck_assert_msg(memcmp(&whole, &total, sizeof total) == 0, "divergence %d, pieces of %d: %.17g vs %.17g",
+                          k, pieces[p], total, whole);
+            ck_assert(memcmp(v1, v2, N * 4) == 0);
+            ck_assert(memcmp(g1, g2, (size_t)N * V * 4) == 0);
+        }
+    }
+    /* a sum to continue is added to, not restarted */
+    double direct = gkd_divergence_eval(&ALL[0], zs, zt, w, 3, V, 0.8f, 0.5f, NULL, NULL);
+    ck_assert(direct > 0.1);
+    ck_assert_double_eq_tol(gkd_divergence_eval_continue(1.0, &ALL[0], zs, zt, w, 3, V, 0.8f, 0.5f, NULL, NULL),
+                            1.0 + direct, 1e-12);
+    omp_set_num_threads(saved);
+    free(zs), free(zt), free(w), free(g1), free(g2), free(v1), free(v2);
+}
+END_TEST
+
 /* ---- parse / format ---- */
 
 START_TEST(test_parse_format) {
@@ -570,6 +614,7 @@ Suite *divergence_suite(void) {
     tcase_add_test(tc, test_extreme_logits_finite);
     tcase_add_test(tc, test_weight_scale_and_accumulate);
     tcase_add_test(tc, test_thread_determinism);
+    tcase_add_test(tc, test_continued_sum_is_one_sum);
     tcase_add_test(tc, test_parse_format);
     tcase_add_test(tc, test_check);
     tcase_add_test(tc, test_pg_rewards_and_score_identity);

@@ -56,6 +56,16 @@ double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
                            const float *teacher_logits, const float *weight, int N, int V,
                            float tau, float scale, float *values, float *dstudent);
 
+/** gkd_divergence_eval continuing a sum: returns total plus the rows'
+ *  weighted values, added one row at a time in row order (the same per-row
+ *  values and gradients). Rows evaluated in consecutive pieces, each call
+ *  given the return of the one before (the first 0), add up in the order,
+ *  and so to the bits, of one gkd_divergence_eval over all of them: a
+ *  teacher's logits can be computed a chunk of rows at a time. */
+double gkd_divergence_eval_continue(double total, const gkd_divergence *d, const float *student_logits,
+                                    const float *teacher_logits, const float *weight, int N, int V,
+                                    float tau, float scale, float *values, float *dstudent);
+
 /* ---- pg_rkl: sampled-token reverse KL as a policy-gradient reward ----
  * On student rollouts y ~ q, KL(q || p) of the sequence is the expectation of
  * sum_t [log q(y_t) - log p(y_t)], so the per-token reward is

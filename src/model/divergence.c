@@ -301,10 +301,9 @@ enum { CHUNK = 512 };
 /* One row's contribution to a sum over rows; ctx is the caller's. */
 typedef double (*row_value_fn)(const void *ctx, int n);
 
-/* Sum of row_value(ctx, n) over n = 0 .. N-1 in row order; the rows of a
- * chunk are computed in parallel. */
-static double sum_rows(int N, row_value_fn row_value, const void *ctx) {
-    double total = 0.0;
+/* total + row_value(ctx, n) over n = 0 .. N-1, added in row order; the
+ * rows of a chunk are computed in parallel. */
+static double sum_rows(double total, int N, row_value_fn row_value, const void *ctx) {
     double rowval[CHUNK];
     for (int n0 = 0; n0 < N; n0 += CHUNK) {
         int n1 = n0 + CHUNK < N ? n0 + CHUNK : N;
@@ -340,13 +339,20 @@ static double eval_row(const void *ctx, int n) {
 double gkd_divergence_eval(const gkd_divergence *d, const float *student_logits,
                            const float *teacher_logits, const float *weight, int N, int V,
                            float tau, float scale, float *values, float *dstudent) {
+    return gkd_divergence_eval_continue(0.0, d, student_logits, teacher_logits, weight, N, V, tau, scale,
+                                        values, dstudent);
+}
+
+double gkd_divergence_eval_continue(double total, const gkd_divergence *d, const float *student_logits,
+                                    const float *teacher_logits, const float *weight, int N, int V,
+                                    float tau, float scale, float *values, float *dstudent) {
     /* Preconditions, not input checks: the distillation step checks the
      * user's divergence and tau once (gkd_divergence_check) and dispatches
      * ce and pg_rkl elsewhere; shapes come from its own buffers. */
     assert(d && student_logits && teacher_logits && N >= 0 && V > 0 && tau > 0.0f);
     assert(d->kind <= GKD_DIV_TVD);
     const eval_args e = {d, student_logits, teacher_logits, weight, V, tau, scale, values, dstudent};
-    return sum_rows(N, eval_row, &e);
+    return sum_rows(total, N, eval_row, &e);
 }
 
 /* ---- pg_rkl ---- */
@@ -384,7 +390,7 @@ double gkd_pg_rkl_rewards(float *rewards, const float *student_logits, const flo
     assert(rewards && student_logits && teacher_logits && targets && V > 0 && tau > 0.0f);
     const pg_args g = {.rewards = rewards, .zs = student_logits, .zt = teacher_logits,
                        .weight = weight, .targets = targets, .V = V, .it = 1.0 / (double)tau};
-    return sum_rows(N, reward_row, &g);
+    return sum_rows(0.0, N, reward_row, &g);
 }
 
 void gkd_pg_advantages(float *advantages, const float *rewards, const float *weight, int B, int T,
@@ -442,5 +448,5 @@ double gkd_pg_loss(const float *student_logits, const int *targets, const float 
     const pg_args g = {.zs = student_logits, .weight = weight, .advantages = advantages,
                        .targets = targets, .V = V, .it = 1.0 / (double)tau,
                        .scale = (double)scale, .dstudent = dstudent};
-    return sum_rows(N, pg_loss_row, &g);
+    return sum_rows(0.0, N, pg_loss_row, &g);
 }
