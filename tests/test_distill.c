@@ -862,6 +862,103 @@ END_TEST
 START_TEST(test_gradient_hybrid_ce) { check_step_gradient("jsd(0.5)", 0.7f); }
 END_TEST
 
+/* ---- the teacher scored by chunks of rows ---- */
+
+/* One loss_grad with the teacher's head run by chunks of rows (dense, or
+ * top-k in both tail modes) against the computation on the teacher's
+ * whole logits that the step did before it ran by chunks: the same
+ * divergence and student gradient, bit for bit, with 1 and 2 threads. 40
+ * rows of up to 16 positions are more than one chunk (GKD_TEACHER_CHUNK)
+ * and never a multiple of it; lambda 0.5 mixes rollouts and data, so some
+ * rows are padding with weight 0. The teacher never holds its logits. */
+START_TEST(test_teacher_by_chunks_is_the_whole_teacher) {
+    static const struct {
+        const char *div;
+        int k, tail;
+    } cases[] = {{"fkl", 0, 0}, {"jsd(0.5)", 0, 0}, {"tvd", 0, 0}, {"srkl(0.1)", 0, 0},
+                 {"rkl", 5, GKD_SPARSE_RENORM}, {"jsd(0.9)", 7, GKD_SPARSE_TAIL}, {"fkl", -1, GKD_SPARSE_TAIL}};
+    const int saved = omp_get_max_threads();
+    for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++)
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            world w = make_world(200);
+            gkd_distill_options o = small_options();
+            o.batch = 40;
+            o.schedule.lambda = 0.5;
+            o.sample.max_new_tokens = 8;
+            ck_assert_int_eq(gkd_divergence_parse(&o.divergence, cases[c].div), 0);
+            o.teacher_topk = cases[c].k < 0 ? w.V : cases[c].k;
+            o.topk_tail = cases[c].tail;
+            gkd_distill_state s;
+            ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), 0);
+            gkd_step_stats st;
+            ck_assert_int_eq(gkd_distill_prepare(&s, 1, &st), 0);
+            ck_assert_msg(gkd_distill_loss_grad(&s, 1, &st) == 0, "%s", gkd_last_error());
+            ck_assert_ptr_null(w.teacher->logits);
+            const int B = o.batch, T = s.layout.T, N = B * T, V = w.V;
+            ck_assert_msg(N > GKD_TEACHER_CHUNK && N % GKD_TEACHER_CHUNK != 0, "N = %d", N);
+            const size_t P = w.student->num_params;
+            float *grads = malloc(sizeof(float) * P), *dl = calloc((size_t)N * V, sizeof(float));
+            memcpy(grads, w.student->grads_memory, sizeof(float) * P);
+
+            /* The whole logits, then the loss as the step computed it on them. */
+            const gkd_batch_layout *l = &s.layout;
+            ck_assert_int_eq(gkd_model_forward(w.teacher, l->tokens, B, T), 0);
+            ck_assert_int_eq(gkd_model_forward(w.student, l->tokens, B, T), 0);
+            double want;
+            if (o.teacher_topk) {
+                gkd_sparse_rows rows;
+                ck_assert_int_eq(gkd_sparse_rows_alloc(&rows, N, V, o.teacher_topk, o.loss_temperature), 0);
+                ck_assert_int_eq(gkd_sparse_rows_from_logits(&rows, w.teacher->logits), 0);
+                ck_assert(!memcmp(rows.ids, s.topk.ids, sizeof(int32_t) * (size_t)N * rows.k));
+                ck_assert(!memcmp(rows.logp, s.topk.logp, sizeof(float) * (size_t)N * rows.k));
+                want = gkd_sparse_divergence_eval(&o.divergence, (gkd_sparse_mode)o.topk_tail, w.student->logits,
+                                                  &rows, l->weight, 1.0f, NULL, dl);
+                gkd_sparse_rows_free(&rows);
+            } else {
+                want = gkd_divergence_eval(&o.divergence, w.student->logits, w.teacher->logits, l->weight, N, V,
+                                           o.loss_temperature, 1.0f, NULL, dl);
+            }
+            gkd_model_zero_grad(w.student);
+            ck_assert_int_eq(gkd_model_backward(w.student, dl), 0);
+            ck_assert_msg(want > 0 && memcmp(&want, &st.divergence, sizeof want) == 0,
+                          "%s k %d, %d threads: divergence %.17g, on the whole logits %.17g", cases[c].div,
+                          o.teacher_topk, threads, st.divergence, want);
+            ck_assert_msg(!memcmp(grads, w.student->grads_memory, sizeof(float) * P),
+                          "%s k %d, %d threads: the student's gradients differ", cases[c].div, o.teacher_topk,
+                          threads);
+            free(grads), free(dl);
+            gkd_distill_state_free(&s);
+            free_world(&w);
+        }
+    omp_set_num_threads(saved);
+}
+END_TEST
+
+/* Teacher logits that overflow from finite weights are named as such
+ * when the head runs by chunks, dense and top-k. */
+START_TEST(test_teacher_by_chunks_names_nonfinite_logits) {
+    for (int k = 0; k <= 4; k += 4) {
+        world w = make_world(200);
+        /* the final norm's bias times a head entry overflows one logit */
+        w.teacher->params[GKD_GPT2_LNFB][0] = 3e38f;
+        w.teacher->params[GKD_GPT2_WTE][(size_t)7 * 16] = 10.0f;
+        gkd_distill_options o = small_options();
+        o.teacher_topk = k;
+        o.schedule.lambda = 0.0; /* data rows: no rollouts */
+        gkd_distill_state s;
+        ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), 0);
+        gkd_step_stats st;
+        ck_assert_msg(gkd_distill_prepare(&s, 1, &st) == 0, "%s", gkd_last_error());
+        ck_assert_int_eq(gkd_distill_loss_grad(&s, 1, &st), GKD_ENAN);
+        ck_assert_msg(strstr(gkd_last_error(), "step 1: the loss is not finite (nan): tensor 'teacher logits' holds NaN or Inf"),
+                      "k %d: %s", k, gkd_last_error());
+        gkd_distill_state_free(&s);
+        free_world(&w);
+    }
+}
+END_TEST
+
 /* ---- distillation works ---- */
 
 START_TEST(test_every_divergence_distills) {
@@ -1218,6 +1315,8 @@ Suite *distill_suite(void) {
     tcase_add_test(loss, test_gradient_jsd);
     tcase_add_test(loss, test_gradient_tvd);
     tcase_add_test(loss, test_gradient_hybrid_ce);
+    tcase_add_test(loss, test_teacher_by_chunks_is_the_whole_teacher);
+    tcase_add_test(loss, test_teacher_by_chunks_names_nonfinite_logits);
     suite_add_tcase(s, loss);
 
     TCase *run = tcase_create("run");

@@ -10,11 +10,21 @@
 
 #include "gkd/checkpoint.h"
 #include "gkd/error.h"
+#include "gkd/products.h"
 #include "gkd/rng.h"
 #include "util/clock.h"
 
 static int needs_teacher_scores(const gkd_distill_options *o) {
     return o->divergence.kind != GKD_DIV_CE;
+}
+
+/* The teacher's logits are computed a chunk of rows at a time, never held
+ * whole, for the divergences with a per-row form (fkl..tvd, dense or
+ * top-k). Only with gkd's products, whose chunks have the whole forward's
+ * bits (gkd_model_logits_rows); in the OpenBLAS mode the head's tiles
+ * depend on the rows, so the whole forward keeps its rounding. */
+static int teacher_by_chunks(const gkd_distill_options *o) {
+    return o->divergence.kind <= GKD_DIV_TVD && gkd_products() == GKD_PRODUCTS_GKD;
 }
 
 static int needs_teacher(const gkd_distill_options *o) {
@@ -43,6 +53,7 @@ void gkd_distill_state_free(gkd_distill_state *s) {
     free(s->advantages);
     free(s->dlogits);
     gkd_sparse_rows_free(&s->topk);
+    free(s->teacher_chunk);
     free(s->ce_row_loss);
     if (s->seqkd_cache) {
         for (size_t i = 0; i < s->seqkd_cache_n; i++) free(s->seqkd_cache[i]);
@@ -122,6 +133,11 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     if (!s->examples || !s->choices || !s->rows || !s->stream_ids || !s->iw || !s->gathered_iw ||
         !s->rewards || !s->advantages || !s->dlogits || !s->ce_row_loss) {
         rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
+        goto done;
+    }
+    if (opt->divergence.kind <= GKD_DIV_TVD &&
+        !(s->teacher_chunk = malloc(sizeof(float) * GKD_TEACHER_CHUNK * (size_t)V))) {
+        rc = gkd_error(GKD_ENOMEM, "distill: out of memory for %d rows of teacher logits", GKD_TEACHER_CHUNK);
         goto done;
     }
     if (opt->teacher_topk && needs_teacher_scores(opt) &&
@@ -394,15 +410,25 @@ static const char *nonfinite_param_tensor(const gkd_model *m) {
     return NULL;
 }
 
+/* Rows of the teacher's logits holding NaN or Inf, noted as they are
+ * computed (whole or by chunks) for the checks of the loss. */
+typedef struct {
+    int any;     /* some row does */
+    int in_loss; /* a row the loss reads does (loss_reads_row) */
+    int first;   /* the first such row, when any */
+} nonfinite_rows;
+
 /* A non-finite loss: say which tensor went bad first along the data path
- * (teacher parameters, teacher logits, student parameters, student logits). */
-static int nonfinite_loss_error(const gkd_distill_state *s, long step, double loss, const float *zt) {
+ * (teacher parameters, teacher logits, student parameters, student logits).
+ * teacher_scored: the step computed teacher logits; bad: what they held. */
+static int nonfinite_loss_error(const gkd_distill_state *s, long step, double loss, int teacher_scored,
+                                const nonfinite_rows *bad) {
     size_t NV = (size_t)s->o.batch * s->layout.T * s->student->config.vocab_size;
     const char *name;
-    if (zt && (name = nonfinite_param_tensor(s->teacher)))
+    if (teacher_scored && (name = nonfinite_param_tensor(s->teacher)))
         return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): teacher tensor '%s' holds NaN or Inf",
                          step, loss, name);
-    if (zt && first_nonfinite(zt, NV) < NV)
+    if (teacher_scored && bad->any)
         return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g): tensor 'teacher logits' holds NaN or Inf",
                          step, loss);
     if ((name = nonfinite_param_tensor(s->student)))
@@ -414,15 +440,73 @@ static int nonfinite_loss_error(const gkd_distill_state *s, long step, double lo
     return gkd_error(GKD_ENAN, "step %ld: the loss is not finite (%g) although both models' logits are", step, loss);
 }
 
+/* Row n of the batch is one the loss's checks read. */
+static int loss_reads_row(const gkd_batch_layout *l, int n) { return l->mask[n] != 0 || l->weight[n] != 0; }
+
 /* 1 if every logit of the rows the loss reads is finite. */
 static int loss_rows_finite(const gkd_distill_state *s, const float *z) {
     const gkd_batch_layout *l = &s->layout;
     const int N = l->B * l->T, V = s->student->config.vocab_size;
     for (int n = 0; n < N; n++) {
-        if (l->mask[n] == 0 && l->weight[n] == 0) continue;
+        if (!loss_reads_row(l, n)) continue;
         if (first_nonfinite(z + (size_t)n * V, (size_t)V) < (size_t)V) return 0;
     }
     return 1;
+}
+
+/* Note which rows row0 .. row0 + n - 1 of teacher logits z (n, V) hold NaN or Inf. */
+static void note_nonfinite_rows(nonfinite_rows *bad, const gkd_distill_state *s, const float *z, int row0, int n) {
+    const size_t V = (size_t)s->student->config.vocab_size;
+    for (int i = 0; i < n; i++) {
+        if (first_nonfinite(z + (size_t)i * V, V) == V) continue;
+        if (!bad->any) bad->first = row0 + i;
+        bad->any = 1;
+        bad->in_loss |= loss_reads_row(&s->layout, row0 + i);
+    }
+}
+
+/* s->topk from the teacher's head run a chunk of rows at a time after
+ * gkd_model_forward_hidden: the rows gkd_sparse_rows_from_logits builds
+ * from the whole (B, T, V) logits, which are never held. Rows are built
+ * while no logit has been non-finite (the step then fails; bad says how). */
+static int teacher_topk_rows(gkd_distill_state *s, nonfinite_rows *bad) {
+    const gkd_batch_layout *l = &s->layout;
+    const int N = s->o.batch * l->T;
+    int rc = gkd_model_forward_hidden(s->teacher, l->tokens, s->o.batch, l->T);
+    if (rc) return rc;
+    s->topk.N = N;
+    for (int r0 = 0; r0 < N; r0 += GKD_TEACHER_CHUNK) {
+        const int n = N - r0 < GKD_TEACHER_CHUNK ? N - r0 : GKD_TEACHER_CHUNK;
+        if ((rc = gkd_model_logits_rows(s->teacher, r0, n, s->teacher_chunk))) return rc;
+        note_nonfinite_rows(bad, s, s->teacher_chunk, r0, n);
+        if (!bad->any && (rc = gkd_sparse_rows_from_logit_rows(&s->topk, r0, n, s->teacher_chunk))) return rc;
+    }
+    return 0;
+}
+
+/* The dense divergence against the teacher's head run a chunk of rows at a
+ * time after gkd_model_forward_hidden: each chunk is evaluated as soon as
+ * it is computed, continuing one sum, so *divergence and s->dlogits have
+ * the bits of gkd_divergence_eval on the whole logits, which are never
+ * held. With evaluate 0 (the student's logits are not finite), or once a
+ * row the loss reads is not, only the rows are noted, for the error. */
+static int teacher_dense_by_chunks(gkd_distill_state *s, const float *zs, int evaluate, nonfinite_rows *bad,
+                                   double *divergence) {
+    const gkd_batch_layout *l = &s->layout;
+    const int N = s->o.batch * l->T, V = s->student->config.vocab_size;
+    double total = 0.0;
+    for (int r0 = 0; r0 < N; r0 += GKD_TEACHER_CHUNK) {
+        const int n = N - r0 < GKD_TEACHER_CHUNK ? N - r0 : GKD_TEACHER_CHUNK;
+        const size_t o = (size_t)r0 * V;
+        int rc = gkd_model_logits_rows(s->teacher, r0, n, s->teacher_chunk);
+        if (rc) return rc;
+        note_nonfinite_rows(bad, s, s->teacher_chunk, r0, n);
+        if (evaluate && !bad->in_loss)
+            total = gkd_divergence_eval_continue(total, &s->o.divergence, zs + o, s->teacher_chunk, l->weight + r0,
+                                                 n, V, s->o.loss_temperature, 1.0f, NULL, s->dlogits + o);
+    }
+    *divergence = total;
+    return 0;
 }
 
 int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st) {
@@ -441,22 +525,36 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
     const gkd_batch_layout *l = &s->layout;
     const int B = s->o.batch, V = s->student->config.vocab_size;
     const int T = l->T, N = B * T;
+    const int scored = needs_teacher_scores(&s->o), by_chunks = scored && teacher_by_chunks(&s->o);
+    const int topk = s->o.teacher_topk > 0;
     int rc;
     double t1 = gkd_now();
     gkd_model_zero_grad(s->student);
-    const float *zt = NULL;
-    if (needs_teacher_scores(&s->o)) {
+    const float *zt = NULL; /* the teacher's whole logits, when they are held */
+    nonfinite_rows bad = {0, 0, 0};
+    if (by_chunks && topk) {
+        if ((rc = teacher_topk_rows(s, &bad))) return rc;
+    } else if (by_chunks) {
+        /* the head runs with the loss below, a chunk at a time */
+        if ((rc = gkd_model_forward_hidden(s->teacher, l->tokens, B, T))) return rc;
+    } else if (scored) {
         if ((rc = gkd_model_forward(s->teacher, l->tokens, B, T))) return rc;
         zt = s->teacher->logits;
+        note_nonfinite_rows(&bad, s, zt, 0, N);
     }
     double t2 = gkd_now();
     st->time_teacher = t2 - t1;
     if ((rc = gkd_model_forward(s->student, l->tokens, B, T))) return rc;
     const float *zs = s->student->logits;
+    memset(s->dlogits, 0, sizeof(float) * (size_t)N * V);
+    const int student_finite = loss_rows_finite(s, zs);
+    double dense_by_chunks = 0.0;
+    if (by_chunks && !topk &&
+        (rc = teacher_dense_by_chunks(s, zs, student_finite, &bad, &dense_by_chunks)))
+        return rc;
     /* The divergences skip terms whose probability is not > 0, which a NaN
      * never is, so non-finite logits could pass as a finite loss. */
-    if ((zt && !loss_rows_finite(s, zt)) || !loss_rows_finite(s, zs)) return nonfinite_loss_error(s, step, NAN, zt);
-    memset(s->dlogits, 0, sizeof(float) * (size_t)N * V);
+    if (bad.in_loss || !student_finite) return nonfinite_loss_error(s, step, NAN, scored, &bad);
     const float tau = s->o.loss_temperature;
     switch (s->o.divergence.kind) {
     case GKD_DIV_CE:
@@ -479,19 +577,27 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
         break;
     }
     default:
-        if (s->o.teacher_topk) {
+        if (topk) {
             /* The teacher as its top-k rows: what a cache of them would hold. */
-            s->topk.N = N;
-            if ((rc = gkd_sparse_rows_from_logits(&s->topk, zt))) return gkd_error_wrap(rc, "step %ld", step);
+            if (!by_chunks) {
+                s->topk.N = N;
+                if ((rc = gkd_sparse_rows_from_logits(&s->topk, zt))) return gkd_error_wrap(rc, "step %ld", step);
+            } else if (bad.any) { /* in rows the loss does not read: the rows' own check */
+                return gkd_error(GKD_EINVAL,
+                                 "step %ld: sparse teacher: row %d of the teacher logits has a non-finite value",
+                                 step, bad.first);
+            }
             st->divergence = gkd_sparse_divergence_eval(&s->o.divergence, (gkd_sparse_mode)s->o.topk_tail, zs,
                                                         &s->topk, l->weight, 1.0f, NULL, s->dlogits);
+        } else if (by_chunks) {
+            st->divergence = dense_by_chunks;
         } else {
             st->divergence = gkd_divergence_eval(&s->o.divergence, zs, zt, l->weight, N, V, tau, 1.0f,
                                                  NULL, s->dlogits);
         }
         st->loss = st->divergence;
     }
-    if (!isfinite(st->loss)) return nonfinite_loss_error(s, step, st->loss, zt);
+    if (!isfinite(st->loss)) return nonfinite_loss_error(s, step, st->loss, scored, &bad);
     if ((rc = gkd_model_backward(s->student, s->dlogits))) return rc;
     if (s->o.ce_weight > 0) {
         if ((rc = hybrid_ce(s, step, &st->ce))) return rc;
