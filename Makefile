@@ -157,6 +157,13 @@ bench: $(BENCH_BIN)
 	@./bench/rounds.sh $(BUILD) $(BENCH_ROUNDS) $(BUILD)/bench.txt
 	@/usr/bin/python3 -c 'import torch' 2>/dev/null || \
 	  echo "bench: python3-torch not installed; PyTorch peers skipped (apt-get install python3-torch)"
+	@echo "== peak memory of one GKD step at V = 50257, B = 16, T = 256 (a process per case)"
+	@for c in v50k-dense v50k-topk64; do \
+	  out=$$(OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(BUILD)/bench/bench_gkd $$c) || exit 1; \
+	  printf '%s\n' "$$out" | tee -a $(BUILD)/bench.txt; done
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	  out=$$(/usr/bin/python3 bench/peer_torch_gkd.py v50k-dense) || exit 1; \
+	  printf '%s\n' "$$out" | tee -a $(BUILD)/bench.txt; fi
 	@awk -f bench/ratios.awk $(BUILD)/bench.txt
 
 # AddressSanitizer (leaks included) and UBSan: `make debug` builds into

@@ -30,12 +30,19 @@
  *   /usr/bin/time -v build/bench/bench_gkd --batch 16 --steps 1 stories15m
  * printed "Maximum resident set size (kbytes): 3560284" (3477 MiB, as
  * peak_rss_mib; at B = 4 1234 MiB, so about 187 MiB per sequence). 1500
- * MiB of it are three (B, T, V) float arrays of 500 MiB: the teacher's
- * logits, the student's logits and dL/dlogits, none of them chunked; the
- * rest is the two models' activations (the teacher's forward caches them
- * too), parameters, gradients, Adam moments and the sampler's KV caches.
+ * MiB of it were three (B, T, V) float arrays of 500 MiB: the teacher's
+ * logits, the student's logits and dL/dlogits; the rest is the two
+ * models' activations (the teacher's forward caches them too),
+ * parameters, gradients, Adam moments and the sampler's KV caches.
  * The PyTorch peer in the same setting (peer_torch_gkd.py --batch 16
- * --steps 1 stories15m) peaked at 8151 MiB. */
+ * --steps 1 stories15m) peaked at 8151 MiB. Since, the teacher's head
+ * runs 256 rows at a time and its logits are never held whole.
+ *
+ * v50k-dense and v50k-topk64 (run only when named, each in its own
+ * process: `bench_gkd v50k-dense`) are one step of the stories15m shape at
+ * GPT-2's vocabulary, V = 50257, B = 16, T = 256, the teacher dense and
+ * as its top-64 rows: peak_rss_mib 3786 and 3788 (4522 and 4524 while the
+ * teacher's (B, T, V) logits, 785 MiB, were held); docs/divergences.md. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +59,10 @@ typedef struct {
     gkd_model_config teacher, student;
     int B, P, G; /* batch, prompt tokens (BOS .. SEP), generated tokens */
     int steps;
+    int teacher_topk; /* distill.teacher_topk: 0 = the dense teacher */
+    /* Run only when named: its peak_rss_mib is the figure, and the peak of
+     * a process is that of everything it ran before. */
+    int alone;
 } shape;
 
 static int cmp_double(const void *a, const void *b) {
@@ -147,6 +158,7 @@ static int run_shape(const shape *sh) {
     o.lr = 1e-4;
     o.schedule.lambda = 1.0;
     o.sample.max_new_tokens = sh->G;
+    o.teacher_topk = sh->teacher_topk;
     if (gkd_divergence_parse(&o.divergence, "jsd(0.5)")) goto done;
     if (gkd_distill_state_init(&s, student, teacher, tok, task, &o)) goto done;
     have_state = 1;
@@ -185,11 +197,11 @@ static int run_shape(const shape *sh) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("bench gkd %s tokens_per_s=%.0f best_tokens_per_s=%.0f step_ms=%.2f gflops=%.1f sample=%.1f%% "
-           "teacher=%.1f%% student_fwdbwd=%.1f%% update=%.1f%% generated=%ld B=%d T=%d peak_rss_mib=%.0f\n",
+           "teacher=%.1f%% student_fwdbwd=%.1f%% update=%.1f%% generated=%ld B=%d T=%d V=%d teacher_topk=%d peak_rss_mib=%.0f\n",
            sh->name, tps[sh->steps / 2], tps[sh->steps - 1], 1e3 * total / sh->steps,
            1e-9 * flops * tps[sh->steps / 2] / ((double)sh->B * sh->G), 100 * phase[0] / total,
            100 * phase[1] / total, 100 * phase[2] / total, 100 * phase[3] / total, generated / sh->steps, sh->B,
-           T, ru.ru_maxrss / 1024.0);
+           T, V, sh->teacher_topk, ru.ru_maxrss / 1024.0);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "bench_gkd %s: %s\n", sh->name, gkd_last_error());
@@ -204,20 +216,28 @@ done:
 }
 
 #define GPT2(V, maxT, L, C, NH) {.vocab_size = V, .max_seq_len = maxT, .n_layer = L, .n_embd = C, .n_head = NH}
-/* llama2.c's stories15M (random weights): tied head, interleaved RoPE */
-#define STORIES15M                                                                                       \
-    {.vocab_size = 32000, .max_seq_len = 256, .n_layer = 6, .n_embd = 288, .n_head = 6,                  \
+/* llama2.c's stories15M (random weights): tied head, interleaved RoPE;
+ * its vocabulary is 32000 */
+#define STORIES15M_V(V)                                                                                  \
+    {.vocab_size = V, .max_seq_len = 256, .n_layer = 6, .n_embd = 288, .n_head = 6,                      \
      .arch = GKD_ARCH_LLAMA, .n_kv_head = 6, .ffn_dim = 768, .untied_head = 0,                           \
      .rope_style = GKD_ROPE_INTERLEAVED, .norm_eps = 1e-5f, .rope_theta = 10000.0f}
+#define STORIES15M STORIES15M_V(32000)
+/* GPT-2's vocabulary, for the memory cases */
+#define V_GPT2 50257
 
 /* bench_gkd [--batch B] [--steps N] [SHAPE...]: the shapes named (default
  * all), with their batch and step count unless given. */
 int main(int argc, char **argv) {
     shape shapes[] = {
-        {"tiny", GPT2(64, 64, 4, 128, 4), GPT2(64, 64, 2, 64, 2), 16, 16, 48, 20},
-        {"small", GPT2(256, 128, 6, 256, 8), GPT2(256, 128, 4, 128, 4), 16, 32, 96, 6},
+        {"tiny", GPT2(64, 64, 4, 128, 4), GPT2(64, 64, 2, 64, 2), 16, 16, 48, 20, 0, 0},
+        {"small", GPT2(256, 128, 6, 256, 8), GPT2(256, 128, 4, 128, 4), 16, 32, 96, 6, 0, 0},
         /* teacher and student both of stories15M's shape (seeds 1 and 2) */
-        {"stories15m", STORIES15M, STORIES15M, 4, 32, 224, 3},
+        {"stories15m", STORIES15M, STORIES15M, 4, 32, 224, 3, 0, 0},
+        /* Peak memory of one step at GPT-2's vocabulary, B = 16, T = 256:
+         * the teacher dense and as its top-64 rows, one process each. */
+        {"v50k-dense", STORIES15M_V(V_GPT2), STORIES15M_V(V_GPT2), 16, 32, 224, 1, 0, 1},
+        {"v50k-topk64", STORIES15M_V(V_GPT2), STORIES15M_V(V_GPT2), 16, 32, 224, 1, 64, 1},
     };
     const int n = (int)(sizeof(shapes) / sizeof(shapes[0]));
     int batch = 0, steps = 0, named = 0;
@@ -235,13 +255,14 @@ int main(int argc, char **argv) {
         int found = 0;
         for (int i = 0; i < n; i++) found |= strcmp(argv[a], shapes[i].name) == 0;
         if (!found) {
-            fprintf(stderr, "usage: bench_gkd [--batch B] [--steps N] [tiny|small|stories15m ...]\n");
+            fprintf(stderr, "usage: bench_gkd [--batch B] [--steps N] "
+                            "[tiny|small|stories15m|v50k-dense|v50k-topk64 ...]\n");
             return 2;
         }
         named = 1;
     }
     for (int i = 0; i < n; i++) {
-        int wanted = !named;
+        int wanted = !named && !shapes[i].alone;
         for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], shapes[i].name) == 0;
         if (!wanted) continue;
         if (batch) shapes[i].B = batch;

@@ -32,7 +32,11 @@ SHAPES = [
     ("tiny", gpt2(64, 64, 4, 128, 4), gpt2(64, 64, 2, 64, 2), 16, 16, 48, 10),
     ("small", gpt2(256, 128, 6, 256, 8), gpt2(256, 128, 4, 128, 4), 16, 32, 96, 4),
     ("stories15m", STORIES15M, STORIES15M, 4, 32, 224, 3),
+    # peak memory of one step at GPT-2's vocabulary (bench_gkd.c's v50k-dense);
+    # run alone (peak_rss_mib is the process's peak), not by default
+    ("v50k-dense", dict(STORIES15M, V=50257), dict(STORIES15M, V=50257), 16, 32, 224, 1),
 ]
+ALONE = {"v50k-dense"}
 
 
 def rollout(model, prompt, G):
@@ -91,7 +95,7 @@ def main():
     print(f"bench peer_torch_gkd threads={torch.get_num_threads()} torch={torch.__version__}")
     batch, nsteps, names = parse_args(sys.argv[1:])
     for name, tcfg, scfg, B, P, G, steps in SHAPES:
-        if names and name not in names:
+        if (names and name not in names) or (not names and name in ALONE):
             continue
         B, steps, V = batch or B, nsteps or steps, scfg["V"]
         teacher = make_model(tcfg)

@@ -35,6 +35,9 @@ function note(side, k, line,   r) {
     if (side == "ours") { ours_r[k, r] = field(line, "tokens_per_s"); gf_r[k, r] = field(line, "gflops") }
     else peer_r[k, r] = field(line, "tokens_per_s")
 }
+# Peak memory of one step (bench_gkd's v50k-* cases, each alone in its
+# process, and the peer's v50k-dense), printed as measured.
+$1 == "bench" && ($2 == "gkd" || $2 == "peer_torch_gkd") && $3 ~ /^v50k-/ { peak[$2 " " $3] = field($0, "peak_rss_mib") }
 function ceiling(name, line) { ceil_n[name]++; ceil_v[name, ceil_n[name]] = field(line, "gflops") }
 $1 == "bench" && $2 == "sgemm" { ceiling("sgemm", $0) }
 $1 == "bench" && $2 == "peak" { ceiling("peak", $0) }
@@ -77,5 +80,11 @@ END {
         t = (k in target) ? sprintf("  target >= %gx: %s", target[k], ratio >= target[k] ? "met" : "NOT met") : ""
         s = n > 1 ? sprintf("  (median of %d paired rounds: %.2fx to %.2fx)", n, q[1], q[n]) : ""
         printf "  %-24s gkd %9.0f  torch %9.0f  %5.2fx%s%s%s\n", k, ours, peer, ratio, c, t, s
+    }
+    np = split("gkd v50k-dense|gkd v50k-topk64|peer_torch_gkd v50k-dense", pk, "|")
+    for (i = 1; i <= np; i++) {
+        if (!(pk[i] in peak)) continue
+        if (!said_peak++) print "peak memory of one GKD step at V = 50257, B = 16, T = 256 (MiB):"
+        printf "  %-32s %6.0f\n", pk[i], peak[pk[i]]
     }
 }

@@ -113,11 +113,28 @@ START_TEST(test_single_runs) {
 }
 END_TEST
 
+/* The memory cases' peaks are printed as measured, gkd's and the peer's,
+ * and are not speed ratios; without them there is no memory section. */
+START_TEST(test_peak_memory) {
+    ratios("bench gkd v50k-dense tokens_per_s=120 B=16 T=256 V=50257 teacher_topk=0 peak_rss_mib=3786\n"
+           "bench gkd v50k-topk64 tokens_per_s=167 B=16 T=256 V=50257 teacher_topk=64 peak_rss_mib=3788\n"
+           "bench peer_torch_gkd v50k-dense tokens_per_s=50 B=16 T=256 peak_rss_mib=12000\n");
+    has(out, "peak memory of one GKD step at V = 50257, B = 16, T = 256 (MiB):");
+    has(line_of("gkd v50k-dense"), "3786");
+    has(line_of("gkd v50k-topk64"), "3788");
+    has(line_of("peer_torch_gkd v50k-dense"), "12000");
+    ck_assert_ptr_null(strstr(out, "x  ")); /* no ratio line */
+    ratios("bench gkd tiny tokens_per_s=9000 gflops=1.0\n");
+    ck_assert_ptr_null(strstr(out, "peak memory"));
+}
+END_TEST
+
 Suite *bench_ratios_suite(void) {
     Suite *s = suite_create("bench_ratios");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_paired_rounds);
     tcase_add_test(tc, test_single_runs);
+    tcase_add_test(tc, test_peak_memory);
     suite_add_tcase(s, tc);
     return s;
 }
