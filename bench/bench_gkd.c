@@ -42,7 +42,9 @@
  * process: `bench_gkd v50k-dense`) are one step of the stories15m shape at
  * GPT-2's vocabulary, V = 50257, B = 16, T = 256, the teacher dense and
  * as its top-64 rows: peak_rss_mib 3786 and 3788 (4522 and 4524 while the
- * teacher's (B, T, V) logits, 785 MiB, were held); docs/divergences.md. */
+ * teacher's (B, T, V) logits, 785 MiB, were held); the PyTorch peer's
+ * dense step (peer_torch_gkd.py v50k-dense) peaked at 11832 MiB.
+ * docs/divergences.md, "In a distillation". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
