@@ -61,6 +61,10 @@ typedef struct {
     int eval_greedy;            /* 1: exact match etc. from greedy decoding; 0: from a sample */
     int eval_bleu_smoothing;    /* gkd_bleu_smoothing of the bleu column (0: none) */
     int quiet;                  /* no progress callback output */
+    /* where teacher rows come from */
+    const char *teacher_cache;  /* NULL, or a gkd teacher-cache file (teacher_cache.h): the
+                                   rows of its source (data or SeqKD) take their tokens and
+                                   teacher rows from it; needs teacher_topk */
 } gkd_distill_options;
 
 #define GKD_DISTILL_OPTIONS_INIT                                                              \

@@ -37,6 +37,7 @@
 #include "gkd/subword.h"
 #include "gkd/table.h"
 #include "gkd/task.h"
+#include "gkd/teacher_cache.h"
 #include "gkd/tokenizer.h"
 
 #endif

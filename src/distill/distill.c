@@ -54,6 +54,8 @@ void gkd_distill_state_free(gkd_distill_state *s) {
     free(s->dlogits);
     gkd_sparse_rows_free(&s->topk);
     free(s->teacher_chunk);
+    gkd_teacher_cache_free(s->tcache);
+    free(s->cached);
     free(s->ce_row_loss);
     if (s->seqkd_cache) {
         for (size_t i = 0; i < s->seqkd_cache_n; i++) free(s->seqkd_cache[i]);
@@ -130,7 +132,8 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     s->advantages = calloc(BC, sizeof(float));
     s->dlogits = calloc(BC * (size_t)V, sizeof(float));
     s->ce_row_loss = calloc(BC, sizeof(double));
-    if (!s->examples || !s->choices || !s->rows || !s->stream_ids || !s->iw || !s->gathered_iw ||
+    s->cached = calloc(B, 1);
+    if (!s->cached || !s->examples || !s->choices || !s->rows || !s->stream_ids || !s->iw || !s->gathered_iw ||
         !s->rewards || !s->advantages || !s->dlogits || !s->ce_row_loss) {
         rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
         goto done;
@@ -143,6 +146,7 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     if (opt->teacher_topk && needs_teacher_scores(opt) &&
         (rc = gkd_sparse_rows_alloc(&s->topk, (int)BC, V, opt->teacher_topk, opt->loss_temperature)))
         goto done;
+    if (opt->teacher_cache && (rc = gkd_teacher_cache_attach(s, opt->teacher_cache))) goto done;
     if (opt->schedule.seqkd > 0 && opt->seqkd_cache) {
         s->seqkd_cache_n = gkd_task_size(task, GKD_SPLIT_TRAIN);
         s->seqkd_cache = calloc(s->seqkd_cache_n, sizeof *s->seqkd_cache);
@@ -183,9 +187,8 @@ static int encode_example(gkd_distill_state *s, gkd_seqbatch *b, int row, size_t
 
 /* Stream of row r at `step`: unique over (step, row) so no two rollouts of
  * a run share random numbers. Cached SeqKD rollouts use the example index
- * in a separate range, so they are the same whenever they are generated. */
+ * in a separate range (gkd_seqkd_stream). */
 static uint64_t rollout_stream(long step, int B, int row) { return (uint64_t)step * (uint64_t)B + (uint64_t)row; }
-static uint64_t seqkd_cache_stream(size_t example) { return (UINT64_C(1) << 62) + example; }
 
 /* Rows 0..n) of b as a batch of n rows: the same storage, its own size. */
 static gkd_seqbatch first_rows(const gkd_seqbatch *b, int n) {
@@ -220,7 +223,7 @@ static int rows_with_source(const gkd_distill_state *s, gkd_source src, int *row
 
 static int teacher_rows(gkd_distill_state *s, long step) {
     int n = rows_with_source(s, GKD_SRC_TEACHER, s->rows);
-    if (n == 0) return 0;
+    if (n == 0 || (s->tcache && s->tcache_source == GKD_SRC_TEACHER)) return 0; /* the teacher cache's */
     if (!s->seqkd_cache) {
         for (int j = 0; j < n; j++) s->stream_ids[j] = rollout_stream(step, s->o.batch, s->rows[j]);
         return generate_rows(s, s->teacher_sampler, 0, s->rows, n, s->stream_ids);
@@ -239,7 +242,7 @@ static int teacher_rows(gkd_distill_state *s, long step) {
             s->batch.eos[r] = (unsigned char)c[2];
         } else {
             missing[m] = r;
-            s->stream_ids[m] = seqkd_cache_stream(ex);
+            s->stream_ids[m] = gkd_seqkd_stream(ex);
             m++;
         }
     }
@@ -283,6 +286,7 @@ static int build_batch(gkd_distill_state *s, long step) {
         int with_ref = s->choices[b].source == GKD_SRC_DATA;
         if ((rc = encode_example(s, &s->batch, b, s->examples[b], with_ref))) return rc;
     }
+    if (s->tcache && (rc = gkd_teacher_cache_fill_batch(s))) return rc;
     for (size_t i = 0; i < (size_t)B * s->batch.cap; i++) s->iw[i] = 1.0f;
     int n = rows_with_source(s, GKD_SRC_STUDENT, s->rows);
     for (int j = 0; j < n; j++) s->stream_ids[j] = rollout_stream(step, B, s->rows[j]);
@@ -532,12 +536,15 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
     gkd_model_zero_grad(s->student);
     const float *zt = NULL; /* the teacher's whole logits, when they are held */
     nonfinite_rows bad = {0, 0, 0};
+    /* A batch whose every row comes from the teacher cache needs no teacher. */
+    const int all_cached = topk && gkd_teacher_cache_all_cached(s);
+    if (topk && scored) s->topk.N = N;
     if (by_chunks && topk) {
-        if ((rc = teacher_topk_rows(s, &bad))) return rc;
+        if (!all_cached && (rc = teacher_topk_rows(s, &bad))) return rc;
     } else if (by_chunks) {
         /* the head runs with the loss below, a chunk at a time */
         if ((rc = gkd_model_forward_hidden(s->teacher, l->tokens, B, T))) return rc;
-    } else if (scored) {
+    } else if (scored && !all_cached) {
         if ((rc = gkd_model_forward(s->teacher, l->tokens, B, T))) return rc;
         zt = s->teacher->logits;
         note_nonfinite_rows(&bad, s, zt, 0, N);
@@ -580,13 +587,14 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
         if (topk) {
             /* The teacher as its top-k rows: what a cache of them would hold. */
             if (!by_chunks) {
-                s->topk.N = N;
-                if ((rc = gkd_sparse_rows_from_logits(&s->topk, zt))) return gkd_error_wrap(rc, "step %ld", step);
+                if (zt && (rc = gkd_sparse_rows_from_logits(&s->topk, zt))) return gkd_error_wrap(rc, "step %ld", step);
             } else if (bad.any) { /* in rows the loss does not read: the rows' own check */
                 return gkd_error(GKD_EINVAL,
                                  "step %ld: sparse teacher: row %d of the teacher logits has a non-finite value",
                                  step, bad.first);
             }
+            /* Cached sequences' rows replace the live ones (same bits). */
+            if (s->tcache && (rc = gkd_teacher_cache_fill_topk(s))) return gkd_error_wrap(rc, "step %ld", step);
             st->divergence = gkd_sparse_divergence_eval(&s->o.divergence, (gkd_sparse_mode)s->o.topk_tail, zs,
                                                         &s->topk, l->weight, 1.0f, NULL, s->dlogits);
         } else if (by_chunks) {

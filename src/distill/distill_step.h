@@ -3,12 +3,14 @@
 #define GKD_DISTILL_STEP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gkd/distill.h"
 #include "gkd/optim.h"
 #include "gkd/replay.h"
 #include "gkd/schedule.h"
 #include "gkd/sparse_teacher.h"
+#include "gkd/teacher_cache.h"
 
 #include "batch_layout.h"
 
@@ -42,6 +44,9 @@ typedef struct {
     float *teacher_chunk;        /* (GKD_TEACHER_CHUNK, V): the teacher's logits of one chunk of rows,
                                     when they are not held whole (fkl..tvd, gkd's products) */
     double *ce_row_loss;         /* (B, cap) scratch of the cross-entropy, one value per position */
+    gkd_teacher_cache *tcache;   /* teacher_cache: the offline cache, or NULL */
+    gkd_source tcache_source;    /* the schedule source its sequences stand for */
+    unsigned char *cached;       /* (B) 1: the row's tokens and teacher rows are the cache's */
     int **seqkd_cache;           /* per train example: {prompt_len, len, eos, tokens[cap]} */
     size_t seqkd_cache_n;
 } gkd_distill_state;
@@ -52,6 +57,24 @@ typedef struct {
     long tokens;
     double time_sample, time_teacher, time_student, time_update;
 } gkd_step_stats;
+
+/** The sampling stream of train example `example`'s SeqKD generation when
+ *  teacher outputs are generated once per prompt (seqkd_cache, and the
+ *  offline teacher cache): the example index in a range of its own, apart
+ *  from the (step, row) streams of live rollouts, so the output is the same
+ *  whenever it is generated. */
+static inline uint64_t gkd_seqkd_stream(size_t example) { return (UINT64_C(1) << 62) + example; }
+
+/* The offline teacher cache's side of the step (teacher_cache.c). */
+/** Open `path` into s->tcache and check it was made for this run (k,
+ *  tau, tokenizer, task split, teacher, source against the schedule). */
+int gkd_teacher_cache_attach(gkd_distill_state *s, const char *path);
+/** Rows of the cache's source take their sequences from it (s->cached). */
+int gkd_teacher_cache_fill_batch(gkd_distill_state *s);
+/** 1 if every row of the batch is cached: the teacher need not run. */
+int gkd_teacher_cache_all_cached(const gkd_distill_state *s);
+/** The cached rows' teacher rows into s->topk (laid out as s->layout). */
+int gkd_teacher_cache_fill_topk(gkd_distill_state *s);
 
 int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *teacher,
                            const gkd_tokenizer *tok, const gkd_task *task,
