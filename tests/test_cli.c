@@ -11,6 +11,7 @@
 
 #include "gkd/checkpoint.h"
 #include "gkd/gkd.h" /* the umbrella header must compile on its own */
+#include "helpers.h"
 
 static char tmp[64];
 
@@ -308,6 +309,52 @@ START_TEST(test_teacher_topk) {
     snprintf(cmd, sizeof cmd, "%s --teacher-topk 17 --out k17", common);
     ck_assert_int_eq(gkd(cmd), 1);
     ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "teacher_topk 17 outside 0..16"));
+}
+END_TEST
+
+/* gkd teacher-cache writes a file gkd distill --teacher-cache reads: the
+ * run ends with the same student (final.ckpt byte for byte) as the run
+ * that scores live, for the data and the SeqKD source; the summary line
+ * gives the file's size, and a cache of another k is one line. */
+START_TEST(test_teacher_cache_command) {
+    ck_assert_int_eq(gkd("train --task arith --digits 1 --train 60 --eval 20 --layers 1 --d-model 32 --heads 2"
+                         " --steps 20 --batch 8 --eval-n 10 --eval-samples 0 --out t"),
+                     0);
+    const char *task = "--task arith --digits 1 --train 60 --eval 20";
+    const char *run = "--layers 1 --d-model 16 --heads 2 --steps 3 --batch 8 --lambda 0.5 --per-example"
+                      " --divergence fkl --eval-n 10 --eval-samples 0 --teacher-topk 4 --loss-temperature 2";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "teacher-cache --teacher t/final.ckpt %s --teacher-topk 4 --loss-temperature 2"
+             " --batch 5 --out data.bin", task);
+    ck_assert_msg(gkd(cmd) == 0, "%s", slurp("err.txt"));
+    ck_assert_ptr_nonnull(strstr(slurp("out.txt"), "data.bin: 60 sequences, "));
+    ck_assert_ptr_nonnull(strstr(slurp("out.txt"), " rows of k=4, "));
+    snprintf(cmd, sizeof cmd, "teacher-cache --teacher t/final.ckpt %s --teacher-topk 4 --loss-temperature 2"
+             " --source seqkd --seqkd-cache --out s.bin", task);
+    ck_assert_int_eq(gkd(cmd), 2); /* --seqkd-cache is gkd distill's: not a flag here */
+    snprintf(cmd, sizeof cmd, "teacher-cache --teacher t/final.ckpt %s --teacher-topk 4 --loss-temperature 2"
+             " --source seqkd --temperature 0.7 --seed 3 --out seqkd.bin", task);
+    ck_assert_msg(gkd(cmd) == 0, "%s", slurp("err.txt"));
+    const char *variants[][2] = {{"", "data.bin"}, {"--seqkd 1 --seqkd-cache --temperature 0.7 --seed 3", "seqkd.bin"}};
+    for (int v = 0; v < 2; v++) {
+        snprintf(cmd, sizeof cmd, "distill --teacher t/final.ckpt %s %s %s --out live%d", task, run, variants[v][0], v);
+        ck_assert_msg(gkd(cmd) == 0, "%s", slurp("err.txt"));
+        snprintf(cmd, sizeof cmd, "distill --teacher t/final.ckpt %s %s %s --teacher-cache %s --out cached%d", task,
+                 run, variants[v][0], variants[v][1], v);
+        ck_assert_msg(gkd(cmd) == 0, "%s", slurp("err.txt"));
+        char a[128], b[128];
+        snprintf(a, sizeof a, "%s/live%d/final.ckpt", tmp, v);
+        snprintf(b, sizeof b, "%s/cached%d/final.ckpt", tmp, v);
+        size_t na, nb;
+        unsigned char *x = th_read_bytes(a, &na), *y = th_read_bytes(b, &nb);
+        ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+        free(x);
+        free(y);
+    }
+    snprintf(cmd, sizeof cmd, "distill --teacher t/final.ckpt %s %s --teacher-topk 3 --teacher-cache data.bin --out k3",
+             task, run);
+    ck_assert_int_eq(gkd(cmd), 1);
+    ck_assert_ptr_nonnull(strstr(slurp("err.txt"), "data.bin: teacher cache: k 4, this run has teacher_topk 3"));
 }
 END_TEST
 
@@ -611,6 +658,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_distill_with_sft_init);
     tcase_add_test(tc, test_llama_train_and_distill);
     tcase_add_test(tc, test_teacher_topk);
+    tcase_add_test(tc, test_teacher_cache_command);
     tcase_add_test(tc, test_imported_teachers_through_gkd_run);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_fifo_refused);

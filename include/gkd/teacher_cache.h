@@ -96,8 +96,9 @@ int gkd_teacher_cache_parse(gkd_teacher_cache **out, const unsigned char *buf, s
 void gkd_teacher_cache_free(gkd_teacher_cache *c);
 
 const gkd_teacher_cache_header *gkd_teacher_cache_header_of(const gkd_teacher_cache *c);
-/** Sequences held. */
+/** Sequences held, and rows (loss positions) over all of them. */
 size_t gkd_teacher_cache_size(const gkd_teacher_cache *c);
+size_t gkd_teacher_cache_rows_total(const gkd_teacher_cache *c);
 
 /** 0 if the cache was made for `want`, else GKD_EMISMATCH naming the first
  *  field that differs and both values ("k 8, this run has 4"). Teacher

@@ -20,7 +20,7 @@ static void usage(FILE *f) {
             "                   [--replay off|fixed|adaptive --replay-capacity N --replay-prob X\n"
             "                    --replay-init X --replay-step X --replay-loss-eps X] [--ce-weight X] [--loss-temperature X]\n"
             "                   [--reduction token|sequence] [--pg-advantage token|to-go]\n"
-            "                   [--teacher-topk K [--topk-tail renorm|tail]]\n"
+            "                   [--teacher-topk K [--topk-tail renorm|tail] [--teacher-cache FILE]]\n"
             "                   [--temperature X --top-k N --top-p X] [--sft-steps N [--sft-lr X]]\n"
             "                   [training flags] --out DIR [--force] [--allow-eval-overlap]\n"
             "Writes DIR/metrics.csv (a row per step), DIR/eval.csv, DIR/timings.csv and\n"
@@ -29,7 +29,9 @@ static void usage(FILE *f) {
             "starts from random weights, or from N steps of supervised fine-tuning on the\n"
             "ground truth with --sft-steps (written to DIR/sft). A --student checkpoint\n"
             "that records training on some of the eval examples (another --data-seed) is\n"
-            "refused unless --allow-eval-overlap; such a teacher gets a warning.\n%s%s%s",
+            "refused unless --allow-eval-overlap; such a teacher gets a warning. --teacher-cache\n"
+            "reads the data or SeqKD rows and the teacher's top-k rows from a file of gkd\n"
+            "teacher-cache made for this run.\n%s%s%s",
             cli_task_flags_help, cli_model_flags_help, cli_train_flags_help);
 }
 
@@ -94,6 +96,7 @@ int cmd_distill(int argc, char **argv) {
         if ((v = cli_flag(argc, argv, &i, "--out", &err))) { out = v; continue; }
         if (!strcmp(argv[i], "--force")) { force = 1; continue; }
         if (!strcmp(argv[i], CLI_ALLOW_OVERLAP_FLAG)) { allow_overlap = 1; continue; }
+        if ((v = cli_flag(argc, argv, &i, "--teacher-cache", &err))) { o.teacher_cache = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--teacher", &err))) { teacher_path = v; continue; }
         if ((v = cli_flag(argc, argv, &i, "--student-config", &err))) {
             if (parse_student_config(&mc, v)) return 2;

@@ -23,9 +23,21 @@ static const struct {
 #undef X
     {NULL, NULL}};
 
+/* A command is typed with '-' where its function name has '_'
+ * (cmd_teacher_cache is `gkd teacher-cache`). */
+static int is_command(const char *typed, const char *name) {
+    for (; *typed && *name; typed++, name++)
+        if (*typed != (*name == '_' ? '-' : *name)) return 0;
+    return *typed == *name;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: gkd <command> [options]   (gkd <command> --help for its options)\ncommands:\n");
-    for (int i = 0; commands[i].name; i++) fprintf(f, "  %s\n", commands[i].name);
+    for (int i = 0; commands[i].name; i++) {
+        fputs("  ", f);
+        for (const char *c = commands[i].name; *c; c++) fputc(*c == '_' ? '-' : *c, f);
+        fputc('\n', f);
+    }
     fprintf(f, "  version\n");
 }
 
@@ -53,7 +65,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
     for (int i = 0; commands[i].name; i++)
-        if (!strcmp(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (is_command(cmd, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "gkd: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

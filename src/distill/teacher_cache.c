@@ -478,6 +478,8 @@ const gkd_teacher_cache_header *gkd_teacher_cache_header_of(const gkd_teacher_ca
 
 size_t gkd_teacher_cache_size(const gkd_teacher_cache *c) { return c->n; }
 
+size_t gkd_teacher_cache_rows_total(const gkd_teacher_cache *c) { return (size_t)c->rows.N; }
+
 static const char *source_name(gkd_teacher_cache_source s) { return s == GKD_TEACHER_CACHE_SEQKD ? "seqkd" : "data"; }
 
 int gkd_teacher_cache_check(const gkd_teacher_cache *c, const gkd_teacher_cache_header *w) {
