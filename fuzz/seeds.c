@@ -10,7 +10,8 @@
  * schedules of fuzz.h), OUTDIR/task_record (gkd_task_record_new on each
  * task; the file tasks' data goes to OUTDIR/data), and OUTDIR/results:
  * each FILE.csv whose name the results target knows behind its selector
- * byte (see fuzz_results.c). */
+ * byte (see fuzz_results.c), and OUTDIR/teacher_cache (gkd_teacher_cache_build
+ * of a random teacher on a small arith split, both sources). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "gkd/replay.h"
 #include "gkd/schedule.h"
 #include "gkd/task.h"
+#include "gkd/teacher_cache.h"
 #include "gkd/tokenizer.h"
 
 static const char *out_dir;
@@ -240,6 +242,42 @@ static void checkpoints(void) {
     gkd_tokenizer_free(tok);
 }
 
+static void teacher_caches(void) {
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.digits = 1;
+    tc.train = 5;
+    tc.eval = 2;
+    gkd_task *task = NULL;
+    gkd_tokenizer *tok = NULL;
+    if (gkd_task_new(&task, &tc) || gkd_task_tokenizer(task, &tok)) die("task");
+    gkd_model_config cfg = {0};
+    cfg.vocab_size = gkd_tokenizer_vocab_size(tok);
+    cfg.max_seq_len = 12;
+    cfg.n_layer = 1;
+    cfg.n_embd = 4;
+    cfg.n_head = 2;
+    gkd_model *m = NULL;
+    if (gkd_model_new(&m, &cfg)) die("model");
+    gkd_model_init_weights(m, 1);
+    const char *names[] = {"data-k3", "seqkd-k2"};
+    for (int src = 0; src < 2; src++) {
+        gkd_teacher_cache_options o = GKD_TEACHER_CACHE_OPTIONS_INIT;
+        o.source = (gkd_teacher_cache_source)src;
+        o.k = 3 - src;
+        o.tau = 1.5f;
+        o.batch = 2;
+        o.sample.max_new_tokens = 4;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/teacher_cache", out_dir);
+        if (gkd_mkdir_p(path)) die(path);
+        snprintf(path, sizeof path, "%s/teacher_cache/%s", out_dir, names[src]);
+        if (gkd_teacher_cache_build(path, m, tok, task, &o, NULL, NULL)) die("teacher cache");
+    }
+    gkd_model_free(m);
+    gkd_tokenizer_free(tok);
+    gkd_task_free(task);
+}
+
 /* The results target's selector bytes of a fixture file, by its name: one
  * seed per table kind (the byte is file + 7 x kind, see fuzz_results.c). */
 static void results_seed(const char *path) {
@@ -282,6 +320,7 @@ int main(int argc, char **argv) {
     schedules();
     task_records();
     checkpoints();
+    teacher_caches();
     for (int i = 2; i < argc; i++) results_seed(argv[i]);
     return 0;
 }
