@@ -814,6 +814,72 @@ END_TEST
 
 /* A cell made in one products mode (gkd/products.h) is refused by a run in
  * the other unless forced, and shared models of the two modes stay apart. */
+/* A grid of students distilling the teacher's top-k rows on data batches
+ * scores the training split once: one shared/teacher_cache-*.bin, built by
+ * one cell (the runner's log line once, with two cells at a time), read by
+ * all, and every cell's metrics, evaluations and final student equal those
+ * of the grid that scores live (shared_teacher_cache: false). */
+static const char topk_grid[] =
+    "name: topk_grid\n"
+    "task: {name: arith, digits: 1, train: 60, eval: 20}\n"
+    "teacher:\n"
+    "  model: {layers: 1, d_model: 32, heads: 2, context: 16}\n"
+    "  train: {steps: 40, batch: 16, lr: 3e-3, warmup: 4}\n"
+    "student:\n"
+    "  model: {layers: 1, d_model: 16, heads: 2}\n"
+    "  init: random\n"
+    "distill:\n"
+    "  steps: 6\n"
+    "  batch: 8\n"
+    "  divergence: [fkl, jsd(0.5)]\n"
+    "  lambda: 0.5\n"
+    "  per_example: true\n"
+    "  teacher_topk: 4\n"
+    "  loss_temperature: 2\n"
+    "  max_new_tokens: 4\n"
+    "  shared_teacher_cache: %s\n"
+    "eval: {every: 3, n: 10}\n"
+    "seeds: [1, 2]\n";
+
+static int count_cache_files(const char *shared) {
+    DIR *d = opendir(shared);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        n += !strncmp(e->d_name, "teacher_cache-", 14) && len > 4 && !strcmp(e->d_name + len - 4, ".bin");
+    }
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_grid_shares_one_teacher_cache) {
+    char yaml[PATH_MAX], text[2048], cached[PATH_MAX], live[PATH_MAX], p[PATH_MAX];
+    const char *flags[] = {"true", "false"};
+    char *results[] = {cached, live};
+    pathf(cached, "%s/cached", tmpdir);
+    pathf(live, "%s/live", tmpdir);
+    for (int v = 0; v < 2; v++) {
+        pathf(yaml, "%s/topk_%d.yaml", tmpdir, v);
+        snprintf(text, sizeof text, topk_grid, flags[v]);
+        th_write_file(yaml, text);
+        char *args[] = {"run", yaml, "--results", results[v], "--jobs", "2", NULL};
+        ck_assert_msg(run_gkd(args) == 0, "%s", last_err);
+        pathf(p, "%s/topk_grid/shared", results[v]);
+        ck_assert_int_eq(count_cache_files(p), v == 0 ? 1 : 0);
+        ck_assert_uint_eq(count_substr(last_err, "building the shared teacher cache"), v == 0 ? 1 : 0);
+    }
+    /* The same bytes, cell by cell: 4 cells (2 divergences x 2 seeds). */
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/topk_grid' && n=0 && for f in */final.ckpt */metrics.csv */eval.csv; do "
+             "cmp -s \"$f\" '%s/topk_grid/'\"$f\" || exit 1; n=$((n+1)); done && test $n -eq 12",
+             cached, live);
+    ck_assert_msg(system(cmd) == 0, "the cached grid's cells differ from the live grid's");
+}
+END_TEST
+
 START_TEST(test_products_mode_not_mixed) {
     char res[PATH_MAX], p[PATH_MAX], exp[PATH_MAX];
     pathf(res, "%s/modes", tmpdir);
@@ -1395,6 +1461,7 @@ Suite *runner_suite(void) {
     tcase_add_test(tc, test_changed_config_refused);
     tcase_add_test(tc, test_labels_reach_the_table);
     tcase_add_test(tc, test_products_mode_not_mixed);
+    tcase_add_test(tc, test_grid_shares_one_teacher_cache);
     tcase_add_test(tc, test_invalid_file);
     tcase_add_test(tc, test_resume_after_sigkill);
     tcase_add_test(tc, test_resume_killed_teacher);

@@ -76,6 +76,9 @@ typedef struct {
     gkd_reduction reduction;
     int max_new_tokens;
     int checkpoint_every;    /* 0 = only at the end */
+    const char *teacher_cache; /* a gkd teacher-cache file the cell reads, or NULL */
+    int shared_teacher_cache;  /* 1: with teacher_topk and an off-policy source, build one
+                                  cache per results tree (shared/) and read it */
 } gkd_distill_config;
 
 typedef struct {

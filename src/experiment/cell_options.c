@@ -62,6 +62,7 @@ void cell_run_options(gkd_distill_options *o, const gkd_cell_config *c, cell_run
     d.eval_greedy = c->eval.decode == GKD_DECODE_GREEDY;
     if (run == CELL_RUN_DISTILL) {
         d.schedule.total_steps = d.steps > 0 ? d.steps : 1;
+        d.teacher_cache = c->distill.teacher_cache;
     } else {
         /* The shared runs are supervised on the data and evaluated with the
          * cell's eval.n, decode and temperature, but once, at the end, and

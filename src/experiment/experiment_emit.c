@@ -91,6 +91,11 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if ((!strcmp(p, "distill.teacher_topk") || !strcmp(p, "distill.topk_tail")) && c->distill.teacher_topk == 0)
         return 0;
     if (!strcmp(p, "eval.allow_overlap") && (why != P_WRITE || !c->eval.allow_overlap)) return 0;
+    /* Where the teacher's rows come from changes no result (the cache
+     * holds the rows a live teacher gives, bit for bit). */
+    if (!strcmp(p, "distill.teacher_cache") && (why != P_WRITE || !c->distill.teacher_cache)) return 0;
+    if (!strcmp(p, "distill.shared_teacher_cache") && (why != P_WRITE || c->distill.shared_teacher_cache))
+        return 0;
     /* A shared teacher or SFT student is evaluated once, with the cell's
      * eval.n, decode, temperature and BLEU smoothing: they are part of what
      * is shared, so its eval.csv never depends on which cell trained it. */

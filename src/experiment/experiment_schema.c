@@ -187,6 +187,13 @@ const exp_key exp_keys[] = {
     {"distill.topk_tail", K_ENUM, "renorm", 0, 0, 0, 0, "renorm|tail", OFF(distill.topk_tail),
      "with teacher_topk: renormalise both sides over the top-k, or one bucket for the rest",
      TO(RUN_DISTILL, O_INT, topk_tail)},
+    {"distill.teacher_cache", K_PATH, NULL, 0, 0, F_NO_AXIS, 0, NULL, OFF(distill.teacher_cache),
+     "with teacher_topk: read the off-policy rows (data or SeqKD) and their teacher rows from this "
+     "gkd teacher-cache file (docs/teacher-cache-format.md) instead of running the teacher on them",
+     NO_OPTION},
+    {"distill.shared_teacher_cache", K_BOOL, "true", 0, 0, F_NO_AXIS, 0, NULL, OFF(distill.shared_teacher_cache),
+     "with teacher_topk and no teacher_cache: score the off-policy source once per results tree "
+     "(shared/teacher_cache-HASH.bin) and let every cell read it", NO_OPTION},
     {"distill.reduction", K_ENUM, "token", 0, 0, 0, 0, "token|sequence", OFF(distill.reduction),
      "mean over the batch's tokens, or mean per sequence then over sequences", TO(RUN_DISTILL, O_INT, per_sequence)},
     {"distill.max_new_tokens", K_INT, "16", 1, 8192, 0, 0, NULL, OFF(distill.max_new_tokens),

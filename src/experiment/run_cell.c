@@ -89,6 +89,9 @@ int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, 
         rc = gkd_distill_eval_teacher(teacher, tok, task, &o, dir);
         goto done;
     }
+    char cache[RUN_PATH_CAP];
+    if ((rc = run_shared_teacher_cache(cache, c, &o, exp_dir, teacher, tok, task, tty))) goto done;
+    if (cache[0]) o.teacher_cache = cache;
     if ((rc = student_init(&student, c, teacher, exp_dir, tok, task, tty))) goto done;
     run_progress pc = {.cell = c->name, .done = done_before, .total = total, .started = gkd_now(),
                        .last_heartbeat = gkd_now(), .cell_dir = dir, .tty = tty};
