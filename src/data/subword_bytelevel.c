@@ -15,15 +15,12 @@
  * Tokens are kept as the bytes they stand for: the files' strings map
  * printable code points to bytes (GPT-2's bytes_to_unicode), undone at
  * load. Merges are kept as (left id, right id) -> (rank, merged id). */
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "gkd/error.h"
-#include "gkd/fsutil.h"
 #include "subword_internal.h"
 #include "unicode_classes.h"
 #include "util/json_min.h"
@@ -557,15 +554,11 @@ static size_t member(const gkd_json_doc *d, size_t o, const char *key) {
     return 0;
 }
 
-/* Read a whole file of at most BL_MAX_FILE bytes. */
-static int read_small(char **out, size_t *len, const char *path) {
-    struct stat st;
-    if (stat(path, &st) != 0) return gkd_error(GKD_EIO, "tokenizer %s: %s", path, strerror(errno));
-    if ((unsigned long long)st.st_size > BL_MAX_FILE)
-        return gkd_error(GKD_EFORMAT, "tokenizer %s: %lld bytes, more than the 256 MiB allowed", path,
-                         (long long)st.st_size);
-    int rc = gkd_file_read(out, len, path);
-    if (rc) return gkd_error_wrap(rc, "tokenizer");
+/* A source of at most BL_MAX_FILE bytes (a deserialized one can be
+ * larger than the file reader allows only by lying). */
+static int check_size(const gkd_subword_source *src) {
+    if (src->len > BL_MAX_FILE)
+        return gkd_error(GKD_EFORMAT, "tokenizer %s: %zu bytes, more than the 256 MiB allowed", src->label, src->len);
     return 0;
 }
 
@@ -728,10 +721,11 @@ static int finish_vocab(builder *B, gkd_subword *sw) {
 
 /* merges.txt / vocab.bpe: an optional "#version" line, then "left right"
  * per line. */
-static int load_merges_txt(builder *B, const char *path) {
-    char *text = NULL, *buf = malloc(BL_MAX_TOKEN * 8 + 8);
-    size_t len = 0;
-    int rc = buf ? read_small(&text, &len, path) : gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", path);
+static int parse_merges_txt(builder *B, const gkd_subword_source *src) {
+    const char *text = src->data, *path = src->label;
+    size_t len = src->len;
+    char *buf = malloc(BL_MAX_TOKEN * 8 + 8);
+    int rc = buf ? check_size(src) : gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", path);
     if (rc) goto done;
     const char *saved = B->path;
     B->path = path;
@@ -770,20 +764,16 @@ static int load_merges_txt(builder *B, const char *path) {
 out:
     B->path = saved;
 done:
-    free(text);
     free(buf);
     return rc;
 }
 
-static int load_vocab_file(builder *B, const char *path) {
-    char *text = NULL;
-    size_t len = 0;
+static int parse_vocab_file(builder *B, const gkd_subword_source *src) {
     gkd_json_doc d = {0};
-    int rc = read_small(&text, &len, path);
-    if (!rc) rc = parse_json(&d, path, text, len);
+    int rc = check_size(src);
+    if (!rc) rc = parse_json(&d, src->label, src->data, src->len);
     if (!rc) rc = load_vocab(B, &d, 0, 0);
     gkd_json_free(&d);
-    free(text);
     return rc;
 }
 
@@ -819,12 +809,11 @@ static int check_pretok(builder *B, const gkd_json_doc *d, size_t p) {
                      "tokenizer %s: pre_tokenizer is not supported (only ByteLevel with GPT-2's regex, alone)", B->path);
 }
 
-static int load_tokenizer_json(builder *B, gkd_subword *sw) {
-    char *text = NULL, *buf = malloc(BL_MAX_TOKEN * 8 + 8);
-    size_t len = 0;
+static int parse_tokenizer_json(builder *B, gkd_subword *sw, const gkd_subword_source *src) {
+    char *buf = malloc(BL_MAX_TOKEN * 8 + 8);
     gkd_json_doc d = {0};
-    int rc = buf ? read_small(&text, &len, B->path) : gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", B->path);
-    if (!rc) rc = parse_json(&d, B->path, text, len);
+    int rc = buf ? check_size(src) : gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", B->path);
+    if (!rc) rc = parse_json(&d, B->path, src->data, src->len);
     if (rc) goto done;
     size_t model = member(&d, 0, "model");
     if (!model || d.v[model].type != GKD_JSON_OBJECT) {
@@ -913,79 +902,26 @@ static int load_tokenizer_json(builder *B, gkd_subword *sw) {
     }
 done:
     gkd_json_free(&d);
-    free(text);
     free(buf);
     return rc;
 }
 
-/* out = a "/" b, or a alone when b is NULL; 0 if it did not fit. */
-static int join(char *out, size_t cap, const char *a, const char *b) {
-    int r = b ? snprintf(out, cap, "%s/%s", a, b) : snprintf(out, cap, "%s", a);
-    return r >= 0 && (size_t)r < cap;
-}
-
-static int is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-int gkd_subword_load_bytelevel(gkd_subword **out, const char *path) {
-    if (!out || !path) return gkd_error(GKD_EINVAL, "tokenizer: NULL argument");
+int gkd_subword_parse_bytelevel(gkd_subword **out, const gkd_subword_source *vocab, const gkd_subword_source *merges) {
     *out = NULL;
-    char vocab[4096], merges[4096], dir[4096];
-    const char *json = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0) return gkd_error(GKD_EIO, "tokenizer %s: %s", path, strerror(errno));
-    if (strlen(path) + 16 >= sizeof dir) return gkd_error(GKD_EINVAL, "tokenizer %s: path too long", path);
-    if (S_ISDIR(st.st_mode)) {
-        join(dir, sizeof dir, path, NULL);
-        static const char *pairs[2][2] = {{"vocab.json", "merges.txt"}, {"encoder.json", "vocab.bpe"}};
-        int found = 0;
-        for (int k = 0; k < 2 && !found; k++) {
-            if (join(vocab, sizeof vocab, dir, pairs[k][0]) && join(merges, sizeof merges, dir, pairs[k][1]) &&
-                (is_file(vocab) || is_file(merges)))
-                found = 1;
-        }
-        if (!found) {
-            if (!join(vocab, sizeof vocab, dir, "tokenizer.json") || !is_file(vocab))
-                return gkd_error(GKD_EFORMAT,
-                                 "tokenizer %s: no vocab.json + merges.txt, encoder.json + vocab.bpe or tokenizer.json",
-                                 path);
-            json = vocab;
-        }
-    } else {
-        const char *slash = strrchr(path, '/'), *b = slash ? slash + 1 : path;
-        if (slash) memcpy(dir, path, (size_t)(slash - path)), dir[slash - path] = '\0';
-        else strcpy(dir, ".");
-        static const char *pairs[4][2] = {
-            {"vocab.json", "merges.txt"}, {"merges.txt", "vocab.json"}, {"encoder.json", "vocab.bpe"}, {"vocab.bpe", "encoder.json"}};
-        int k = 0;
-        while (k < 4 && strcmp(b, pairs[k][0])) k++;
-        if (k == 4) {
-            json = path;
-        } else {
-            join(k % 2 ? merges : vocab, sizeof vocab, path, NULL);
-            join(k % 2 ? vocab : merges, sizeof vocab, dir, pairs[k][1]);
-        }
-    }
-    if (!json) {
-        const char *missing = !is_file(vocab) ? vocab : !is_file(merges) ? merges : NULL;
-        if (missing) return gkd_error(GKD_EIO, "tokenizer %s: %s is missing", path, missing);
-    }
     gkd_subword *sw = calloc(1, sizeof *sw);
     bl_impl *t = calloc(1, sizeof *t);
-    builder B = {.path = json ? json : vocab, .t = t};
+    builder B = {.path = vocab->label, .t = t};
     int rc = 0;
     if (!sw || !t) {
-        rc = gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", path);
+        rc = gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", vocab->label);
         goto done;
     }
-    if (json) {
-        rc = load_tokenizer_json(&B, sw);
+    if (!merges) {
+        rc = parse_tokenizer_json(&B, sw, vocab);
     } else {
-        rc = load_vocab_file(&B, vocab);
+        rc = parse_vocab_file(&B, vocab);
         if (!rc) rc = finish_vocab(&B, sw);
-        if (!rc) rc = load_merges_txt(&B, merges);
+        if (!rc) rc = parse_merges_txt(&B, merges);
     }
     if (rc) goto done;
     sw->kind = GKD_SUBWORD_BYTELEVEL;

@@ -32,13 +32,11 @@
  * JavaScript string decoded with replacement gives the tokenizers library;
  * added tokens spelled in the text are not split out (SentencePiece and
  * llama2.c do not either). */
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "gkd/error.h"
 #include "subword_internal.h"
@@ -181,32 +179,6 @@ static int index_pieces(spm *t, const char *path) {
             t->byte_id[b] = id;
         }
     }
-    return 0;
-}
-
-static int read_file(const char *path, char **buf, size_t *len) {
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gkd_error(GKD_EIO, "tokenizer %s: cannot open: %s", path, strerror(errno));
-    char *b = malloc(SPM_MAX_FILE + 1);
-    if (!b) {
-        fclose(f);
-        return gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", path);
-    }
-    size_t n = fread(b, 1, SPM_MAX_FILE + 1, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(b);
-        return gkd_error(GKD_EIO, "tokenizer %s: read failed", path);
-    }
-    if (n > SPM_MAX_FILE) {
-        free(b);
-        return gkd_error(GKD_EFORMAT, "tokenizer %s: larger than %zu MiB", path, SPM_MAX_FILE >> 20);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
     return 0;
 }
 
@@ -485,13 +457,20 @@ static int32_t get32(const unsigned char *b) {
     return (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
 }
 
-static int load_bin(gkd_subword **out, const char *path) {
-    char *buf = NULL;
-    size_t len = 0;
+/* A source of at most SPM_MAX_FILE bytes. */
+static int check_size(const gkd_subword_source *src) {
+    if (src->len > SPM_MAX_FILE)
+        return gkd_error(GKD_EFORMAT, "tokenizer %s: larger than %zu MiB", src->label, SPM_MAX_FILE >> 20);
+    return 0;
+}
+
+static int parse_bin(gkd_subword **out, const gkd_subword_source *src) {
+    const char *path = src->label;
+    size_t len = src->len;
     spm *t = NULL;
-    int rc = read_file(path, &buf, &len);
+    int rc = check_size(src);
     if (rc) return rc;
-    const unsigned char *b = (const unsigned char *)buf;
+    const unsigned char *b = (const unsigned char *)src->data;
     if (len < 4) {
         rc = gkd_error(GKD_EFORMAT, "tokenizer %s: %zu bytes, too short for a llama2.c tokenizer.bin", path, len);
         goto done;
@@ -581,7 +560,6 @@ static int load_bin(gkd_subword **out, const char *path) {
     t = NULL;
 done:
     spm_free(t);
-    free(buf);
     return rc;
 }
 
@@ -638,15 +616,14 @@ static char *unmark(const char *s, size_t len, int *n) {
     return p;
 }
 
-static int load_json(gkd_subword **out, const char *path) {
-    char *buf = NULL;
-    size_t len = 0;
+static int parse_json(gkd_subword **out, const gkd_subword_source *src) {
+    const char *path = src->label;
     spm *t = NULL;
     gkd_json_doc d = {0};
     char shown[64];
-    int rc = read_file(path, &buf, &len);
+    int rc = check_size(src);
     if (rc) return rc;
-    rc = gkd_json_parse_full(&d, buf, len, 16);
+    rc = gkd_json_parse_full(&d, src->data, src->len, 16);
     if (rc) {
         rc = gkd_error_wrap(rc, "tokenizer %s", path);
         goto done;
@@ -799,24 +776,10 @@ static int load_json(gkd_subword **out, const char *path) {
 done:
     spm_free(t);
     gkd_json_free(&d);
-    free(buf);
     return rc;
 }
 
-int gkd_subword_load_spm(gkd_subword **out, const char *path) {
-    if (!out || !path) return gkd_error(GKD_EINVAL, "tokenizer: NULL argument");
+int gkd_subword_parse_spm(gkd_subword **out, const gkd_subword_source *src) {
     *out = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0) return gkd_error(GKD_EIO, "tokenizer %s: %s", path, strerror(errno));
-    char p[4096];
-    if (S_ISDIR(st.st_mode)) {
-        if (snprintf(p, sizeof p, "%s/tokenizer.bin", path) >= (int)sizeof p)
-            return gkd_error(GKD_EINVAL, "tokenizer %s: path too long", path);
-        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) return load_bin(out, p);
-        snprintf(p, sizeof p, "%s/tokenizer.json", path);
-        return load_json(out, p);
-    }
-    size_t n = strlen(path);
-    if (n >= 5 && !strcmp(path + n - 5, ".json")) return load_json(out, path);
-    return load_bin(out, path);
+    return strcmp(src->name, "tokenizer.json") ? parse_bin(out, src) : parse_json(out, src);
 }
