@@ -9,6 +9,7 @@
 #define GKD_SUBWORD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +30,9 @@ int gkd_subword_load(gkd_subword **out, const char *path);
 void gkd_subword_free(gkd_subword *t);
 
 gkd_subword_kind gkd_subword_kind_of(const gkd_subword *t);
+/** A short name of a kind for messages and tables: "byte-level BPE",
+ *  "SentencePiece BPE" ("unknown" for any other value). */
+const char *gkd_subword_kind_name(gkd_subword_kind kind);
 /** Ids are 0 .. vocab_size - 1. */
 int gkd_subword_vocab_size(const gkd_subword *t);
 /** The files' beginning- and end-of-text tokens, -1 when they define none
@@ -47,6 +51,27 @@ int gkd_subword_encode(const gkd_subword *t, const char *text, size_t len, int *
  *  when cap > 0; *len_out is the full length even if it did not fit
  *  (GKD_EINVAL then). An id out of range is GKD_EINVAL. */
 int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out);
+
+/* Serialization (checkpoints store a tokenizer so they decode their own
+ * outputs): the bytes of the files the tokenizer was parsed from, which
+ * deserializing parses again (layout: docs/checkpoint-format.md). */
+size_t gkd_subword_serialized_size(const gkd_subword *t);
+/** Write gkd_subword_serialized_size(t) bytes to buf. */
+void gkd_subword_serialize(const gkd_subword *t, unsigned char *buf);
+/** A tokenizer from buf[0..n), which is untrusted: every count and length
+ *  is checked against n, file names against the known ones, and the files
+ *  are parsed as gkd_subword_load parses them. GKD_ECORRUPT (truncated,
+ *  bytes left over), GKD_EVERSION, GKD_EFORMAT (unknown kind or file, or
+ *  the parser's refusal naming the file "NAME from a checkpoint"), one
+ *  line each; *out NULL then. */
+int gkd_subword_deserialize(gkd_subword **out, const unsigned char *buf, size_t n);
+
+/** 1 if a and b are of one kind and were parsed from the same files, byte
+ *  for byte (the same vocabulary written in another layout compares
+ *  unequal), else 0. */
+int gkd_subword_equal(const gkd_subword *a, const gkd_subword *b);
+/** FNV-1a 64 of the serialized form: equal tokenizers hash alike. */
+uint64_t gkd_subword_hash(const gkd_subword *t);
 
 #ifdef __cplusplus
 }

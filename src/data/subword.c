@@ -1,6 +1,6 @@
 /* The common part of the subword tokenizers (include/gkd/subword.h): the
  * calls every kind answers through subword_internal.h. Loading from files
- * is subword_files.c. */
+ * is subword_files.c; the serialized form subword_blob.c. */
 #include <stdlib.h>
 
 #include "gkd/error.h"
@@ -11,6 +11,14 @@ void gkd_subword_free(gkd_subword *t) {
     if (t->free_impl) t->free_impl(t->impl);
     for (int i = 0; i < t->n_src; i++) free(t->src[i].data);
     free(t);
+}
+
+const char *gkd_subword_kind_name(gkd_subword_kind kind) {
+    switch (kind) {
+    case GKD_SUBWORD_BYTELEVEL: return "byte-level BPE";
+    case GKD_SUBWORD_SPM: return "SentencePiece BPE";
+    }
+    return "unknown";
 }
 
 gkd_subword_kind gkd_subword_kind_of(const gkd_subword *t) { return t->kind; }

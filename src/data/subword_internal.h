@@ -4,6 +4,7 @@
  * files and parsed again from a checkpoint:
  *
  *   subword_files.c    finds and reads the files of a path (gkd_subword_load)
+ *   subword_blob.c     the serialized form, equality and hash
  *   subword_sources.c  checks a set of files and hands it to its kind's parser
  *   subword_bytelevel.c, subword_spm.c   the kinds: parsers, encode, decode
  *   subword.c          the public calls every kind answers */

@@ -31,7 +31,7 @@ int gkd_subword_from_sources(gkd_subword **out, gkd_subword_kind kind, gkd_subwo
     int rc;
     if (n < 1 || n > GKD_SUBWORD_MAX_SOURCES || !known_set(kind, src, n))
         rc = gkd_error(GKD_EFORMAT, "tokenizer %s: not a set of files a %s tokenizer is read from",
-                       n >= 1 ? src[0].label : "(no files)", kind == GKD_SUBWORD_BYTELEVEL ? "byte-level BPE" : "SentencePiece BPE");
+                       n >= 1 ? src[0].label : "(no files)", gkd_subword_kind_name(kind));
     else if (kind == GKD_SUBWORD_BYTELEVEL)
         rc = gkd_subword_parse_bytelevel(out, &src[0], n == 2 ? &src[1] : NULL);
     else
