@@ -1,14 +1,26 @@
-/* Subword tokenizers in checkpoints (src/data/subword_blob.c).
+/* Subword tokenizers in checkpoints (src/data/subword_blob.c) and
+ * continuation encoding (gkd_subword_encode_continuation).
  *
  * Serialization: for each kind the tests have (GPT-2 byte-level in its
  * three layouts; small SentencePiece tokenizer.bin and tokenizer.json
  * written here; Llama 2's tokenizer.bin and tokenizer.json when `make
  * test` could write them, docs/tokenizers.md), deserialize(serialize(t))
  * serializes to the same bytes, is equal with the same hash, and gives
- * the file-loaded tokenizer's ids and decode on every line of
- * tests/fixtures/tokenizers/corpus.txt. Every truncation and every
+ * the file-loaded tokenizer's ids (continuation ids too) and decode on
+ * every line of tests/fixtures/tokenizers/corpus.txt. Every truncation and every
  * one-byte corruption of small blobs is refused with one line or parses
- * to a tokenizer that serializes back to the corrupted bytes. */
+ * to a tokenizer that serializes back to the corrupted bytes.
+ *
+ * Continuation: SentencePiece's dummy prefix is a leading space marker,
+ * so encode_continuation(" " + x) == encode(x) for every corpus line x
+ * (none is empty), through both Llama 2 files. The exceptions, which the
+ * corpus lacks and the test adds, are asserted by their rule: for an
+ * empty x encode gives nothing and the continuation the " " piece; and
+ * llama2.c's tokenizer.bin groups a byte with the UTF-8 continuation
+ * bytes after it (run.c), so when x starts with continuation bytes the
+ * space joins them and goes to its byte piece: the ids are encode(x)
+ * with its first id (the " " piece) replaced by <0x20>. Byte-level BPE:
+ * encode_continuation(x) == encode(x). */
 #include <check.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -189,7 +201,8 @@ static gkd_subword *case_tokenizer(int i, const char **name) {
     }
 }
 
-/* Same ids and the same decode on every corpus line. */
+/* Same ids and the same decode on every corpus line, and the same
+ * continuation ids. */
 static void same_on_corpus(const gkd_subword *a, const gkd_subword *b, const char *name) {
     size_t cn;
     unsigned char *corpus = th_read_bytes(th_fixture_path("tokenizers", "corpus.txt"), &cn);
@@ -203,10 +216,15 @@ static void same_on_corpus(const gkd_subword *a, const gkd_subword *b, const cha
         const char *nl = memchr(line, '\n', cn - at);
         size_t n = nl ? (size_t)(nl - line) : cn - at, la, lb;
         at += n + 1;
-        int na = -1, nb = -2;
+        for (int cont = 0; cont < 2; cont++) {
+            int na = -1, nb = -2;
+            ck_assert_int_eq((cont ? gkd_subword_encode_continuation : gkd_subword_encode)(a, line, n, ia, CAP, &na), 0);
+            ck_assert_int_eq((cont ? gkd_subword_encode_continuation : gkd_subword_encode)(b, line, n, ib, CAP, &nb), 0);
+            ck_assert_msg(na == nb && !memcmp(ia, ib, (size_t)na * sizeof *ia), "%s: line %d: ids differ (%s)", name,
+                          lines + 1, cont ? "continuation" : "encode");
+        }
+        int na = 0;
         ck_assert_int_eq(gkd_subword_encode(a, line, n, ia, CAP, &na), 0);
-        ck_assert_int_eq(gkd_subword_encode(b, line, n, ib, CAP, &nb), 0);
-        ck_assert_msg(na == nb && !memcmp(ia, ib, (size_t)na * sizeof *ia), "%s: line %d: ids differ", name, lines + 1);
         ck_assert_int_eq(gkd_subword_decode(a, ia, na, oa, CAP, &la), 0);
         ck_assert_int_eq(gkd_subword_decode(b, ia, na, ob, CAP, &lb), 0);
         ck_assert_msg(la == lb && !memcmp(oa, ob, la), "%s: line %d: decode differs", name, lines + 1);
@@ -410,6 +428,133 @@ START_TEST(test_equal_hash_names) {
 }
 END_TEST
 
+/* ---- continuation ---- */
+
+START_TEST(test_continuation_small) {
+    write_small_bin(NULL);
+    write_small_json("null");
+    for (int k = 0; k < 2; k++) {
+        gkd_subword *t = load_ok(in_dir(k ? "tokenizer.json" : "tokenizer.bin"));
+        int ids[16], n = -1;
+        ck_assert_int_eq(gkd_subword_encode(t, "ab", 2, ids, 16, &n), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_int_eq(ids[0], 264); /* " ab": the dummy prefix merged in */
+        ck_assert_int_eq(gkd_subword_encode_continuation(t, "ab", 2, ids, 16, &n), 0);
+        ck_assert_int_eq(n, 1);
+        ck_assert_int_eq(ids[0], 263); /* "ab" */
+        ck_assert_int_eq(gkd_subword_encode_continuation(t, "", 0, ids, 16, &n), 0);
+        ck_assert_int_eq(n, 0);
+        ck_assert_int_eq(gkd_subword_encode_continuation(t, "ab c", 4, ids, 1, &n), GKD_EINVAL);
+        ck_assert_int_eq(n, 3);
+        gkd_subword_free(t);
+    }
+}
+END_TEST
+
+/* Byte-level BPE: a continuation encodes as any text. */
+START_TEST(test_continuation_bytelevel) {
+    gkd_subword *t = load_ok(th_fixture_path("tokenizers", "gpt2"));
+    size_t cn;
+    unsigned char *corpus = th_read_bytes(th_fixture_path("tokenizers", "corpus.txt"), &cn);
+    enum { CAP = 1 << 16 };
+    int *a = malloc(CAP * sizeof *a), *b = malloc(CAP * sizeof *b), lines = 0;
+    ck_assert(a && b);
+    for (size_t at = 0; at < cn; lines++) {
+        const char *line = (const char *)corpus + at;
+        const char *nl = memchr(line, '\n', cn - at);
+        size_t n = nl ? (size_t)(nl - line) : cn - at;
+        at += n + 1;
+        int na, nb;
+        ck_assert_int_eq(gkd_subword_encode(t, line, n, a, CAP, &na), 0);
+        ck_assert_int_eq(gkd_subword_encode_continuation(t, line, n, b, CAP, &nb), 0);
+        ck_assert_msg(na == nb && !memcmp(a, b, (size_t)na * sizeof *a), "line %d", lines + 1);
+    }
+    ck_assert_int_eq(lines, 9025);
+    free(a);
+    free(b);
+    free(corpus);
+    gkd_subword_free(t);
+}
+END_TEST
+
+/* SentencePiece, Llama 2: encode_continuation(" " + x) == encode(x) for
+ * every non-empty line x; for tokenizer.bin and x starting with a
+ * continuation byte, encode(x) with its first id (" ") replaced by <0x20>;
+ * for an empty line, the " " piece alone. */
+static void check_continuation_identity(const char *file, int bin) {
+    const char *p = llama2_file(file);
+    if (!p) return;
+    gkd_subword *t = load_ok(p);
+    size_t cn;
+    unsigned char *corpus = th_read_bytes(th_fixture_path("tokenizers", "corpus.txt"), &cn);
+    enum { CAP = 1 << 16 };
+    int *a = malloc(CAP * sizeof *a), *b = malloc(CAP * sizeof *b);
+    char *spaced = malloc(cn + 64);
+    ck_assert(a && b && spaced);
+    int lines = 0, empty = 0, leading_space = 0, grouped = 0, space_id = -1, byte20 = -1, n1;
+    ck_assert_int_eq(gkd_subword_encode_continuation(t, " ", 1, a, CAP, &n1), 0);
+    ck_assert_int_eq(n1, 1);
+    space_id = a[0];
+    ck_assert_int_eq(space_id, 29871); /* Llama 2's "▁" */
+    ck_assert_int_eq(gkd_subword_encode(t, "\x01", 1, a, CAP, &n1), 0); /* <0x01> is id 4: <0x20> is 35 */
+    ck_assert_int_eq(a[n1 - 1], 4);
+    byte20 = 0x20 + 3;
+    /* The corpus has no empty line and none that starts with a
+     * continuation byte: these come after it. */
+    static const char *const extra[] = {"", "\x80" "abc", "\x80\xBF Hello", "\xBF"};
+    const int n_extra = 4;
+    for (size_t at = 0; at < cn || lines < 9025 + n_extra; lines++) {
+        const char *line;
+        size_t n;
+        if (at < cn) {
+            line = (const char *)corpus + at;
+            const char *nl = memchr(line, '\n', cn - at);
+            n = nl ? (size_t)(nl - line) : cn - at;
+            at += n + 1;
+        } else {
+            line = extra[lines - 9025];
+            n = strlen(line);
+        }
+        spaced[0] = ' ';
+        memcpy(spaced + 1, line, n);
+        int na, nb;
+        ck_assert_int_eq(gkd_subword_encode(t, line, n, a, CAP, &na), 0);
+        ck_assert_int_eq(gkd_subword_encode_continuation(t, spaced, n + 1, b, CAP, &nb), 0);
+        if (n == 0) {
+            empty++;
+            ck_assert_int_eq(na, 0);
+            ck_assert_int_eq(nb, 1);
+            ck_assert_int_eq(b[0], space_id);
+            continue;
+        }
+        leading_space += line[0] == ' ';
+        if (bin && ((unsigned char)line[0] & 0xC0) == 0x80) {
+            grouped++;
+            ck_assert_int_eq(a[0], space_id);
+            a[0] = byte20;
+        }
+        ck_assert_msg(na == nb && !memcmp(a, b, (size_t)na * sizeof *a), "%s: line %d: continuation of \" \" + x "
+                      "differs from encode(x)", file, lines + 1);
+    }
+    fprintf(stderr, "subword_blob: %s: continuation identity on %d lines (%d empty, %d starting with a space, "
+            "%d starting with a continuation byte)\n", file, lines, empty, leading_space, grouped);
+    ck_assert_int_eq(lines, 9025 + n_extra);
+    ck_assert_int_eq(empty, 1);
+    ck_assert_int_gt(leading_space, 0);
+    ck_assert_int_eq(grouped, bin ? 3 : 0);
+    free(a);
+    free(b);
+    free(spaced);
+    free(corpus);
+    gkd_subword_free(t);
+}
+
+START_TEST(test_continuation_llama2_bin) { check_continuation_identity("tokenizer.bin", 1); }
+END_TEST
+
+START_TEST(test_continuation_llama2_json) { check_continuation_identity("tokenizer.json", 0); }
+END_TEST
+
 Suite *subword_blob_suite(void) {
     Suite *s = suite_create("subword_blob");
     TCase *tc = tcase_create("subword_blob");
@@ -420,6 +565,10 @@ Suite *subword_blob_suite(void) {
     tcase_add_test(tc, test_bad_blobs);
     tcase_add_test(tc, test_truncated_and_corrupted);
     tcase_add_test(tc, test_equal_hash_names);
+    tcase_add_test(tc, test_continuation_small);
+    tcase_add_test(tc, test_continuation_bytelevel);
+    tcase_add_test(tc, test_continuation_llama2_bin);
+    tcase_add_test(tc, test_continuation_llama2_json);
     suite_add_tcase(s, tc);
     return s;
 }

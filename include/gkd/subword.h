@@ -47,6 +47,16 @@ int gkd_subword_eos(const gkd_subword *t);
  *  (*n_out then says how many). */
 int gkd_subword_encode(const gkd_subword *t, const char *text, size_t len, int *ids, int cap, int *n_out);
 
+/** Token ids of text that continues earlier text (a reference after its
+ *  prompt, split on text): as gkd_subword_encode, but SentencePiece adds
+ *  no dummy-prefix space marker before it (so for non-empty x,
+ *  encode_continuation(" " + x) gives encode(x), but for llama2.c's
+ *  tokenizer.bin when x starts with UTF-8 continuation bytes: run.c groups
+ *  them with the space; docs/tokenizers.md). Byte-level BPE adds nothing
+ *  before a text, so there it is gkd_subword_encode. */
+int gkd_subword_encode_continuation(const gkd_subword *t, const char *text, size_t len, int *ids, int cap,
+                                    int *n_out);
+
 /** The bytes of ids[0..n) (special tokens give nothing), NUL-terminated
  *  when cap > 0; *len_out is the full length even if it did not fit
  *  (GKD_EINVAL then). An id out of range is GKD_EINVAL. */

@@ -26,10 +26,20 @@ int gkd_subword_vocab_size(const gkd_subword *t) { return t->vocab_size; }
 int gkd_subword_bos(const gkd_subword *t) { return t->bos; }
 int gkd_subword_eos(const gkd_subword *t) { return t->eos; }
 
-int gkd_subword_encode(const gkd_subword *t, const char *text, size_t len, int *ids, int cap, int *n_out) {
+static int encode(const gkd_subword *t, const char *text, size_t len, int continuation, int *ids, int cap,
+                  int *n_out) {
     if (!t || (!text && len) || (!ids && cap) || cap < 0 || !n_out)
         return gkd_error(GKD_EINVAL, "tokenizer encode: bad argument");
-    return t->encode(t->impl, text, len, ids, cap, n_out);
+    return t->encode(t->impl, text, len, continuation, ids, cap, n_out);
+}
+
+int gkd_subword_encode(const gkd_subword *t, const char *text, size_t len, int *ids, int cap, int *n_out) {
+    return encode(t, text, len, 0, ids, cap, n_out);
+}
+
+int gkd_subword_encode_continuation(const gkd_subword *t, const char *text, size_t len, int *ids, int cap,
+                                    int *n_out) {
+    return encode(t, text, len, 1, ids, cap, n_out);
 }
 
 int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out) {

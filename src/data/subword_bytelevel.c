@@ -367,7 +367,10 @@ static int cache_init(bl_cache *c, size_t len) {
     return 0;
 }
 
-static int bl_encode(const void *impl, const char *text, size_t len, int *ids, int cap, int *n_out) {
+/* Byte-level BPE adds nothing before the text: a continuation encodes as
+ * any text does. */
+static int bl_encode(const void *impl, const char *text, size_t len, int continuation, int *ids, int cap, int *n_out) {
+    (void)continuation;
     const bl_impl *t = impl;
     const unsigned char *s = (const unsigned char *)text;
     bl_scratch w = {0};

@@ -324,7 +324,8 @@ static int push_char(const spm *t, idvec *v, const char *s, size_t n) {
     return push_id(v, t->unk);
 }
 
-static int spm_encode(const void *impl, const char *text, size_t len, int *ids, int cap, int *n_out) {
+static int spm_encode(const void *impl, const char *text, size_t len, int continuation, int *ids, int cap,
+                      int *n_out) {
     const spm *t = impl;
     *n_out = 0;
     if (len == 0) return 0;
@@ -334,7 +335,8 @@ static int spm_encode(const void *impl, const char *text, size_t len, int *ids, 
     char buf[2 * SPM_MAX_PIECE];
     const unsigned char *s = (const unsigned char *)text;
     static const char fffd[] = "\xEF\xBF\xBD";
-    if (push_char(t, &v, " ", 1) < 0) goto oom;
+    /* The dummy prefix marks the start of a text; a continuation has none. */
+    if (!continuation && push_char(t, &v, " ", 1) < 0) goto oom;
     for (size_t i = 0; i < len;) {
         size_t k, bad;
         int r;
