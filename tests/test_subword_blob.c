@@ -7,9 +7,12 @@
  * test` could write them, docs/tokenizers.md), deserialize(serialize(t))
  * serializes to the same bytes, is equal with the same hash, and gives
  * the file-loaded tokenizer's ids (continuation ids too) and decode on
- * every line of tests/fixtures/tokenizers/corpus.txt. Every truncation and every
- * one-byte corruption of small blobs is refused with one line or parses
- * to a tokenizer that serializes back to the corrupted bytes.
+ * every line of tests/fixtures/tokenizers/corpus.txt. Every truncation
+ * and every one-byte corruption of small blobs is refused with one line
+ * or parses to a tokenizer that serializes back to the corrupted bytes.
+ *
+ * Special tokens: <unk> and <pad> as the files define them, -1 when
+ * they do not (GPT-2, Llama 2's padding).
  *
  * Continuation: SentencePiece's dummy prefix is a leading space marker,
  * so encode_continuation(" " + x) == encode(x) for every corpus line x
@@ -249,6 +252,8 @@ START_TEST(test_round_trip) {
     ck_assert_int_eq(gkd_subword_vocab_size(u), gkd_subword_vocab_size(t));
     ck_assert_int_eq(gkd_subword_bos(u), gkd_subword_bos(t));
     ck_assert_int_eq(gkd_subword_eos(u), gkd_subword_eos(t));
+    ck_assert_int_eq(gkd_subword_unk(u), gkd_subword_unk(t));
+    ck_assert_int_eq(gkd_subword_pad(u), gkd_subword_pad(t));
     ck_assert(gkd_subword_equal(t, u));
     ck_assert(gkd_subword_hash(t) == gkd_subword_hash(u));
     ck_assert(gkd_subword_hash(t) == th_fnv1a(TH_FNV_BASIS, blob, n));
@@ -428,6 +433,95 @@ START_TEST(test_equal_hash_names) {
 }
 END_TEST
 
+/* ---- special tokens ---- */
+
+START_TEST(test_pad_and_unk) {
+    gkd_subword *g = load_ok(th_fixture_path("tokenizers", "gpt2"));
+    ck_assert_int_eq(gkd_subword_pad(g), -1);
+    ck_assert_int_eq(gkd_subword_unk(g), -1);
+    gkd_subword_free(g);
+    write_small_bin(NULL);
+    gkd_subword *t = load_ok(in_dir("tokenizer.bin"));
+    ck_assert_int_eq(gkd_subword_unk(t), 0);
+    ck_assert_int_eq(gkd_subword_pad(t), -1);
+    gkd_subword_free(t);
+    write_small_bin("<pad>");
+    t = load_ok(in_dir("tokenizer.bin"));
+    ck_assert_int_eq(gkd_subword_pad(t), 265);
+    /* A control piece: decodes to nothing. */
+    char out[8];
+    size_t len;
+    int ids[] = {260, 265, 261};
+    ck_assert_int_eq(gkd_subword_decode(t, ids, 3, out, sizeof out, &len), 0);
+    ck_assert_str_eq(out, "ab");
+    gkd_subword_free(t);
+    /* tokenizer.json: the special added token <pad>, or the padding object. */
+    write_small_json("null");
+    t = load_ok(in_dir("tokenizer.json"));
+    ck_assert_int_eq(gkd_subword_unk(t), 0);
+    ck_assert_int_eq(gkd_subword_pad(t), 265);
+    gkd_subword_free(t);
+    write_small_json("{\"pad_id\": 2, \"pad_token\": \"</s>\"}");
+    t = load_ok(in_dir("tokenizer.json"));
+    ck_assert_int_eq(gkd_subword_pad(t), 2);
+    gkd_subword_free(t);
+    const char *bad[][2] = {{"{\"pad_id\": 1, \"pad_token\": \"</s>\"}", "is piece 2, not padding.pad_id"},
+                            {"{\"pad_token\": \"<nope>\"}", "padding.pad_token \"<nope>\" is not in the vocabulary"},
+                            {"{\"pad_id\": 1}", "padding has no pad_token"},
+                            {"7", "padding is not an object"}};
+    for (int i = 0; i < 4; i++) {
+        write_small_json(bad[i][0]);
+        t = (gkd_subword *)1;
+        ck_assert_int_eq(gkd_subword_load(&t, in_dir("tokenizer.json")), GKD_EFORMAT);
+        ck_assert_ptr_null(t);
+        ck_assert_msg(strstr(gkd_last_error(), bad[i][1]), "%s", gkd_last_error());
+    }
+    /* Byte-level tokenizer.json: GPT-2's, its padding and unk_token set. */
+    size_t gn;
+    unsigned char *gpt2 = th_read_bytes(th_fixture_path("tokenizers/gpt2_hf", "tokenizer.json"), &gn);
+    const char *cases[][3] = {
+        {"{\"pad_id\":50256,\"pad_token\":\"<|endoftext|>\"}", "\"Hello\"", NULL},
+        {"{\"pad_token\":\"\u0120the\"}", "null", NULL}, /* a vocabulary entry: " the", 262 */
+        {"{\"pad_id\":1,\"pad_token\":\"<|endoftext|>\"}", "null", "is token 50256, not padding.pad_id"},
+        {"null", "\"<nope>\"", "model.unk_token \"<nope>\" is not a token"},
+    };
+    for (int i = 0; i < 4; i++) {
+        char *s = malloc(gn + 256), *at;
+        ck_assert_ptr_nonnull(s);
+        memcpy(s, gpt2, gn + 1);
+        ck_assert_ptr_nonnull(at = strstr(s, "\"padding\":null"));
+        memmove(at + 10 + strlen(cases[i][0]), at + 14, strlen(at + 14) + 1);
+        memcpy(at + 10, cases[i][0], strlen(cases[i][0]));
+        ck_assert_ptr_nonnull(at = strstr(s, "\"unk_token\":null"));
+        memmove(at + 12 + strlen(cases[i][1]), at + 16, strlen(at + 16) + 1);
+        memcpy(at + 12, cases[i][1], strlen(cases[i][1]));
+        th_write_file(in_dir("tokenizer.json"), s);
+        free(s);
+        t = (gkd_subword *)1;
+        int rc = gkd_subword_load(&t, in_dir("tokenizer.json"));
+        if (cases[i][2]) {
+            ck_assert_int_eq(rc, GKD_EFORMAT);
+            ck_assert_ptr_null(t);
+            ck_assert_msg(strstr(gkd_last_error(), cases[i][2]), "%s", gkd_last_error());
+            continue;
+        }
+        ck_assert_msg(rc == 0, "%s", gkd_last_error());
+        ck_assert_int_eq(gkd_subword_kind_of(t), GKD_SUBWORD_BYTELEVEL);
+        ck_assert_int_eq(gkd_subword_pad(t), i == 0 ? 50256 : 262);
+        ck_assert_int_eq(gkd_subword_unk(t), i == 0 ? 15496 : -1); /* "Hello" */
+        gkd_subword_free(t);
+    }
+    free(gpt2);
+    const char *p = llama2_file("tokenizer.json");
+    if (p) {
+        t = load_ok(p);
+        ck_assert_int_eq(gkd_subword_unk(t), 0);
+        ck_assert_int_eq(gkd_subword_pad(t), -1);
+        gkd_subword_free(t);
+    }
+}
+END_TEST
+
 /* ---- continuation ---- */
 
 START_TEST(test_continuation_small) {
@@ -565,6 +659,7 @@ Suite *subword_blob_suite(void) {
     tcase_add_test(tc, test_bad_blobs);
     tcase_add_test(tc, test_truncated_and_corrupted);
     tcase_add_test(tc, test_equal_hash_names);
+    tcase_add_test(tc, test_pad_and_unk);
     tcase_add_test(tc, test_continuation_small);
     tcase_add_test(tc, test_continuation_bytelevel);
     tcase_add_test(tc, test_continuation_llama2_bin);

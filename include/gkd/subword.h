@@ -39,6 +39,12 @@ int gkd_subword_vocab_size(const gkd_subword *t);
  *  (GPT-2 has one, <|endoftext|>, for both). */
 int gkd_subword_bos(const gkd_subword *t);
 int gkd_subword_eos(const gkd_subword *t);
+/** The files' unknown and padding tokens, -1 when they define none: <unk>
+ *  and <pad> pieces of SentencePiece files (tokenizer.json: special added
+ *  tokens), a tokenizer.json's model.unk_token and padding.pad_token.
+ *  GPT-2 and Llama 2 define no padding token. */
+int gkd_subword_unk(const gkd_subword *t);
+int gkd_subword_pad(const gkd_subword *t);
 
 /** Token ids of text[0..len) exactly as the reference tokenizer of the
  *  files gives them (no BOS/EOS added; for SentencePiece, the leading

@@ -25,6 +25,8 @@ gkd_subword_kind gkd_subword_kind_of(const gkd_subword *t) { return t->kind; }
 int gkd_subword_vocab_size(const gkd_subword *t) { return t->vocab_size; }
 int gkd_subword_bos(const gkd_subword *t) { return t->bos; }
 int gkd_subword_eos(const gkd_subword *t) { return t->eos; }
+int gkd_subword_unk(const gkd_subword *t) { return t->unk; }
+int gkd_subword_pad(const gkd_subword *t) { return t->pad; }
 
 static int encode(const gkd_subword *t, const char *text, size_t len, int continuation, int *ids, int cap,
                   int *n_out) {

@@ -710,7 +710,7 @@ static int finish_vocab(builder *B, gkd_subword *sw) {
         t->byte_id[b] = id;
     }
     sw->vocab_size = n;
-    sw->bos = sw->eos = -1;
+    sw->bos = sw->eos = sw->unk = sw->pad = -1;
     for (int id = 0; id < n; id++) {
         if (!t->special[id]) continue;
         const char *p = t->pool + t->off[id];
@@ -812,6 +812,46 @@ static int check_pretok(builder *B, const gkd_json_doc *d, size_t p) {
                      "tokenizer %s: pre_tokenizer is not supported (only ByteLevel with GPT-2's regex, alone)", B->path);
 }
 
+/* The id of the token a tokenizer.json string names: an added token's
+ * text as is, a vocabulary entry's as the bytes it stands for; -1 if none. */
+static int token_named(const bl_impl *t, const char *s, size_t n, char *buf) {
+    int id = vocab_find(t, s, n);
+    size_t bn;
+    if (id < 0 && n <= BL_MAX_TOKEN * 4 && !unmap(s, n, buf, &bn)) id = vocab_find(t, buf, bn);
+    return id;
+}
+
+/* <unk> and padding, when the file names them: model.unk_token, and the
+ * padding object's pad_token (with pad_id, which must agree). */
+static int special_ids(builder *B, const gkd_json_doc *d, size_t model, gkd_subword *sw) {
+    char *buf = malloc(BL_MAX_TOKEN * 4 + 4);
+    int rc = 0;
+    if (!buf) return gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", B->path);
+    size_t unk = member(d, model, "unk_token"), pad = member(d, 0, "padding");
+    if (unk && d->v[unk].type == GKD_JSON_STRING) {
+        sw->unk = token_named(B->t, d->v[unk].str, d->v[unk].len, buf);
+        if (sw->unk < 0) rc = shown_err(GKD_EFORMAT, B->path, "model.unk_token", d->v[unk].str, " is not a token");
+    } else if (unk && d->v[unk].type != GKD_JSON_NULL) {
+        rc = gkd_error(GKD_EFORMAT, "tokenizer %s: model.unk_token is not a string", B->path);
+    }
+    if (!rc && pad && d->v[pad].type == GKD_JSON_OBJECT) {
+        size_t tok = member(d, pad, "pad_token"), id = member(d, pad, "pad_id");
+        if (!tok || d->v[tok].type != GKD_JSON_STRING) {
+            rc = gkd_error(GKD_EFORMAT, "tokenizer %s: padding has no pad_token string", B->path);
+        } else if ((sw->pad = token_named(B->t, d->v[tok].str, d->v[tok].len, buf)) < 0) {
+            rc = shown_err(GKD_EFORMAT, B->path, "padding.pad_token", d->v[tok].str, " is not a token");
+        } else if (id && !(d->v[id].type == GKD_JSON_INT && !d->v[id].neg && d->v[id].num == (uint64_t)sw->pad)) {
+            char rest[64];
+            snprintf(rest, sizeof rest, " is token %d, not padding.pad_id", sw->pad);
+            rc = shown_err(GKD_EFORMAT, B->path, "padding.pad_token", d->v[tok].str, rest);
+        }
+    } else if (!rc && pad && d->v[pad].type != GKD_JSON_NULL) {
+        rc = gkd_error(GKD_EFORMAT, "tokenizer %s: padding is not an object", B->path);
+    }
+    free(buf);
+    return rc;
+}
+
 static int parse_tokenizer_json(builder *B, gkd_subword *sw, const gkd_subword_source *src) {
     char *buf = malloc(BL_MAX_TOKEN * 8 + 8);
     gkd_json_doc d = {0};
@@ -903,6 +943,7 @@ static int parse_tokenizer_json(builder *B, gkd_subword *sw, const gkd_subword_s
         }
         if (rc) goto done;
     }
+    if ((rc = special_ids(B, &d, model, sw))) goto done;
 done:
     gkd_json_free(&d);
     free(buf);

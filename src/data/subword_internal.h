@@ -34,6 +34,7 @@ struct gkd_subword {
     gkd_subword_kind kind;
     int vocab_size;
     int bos, eos; /* -1: none */
+    int unk, pad; /* -1: none */
     void *impl;   /* the kind's own data */
     /* continuation: text that continues earlier text (no SentencePiece
      * dummy prefix) */

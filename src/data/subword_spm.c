@@ -435,7 +435,7 @@ static int spm_decode(const void *impl, const int *ids, int n, char *out, size_t
     return 0;
 }
 
-static int finish(gkd_subword **out, spm *t, int bos, int eos) {
+static int finish(gkd_subword **out, spm *t, int bos, int eos, int pad) {
     gkd_subword *w = calloc(1, sizeof *w);
     if (!w) {
         spm_free(t);
@@ -445,6 +445,8 @@ static int finish(gkd_subword **out, spm *t, int bos, int eos) {
     w->vocab_size = t->n;
     w->bos = bos;
     w->eos = eos;
+    w->unk = t->unk;
+    w->pad = pad;
     w->impl = t;
     w->encode = spm_encode;
     w->decode = spm_decode;
@@ -529,7 +531,7 @@ static int parse_bin(gkd_subword **out, const gkd_subword_source *src) {
         goto done;
     }
     t->byte_fallback = 1;
-    int bos = -1, eos = -1;
+    int bos = -1, eos = -1, pad = -1;
     at = 4;
     for (int id = 0; id < n; id++) {
         int32_t pl = get32(b + at + 4);
@@ -554,11 +556,14 @@ static int parse_bin(gkd_subword **out, const gkd_subword_source *src) {
         } else if (!strcmp(p, "<unk>")) {
             t->type[id] = PIECE_CONTROL;
             if (t->unk < 0) t->unk = id;
+        } else if (!strcmp(p, "<pad>")) { /* SentencePiece's spelling, when a model has one */
+            t->type[id] = PIECE_CONTROL;
+            if (pad < 0) pad = id;
         }
     }
     rc = index_pieces(t, path);
     if (rc) goto done;
-    rc = finish(out, t, bos, eos);
+    rc = finish(out, t, bos, eos, pad);
     t = NULL;
 done:
     spm_free(t);
@@ -688,7 +693,7 @@ static int parse_json(gkd_subword **out, const gkd_subword_source *src) {
             goto done;
         }
     }
-    int bos = -1, eos = -1;
+    int bos = -1, eos = -1, pad = -1;
     for (size_t i = nadded ? idx(&d, added) + 1 : 0; nadded && i < added->end; i = d.v[i].end) {
         int id = (int)member(&d, i, "id")->num;
         const gkd_json_value *c = member(&d, i, "content"), *sp = member(&d, i, "special");
@@ -711,6 +716,7 @@ static int parse_json(gkd_subword **out, const gkd_subword_source *src) {
             t->type[id] = PIECE_CONTROL;
             if (!strcmp(c->str, "<s>") && bos < 0) bos = id;
             if (!strcmp(c->str, "</s>") && eos < 0) eos = id;
+            if (!strcmp(c->str, "<pad>") && pad < 0) pad = id;
         }
     }
     for (int id = 0; id < n; id++)
@@ -772,8 +778,26 @@ static int parse_json(gkd_subword **out, const gkd_subword_source *src) {
             if (t->pairs[s].key == key) BAD("merge %d repeats merge %d", rank, t->pairs[s].rank);
         t->pairs[s] = (spm_pair){key, rank, ij};
     }
+    /* The padding object names the pad token (pad_id must agree). */
+    const gkd_json_value *padding = member(&d, 0, "padding");
+    if (padding && padding->type == GKD_JSON_OBJECT) {
+        const gkd_json_value *pt = member(&d, idx(&d, padding), "pad_token"), *pi = member(&d, idx(&d, padding), "pad_id");
+        if (!pt || pt->type != GKD_JSON_STRING) BAD("%s", "padding has no pad_token string");
+        gkd_json_shown(shown, sizeof shown, pt->str);
+        int pl;
+        char *p = unmark(pt->str, pt->len, &pl);
+        if (!p) {
+            rc = gkd_error(GKD_ENOMEM, "tokenizer %s: out of memory", path);
+            goto done;
+        }
+        pad = lookup(t, p, (size_t)pl);
+        free(p);
+        if (pad < 0) BAD("padding.pad_token \"%s\" is not in the vocabulary", shown);
+        if (pi && !(pi->type == GKD_JSON_INT && !pi->neg && pi->num == (uint64_t)pad))
+            BAD("padding.pad_token \"%s\" is piece %d, not padding.pad_id", shown, pad);
+    } else if (padding && padding->type != GKD_JSON_NULL) BAD("%s", "padding is not an object");
 #undef BAD
-    rc = finish(out, t, bos, eos);
+    rc = finish(out, t, bos, eos, pad);
     t = NULL;
 done:
     spm_free(t);
