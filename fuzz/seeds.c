@@ -6,7 +6,9 @@
  *
  * writes OUTDIR/checkpoint (gkd_checkpoint_save: bare, and with tokenizer,
  * optimizer state, rng states, a schedule state as extra data and a task
- * record), OUTDIR/tokenizer, OUTDIR/replay and OUTDIR/schedule (the
+ * record), OUTDIR/tokenizer, OUTDIR/subword_blob (small subword
+ * tokenizers: files written here or fuzz/seeds/bpe_vocab, loaded by
+ * gkd_subword_load and serialized), OUTDIR/replay and OUTDIR/schedule (the
  * schedules of fuzz.h), OUTDIR/task_record (gkd_task_record_new on each
  * task; the file tasks' data goes to OUTDIR/data), and OUTDIR/results:
  * each FILE.csv whose name the results target knows behind its selector
@@ -22,6 +24,7 @@
 #include "gkd/model.h"
 #include "gkd/replay.h"
 #include "gkd/schedule.h"
+#include "gkd/subword.h"
 #include "gkd/task.h"
 #include "gkd/teacher_cache.h"
 #include "gkd/tokenizer.h"
@@ -58,6 +61,90 @@ static void tokenizers(void) {
     seed("tokenizer", "byte", buf, gkd_tokenizer_serialized_size(b));
     gkd_tokenizer_free(c);
     gkd_tokenizer_free(b);
+}
+
+/* A subword tokenizer loaded from dir (or one file), serialized as a seed. */
+static void subword_seed(const char *path, const char *name) {
+    gkd_subword *t = NULL;
+    if (gkd_subword_load(&t, path)) die(path);
+    size_t n = gkd_subword_serialized_size(t);
+    unsigned char *buf = malloc(n);
+    if (!buf) die("out of memory");
+    gkd_subword_serialize(t, buf);
+    seed("subword_blob", name, buf, n);
+    free(buf);
+    gkd_subword_free(t);
+}
+
+static void put_le32(unsigned char *p, uint32_t v) {
+    for (int k = 0; k < 4; k++) p[k] = (unsigned char)(v >> (8 * k));
+}
+
+/* A tiny llama2.c tokenizer.bin: specials, a few byte pieces (the rest of
+ * the bytes go to <unk>), pieces that merge by score. */
+static void tiny_bin(const char *path) {
+    static const char *const pieces[] = {"<unk>", "\n<s>\n", "\n</s>\n", "<0x0A>", "<0x80>", "<0xC3>", "<0xA9>",
+                                         " ",     "a",       "b",        "c",      "ab",     " ab",    "abc"};
+    static const float scores[] = {0, 0, 0, 0, 0, 0, 0, -100, -101, -102, -103, -1, -2, -3};
+    unsigned char buf[512];
+    size_t n = 4;
+    put_le32(buf, 8);
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        uint32_t u, len = (uint32_t)strlen(pieces[i]);
+        memcpy(&u, &scores[i], 4);
+        put_le32(buf + n, u);
+        put_le32(buf + n + 4, len);
+        memcpy(buf + n + 8, pieces[i], len);
+        n += 8 + len;
+    }
+    fuzz_write(path, buf, n);
+}
+
+/* The same pieces as a tokenizer.json of Llama 2's layout, merges by rank. */
+static const char tiny_json[] =
+    "{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true},"
+    " {\"id\": 1, \"content\": \"<s>\", \"special\": true}, {\"id\": 2, \"content\": \"</s>\", \"special\": true}],"
+    " \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"\\u2581\"},"
+    " {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\\u2581\"}]},"
+    " \"pre_tokenizer\": null, \"padding\": null,"
+    " \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": true,"
+    " \"vocab\": {\"<unk>\": 0, \"<s>\": 1, \"</s>\": 2, \"<0x0A>\": 3, \"<0x80>\": 4, \"<0xC3>\": 5, \"<0xA9>\": 6,"
+    " \"\\u2581\": 7, \"a\": 8, \"b\": 9, \"c\": 10, \"ab\": 11, \"\\u2581ab\": 12, \"abc\": 13},"
+    " \"merges\": [\"a b\", \"\\u2581 ab\", [\"ab\", \"c\"]]}}\n";
+
+/* The bytes of a file of the repository (at most 64 KiB), *n of them. */
+static unsigned char *repo_file(const char *path, size_t *n) {
+    static unsigned char buf[1 << 16];
+    FILE *f = fopen(path, "rb");
+    if (!f) die(path);
+    *n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return buf;
+}
+
+static void subword_blobs(void) {
+    char dir[512], p[1024];
+    snprintf(dir, sizeof dir, "%s/subword", fuzz_dir());
+    if (gkd_mkdir_p(dir)) die(dir);
+    snprintf(p, sizeof p, "%s/tokenizer.bin", dir);
+    tiny_bin(p);
+    subword_seed(p, "spm-tokenizer-bin");
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    fuzz_write(p, tiny_json, sizeof tiny_json - 1);
+    subword_seed(p, "spm-tokenizer-json");
+    /* fuzz/seeds/bpe_vocab: a tokenizer.json, and vocab.json, a NUL, merges.txt. */
+    size_t n;
+    unsigned char *b = repo_file("fuzz/seeds/bpe_vocab/tokenizer_json", &n);
+    fuzz_write(p, b, n);
+    subword_seed(p, "bytelevel-tokenizer-json");
+    b = repo_file("fuzz/seeds/bpe_vocab/pair", &n);
+    const unsigned char *nul = memchr(b, 0, n);
+    if (!nul) die("fuzz/seeds/bpe_vocab/pair has no NUL");
+    snprintf(p, sizeof p, "%s/merges.txt", dir);
+    fuzz_write(p, nul + 1, n - (size_t)(nul - b) - 1);
+    snprintf(p, sizeof p, "%s/vocab.json", dir);
+    fuzz_write(p, b, (size_t)(nul - b));
+    subword_seed(p, "bytelevel-vocab-merges");
 }
 
 /* A batch of n rows of distinct lengths, for the replay buffers. */
@@ -316,6 +403,7 @@ int main(int argc, char **argv) {
     }
     out_dir = argv[1];
     tokenizers();
+    subword_blobs();
     replays();
     schedules();
     task_records();
