@@ -68,6 +68,13 @@ int gkd_subword_encode_continuation(const gkd_subword *t, const char *text, size
  *  (GKD_EINVAL then). An id out of range is GKD_EINVAL. */
 int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out);
 
+/** The same for ids that continue earlier text: SentencePiece keeps the
+ *  leading space it strips at the start of a text, so decoding a
+ *  reference encoded by gkd_subword_encode_continuation gives it back
+ *  (byte-level BPE: the same as gkd_subword_decode). */
+int gkd_subword_decode_continuation(const gkd_subword *t, const int *ids, int n, char *out, size_t cap,
+                                    size_t *len_out);
+
 /* Serialization (checkpoints store a tokenizer so they decode their own
  * outputs): the bytes of the files the tokenizer was parsed from, which
  * deserializing parses again (layout: docs/checkpoint-format.md). */

@@ -44,12 +44,22 @@ int gkd_subword_encode_continuation(const gkd_subword *t, const char *text, size
     return encode(t, text, len, 1, ids, cap, n_out);
 }
 
-int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out) {
+static int decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out,
+                  int continuation) {
     if (!t || (!ids && n) || n < 0 || (!out && cap) || !len_out)
         return gkd_error(GKD_EINVAL, "tokenizer decode: bad argument");
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= t->vocab_size)
             return gkd_error(GKD_EINVAL, "tokenizer decode: id %d at %d outside the vocabulary (%d)", ids[i], i,
                              t->vocab_size);
-    return t->decode(t->impl, ids, n, out, cap, len_out);
+    return t->decode(t->impl, ids, n, continuation, out, cap, len_out);
+}
+
+int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, size_t cap, size_t *len_out) {
+    return decode(t, ids, n, out, cap, len_out, 0);
+}
+
+int gkd_subword_decode_continuation(const gkd_subword *t, const int *ids, int n, char *out, size_t cap,
+                                    size_t *len_out) {
+    return decode(t, ids, n, out, cap, len_out, 1);
 }

@@ -438,7 +438,9 @@ done:
     return rc;
 }
 
-static int bl_decode(const void *impl, const int *ids, int n, char *out, size_t cap, size_t *len_out) {
+static int bl_decode(const void *impl, const int *ids, int n, int continuation, char *out, size_t cap,
+                     size_t *len_out) {
+    (void)continuation; /* byte-level BPE decodes every text alike */
     const bl_impl *t = impl;
     size_t len = 0;
     for (int i = 0; i < n; i++) {

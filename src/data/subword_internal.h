@@ -39,7 +39,10 @@ struct gkd_subword {
     /* continuation: text that continues earlier text (no SentencePiece
      * dummy prefix) */
     int (*encode)(const void *impl, const char *text, size_t len, int continuation, int *ids, int cap, int *n_out);
-    int (*decode)(const void *impl, const int *ids, int n, char *out, size_t cap, size_t *len_out);
+    /* continuation: keep the leading space SentencePiece strips at the
+     * start of a text */
+    int (*decode)(const void *impl, const int *ids, int n, int continuation, char *out, size_t cap,
+                  size_t *len_out);
     void (*free_impl)(void *impl);
     gkd_subword_source src[GKD_SUBWORD_MAX_SOURCES]; /* what it was parsed from; label NULL */
     int n_src;

@@ -409,10 +409,13 @@ done:
     return rc;
 }
 
-static int spm_decode(const void *impl, const int *ids, int n, char *out, size_t cap, size_t *len_out) {
+static int spm_decode(const void *impl, const int *ids, int n, int continuation, char *out, size_t cap,
+                      size_t *len_out) {
     const spm *t = impl;
     size_t len = 0;
-    int first = 1; /* the first piece that gives bytes: its leading space goes */
+    /* the first piece that gives bytes: its leading space goes, unless the
+     * ids continue a text */
+    int first = !continuation;
     for (int i = 0; i < n; i++) {
         int id = ids[i];
         const char *p = t->piece[id];
