@@ -75,6 +75,13 @@ int gkd_subword_decode(const gkd_subword *t, const int *ids, int n, char *out, s
 int gkd_subword_decode_continuation(const gkd_subword *t, const int *ids, int n, char *out, size_t cap,
                                     size_t *len_out);
 
+/** Write the files t was read from into directory dir (which must exist),
+ *  so another tool, or gkd importing a model from dir, reads the same
+ *  tokenizer. A file of that name already in dir with the same bytes is
+ *  left as it is; with other bytes it is GKD_EMISMATCH naming it, and nothing
+ *  is replaced. Each file is written atomically. */
+int gkd_subword_write_files(const gkd_subword *t, const char *dir);
+
 /* Serialization (checkpoints store a tokenizer so they decode their own
  * outputs): the bytes of the files the tokenizer was parsed from, which
  * deserializing parses again (layout: docs/checkpoint-format.md). */
