@@ -4,9 +4,12 @@
 #include <check.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "gkd/error.h"
 #include "gkd/rng.h"
@@ -169,4 +172,72 @@ uint64_t th_fnv1a(uint64_t h, const void *p, size_t n) {
         h *= 1099511628211ULL;
     }
     return h;
+}
+
+int th_gkd(const char *dir, const char *fmt, ...) {
+    const char *bin = getenv("GKD_BIN");
+    ck_assert_msg(bin != NULL, "GKD_BIN is not set (run through make test)");
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && OMP_NUM_THREADS=1 '%s' %s > out.txt 2> err.txt", dir, bin, args);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Little-endian bytes of a llama2.c tokenizer.bin under construction. */
+typedef struct {
+    unsigned char *b;
+    size_t n, cap;
+} tokbin;
+
+static void tokbin_put(tokbin *o, const void *p, size_t n) {
+    if (o->n + n > o->cap) {
+        o->cap = 2 * (o->n + n) + 64;
+        o->b = realloc(o->b, o->cap);
+        ck_assert_ptr_nonnull(o->b);
+    }
+    memcpy(o->b + o->n, p, n);
+    o->n += n;
+}
+
+static void tokbin_u32(tokbin *o, uint32_t v) {
+    unsigned char b[4];
+    for (int k = 0; k < 4; k++) b[k] = (unsigned char)(v >> (8 * k));
+    tokbin_put(o, b, 4);
+}
+
+static void tokbin_piece(tokbin *o, float score, const char *s) {
+    uint32_t u;
+    memcpy(&u, &score, 4);
+    tokbin_u32(o, u);
+    tokbin_u32(o, (uint32_t)strlen(s));
+    tokbin_put(o, s, strlen(s));
+}
+
+unsigned char *th_llama2c_tokenizer(size_t *len, const char *const *pieces, const float *scores, int n) {
+    tokbin o = {0};
+    tokbin_u32(&o, 16); /* max piece length */
+    tokbin_piece(&o, 0, "<unk>");
+    tokbin_piece(&o, 0, "\n<s>\n");
+    tokbin_piece(&o, 0, "\n</s>\n");
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        snprintf(s, sizeof s, "<0x%02X>", b);
+        tokbin_piece(&o, 0, s);
+    }
+    for (int i = 0; i < n; i++) tokbin_piece(&o, scores[i], pieces[i]);
+    *len = o.n;
+    return o.b;
+}
+
+void th_write_small_llama2c_tokenizer(const char *path) {
+    static const char *const pieces[] = {" ", "a", "b", "c", "ab", "bc", " ab", "abc", "\xC3\xA9", " \xC3\xA9"};
+    static const float scores[] = {-100, -101, -102, -103, -1, -2, -3, -4, -104, -5};
+    size_t n;
+    unsigned char *b = th_llama2c_tokenizer(&n, pieces, scores, 10);
+    th_write_bytes(path, b, n);
+    free(b);
 }

@@ -62,4 +62,21 @@ double th_fd_rel_err(th_objective f, void *ctx, float *x, const float *grad, siz
 #define TH_FNV_BASIS 0xcbf29ce484222325ull
 uint64_t th_fnv1a(uint64_t h, const void *p, size_t n);
 
+/** Run `GKD_BIN ARGS` (printf-style) in dir with one thread, stdout to
+ *  dir/out.txt and stderr to dir/err.txt; its exit status (-1 if it did
+ *  not exit). Fails the test if GKD_BIN is not set. */
+int th_gkd(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** The bytes of a llama2.c tokenizer.bin (malloc'd, *len of them): max
+ *  piece length 16, <unk>, <s>, </s>, the 256 byte pieces <0x00>..<0xFF>
+ *  (ids 3..258), then pieces[0..n) with their scores (ids 259...). */
+unsigned char *th_llama2c_tokenizer(size_t *len, const char *const *pieces, const float *scores, int n);
+
+/** Write a small llama2.c tokenizer.bin (269 pieces) to path: the above
+ *  with " " (259), "a" (260), "b" (261), "c" (262), "ab" (263, score -1),
+ *  "bc" (264, -2), " ab" (265, -3), "abc" (266, -4), "é" (267), " é" (268,
+ *  -5); single characters score -100 and below. Any text encodes (byte
+ *  fallback). */
+void th_write_small_llama2c_tokenizer(const char *path);
+
 #endif

@@ -63,55 +63,15 @@ static unsigned char *serialized(const gkd_subword *t, size_t *n) {
 
 /* ---- small tokenizers written here ---- */
 
-typedef struct {
-    unsigned char *b;
-    size_t n, cap;
-} bytes;
-
-static void put(bytes *o, const void *p, size_t n) {
-    if (o->n + n > o->cap) {
-        o->cap = 2 * (o->n + n) + 64;
-        o->b = realloc(o->b, o->cap);
-        ck_assert_ptr_nonnull(o->b);
-    }
-    memcpy(o->b + o->n, p, n);
-    o->n += n;
-}
-static void put32(bytes *o, uint32_t v) {
-    unsigned char b[4];
-    for (int k = 0; k < 4; k++) b[k] = (unsigned char)(v >> (8 * k));
-    put(o, b, 4);
-}
-static void piece(bytes *o, float score, const char *s) {
-    uint32_t u;
-    memcpy(&u, &score, 4);
-    put32(o, u);
-    put32(o, (uint32_t)strlen(s));
-    put(o, s, strlen(s));
-}
-
 /* A llama2.c tokenizer.bin: <unk>, <s>, </s>, the byte pieces (3..258),
  * " " (259), "a", "b", "c", "ab" (263), " ab" (264), then extra. */
 static void write_small_bin(const char *extra) {
-    bytes o = {0};
-    put32(&o, 16);
-    piece(&o, 0, "<unk>");
-    piece(&o, 0, "\n<s>\n");
-    piece(&o, 0, "\n</s>\n");
-    for (int b = 0; b < 256; b++) {
-        char s[8];
-        snprintf(s, sizeof s, "<0x%02X>", b);
-        piece(&o, 0, s);
-    }
-    piece(&o, -100, " ");
-    piece(&o, -101, "a");
-    piece(&o, -102, "b");
-    piece(&o, -103, "c");
-    piece(&o, -1, "ab");
-    piece(&o, -2, " ab");
-    if (extra) piece(&o, 0, extra);
-    th_write_bytes(in_dir("tokenizer.bin"), o.b, o.n);
-    free(o.b);
+    const char *pieces[7] = {" ", "a", "b", "c", "ab", " ab", extra};
+    const float scores[7] = {-100, -101, -102, -103, -1, -2, 0};
+    size_t n;
+    unsigned char *b = th_llama2c_tokenizer(&n, pieces, scores, extra ? 7 : 6);
+    th_write_bytes(in_dir("tokenizer.bin"), b, n);
+    free(b);
 }
 
 /* The same pieces as a Hugging Face tokenizer.json of Llama 2's layout;

@@ -72,30 +72,14 @@ static void piece(bytes *o, float score, const char *s) {
     put(o, s, strlen(s));
 }
 
-/* <unk>, <s>, </s>, the 256 byte pieces (ids 3..258), then " " (259),
- * "a" (260), "b" (261), "c" (262), "ab" (263, score -1), "bc" (264, -2),
- * " ab" (265, -3), "abc" (266, -4), "é" (267), " " + "é" (268, -5). */
+/* The small tokenizer.bin of th_write_small_llama2c_tokenizer, in memory
+ * (to be cut short or extended). */
 static bytes small_bin(void) {
+    static const char *const pieces[] = {" ", "a", "b", "c", "ab", "bc", " ab", "abc", "\xC3\xA9", " \xC3\xA9"};
+    static const float scores[] = {-100, -101, -102, -103, -1, -2, -3, -4, -104, -5};
     bytes o = {0};
-    put32(&o, 16);
-    piece(&o, 0, "<unk>");
-    piece(&o, 0, "\n<s>\n");
-    piece(&o, 0, "\n</s>\n");
-    for (int b = 0; b < 256; b++) {
-        char s[8];
-        snprintf(s, sizeof s, "<0x%02X>", b);
-        piece(&o, 0, s);
-    }
-    piece(&o, -100, " ");
-    piece(&o, -101, "a");
-    piece(&o, -102, "b");
-    piece(&o, -103, "c");
-    piece(&o, -1, "ab");
-    piece(&o, -2, "bc");
-    piece(&o, -3, " ab");
-    piece(&o, -4, "abc");
-    piece(&o, -104, "\xC3\xA9");
-    piece(&o, -5, " \xC3\xA9");
+    o.b = th_llama2c_tokenizer(&o.n, pieces, scores, 10);
+    o.cap = o.n;
     return o;
 }
 
