@@ -145,8 +145,10 @@ START_TEST(test_serialize_roundtrip_and_validation) {
     ck_assert_int_eq(gkd_tokenizer_deserialize(&x, buf, 4), GKD_ECORRUPT);
     unsigned char *c = malloc(n);
     memcpy(c, buf, n);
-    c[0] = 3;
+    c[0] = 4; /* no such kind */
     ck_assert_int_eq(gkd_tokenizer_deserialize(&x, c, n), GKD_EFORMAT);
+    c[0] = 3; /* subword: count is the blob's size, which does not match */
+    ck_assert_int_eq(gkd_tokenizer_deserialize(&x, c, n), GKD_ECORRUPT);
     memcpy(c, buf, n);
     memcpy(c + 8, c + 12, 4); /* duplicate code point */
     ck_assert_int_eq(gkd_tokenizer_deserialize(&x, c, n), GKD_EFORMAT);
