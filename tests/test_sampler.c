@@ -308,11 +308,16 @@ START_TEST(test_eos_stops_and_pad_follows) {
 END_TEST
 
 /* Random model at temperature 1: EOS ends a sequence exactly once; else it
- * runs to max_new_tokens or the batch capacity. */
+ * runs to max_new_tokens or the batch capacity. The end token is the
+ * options' (a subword tokenizer's EOS is not id 2), and one outside the
+ * vocabulary is refused. */
 START_TEST(test_stop_rules) {
     const int V = 8, T = 24, B = 40;
     gkd_model *m = make_model(V, T, 1, 16, 2, 5, 0.2f);
+    const int eos_ids[2] = {GKD_TOK_EOS, 6};
+    for (int e = 0; e < 2; e++)
     for (int cap_case = 0; cap_case < 2; cap_case++) {
+        const int eos = eos_ids[e];
         int cap = cap_case ? 12 : T;
         gkd_seqbatch bt;
         ck_assert_int_eq(gkd_seqbatch_new(&bt, B, cap), 0);
@@ -320,21 +325,23 @@ START_TEST(test_stop_rules) {
         for (int b = 0; b < B; b++) plen[b] = 2 + b % 5;
         fill_prompts(&bt, plen, V, 8);
         gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+        ck_assert_int_eq(o.eos_token, GKD_TOK_EOS);
         o.max_new_tokens = 9;
+        o.eos_token = eos;
         generate(m, NULL, &bt, &o, 0.0f, 3, NULL, NULL);
         int n_eos = 0, n_full = 0;
         for (int b = 0; b < B; b++) {
             const int *tok = bt.tokens + (size_t)b * cap;
             int limit = plen[b] + 9 < cap ? plen[b] + 9 : cap;
-            for (int t = plen[b]; t < bt.len[b] - 1; t++) ck_assert_int_ne(tok[t], GKD_TOK_EOS);
+            for (int t = plen[b]; t < bt.len[b] - 1; t++) ck_assert_int_ne(tok[t], eos);
             if (bt.eos[b]) {
                 n_eos++;
-                ck_assert_int_eq(tok[bt.len[b] - 1], GKD_TOK_EOS);
+                ck_assert_int_eq(tok[bt.len[b] - 1], eos);
                 ck_assert_int_le(bt.len[b], limit);
             } else {
                 n_full++;
                 ck_assert_int_eq(bt.len[b], limit);
-                ck_assert_int_ne(tok[bt.len[b] - 1], GKD_TOK_EOS);
+                ck_assert_int_ne(tok[bt.len[b] - 1], eos);
             }
             for (int t = bt.len[b]; t < cap; t++) ck_assert_int_eq(tok[t], GKD_TOK_PAD);
         }
@@ -342,6 +349,19 @@ START_TEST(test_stop_rules) {
         ck_assert_int_gt(n_full, 0);
         gkd_seqbatch_free(&bt);
     }
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, 1, T), 0);
+    int plen[1] = {2};
+    fill_prompts(&bt, plen, V, 8);
+    gkd_sampler *s;
+    ck_assert_int_eq(gkd_sampler_new(&s, m, NULL, 1), 0);
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.eos_token = V;
+    uint64_t stream = 0;
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.0f, 1, &stream, NULL), GKD_EINVAL);
+    ck_assert_str_eq(gkd_last_error(), "sampler: eos_token 8 outside the vocabulary (V=8)");
+    gkd_sampler_free(s);
+    gkd_seqbatch_free(&bt);
     gkd_model_free(m);
 }
 END_TEST

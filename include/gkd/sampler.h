@@ -37,9 +37,11 @@ typedef struct {
     int top_k;          /* 0 = off */
     float top_p;        /* 1 = off */
     int max_new_tokens; /* generated tokens per sequence, EOS included */
+    int eos_token;      /* the id that ends a sequence (gkd_tokenizer_eos) */
 } gkd_sample_options;
 
-#define GKD_SAMPLE_OPTIONS_INIT {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .max_new_tokens = 16}
+/* eos_token 2: EOS of the char and byte vocabularies (tokenizer.h). */
+#define GKD_SAMPLE_OPTIONS_INIT {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .max_new_tokens = 16, .eos_token = 2}
 
 typedef struct gkd_sampler gkd_sampler; /* KV caches and scratch for up to max_B sequences */
 

@@ -116,6 +116,7 @@ int cmd_sample(int argc, char **argv) {
         }
         streams[r] = (uint64_t)r;
     }
+    so.eos_token = gkd_tokenizer_eos(tok);
     if (gkd_sampler_generate(sampler, &batch, &so, 0, (uint64_t)seed, streams, NULL)) { cli_fail("sample"); goto done; }
     for (int r = 0; r < n; r++) {
         const gkd_example *ex = gkd_task_example(task, split, (size_t)r);

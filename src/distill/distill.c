@@ -75,6 +75,7 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     s->task = task;
     s->opt = NULL;
     s->o = *opt;
+    s->o.sample.eos_token = gkd_tokenizer_eos(tok); /* rollouts end where the tokenizer's sequences do */
     const int B = opt->batch, cap = student->config.max_seq_len, V = student->config.vocab_size;
     if (B < 1 || opt->steps < 0) return gkd_error(GKD_EINVAL, "distill: batch must be >= 1 and steps >= 0");
     /* Checked here, once: the per-position divergence functions assert it. */

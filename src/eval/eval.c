@@ -145,6 +145,7 @@ static int generate(evaluator *e, size_t first, int rows, int copies, int copy, 
     gkd_sample_options so = GKD_SAMPLE_OPTIONS_INIT;
     so.temperature = temperature;
     so.max_new_tokens = e->o->max_new_tokens;
+    so.eos_token = gkd_tokenizer_eos(e->tok);
     int B = b->B;
     b->B = rows;
     int rc = gkd_sampler_generate(e->sampler, b, &so, 0.0f, e->o->seed, streams, NULL);

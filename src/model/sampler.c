@@ -156,6 +156,8 @@ static int check_args(const gkd_sampler *s, const gkd_seqbatch *batch, const gkd
         return gkd_error(GKD_EINVAL, "sampler: top_p %g must be in (0, 1]", (double)o->top_p);
     if (o->max_new_tokens < 0)
         return gkd_error(GKD_EINVAL, "sampler: max_new_tokens %d must be >= 0", o->max_new_tokens);
+    if (o->eos_token < 0 || o->eos_token >= s->V)
+        return gkd_error(GKD_EINVAL, "sampler: eos_token %d outside the vocabulary (V=%d)", o->eos_token, s->V);
     if (!(mix_alpha >= 0.0f && mix_alpha <= 1.0f))
         return gkd_error(GKD_EINVAL, "sampler: mix_alpha %g must be in [0, 1]", (double)mix_alpha);
     if (mix_alpha > 0.0f && !s->mix)
@@ -256,8 +258,8 @@ int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_o
             tok[t] = y;
             if (iw) iw[(size_t)b * cap + t] = w;
             batch->len[b] = t + 1;
-            if (y == GKD_TOK_EOS) batch->eos[b] = 1;
-            if (y == GKD_TOK_EOS || t + 1 >= s->limit[b]) s->live[b] = 0;
+            if (y == opt->eos_token) batch->eos[b] = 1;
+            if (y == opt->eos_token || t + 1 >= s->limit[b]) s->live[b] = 0;
         }
         n = 0;
         for (int b = 0; b < B; b++) {
