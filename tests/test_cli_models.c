@@ -149,7 +149,7 @@ START_TEST(test_score_bad_ids) {
     ck_assert_int_eq(gkd("score --model '%s' --text t.txt", m), 2);
     char *err = slurp("err.txt");
     ck_assert_ptr_nonnull(strstr(err, "--text needs a tokenizer"));
-    ck_assert_ptr_nonnull(strstr(err, "is a safetensors model"));
+    ck_assert_ptr_nonnull(strstr(err, "beside the safetensors model"));
     free(err);
     /* not a model */
     ck_assert_int_eq(gkd("score --model t.txt --ids ids.txt"), 1);

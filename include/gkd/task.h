@@ -42,6 +42,8 @@ typedef struct {
     double eval_fraction; /* split by seed when no eval_path */
     int chunk;            /* text: characters per example */
     int prompt_chars;     /* text: characters of the chunk that form the prompt */
+    /* any task */
+    const char *tokenizer;/* subword tokenizer files; NULL: char/byte vocabulary */
 } gkd_task_config;
 
 /** The data seed of experiment files (task.seed) and of gkd train, distill,
@@ -53,7 +55,7 @@ typedef struct {
     {.name = "arith", .seed = 1, .train = 20000, .eval = 500, .digits = 3, .op = "add",   \
      .rationale = 0, .min_len = 3, .max_len = 8, .alphabet = "abcdefghij", .modes_k = 4,  \
      .zipf_s = 1.0, .modes_len = 4, .path = NULL, .eval_path = NULL,                      \
-     .eval_fraction = 0.1, .chunk = 64, .prompt_chars = 32}
+     .eval_fraction = 0.1, .chunk = 64, .prompt_chars = 32, .tokenizer = NULL}
 
 typedef struct gkd_task gkd_task;
 
@@ -64,9 +66,16 @@ const char *gkd_task_name(const gkd_task *t);
 size_t gkd_task_size(const gkd_task *t, gkd_split split);
 const gkd_example *gkd_task_example(const gkd_task *t, gkd_split split, size_t i);
 
-/** The tokenizer for this task: char vocabulary over both splits (byte
- *  vocabulary for `text`). */
+/** The tokenizer for this task: the subword tokenizer of cfg.tokenizer
+ *  when set, else a char vocabulary over both splits (byte vocabulary for
+ *  `text`). */
 int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out);
+
+/** 0 when a model's own tokenizer (from its checkpoint or files) can run
+ *  this task: always when cfg.tokenizer is unset, else only if it is the
+ *  same tokenizer. GKD_EMISMATCH naming `what` (a key or flag) and path. */
+int gkd_task_check_model_tokenizer(const gkd_task *t, const gkd_tokenizer *tok, const char *what,
+                                   const char *path);
 
 /** The task's primary score of one output in [0, 1] (exact match of the
  *  final answer for arith; exact match for reverse/sort/pairs; validity for

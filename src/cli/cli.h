@@ -45,6 +45,11 @@ int cli_load(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer
  *  checkpoint stores none; free with gkd_task_record_free). */
 int cli_load_with_record(const char *cmd, const char *path, gkd_model **model, gkd_tokenizer **tok,
                          gkd_task_record **record);
+/** The same for a model that runs task tc: with --tokenizer (tc->tokenizer)
+ *  the model's own tokenizer must be that one, and a model with none runs
+ *  with it (its vocabulary checked); without, the model must bring one. */
+int cli_load_for_task(const char *cmd, const char *path, const gkd_task_config *tc, gkd_model **model,
+                      gkd_tokenizer **tok, gkd_task_record **record);
 
 /** Refuse a model evaluated on examples it was trained on: `what` ("teacher
  *  checkpoint t.ckpt") with its record against the first n eval examples

@@ -34,7 +34,9 @@ const char cli_task_flags_help[] =
     "      reverse/sort: --min-len N --max-len N --alphabet CHARS\n"
     "      modes: --k N --zipf S --length N\n"
     "      pairs: --path FILE.tsv [--eval-path FILE.tsv | --eval-fraction F] (eval, sample: --eval-path alone)\n"
-    "      text: --path FILE.txt [--chunk N --prompt-chars N --eval-fraction F]\n";
+    "      text: --path FILE.txt [--chunk N --prompt-chars N --eval-fraction F]\n"
+    "      any: --tokenizer FILE_OR_DIR (subword tokenizer files; default: the task's char/byte\n"
+    "           vocabulary, or the tokenizer the model brings)\n";
 
 static int bad(const char *cmd) {
     fprintf(stderr, "gkd %s: %s\n", cmd, gkd_last_error());
@@ -58,6 +60,7 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
     if ((v = cli_flag(argc, argv, i, "--alphabet", &err))) { tc->alphabet = v; return 1; }
     if ((v = cli_flag(argc, argv, i, "--path", &err))) { tc->path = v; return 1; }
     if ((v = cli_flag(argc, argv, i, "--eval-path", &err))) { tc->eval_path = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--tokenizer", &err))) { tc->tokenizer = v; return 1; }
     LONG_FLAG("--digits", digits, "task.digits")
     LONG_FLAG("--train", train, "task.train")
     LONG_FLAG("--eval", eval, "task.eval")
@@ -150,6 +153,33 @@ int cli_load_with_record(const char *cmd, const char *path, gkd_model **model, g
     *tok = d.tokenizer;
     d.owns_model = 0;
     d.tokenizer = NULL;
+    if (record) {
+        *record = d.task_record;
+        d.task_record = NULL;
+    }
+    gkd_checkpoint_data_free(&d);
+    return 0;
+}
+
+int cli_load_for_task(const char *cmd, const char *path, const gkd_task_config *tc, gkd_model **model,
+                      gkd_tokenizer **tok, gkd_task_record **record) {
+    if (!tc->tokenizer) return cli_load_with_record(cmd, path, model, tok, record);
+    gkd_checkpoint_data d;
+    gkd_tokenizer *given = NULL;
+    if (gkd_model_source_load(&d, path)) return cli_fail(cmd);
+    int rc = gkd_tokenizer_new_subword(&given, tc->tokenizer);
+    if (!rc && d.tokenizer && !gkd_tokenizer_equal(d.tokenizer, given))
+        rc = gkd_error(GKD_EMISMATCH, "%s has a tokenizer of its own that is not --tokenizer %s", path,
+                       tc->tokenizer);
+    if (!rc && !d.tokenizer) rc = gkd_model_source_check_vocab(d.model->config.vocab_size, given, "--model", path);
+    if (rc) {
+        gkd_tokenizer_free(given);
+        gkd_checkpoint_data_free(&d);
+        return cli_fail(cmd);
+    }
+    *model = d.model;
+    d.owns_model = 0;
+    *tok = given;
     if (record) {
         *record = d.task_record;
         d.task_record = NULL;

@@ -189,8 +189,12 @@ int cmd_distill(int argc, char **argv) {
         cli_fail("distill");
         goto done;
     }
-    /* A model another tool wrote brings no tokenizer: it runs with the
+    /* A model another tool wrote may bring no tokenizer: it runs with the
      * task's when the vocabularies agree. */
+    if (tok && gkd_task_check_model_tokenizer(task, tok, "--teacher", teacher_path)) {
+        cli_fail("distill");
+        goto done;
+    }
     if (!tok && (gkd_task_tokenizer(task, &tok) ||
                  gkd_model_source_check_vocab(teacher->config.vocab_size, tok, "--teacher", teacher_path))) {
         cli_fail("distill");

@@ -92,9 +92,9 @@ int cmd_eval(int argc, char **argv) {
     gkd_eval_result res;
     gkd_csv_buf b = GKD_CSV_BUF_INIT;
     int status = 1;
-    if (cli_load_with_record("eval", model_path, &model, &tok, &rec)) goto done;
+    if (cli_load_for_task("eval", model_path, &tc, &model, &tok, &rec)) goto done;
     if (teacher_path) {
-        if (cli_load_with_record("eval", teacher_path, &teacher, &ttok, &trec)) goto done;
+        if (cli_load_for_task("eval", teacher_path, &tc, &teacher, &ttok, &trec)) goto done;
         if (teacher->config.vocab_size != model->config.vocab_size || !gkd_tokenizer_equal(tok, ttok)) {
             fprintf(stderr, "gkd eval: %s and %s have different vocabularies\n", model_path, teacher_path);
             goto done;
@@ -114,6 +114,9 @@ int cmd_eval(int argc, char **argv) {
     gkd_csv_buf_str(&b, "metric");
     gkd_csv_buf_str(&b, "value");
     gkd_csv_buf_end_row(&b);
+    char counted[96];
+    gkd_tokenizer_describe(tok, counted, sizeof counted);
+    printf("tokens: %s (token_accuracy, nll_ref, mean_len and the other per-token metrics count these)\n", counted);
     printf("%-16s %12s  %s\n", "metric", "value", "better");
     for (int m = 0; m < GKD_M_COUNT; m++) {
         if (isnan(res.v[m])) continue;

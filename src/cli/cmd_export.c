@@ -4,8 +4,11 @@
 #include <string.h>
 
 #include "cli.h"
+#include "gkd/checkpoint.h"
 #include "gkd/error.h"
 #include "gkd/model_io.h"
+#include "gkd/model_source.h"
+#include "gkd/subword.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -14,8 +17,38 @@ static void usage(FILE *f) {
             "(config.json and model.safetensors). safetensors writes PATH/model.safetensors\n"
             "(float32) and PATH/config.json (GPT2LMHeadModel or LlamaForCausalLM); llama2c\n"
             "writes a llama2.c version 1 file, llama2c-legacy the layout of run.c's legacy\n"
-            "files (Llama models with RMSNorm eps 1e-5 and RoPE theta 10000 only).\n"
+            "files (Llama models with RMSNorm eps 1e-5 and RoPE theta 10000 only). A\n"
+            "subword tokenizer the model has (stored in its checkpoint, or beside it) is\n"
+            "written beside the export as the files it came from.\n"
             "See docs/models.md.\n");
+}
+
+/* The model's subword tokenizer, if it has one: a checkpoint's, or the
+ * files beside an imported model (*out NULL otherwise). */
+static int load_tokenizer(gkd_tokenizer **out, const char *path, gkd_model_format fmt, int vocab_size) {
+    *out = NULL;
+    if (fmt != GKD_MODEL_FORMAT_GKD) return gkd_model_source_tokenizer(out, path, vocab_size);
+    gkd_checkpoint_data d;
+    int rc = gkd_checkpoint_load(&d, path, NULL);
+    if (rc) return rc;
+    if (d.tokenizer && gkd_tokenizer_kind_of(d.tokenizer) == GKD_TOKENIZER_SUBWORD) {
+        *out = d.tokenizer;
+        d.tokenizer = NULL;
+    }
+    gkd_checkpoint_data_free(&d);
+    return 0;
+}
+
+/* Its files into the export's directory: the Hugging Face directory, or
+ * the one holding the llama2.c file. */
+static int write_tokenizer(const gkd_tokenizer *tok, const char *out, gkd_export_format fmt) {
+    if (!tok) return 0;
+    char dir[4096];
+    const char *slash = strrchr(out, '/');
+    if (fmt == GKD_EXPORT_SAFETENSORS) snprintf(dir, sizeof dir, "%s", out);
+    else if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+    return gkd_subword_write_files(gkd_tokenizer_subword(tok), dir);
 }
 
 int cmd_export(int argc, char **argv) {
@@ -46,10 +79,14 @@ int cmd_export(int argc, char **argv) {
     gkd_model *m = NULL;
     gkd_model_import_info info;
     if (gkd_model_import(&m, model_path, &info)) return cli_fail("export");
+    gkd_tokenizer *tok = NULL;
     int status = 0;
-    if (gkd_model_export(m, out, fmt)) status = cli_fail("export");
+    if (load_tokenizer(&tok, model_path, info.format, m->config.vocab_size)) status = cli_fail("export");
+    else if (gkd_model_export(m, out, fmt) || write_tokenizer(tok, out, fmt)) status = cli_fail("export");
     else
-        printf("wrote %s (%s) from %s (%s: %s)\n", out, format, model_path, gkd_model_format_name(info.format), info.detail);
+        printf("wrote %s (%s%s) from %s (%s: %s)\n", out, format, tok ? ", with its tokenizer" : "", model_path,
+               gkd_model_format_name(info.format), info.detail);
+    gkd_tokenizer_free(tok);
     gkd_model_free(m);
     return status;
 }

@@ -87,7 +87,7 @@ int cmd_sample(int argc, char **argv) {
     uint64_t *streams = NULL;
     char *text = NULL;
     int status = 1;
-    if (cli_load_with_record("sample", model_path, &model, &tok, &rec)) goto done;
+    if (cli_load_for_task("sample", model_path, &tc, &model, &tok, &rec)) goto done;
     if (gkd_task_new(&task, &tc)) { cli_fail("sample"); goto done; }
     size_t avail = gkd_task_size(task, split);
     if ((size_t)n > avail) n = (long)avail;
@@ -102,8 +102,7 @@ int cmd_sample(int argc, char **argv) {
     }
     int cap = model->config.max_seq_len;
     streams = calloc((size_t)n, sizeof *streams);
-    text = malloc(4 * (size_t)cap + 1);
-    if (!streams || !text || gkd_seqbatch_new(&batch, (int)n, cap) || gkd_sampler_new(&sampler, model, NULL, (int)n)) {
+    if (!streams || gkd_seqbatch_new(&batch, (int)n, cap) || gkd_sampler_new(&sampler, model, NULL, (int)n)) {
         cli_fail("sample");
         goto done;
     }
@@ -120,8 +119,13 @@ int cmd_sample(int argc, char **argv) {
     if (gkd_sampler_generate(sampler, &batch, &so, 0, (uint64_t)seed, streams, NULL)) { cli_fail("sample"); goto done; }
     for (int r = 0; r < n; r++) {
         const gkd_example *ex = gkd_task_example(task, split, (size_t)r);
-        gkd_tokenizer_decode(tok, batch.tokens + (size_t)r * cap + batch.prompt_len[r],
-                             batch.len[r] - batch.prompt_len[r], text, 4 * (size_t)cap + 1);
+        free(text);
+        text = gkd_tokenizer_decode_alloc(tok, batch.tokens + (size_t)r * cap + batch.prompt_len[r],
+                                          batch.len[r] - batch.prompt_len[r]);
+        if (!text) {
+            fprintf(stderr, "gkd sample: out of memory\n");
+            goto done;
+        }
         double score = gkd_task_score(task, ex, text);
         printf("prompt     %s\nreference  %s\ngenerated  %s%s\nscore      %g\n\n", ex->prompt, ex->reference, text,
                batch.eos[r] ? "" : "  (no EOS)", score);

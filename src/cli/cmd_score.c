@@ -10,6 +10,7 @@
 #include "gkd/error.h"
 #include "gkd/fsutil.h"
 #include "gkd/model_io.h"
+#include "gkd/model_source.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -17,9 +18,11 @@ static void usage(FILE *f) {
             "MODEL is a gkd checkpoint, a llama2.c .bin file or a Hugging Face directory\n"
             "(config.json and model.safetensors). --ids: one sequence per line, token ids\n"
             "separated by spaces; --text: one text per line, encoded as BOS + its tokens\n"
-            "with the tokenizer of a gkd checkpoint (other formats carry no tokenizer gkd\n"
-            "reads). The first token of a sequence only conditions: a sequence of n\n"
-            "tokens scores positions 1..n-1, -log p(token t | tokens before t), in nats.\n"
+            "with the model's tokenizer: a gkd checkpoint's, or the tokenizer files beside\n"
+            "an imported model (tokenizer.json, vocab.json + merges.txt, tokenizer.bin; no\n"
+            "BOS when they define none). The first token of a sequence only conditions: a\n"
+            "sequence of n tokens scores positions 1..n-1, -log p(token t | tokens before\n"
+            "t), in nats.\n"
             "Prints the mean over every scored position of every sequence and each\n"
             "sequence's mean; --csv prints the same as CSV (line,tokens,scored,nll; the\n"
             "last row, line 'all', is the overall mean). See docs/models.md.\n");
@@ -134,15 +137,16 @@ static int read_seqs(seqs *q, const char *path, const gkd_model_config *c, const
                     rc = gkd_error(GKD_ENOMEM, "out of memory");
                     break;
                 }
-                ids[0] = GKD_TOK_BOS;
+                const int bos = gkd_tokenizer_bos(tok), lead = bos >= 0;
+                if (lead) ids[0] = bos;
                 rc = c->max_seq_len < 2 ? gkd_error(GKD_EINVAL, "the model's context holds one token")
-                                        : gkd_tokenizer_encode(tok, p, ids + 1, c->max_seq_len - 1, &n);
+                                        : gkd_tokenizer_encode(tok, p, ids + lead, c->max_seq_len - lead, &n);
                 if (rc) {
                     free(ids);
                     rc = gkd_error_wrap(rc, "%s:%d", path, line);
                     break;
                 }
-                n++;
+                n += lead;
             } else if ((rc = parse_ids(&ids, &n, p, path, line, c)))
                 break;
             if (n < 2) {
@@ -210,16 +214,26 @@ int cmd_score(int argc, char **argv) {
         gkd_model_format fmt;
         if (gkd_model_detect(&fmt, model_path)) return cli_fail("score");
         if (fmt != GKD_MODEL_FORMAT_GKD) {
-            fprintf(stderr,
-                    "gkd score: --text needs a tokenizer, and %s is a %s model whose tokenizer gkd does not read; "
-                    "tokenize the text and pass --ids\n",
-                    model_path, gkd_model_format_name(fmt));
-            return 2;
+            if (gkd_model_import(&m, model_path, &info) ||
+                gkd_model_source_tokenizer(&tok, model_path, m->config.vocab_size)) {
+                cli_fail("score");
+                goto done;
+            }
+            if (!tok) {
+                fprintf(stderr,
+                        "gkd score: --text needs a tokenizer, and beside the %s model %s there is none gkd reads "
+                        "(tokenizer.json, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.bin); "
+                        "add one, or tokenize the text and pass --ids\n",
+                        gkd_model_format_name(fmt), model_path);
+                status = 2;
+                goto done;
+            }
+        } else {
+            if (cli_load("score", model_path, &m, &tok)) return 1;
+            memset(&info, 0, sizeof info);
+            info.format = fmt;
+            snprintf(info.detail, sizeof info.detail, "gkd checkpoint");
         }
-        if (cli_load("score", model_path, &m, &tok)) return 1;
-        memset(&info, 0, sizeof info);
-        info.format = fmt;
-        snprintf(info.detail, sizeof info.detail, "gkd checkpoint");
     } else if (gkd_model_import(&m, model_path, &info)) {
         return cli_fail("score");
     }

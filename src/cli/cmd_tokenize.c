@@ -1,5 +1,5 @@
 /* gkd tokenize: text to ids and back with a subword tokenizer's files
- * (docs/tokenizers.md) or the char/byte tokenizer a gkd checkpoint stores. */
+ * (docs/tokenizers.md) or the tokenizer a gkd checkpoint stores. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +18,15 @@ static void usage(FILE *f) {
             "Reads lines from --text (or standard input) and prints, for each, its token\n"
             "ids separated by spaces; with --decode, reads lines of ids and prints their\n"
             "text. FILE_OR_DIR: a directory or file of vocab.json + merges.txt, encoder.json +\n"
-            "vocab.bpe or tokenizer.json (GPT-2's byte-level BPE; special tokens in the text\n"
-            "are ordinary text), or a gkd checkpoint (its char or byte tokenizer).\n");
+            "vocab.bpe, tokenizer.json or tokenizer.bin (special tokens in the text are\n"
+            "ordinary text), or a gkd checkpoint (the tokenizer it stores).\n");
 }
 
-/* One tokenizer or the other. */
+/* A subword tokenizer (from its files, or the one a checkpoint stores) or
+ * a checkpoint's char/byte tokenizer. */
 typedef struct {
-    gkd_subword *sw;
+    const gkd_subword *sw;
+    gkd_subword *own_sw; /* loaded from files */
     gkd_tokenizer *tok;
 } any_tok;
 
@@ -40,7 +42,11 @@ static int is_checkpoint(const char *path) {
 }
 
 static int load(any_tok *t, const char *path) {
-    if (!is_checkpoint(path)) return gkd_subword_load(&t->sw, path) ? cli_fail("tokenize") : 0;
+    if (!is_checkpoint(path)) {
+        if (gkd_subword_load(&t->own_sw, path)) return cli_fail("tokenize");
+        t->sw = t->own_sw;
+        return 0;
+    }
     gkd_checkpoint_data d;
     if (gkd_checkpoint_load(&d, path, NULL)) return cli_fail("tokenize");
     t->tok = d.tokenizer;
@@ -50,6 +56,7 @@ static int load(any_tok *t, const char *path) {
         fprintf(stderr, "gkd tokenize: %s stores no tokenizer\n", path);
         return 1;
     }
+    t->sw = gkd_tokenizer_subword(t->tok); /* the reference's own encoding, not the pipeline's layout */
     return 0;
 }
 
@@ -170,7 +177,7 @@ int cmd_tokenize(int argc, char **argv) {
         where = text_path;
         if (!in) {
             fprintf(stderr, "gkd tokenize: %s: %s\n", text_path, strerror(errno));
-            gkd_subword_free(t.sw);
+            gkd_subword_free(t.own_sw);
             gkd_tokenizer_free(t.tok);
             return 1;
         }
@@ -200,7 +207,7 @@ int cmd_tokenize(int argc, char **argv) {
     free(line);
     free(ids);
     free(out);
-    gkd_subword_free(t.sw);
+    gkd_subword_free(t.own_sw);
     gkd_tokenizer_free(t.tok);
     return rc;
 }

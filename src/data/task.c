@@ -41,7 +41,8 @@ int gkd_task_new(gkd_task **out, const gkd_task_config *cfg) {
     int rc;
     if ((rc = dup_field(t, 0, &t->cfg.name)) || (rc = dup_field(t, 1, &t->cfg.op)) ||
         (rc = dup_field(t, 2, &t->cfg.alphabet)) || (rc = dup_field(t, 3, &t->cfg.path)) ||
-        (rc = dup_field(t, 4, &t->cfg.eval_path)) || (rc = ops->build(t))) {
+        (rc = dup_field(t, 4, &t->cfg.eval_path)) || (rc = dup_field(t, 5, &t->cfg.tokenizer)) ||
+        (rc = ops->build(t))) {
         gkd_task_free(t);
         return rc;
     }
@@ -83,6 +84,7 @@ size_t gkd_task_dropped_overlap(const gkd_task *t) { return t->dropped_overlap; 
 
 int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out) {
     *out = NULL;
+    if (t->cfg.tokenizer) return gkd_tokenizer_new_subword(out, t->cfg.tokenizer);
     if (t->ops->byte_vocab) return gkd_tokenizer_new_byte(out);
     size_t n = 0;
     for (int s = 0; s < 2; s++) {
@@ -104,6 +106,19 @@ int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out) {
     free(texts);
     if (rc) return gkd_error_wrap(rc, "%s: building the vocabulary", t->cfg.name);
     return 0;
+}
+
+int gkd_task_check_model_tokenizer(const gkd_task *t, const gkd_tokenizer *tok, const char *what,
+                                   const char *path) {
+    if (!t->cfg.tokenizer) return 0;
+    gkd_tokenizer *own;
+    int rc = gkd_task_tokenizer(t, &own);
+    if (rc) return gkd_error_wrap(rc, "task.tokenizer");
+    const int same = gkd_tokenizer_equal(own, tok);
+    gkd_tokenizer_free(own);
+    if (same) return 0;
+    return gkd_error(GKD_EMISMATCH, "%s: %s has a tokenizer of its own that is not task.tokenizer %s", what, path,
+                     t->cfg.tokenizer);
 }
 
 double gkd_task_score(const gkd_task *t, const gkd_example *ex, const char *output) {

@@ -70,6 +70,9 @@ int gkd_task_record_new(gkd_task_record **out, const gkd_task *t) {
     gkd_task_record *r = calloc(1, sizeof *r);
     if (!r) return gkd_error(GKD_ENOMEM, "out of memory");
     r->cfg = *gkd_task_config_of(t);
+    /* The split does not depend on the tokenizer, which the checkpoint
+     * stores whole anyway. */
+    r->cfg.tokenizer = NULL;
     int rc = 0;
     const char **paths[2] = {&r->cfg.path, &r->cfg.eval_path};
     for (int i = 0; i < 2 && !rc; i++) {

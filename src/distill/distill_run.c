@@ -210,7 +210,7 @@ int gkd_distill_run(gkd_model *student, gkd_model *teacher, const gkd_tokenizer 
     static const char *const written[] = {"checkpoint.ckpt", "final.ckpt", "options.txt", "teacher_eval.csv"};
     if (gkd_path_exists(dir) && (rc = gkd_remove_stale_temps(dir, written, 4))) return rc;
     /* Before resume() overwrites the student with the checkpoint's. */
-    if ((rc = gkd_run_options_text(&options, student, teacher, task, opt))) {
+    if ((rc = gkd_run_options_text(&options, student, teacher, tok, task, opt))) {
         gkd_csv_buf_free(&options);
         return rc;
     }

@@ -12,6 +12,8 @@
 #include "gkd/error.h"
 #include "gkd/fsutil.h"
 #include "gkd/sparse_teacher.h"
+#include "gkd/subword.h"
+#include "gkd/tokenizer.h"
 
 /* Every example of both splits, each string with its terminating NUL so
  * that ("ab", "c") and ("a", "bc") differ. */
@@ -56,7 +58,7 @@ static int line(gkd_csv_buf *b, const char *key, const char *fmt, ...) {
 }
 
 int gkd_run_options_text(gkd_csv_buf *b, const gkd_model *student, const gkd_model *teacher,
-                         const gkd_task *task, const gkd_distill_options *o) {
+                         const gkd_tokenizer *tok, const gkd_task *task, const gkd_distill_options *o) {
     char div[64], n1[32], n2[32], n3[32];
     const gkd_schedule_options *s = &o->schedule;
     int rc = 0;
@@ -96,6 +98,14 @@ int gkd_run_options_text(gkd_csv_buf *b, const gkd_model *student, const gkd_mod
     /* Left out when off, so runs made before it existed still resume. */
     if (o->teacher_topk)
         rc |= line(b, "teacher_topk", "%d %s", o->teacher_topk, o->topk_tail == GKD_SPARSE_TAIL ? "tail" : "renorm");
+    /* What the per-token metrics counted; char and byte vocabularies are
+     * left out (the task determines them), so their runs still resume. */
+    if (gkd_tokenizer_kind_of(tok) == GKD_TOKENIZER_SUBWORD) {
+        char what[96];
+        gkd_tokenizer_describe(tok, what, sizeof what);
+        rc |= line(b, "tokenizer", "%s %016llx", what,
+                   (unsigned long long)gkd_subword_hash(gkd_tokenizer_subword(tok)));
+    }
     return rc ? gkd_error(GKD_ENOMEM, "out of memory") : 0;
 }
 

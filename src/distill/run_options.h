@@ -12,7 +12,7 @@
 
 /** The lines for this run (student: its weights before any resume). */
 int gkd_run_options_text(gkd_csv_buf *b, const gkd_model *student, const gkd_model *teacher,
-                         const gkd_task *task, const gkd_distill_options *o);
+                         const gkd_tokenizer *tok, const gkd_task *task, const gkd_distill_options *o);
 
 /** A fresh run (or a resume in a directory without the file) writes text to
  *  path atomically; a resume compares: GKD_EMISMATCH naming the first

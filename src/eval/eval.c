@@ -121,11 +121,7 @@ static int score_rows(evaluator *e, int rows, token_sums *s, int student_metrics
 static char *row_text(evaluator *e, int row) {
     const gkd_seqbatch *b = &e->batch;
     int n = b->len[row] - b->prompt_len[row];
-    size_t cap = 4 * (size_t)(n > 0 ? n : 0) + 1;
-    char *s = malloc(cap);
-    if (!s) return NULL;
-    gkd_tokenizer_decode(e->tok, b->tokens + (size_t)row * b->cap + b->prompt_len[row], n > 0 ? n : 0, s, cap);
-    return s;
+    return gkd_tokenizer_decode_alloc(e->tok, b->tokens + (size_t)row * b->cap + b->prompt_len[row], n > 0 ? n : 0);
 }
 
 /* Generate for eval examples [first, first + rows): one stream each. */

@@ -70,6 +70,7 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
         if (!strcmp(p, "task.eval_path") && !c->task.eval_path) return 0;
     }
     if (!strcmp(p, "teacher.checkpoint") && !c->teacher_checkpoint) return 0;
+    if (!strcmp(p, "task.tokenizer") && !c->task.tokenizer) return 0;
     if ((starts(p, "teacher.model.") || starts(p, "teacher.train.")) && c->teacher_checkpoint) return 0;
     if (!strcmp(p, "student.model.context") && c->student_model.max_seq_len == 0) return 0;
     /* The architecture keys came after GPT-2 results existed: a GPT-2

@@ -107,6 +107,8 @@ static int check_setup(const gkd_cell_config *c, const gkd_inputs_options *o) {
         teacher_ctx = teacher.model->config.max_seq_len;
         vocab = teacher.model->config.vocab_size;
         tok = teacher.tokenizer;
+        if (tok && (rc = gkd_task_check_model_tokenizer(task, tok, "teacher.checkpoint", c->teacher_checkpoint)))
+            goto done;
     }
     if (!tok) {
         if ((rc = gkd_task_tokenizer(task, &own))) goto done;

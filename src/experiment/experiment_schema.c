@@ -53,6 +53,10 @@ const exp_key exp_keys[] = {
      "separate eval TSV (default: split task.path by eval_fraction)", NO_OPTION},
     {"task.eval_fraction", K_DOUBLE, "0.1", 0, 1, F_OPEN_MIN | F_OPEN_MAX, T_PAIRS | T_TEXT, NULL,
      OFF(task.eval_fraction), "eval share of the examples when there is no eval_path", NO_OPTION},
+    {"task.tokenizer", K_PATH, NULL, 0, 0, 0, 0, NULL, OFF(task.tokenizer),
+     "subword tokenizer files (tokenizer.json, vocab.json + merges.txt, tokenizer.bin or their directory); "
+     "default: the task's char or byte vocabulary, or the tokenizer of teacher.checkpoint",
+     NO_OPTION},
     {"task.chunk", K_INT, "64", 2, 65536, 0, T_TEXT, NULL, OFF(task.chunk), "characters per example", NO_OPTION},
     {"task.prompt_chars", K_INT, "32", 1, 65535, 0, T_TEXT, NULL, OFF(task.prompt_chars),
      "characters of the chunk that form the prompt (< chunk)", NO_OPTION},

@@ -77,6 +77,8 @@ int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, 
 
     if ((rc = gkd_task_new(&task, &c->task))) goto done;
     if (c->teacher_checkpoint && (rc = load_model(&teacher, &tok, c->teacher_checkpoint))) goto done;
+    if (tok && (rc = gkd_task_check_model_tokenizer(task, tok, "teacher.checkpoint", c->teacher_checkpoint)))
+        goto done;
     if (!tok && (rc = gkd_task_tokenizer(task, &tok))) goto done;
     /* A teacher another tool wrote runs with the task's tokenizer. */
     if (teacher && (rc = gkd_model_source_check_vocab(teacher->config.vocab_size, tok, "teacher.checkpoint",

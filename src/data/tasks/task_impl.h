@@ -27,7 +27,7 @@ typedef struct {
 
 struct gkd_task {
     gkd_task_config cfg;   /* string fields point into owned copies below */
-    char *owned[6];        /* name, op, alphabet, path, eval_path, spare */
+    char *owned[6];        /* name, op, alphabet, path, eval_path, tokenizer */
     const gkd_task_ops *ops;
     task_split split[2];   /* [GKD_SPLIT_TRAIN], [GKD_SPLIT_EVAL] */
     task_dist *dist[2];    /* (n) per example, modes only */
