@@ -13,9 +13,15 @@
 extern "C" {
 #endif
 
+/** One example. context and rationale are NULL unless the task makes
+ *  them: context is text only the teacher sees, before the prompt
+ *  (context distillation); rationale is the reasoning that leads to the
+ *  reference's answer (distilling step-by-step). */
 typedef struct {
     char *prompt;
     char *reference;
+    char *context;
+    char *rationale;
 } gkd_example;
 
 typedef enum { GKD_SPLIT_TRAIN = 0, GKD_SPLIT_EVAL = 1 } gkd_split;

@@ -30,7 +30,7 @@ int task_split_push(task_split *s, char *prompt, char *reference, const char *fi
         }
         s->cap = ncap;
     }
-    s->ex[s->n] = (gkd_example){prompt, reference};
+    s->ex[s->n] = (gkd_example){prompt, reference, NULL, NULL};
     s->line[s->n] = line;
     s->file[s->n] = file;
     s->n++;
@@ -41,6 +41,8 @@ void task_split_free(task_split *s) {
     for (size_t i = 0; i < s->n; i++) {
         free(s->ex[i].prompt);
         free(s->ex[i].reference);
+        free(s->ex[i].context);
+        free(s->ex[i].rationale);
     }
     free(s->ex);
     free(s->line);
@@ -125,6 +127,11 @@ int task_split_by_prompt(gkd_task *t, task_split *all, uint64_t tag) {
         rc = task_split_push(dst, all->ex[i].prompt, all->ex[i].reference, all->file[i], all->line[i]);
         all->ex[i].prompt = all->ex[i].reference = NULL;
         if (rc) goto done;
+        /* The example's other texts move with it. */
+        gkd_example *moved = &dst->ex[dst->n - 1];
+        moved->context = all->ex[i].context;
+        moved->rationale = all->ex[i].rationale;
+        all->ex[i].context = all->ex[i].rationale = NULL;
     }
 done:
     task_split_free(all);
