@@ -192,7 +192,7 @@ START_TEST(test_arith_score_near_misses) {
     c.train = 10;
     c.eval = 5;
     gkd_task *t = make(c);
-    gkd_example ex = {"57+68=", "7+8=5c1 5+6+1=2c1 ->125"};
+    gkd_example ex = {"57+68=", "7+8=5c1 5+6+1=2c1 ->125", NULL, NULL};
     ck_assert_double_eq(gkd_task_score(t, &ex, "7+8=5c1 5+6+1=2c1 ->125"), 1.0);
     /* Only the final answer counts: a wrong carry in the rationale still scores. */
     ck_assert_double_eq(gkd_task_score(t, &ex, "7+8=5c0 5+6=1c1 ->125"), 1.0);
@@ -207,7 +207,7 @@ START_TEST(test_arith_score_near_misses) {
     gkd_task_free(t);
     c.rationale = 0;
     t = make(c);
-    gkd_example plain = {"57+68=", "125"};
+    gkd_example plain = {"57+68=", "125", NULL, NULL};
     ck_assert_double_eq(gkd_task_score(t, &plain, "125"), 1.0);
     ck_assert_double_eq(gkd_task_score(t, &plain, "0125"), 0.0);
     ck_assert_double_eq(gkd_task_score(t, &plain, "12"), 0.0);
@@ -247,7 +247,7 @@ START_TEST(test_reverse_sort_references) {
                 ck_assert_str_eq(ex->reference, want);
             }
         for (int n = 2; n <= 5; n++) ck_assert_int_gt(lens[n], 20);
-        gkd_example ex = {"tqe", which ? "eqt" : "eqt"};
+        gkd_example ex = {"tqe", which ? "eqt" : "eqt", NULL, NULL};
         ck_assert_double_eq(gkd_task_score(t, &ex, "eqt"), 1.0);
         ck_assert_double_eq(gkd_task_score(t, &ex, "eqtt"), 0.0);
         ck_assert_double_eq(gkd_task_score(t, &ex, "eq"), 0.0);
@@ -560,7 +560,7 @@ START_TEST(test_text_file) {
                 }
         }
     for (int k = 0; k < 5; k++) ck_assert_int_eq(found[k], 1);
-    gkd_example ex0 = {"he", "llo\n"};
+    gkd_example ex0 = {"he", "llo\n", NULL, NULL};
     ck_assert_double_eq(gkd_task_score(t, &ex0, "llo\n"), 1.0);
     ck_assert_double_eq(gkd_task_score(t, &ex0, "llo"), 0.0);
     gkd_tokenizer *tok;
