@@ -176,6 +176,13 @@ START_TEST(test_arith_references) {
                     if (op == '-') ck_assert(x >= y);
                     expected_arith(op, x, y, 4, rat, want);
                     ck_assert_str_eq(ex->reference, want);
+                    /* The rationale field is the reference's steps, with or without rationale=1. */
+                    char steps[512];
+                    expected_arith(op, x, y, 4, 1, steps);
+                    *strstr(steps, " ->") = '\0';
+                    ck_assert_ptr_nonnull(ex->rationale);
+                    ck_assert_str_eq(ex->rationale, steps);
+                    ck_assert_ptr_null(ex->context);
                     ck_assert_double_eq(gkd_task_score(t, ex, ex->reference), 1.0);
                     seen_carry |= strstr(ex->reference, "+1=") != NULL;
                 }

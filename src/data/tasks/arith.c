@@ -15,6 +15,10 @@
  *        least significant first: "a*m=p" with m = digit * 10^position
  *            123*45=  ->  "123*5=615 123*40=4920 ->5535"
  *
+ * Every example's `rationale` field holds the steps alone ("7+8=5c1
+ * 5+6+1=2c1"), whatever rationale is set to, for distilling step-by-step
+ * and as a teacher's context.
+ *
  * Score: 1 if the final answer (the text after the last "->" with a
  * rationale, the whole output without) equals the reference's; an output
  * without the marker scores 0 when rationales are on. */
@@ -97,6 +101,26 @@ fail:
     return rc;
 }
 
+/* ex->rationale: the steps of its rationale without the trailing space
+ * (what the reference holds before " ->" with rationale=1), made for every
+ * example so that a rationale can be a target or a context whatever the
+ * reference is. The operands are read back from the prompt. */
+static int fill_rationale(const gkd_task *t, gkd_example *ex) {
+    unsigned long long x, y;
+    char sign;
+    if (sscanf(ex->prompt, "%llu%c%llu=", &x, &sign, &y) != 3)
+        return gkd_error(GKD_EINVAL, "arith: prompt '%s' is not a=b form", ex->prompt);
+    strbuf r = {0};
+    int rc = rationale(&r, op_of(t->cfg.op), (uint64_t)x, (uint64_t)y, t->cfg.digits);
+    if (rc) {
+        free(r.s);
+        return rc;
+    }
+    if (r.n && r.s[r.n - 1] == ' ') r.s[--r.n] = '\0';
+    ex->rationale = r.s;
+    return 0;
+}
+
 static int build(gkd_task *t) {
     if (t->cfg.digits < 1 || t->cfg.digits > 9)
         return gkd_error(GKD_EINVAL, "arith: digits must be in [1, 9], got %d", t->cfg.digits);
@@ -104,7 +128,10 @@ static int build(gkd_task *t) {
         return gkd_error(GKD_EINVAL, "arith: op must be add, sub or mul, got '%s'", t->cfg.op);
     if (t->cfg.rationale != 0 && t->cfg.rationale != 1)
         return gkd_error(GKD_EINVAL, "arith: rationale must be 0 or 1, got %d", t->cfg.rationale);
-    return task_generate_splits(t, 1, gen);
+    int rc = task_generate_splits(t, 1, gen);
+    for (int sp = 0; sp < 2 && !rc; sp++)
+        for (size_t i = 0; i < t->split[sp].n && !rc; i++) rc = fill_rationale(t, &t->split[sp].ex[i]);
+    return rc;
 }
 
 /* The final answer: after the last marker with rationales, else everything. */
