@@ -21,6 +21,8 @@
 #include "gkd/error.h"
 #include "gkd/model.h"
 #include "gkd/subword.h"
+#include "gkd/task.h"
+#include "gkd/teacher_cache.h"
 #include "gkd/tokenizer.h"
 #include "helpers.h"
 
@@ -275,6 +277,31 @@ START_TEST(test_no_end_token) {
 }
 END_TEST
 
+/* A SeqKD teacher cache generates as a live run does: up to the
+ * tokenizer's EOS (50256 for GPT-2), not the char vocabulary's id 2. */
+START_TEST(test_seqkd_cache_ends_at_the_tokenizers_eos) {
+    gkd_tokenizer *t = load_tok(gpt2_dir());
+    gkd_model *m = th_make_model(gkd_tokenizer_vocab_size(t), 16, 1, 8, 2, 3, 0.0f, 0);
+    th_write_file(in_tmp("pairs.tsv"), "a\tb\nc\td\ne\tf\ng\th\n");
+    gkd_task_config c = GKD_TASK_CONFIG_INIT;
+    c.name = "pairs";
+    c.path = in_tmp("pairs.tsv");
+    c.eval_fraction = 0.25;
+    gkd_task *task = NULL;
+    ck_assert_msg(gkd_task_new(&task, &c) == 0, "%s", gkd_last_error());
+    gkd_teacher_cache_options o = GKD_TEACHER_CACHE_OPTIONS_INIT;
+    o.source = GKD_TEACHER_CACHE_SEQKD;
+    o.k = 4;
+    gkd_teacher_cache_header h;
+    ck_assert_msg(gkd_teacher_cache_header_for(&h, m, t, task, &o) == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(o.sample.eos_token, GKD_TOK_EOS);
+    ck_assert_int_eq(h.sample.eos_token, 50256);
+    gkd_task_free(task);
+    gkd_model_free(m);
+    gkd_tokenizer_free(t);
+}
+END_TEST
+
 /* ---- end to end through the CLI ---- */
 
 /* A few thousand characters of plain English from a seeded word list. */
@@ -444,6 +471,7 @@ Suite *subword_pipeline_suite(void) {
     tcase_add_test(tc, test_corpus_round_trip);
     tcase_add_test(tc, test_checkpoint_round_trip);
     tcase_add_test(tc, test_no_end_token);
+    tcase_add_test(tc, test_seqkd_cache_ends_at_the_tokenizers_eos);
     suite_add_tcase(s, tc);
     tc = tcase_create("cli");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -109,6 +109,8 @@ int gkd_teacher_cache_header_for(gkd_teacher_cache_header *out, const gkd_model 
     out->train_n = gkd_task_size(task, GKD_SPLIT_TRAIN);
     if (opt->source == GKD_TEACHER_CACHE_SEQKD) {
         out->sample = opt->sample;
+        /* Generations end at the tokenizer's EOS, as a live run's do. */
+        out->sample.eos_token = gkd_tokenizer_eos(tok);
         out->seed = opt->seed;
     }
     return gkd_teacher_cache_task_hash(&out->task_hash, task);
