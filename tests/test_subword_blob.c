@@ -555,7 +555,7 @@ static void check_continuation_identity(const char *file, int bin) {
     byte20 = 0x20 + 3;
     /* The corpus has no empty line and none that starts with a
      * continuation byte: these come after it. */
-    static const char *const extra[] = {"", "\x80" "abc", "\x80\xBF Hello", "\xBF"};
+    static const char *const extra[] = {"", "\200abc", "\x80\xBF Hello", "\xBF"}; /* \200: byte 0x80 */
     const int n_extra = 4;
     for (size_t at = 0; at < cn || lines < 9025 + n_extra; lines++) {
         const char *line;
