@@ -26,6 +26,11 @@
 extern "C" {
 #endif
 
+/** Where the rationale targets of a multitask run come from: the task's
+ *  own rationales, or the teacher's greedy generation from the rationale
+ *  prompt, made once per training example and reused. */
+typedef enum { GKD_RATIONALE_DATA = 0, GKD_RATIONALE_TEACHER = 1 } gkd_rationale_source;
+
 typedef struct {
     /* what the student minimizes */
     gkd_divergence divergence;  /* ce = supervised on ground truth (no teacher needed) */
@@ -39,6 +44,9 @@ typedef struct {
     gkd_pg_advantage pg_advantage; /* pg_rkl: per-token or reward-to-go */
     int mix_importance;         /* teacher-mixed batches: weight tokens by the clipped
                                    single-step importance weight p_S / p_mix */
+    /* distilling step-by-step (task targets multitask; docs/distillation.md) */
+    float rationale_weight;     /* w: loss = label loss + w * rationale loss */
+    int rationale_source;       /* gkd_rationale_source of the rationale targets */
     /* where batches come from */
     gkd_schedule_options schedule;
     int seqkd_cache;            /* 1: teacher outputs generated once per prompt and reused
@@ -70,6 +78,7 @@ typedef struct {
 #define GKD_DISTILL_OPTIONS_INIT                                                              \
     {.divergence = {GKD_DIV_FKL, 0}, .ce_weight = 0, .loss_temperature = 1.0f,               \
      .per_sequence = 0, .pg_advantage = GKD_PG_PER_TOKEN, .mix_importance = 0,                \
+     .rationale_weight = 1.0f, .rationale_source = GKD_RATIONALE_DATA,                        \
      .schedule = GKD_SCHEDULE_OPTIONS_INIT, .seqkd_cache = 0, .sample = GKD_SAMPLE_OPTIONS_INIT, .steps = 100, \
      .batch = 32, .lr = 1e-3, .lr_min = 0, .warmup = 0, .weight_decay = 0, .clip = 1.0f,     \
      .seed = 1, .eval_every = 0, .checkpoint_every = 0, .eval_n = 200, .eval_samples = 1,    \

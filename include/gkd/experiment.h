@@ -79,6 +79,8 @@ typedef struct {
     const char *teacher_cache; /* a gkd teacher-cache file the cell reads, or NULL */
     int shared_teacher_cache;  /* 1: with teacher_topk and an off-policy source, build one
                                   cache per results tree (shared/) and read it */
+    double rationale_weight;   /* student.rationale_weight: w of the rationale loss (multitask) */
+    int rationale_source;      /* student.rationale_source: gkd_rationale_source */
 } gkd_distill_config;
 
 typedef struct {

@@ -24,7 +24,34 @@ typedef struct {
     char *rationale;
 } gkd_example;
 
-typedef enum { GKD_SPLIT_TRAIN = 0, GKD_SPLIT_EVAL = 1 } gkd_split;
+/** GKD_SPLIT_RATIONALE: with targets multitask, the rationale task of the
+ *  training examples, example i of it made from train example i
+ *  (GKD_RATIONALE_PREFIX prompt -> rationale); empty otherwise. */
+typedef enum { GKD_SPLIT_TRAIN = 0, GKD_SPLIT_EVAL = 1, GKD_SPLIT_RATIONALE = 2 } gkd_split;
+
+/** What a model learns to produce (distilling step-by-step, Hsieh et al.
+ *  2023; docs/distillation.md). REFERENCE: the task's reference as it is.
+ *  The others need a task whose examples have rationales (arith), except
+ *  ANSWER, which on a task without them is the reference:
+ *  ANSWER: the answer alone (gkd_task_answer of the reference);
+ *  RATIONALE_ANSWER: rationale " ->" answer (arith's rationale=1 form);
+ *  MULTITASK: train and eval examples become GKD_LABEL_PREFIX prompt ->
+ *  answer, and GKD_SPLIT_RATIONALE holds the rationale task. */
+typedef enum {
+    GKD_TARGETS_REFERENCE = 0,
+    GKD_TARGETS_ANSWER = 1,
+    GKD_TARGETS_RATIONALE_ANSWER = 2,
+    GKD_TARGETS_MULTITASK = 3
+} gkd_targets;
+
+/** The task prefixes of targets multitask: plain text in the prompt. */
+#define GKD_LABEL_PREFIX "[label] "
+#define GKD_RATIONALE_PREFIX "[rationale] "
+
+/** "reference", "answer", "rationale+answer", "multitask" (NULL if out of range). */
+const char *gkd_targets_name(int targets);
+/** Parse a name of gkd_targets_name; GKD_EINVAL naming `what` (a key or flag). */
+int gkd_targets_parse(const char *s, int *out, const char *what);
 
 typedef struct {
     const char *name;     /* arith | reverse | sort | modes | pairs | text */
@@ -50,6 +77,9 @@ typedef struct {
     int prompt_chars;     /* text: characters of the chunk that form the prompt */
     /* any task */
     const char *tokenizer;/* subword tokenizer files; NULL: char/byte vocabulary */
+    int targets;          /* gkd_targets of both splits (student.targets, --targets) */
+    double train_fraction;/* the first round(f n) examples of the training split, f in (0, 1];
+                             0 stands for 1 (the whole split) */
 } gkd_task_config;
 
 /** The data seed of experiment files (task.seed) and of gkd train, distill,
@@ -61,7 +91,8 @@ typedef struct {
     {.name = "arith", .seed = 1, .train = 20000, .eval = 500, .digits = 3, .op = "add",   \
      .rationale = 0, .min_len = 3, .max_len = 8, .alphabet = "abcdefghij", .modes_k = 4,  \
      .zipf_s = 1.0, .modes_len = 4, .path = NULL, .eval_path = NULL,                      \
-     .eval_fraction = 0.1, .chunk = 64, .prompt_chars = 32, .tokenizer = NULL}
+     .eval_fraction = 0.1, .chunk = 64, .prompt_chars = 32, .tokenizer = NULL,  \
+     .targets = GKD_TARGETS_REFERENCE, .train_fraction = 1.0}
 
 typedef struct gkd_task gkd_task;
 
@@ -82,6 +113,11 @@ int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out);
  *  same tokenizer. GKD_EMISMATCH naming `what` (a key or flag) and path. */
 int gkd_task_check_model_tokenizer(const gkd_task *t, const gkd_tokenizer *tok, const char *what,
                                    const char *path);
+
+/** The answer within a reference of the task as generated (before
+ *  targets): arith's text after the last "->" with rationale=1, else the
+ *  whole reference. NULL if the reference has no answer marker. */
+const char *gkd_task_answer(const gkd_task *t, const char *reference);
 
 /** The task's primary score of one output in [0, 1] (exact match of the
  *  final answer for arith; exact match for reverse/sort/pairs; validity for

@@ -35,6 +35,7 @@ const char cli_task_flags_help[] =
     "      modes: --k N --zipf S --length N\n"
     "      pairs: --path FILE.tsv [--eval-path FILE.tsv | --eval-fraction F] (eval, sample: --eval-path alone)\n"
     "      text: --path FILE.txt [--chunk N --prompt-chars N --eval-fraction F]\n"
+    "      any: [--targets reference|answer|rationale+answer|multitask] [--train-fraction F (1)]\n"
     "      any: --tokenizer FILE_OR_DIR (subword tokenizer files; default: the task's char/byte\n"
     "           vocabulary, or the tokenizer the model brings)\n";
 
@@ -79,6 +80,15 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
     if ((v = cli_flag(argc, argv, i, "--zipf", &err))) {
         if (cli_parse_setting_double(&d, v, "task.zipf", "--zipf")) return bad(cmd);
         tc->zipf_s = d;
+        return 1;
+    }
+    if ((v = cli_flag(argc, argv, i, "--targets", &err))) {
+        if (gkd_targets_parse(v, &tc->targets, "--targets")) return bad(cmd);
+        return 1;
+    }
+    if ((v = cli_flag(argc, argv, i, "--train-fraction", &err))) {
+        if (cli_parse_setting_double(&d, v, "task.train_fraction", "--train-fraction")) return bad(cmd);
+        tc->train_fraction = d;
         return 1;
     }
     if ((v = cli_flag(argc, argv, i, "--eval-fraction", &err))) {
@@ -218,7 +228,8 @@ int cli_check_eval_overlap(const char *cmd, const char *what, const gkd_task_rec
 const char cli_train_flags_help[] =
     "training: --steps N --batch N --lr X [--lr-min X --warmup N --weight-decay X --clip X]\n"
     "          --seed N [--eval-every N --eval-n N --eval-samples N --checkpoint-every N]\n"
-    "          [--max-new-tokens N] [--bleu-smoothing method0|method1|method2|method3|method4]\n";
+    "          [--max-new-tokens N] [--bleu-smoothing method0|method1|method2|method3|method4]\n"
+    "          step-by-step (--targets multitask): [--rationale-weight W (1)] [--rationale-source data|teacher]\n";
 
 int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const char *cmd) {
     int err = 0;
@@ -239,6 +250,15 @@ int cli_train_flag(gkd_distill_options *o, int argc, char **argv, int *i, const 
     }
     LONG_FLAG("--steps", steps, "distill.steps")
     LONG_FLAG("--batch", batch, "distill.batch")
+    DOUBLE_FLAG("--rationale-weight", rationale_weight, "student.rationale_weight")
+    if ((v = cli_flag(argc, argv, i, "--rationale-source", &err))) {
+        if (strcmp(v, "data") && strcmp(v, "teacher")) {
+            fprintf(stderr, "gkd %s: --rationale-source: '%s' is not data or teacher\n", cmd, v);
+            return -1;
+        }
+        o->rationale_source = strcmp(v, "data") ? GKD_RATIONALE_TEACHER : GKD_RATIONALE_DATA;
+        return 1;
+    }
     LONG_FLAG("--warmup", warmup, "distill.warmup")
     /* The run seed has no experiment-file range of its own (seeds is a list). */
     if ((v = cli_flag(argc, argv, i, "--seed", &err))) {

@@ -13,7 +13,9 @@ static const gkd_task_ops *const all_ops[] = {&gkd_task_arith_ops, &gkd_task_rev
                                               &gkd_task_pairs_ops, &gkd_task_text_ops};
 #define N_OPS (sizeof all_ops / sizeof all_ops[0])
 
-static const char *split_name(gkd_split s) { return s == GKD_SPLIT_EVAL ? "eval" : "train"; }
+static const char *split_name(gkd_split s) {
+    return s == GKD_SPLIT_EVAL ? "eval" : s == GKD_SPLIT_RATIONALE ? "rationale" : "train";
+}
 static int dup_field(gkd_task *t, int slot, const char **field) {
     if (!*field) return 0;
     t->owned[slot] = strdup(*field);
@@ -42,7 +44,7 @@ int gkd_task_new(gkd_task **out, const gkd_task_config *cfg) {
     if ((rc = dup_field(t, 0, &t->cfg.name)) || (rc = dup_field(t, 1, &t->cfg.op)) ||
         (rc = dup_field(t, 2, &t->cfg.alphabet)) || (rc = dup_field(t, 3, &t->cfg.path)) ||
         (rc = dup_field(t, 4, &t->cfg.eval_path)) || (rc = dup_field(t, 5, &t->cfg.tokenizer)) ||
-        (rc = ops->build(t))) {
+        (rc = ops->build(t)) || (rc = task_apply_targets(t)) || (rc = task_apply_train_fraction(t))) {
         gkd_task_free(t);
         return rc;
     }
@@ -62,7 +64,10 @@ static void free_dists(task_dist *d, size_t n) {
 
 void gkd_task_free(gkd_task *t) {
     if (!t) return;
-    for (int s = 0; s < 2; s++) {
+    /* train_fraction keeps the rest of the split allocated */
+    for (int s = 0; s < 3; s += 2)
+        if (t->train_all > t->split[s].n && t->split[s].n) t->split[s].n = t->train_all;
+    for (int s = 0; s < 3; s++) {
         free_dists(t->dist[s], t->split[s].n);
         task_split_free(&t->split[s]);
     }
@@ -86,17 +91,22 @@ int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out) {
     *out = NULL;
     if (t->cfg.tokenizer) return gkd_tokenizer_new_subword(out, t->cfg.tokenizer);
     if (t->ops->byte_vocab) return gkd_tokenizer_new_byte(out);
+    /* Over every training example, whatever train_fraction keeps, so all
+     * fractions (and the teacher, trained on the whole split) share it. */
+    size_t all[3];
+    for (int s = 0; s < 3; s++) all[s] = s != GKD_SPLIT_EVAL && t->train_all > t->split[s].n && t->split[s].n
+                                             ? t->train_all : t->split[s].n;
     size_t n = 0;
-    for (int s = 0; s < 2; s++) {
-        n += 2 * t->split[s].n;
+    for (int s = 0; s < 3; s++) {
+        n += 2 * all[s];
         if (t->dist[s])
-            for (size_t i = 0; i < t->split[s].n; i++) n += t->dist[s][i].k;
+            for (size_t i = 0; i < all[s]; i++) n += t->dist[s][i].k;
     }
     const char **texts = malloc((n + 1) * sizeof *texts);
     if (!texts) return gkd_error(GKD_ENOMEM, "out of memory");
     size_t m = 0;
-    for (int s = 0; s < 2; s++)
-        for (size_t i = 0; i < t->split[s].n; i++) {
+    for (int s = 0; s < 3; s++)
+        for (size_t i = 0; i < all[s]; i++) {
             texts[m++] = t->split[s].ex[i].prompt;
             texts[m++] = t->split[s].ex[i].reference;
             if (t->dist[s])

@@ -21,6 +21,8 @@
 #define STR_ABSENT 0xffffffffu
 #define STR_MAX (1u << 20)          /* longest string field, bytes */
 #define SPLIT_MAX 0xffffffffull     /* largest split size a record may claim */
+#define EXT_TRAIN_FRACTION 1u       /* tag of the optional train_fraction (f64) */
+#define EXT_TARGETS 2u              /* tag of the optional targets (i32) */
 
 static const char *const task_names[] = {"arith", "reverse", "sort", "modes", "pairs", "text"};
 
@@ -140,6 +142,16 @@ static void write_record(blob_writer *w, const gkd_task_record *r) {
         }
     blob_u64(w, r->train_n);
     blob_u64(w, r->eval_n);
+    /* Settings added later follow as tagged values, only when they are
+     * not their defaults, so existing records keep their bytes. */
+    if (c->train_fraction != 0 && c->train_fraction != 1.0) {
+        blob_u32(w, EXT_TRAIN_FRACTION);
+        blob_f64(w, c->train_fraction);
+    }
+    if (c->targets != GKD_TARGETS_REFERENCE) {
+        blob_u32(w, EXT_TARGETS);
+        put_i32(w, c->targets);
+    }
 }
 
 size_t gkd_task_record_serialized_size(const gkd_task_record *r) {
@@ -217,7 +229,19 @@ int gkd_task_record_deserialize(gkd_task_record **out, const unsigned char *buf,
         }
     r->train_n = blob_get_u64(&rd);
     r->eval_n = blob_get_u64(&rd);
+    c->train_fraction = 1.0;
+    c->targets = GKD_TARGETS_REFERENCE;
+    for (unsigned last = 0; !rd.short_read && rd.p < rd.end;) {
+        /* anything but the known tags, in order, is not a record of gkd's */
+        uint32_t tag = (size_t)(rd.end - rd.p) >= 4 ? blob_get_u32(&rd) : 0;
+        if (tag <= last || tag > EXT_TARGETS) BAD("contents (trailing bytes)");
+        last = tag;
+        if (tag == EXT_TRAIN_FRACTION) c->train_fraction = blob_get_f64(&rd);
+        else c->targets = get_i32(&rd);
+    }
     if (rd.short_read) BAD("contents (truncated)");
+    if (!(c->train_fraction > 0 && c->train_fraction <= 1)) BAD("train fraction");
+    if (!gkd_targets_name(c->targets)) BAD("targets");
     if (rd.p != rd.end) BAD("contents (trailing bytes)");
     if (r->train_n > SPLIT_MAX || r->eval_n > SPLIT_MAX) BAD("split sizes");
     if (c->path && c->path[0] != '/') BAD("data path (not absolute)");
@@ -256,6 +280,13 @@ static int path_differs(const char *recorded, const char *current) {
     return d;
 }
 
+/* A prompt without the label prefix of targets multitask: a model trained
+ * with it has seen the example whatever targets the eval task has. */
+static const char *bare_prompt(const char *p) {
+    size_t n = strlen(GKD_LABEL_PREFIX);
+    return strncmp(p, GKD_LABEL_PREFIX, n) ? p : p + n;
+}
+
 /* The options of the recorded task that differ in cur, in words. */
 static void describe_diff(char *out, size_t cap, const gkd_task_config *rec, const gkd_task_config *cur) {
     int n = 0;
@@ -269,6 +300,8 @@ static void describe_diff(char *out, size_t cap, const gkd_task_config *rec, con
     int seeded = generated || !strcmp(t, "text") || (!strcmp(t, "pairs") && !rec->eval_path);
     if (seeded && rec->seed != cur->seed)
         add_diff(out, cap, &n, "data seed %llu vs %llu", (unsigned long long)rec->seed, (unsigned long long)cur->seed);
+    if (rec->train_fraction != cur->train_fraction)
+        add_diff(out, cap, &n, "train_fraction %g vs %g", rec->train_fraction, cur->train_fraction);
     if (generated) {
         if (rec->train != cur->train) add_diff(out, cap, &n, "train %d vs %d", rec->train, cur->train);
         if (rec->eval != cur->eval) add_diff(out, cap, &n, "eval %d vs %d", rec->eval, cur->eval);
@@ -279,6 +312,8 @@ static void describe_diff(char *out, size_t cap, const gkd_task_config *rec, con
             add_diff(out, cap, &n, "op %s vs %s", rec->op ? rec->op : "add", cur->op ? cur->op : "add");
         if (rec->rationale != cur->rationale)
             add_diff(out, cap, &n, "rationale %d vs %d", rec->rationale, cur->rationale);
+        if (rec->targets != cur->targets)
+            add_diff(out, cap, &n, "targets %s vs %s", gkd_targets_name(rec->targets), gkd_targets_name(cur->targets));
     } else if (generated) {
         if (rec->min_len != cur->min_len) add_diff(out, cap, &n, "min_len %d vs %d", rec->min_len, cur->min_len);
         if (rec->max_len != cur->max_len) add_diff(out, cap, &n, "max_len %d vs %d", rec->max_len, cur->max_len);
@@ -342,10 +377,10 @@ int gkd_task_record_overlap(gkd_task_overlap *out, const gkd_task_record *r, con
     strmap seen;
     strmap_init(&seen);
     int rc = 0, found;
-    for (size_t i = 0; i < tn && !rc; i++) rc = strmap_put(&seen, gkd_task_example(old, GKD_SPLIT_TRAIN, i)->prompt, i, &found);
+    for (size_t i = 0; i < tn && !rc; i++) rc = strmap_put(&seen, bare_prompt(gkd_task_example(old, GKD_SPLIT_TRAIN, i)->prompt), i, &found);
     if (!rc) {
         for (size_t i = 0; i < out->eval_n; i++)
-            out->overlap += strmap_get(&seen, gkd_task_example(t, GKD_SPLIT_EVAL, i)->prompt) != NULL;
+            out->overlap += strmap_get(&seen, bare_prompt(gkd_task_example(t, GKD_SPLIT_EVAL, i)->prompt)) != NULL;
         out->train_n = tn;
         out->checked = 1;
     }

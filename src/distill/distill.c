@@ -27,8 +27,10 @@ static int teacher_by_chunks(const gkd_distill_options *o) {
     return o->divergence.kind <= GKD_DIV_TVD && gkd_products() == GKD_PRODUCTS_GKD;
 }
 
-static int needs_teacher(const gkd_distill_options *o) {
-    return needs_teacher_scores(o) || o->schedule.seqkd > 0 || o->schedule.teacher_mix > 0;
+static int needs_teacher(const gkd_distill_options *o, const gkd_task *task) {
+    const int teacher_rationales = o->rationale_source == GKD_RATIONALE_TEACHER && o->rationale_weight > 0 &&
+                                   gkd_task_size(task, GKD_SPLIT_RATIONALE) > 0;
+    return needs_teacher_scores(o) || o->schedule.seqkd > 0 || o->schedule.teacher_mix > 0 || teacher_rationales;
 }
 
 void gkd_distill_state_free(gkd_distill_state *s) {
@@ -61,6 +63,7 @@ void gkd_distill_state_free(gkd_distill_state *s) {
         for (size_t i = 0; i < s->seqkd_cache_n; i++) free(s->seqkd_cache[i]);
         free(s->seqkd_cache);
     }
+    gkd_rationale_term_free(s);
     memset(s, 0, sizeof *s);
 }
 
@@ -83,7 +86,7 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
     if (gkd_tokenizer_vocab_size(tok) > V)
         return gkd_error(GKD_EMISMATCH, "distill: the tokenizer has %d tokens but the student only %d",
                          gkd_tokenizer_vocab_size(tok), V);
-    if (needs_teacher(opt)) {
+    if (needs_teacher(opt, task)) {
         if (!teacher) return gkd_error(GKD_EINVAL, "distill: this configuration needs a teacher");
         if (teacher->config.vocab_size != V || teacher->config.max_seq_len < cap)
             return gkd_error(GKD_EMISMATCH,
@@ -153,6 +156,7 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
         s->seqkd_cache = calloc(s->seqkd_cache_n, sizeof *s->seqkd_cache);
         if (!s->seqkd_cache) { rc = gkd_error(GKD_ENOMEM, "distill: out of memory for the SeqKD cache"); goto done; }
     }
+    rc = gkd_rationale_term_init(s);
 done:
     if (rc) gkd_distill_state_free(s);
     return rc;
@@ -328,33 +332,6 @@ static void layout_batch(gkd_distill_state *s, gkd_step_stats *st) {
     st->rollout_len = mean_rollout_len(s);
 }
 
-/* Weighted cross-entropy of targets: returns sum_n w_n * CE_n and
- * accumulates scale * w_n * dCE_n/dz into dlogits. row_loss (N) is
- * scratch, so the sum runs in row order whatever the thread count. */
-static double weighted_ce(float *dlogits, double *row_loss, const float *logits, const int *targets,
-                          const float *w, int N, int V, float scale) {
-    double total = 0;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        row_loss[n] = 0;
-        if (w[n] == 0) continue;
-        const float *z = logits + (size_t)n * V;
-        float *dz = dlogits + (size_t)n * V;
-        double mx = z[0];
-        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        double sum = 0;
-        for (int v = 0; v < V; v++) sum += exp(z[v] - mx);
-        double lse = mx + log(sum);
-        row_loss[n] = w[n] * (lse - z[targets[n]]);
-        for (int v = 0; v < V; v++) {
-            double p = exp(z[v] - lse);
-            dz[v] += (float)(scale * w[n] * (p - (v == targets[n])));
-        }
-    }
-    for (int n = 0; n < N; n++) total += row_loss[n];
-    return total;
-}
-
 static int check_finite_grads(const gkd_model *m, long step) {
     const float *g = m->grads_memory;
     for (int k = 0; k < m->num_tensors; k++) {
@@ -381,7 +358,7 @@ static int hybrid_ce(gkd_distill_state *s, long step, double *ce) {
     if ((rc = gkd_model_forward(s->student, l->tokens, B, l->T))) return rc;
     const int N = B * l->T;
     memset(s->dlogits, 0, sizeof(float) * (size_t)N * V);
-    *ce = weighted_ce(s->dlogits, s->ce_row_loss, s->student->logits, l->targets, l->weight, N, V, s->o.ce_weight);
+    *ce = gkd_weighted_ce(s->dlogits, s->ce_row_loss, s->student->logits, l->targets, l->weight, N, V, s->o.ce_weight);
     if (!isfinite(*ce)) return gkd_error(GKD_ENAN, "step %ld: the cross-entropy term is not finite", step);
     return gkd_model_backward(s->student, s->dlogits);
 }
@@ -517,6 +494,7 @@ static int teacher_dense_by_chunks(gkd_distill_state *s, const float *zs, int ev
 int gkd_distill_prepare(gkd_distill_state *s, long step, gkd_step_stats *st) {
     memset(st, 0, sizeof *st);
     st->ce = NAN; /* no hybrid term (yet): an empty ce column, not an error */
+    st->rationale = NAN;
     int rc = build_batch(s, step);
     if (rc) return gkd_error_wrap(rc, "step %ld", step);
     for (int b = 0; b < s->o.batch; b++) st->source_count[s->choices[b].source]++;
@@ -566,7 +544,7 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
     const float tau = s->o.loss_temperature;
     switch (s->o.divergence.kind) {
     case GKD_DIV_CE:
-        st->divergence = weighted_ce(s->dlogits, s->ce_row_loss, zs, l->targets, l->weight, N, V, 1.0f);
+        st->divergence = gkd_weighted_ce(s->dlogits, s->ce_row_loss, zs, l->targets, l->weight, N, V, 1.0f);
         st->loss = st->divergence;
         break;
     case GKD_DIV_PG_RKL: {
@@ -611,6 +589,10 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
     if (s->o.ce_weight > 0) {
         if ((rc = hybrid_ce(s, step, &st->ce))) return rc;
         st->loss += s->o.ce_weight * st->ce;
+    }
+    if (gkd_rationale_term_active(s)) {
+        if ((rc = gkd_rationale_term(s, step, &st->rationale))) return rc;
+        st->loss += s->o.rationale_weight * st->rationale;
     }
     st->time_student = gkd_now() - t2;
     return check_finite_grads(s->student, step);

@@ -49,11 +49,16 @@ typedef struct {
     unsigned char *cached;       /* (B) 1: the row's tokens and teacher rows are the cache's */
     int **seqkd_cache;           /* per train example: {prompt_len, len, eos, tokens[cap]} */
     size_t seqkd_cache_n;
+    gkd_seqbatch rationale;      /* multitask: the rationale task of the step's examples, (B, cap) */
+    gkd_batch_layout rationale_layout;
+    int **rationale_cache;       /* rationale_source teacher: per train example, as seqkd_cache */
+    size_t rationale_cache_n;
 } gkd_distill_state;
 
 typedef struct {
     int source_count[GKD_SRC_REPLAY + 1];
     double loss, divergence, ce, grad_norm, lr, rollout_len;
+    double rationale;            /* multitask: the rationale loss (before its weight); NAN without */
     long tokens;
     double time_sample, time_teacher, time_student, time_update;
 } gkd_step_stats;
@@ -75,6 +80,24 @@ int gkd_teacher_cache_fill_batch(gkd_distill_state *s);
 int gkd_teacher_cache_all_cached(const gkd_distill_state *s);
 /** The cached rows' teacher rows into s->topk (laid out as s->layout). */
 int gkd_teacher_cache_fill_topk(gkd_distill_state *s);
+
+/* Distilling step-by-step (rationale_term.c). */
+/** Check the rationale options; allocate the term when the task has a
+ *  rationale split and rationale_weight > 0. */
+int gkd_rationale_term_init(gkd_distill_state *s);
+void gkd_rationale_term_free(gkd_distill_state *s);
+/** 1 when the step adds the rationale term. */
+int gkd_rationale_term_active(const gkd_distill_state *s);
+/** Cross-entropy of the rationale task on the step's examples (*loss,
+ *  the mean over its own loss tokens), its gradient times
+ *  rationale_weight accumulated into the student's. */
+int gkd_rationale_term(gkd_distill_state *s, long step, double *loss);
+
+/** Weighted cross-entropy of targets: returns sum_n w_n * CE_n and
+ *  accumulates scale * w_n * dCE_n/dz into dlogits; row_loss (N) is
+ *  scratch (distill.c). */
+double gkd_weighted_ce(float *dlogits, double *row_loss, const float *logits, const int *targets, const float *w,
+                       int N, int V, float scale);
 
 int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *teacher,
                            const gkd_tokenizer *tok, const gkd_task *task,

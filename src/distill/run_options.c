@@ -98,6 +98,10 @@ int gkd_run_options_text(gkd_csv_buf *b, const gkd_model *student, const gkd_mod
     /* Left out when off, so runs made before it existed still resume. */
     if (o->teacher_topk)
         rc |= line(b, "teacher_topk", "%d %s", o->teacher_topk, o->topk_tail == GKD_SPARSE_TAIL ? "tail" : "renorm");
+    /* Distilling step-by-step: only for tasks with a rationale split. */
+    if (gkd_task_size(task, GKD_SPLIT_RATIONALE))
+        rc |= line(b, "rationale", "%s %s", num(n1, sizeof n1, o->rationale_weight),
+                   o->rationale_source == GKD_RATIONALE_TEACHER ? "teacher" : "data");
     /* What the per-token metrics counted; char and byte vocabularies are
      * left out (the task determines them), so their runs still resume. */
     if (gkd_tokenizer_kind_of(tok) == GKD_TOKENIZER_SUBWORD) {

@@ -91,6 +91,16 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if (!strcmp(p, "eval.bleu_smoothing") && c->eval.bleu_smoothing == 0) return 0;
     if ((!strcmp(p, "distill.teacher_topk") || !strcmp(p, "distill.topk_tail")) && c->distill.teacher_topk == 0)
         return 0;
+    if (!strcmp(p, "task.train_fraction") && c->task.train_fraction == 1.0) return 0;
+    if (!strcmp(p, "student.targets") && c->task.targets == GKD_TARGETS_REFERENCE) return 0;
+    if (!strcmp(p, "student.rationale_weight") && c->distill.rationale_weight == 1.0) return 0;
+    if (!strcmp(p, "student.rationale_source") && c->distill.rationale_source == 0) return 0;
+    /* The shared teacher learns the student's targets (it scores label
+     * sequences and may write rationales) from every training example;
+     * the SFT student always learns from the task's rationales. */
+    if (why == P_TEACHER && !strcmp(p, "student.targets")) return 1;
+    if (why == P_TEACHER && !strcmp(p, "task.train_fraction")) return 0;
+    if (why == P_STUDENT_INIT && !strcmp(p, "student.rationale_source")) return 0;
     if (!strcmp(p, "eval.allow_overlap") && (why != P_WRITE || !c->eval.allow_overlap)) return 0;
     /* Where the teacher's rows come from changes no result (the cache
      * holds the rows a live teacher gives, bit for bit). */

@@ -57,6 +57,9 @@ const exp_key exp_keys[] = {
      "subword tokenizer files (tokenizer.json, vocab.json + merges.txt, tokenizer.bin or their directory); "
      "default: the task's char or byte vocabulary, or the tokenizer of teacher.checkpoint",
      NO_OPTION},
+    {"task.train_fraction", K_DOUBLE, "1", 0, 1, F_OPEN_MIN, 0, NULL, OFF(task.train_fraction),
+     "train on the first round(f n) training examples (nested; eval unchanged; the shared teacher sees them "
+     "all): an axis draws a data-efficiency curve", NO_OPTION},
     {"task.chunk", K_INT, "64", 2, 65536, 0, T_TEXT, NULL, OFF(task.chunk), "characters per example", NO_OPTION},
     {"task.prompt_chars", K_INT, "32", 1, 65535, 0, T_TEXT, NULL, OFF(task.prompt_chars),
      "characters of the chunk that form the prompt (< chunk)", NO_OPTION},
@@ -116,6 +119,17 @@ const exp_key exp_keys[] = {
     {"student.init", K_INIT, "sft", 0, 0, 0, 0, NULL, OFF(student_init),
      "sft (supervised fine-tuning on the data), random, or the path of a model file (as teacher.checkpoint)",
      NO_OPTION},
+    {"student.targets", K_ENUM, "reference", 0, 0, 0, 0, "reference|answer|rationale+answer|multitask",
+     OFF(task.targets),
+     "what the student (and a trained teacher) learns to produce: the task's reference, the answer, rationale "
+     "-> answer, or multitask: [label] prompt -> answer plus w x [rationale] prompt -> rationale "
+     "(docs/distillation.md)", NO_OPTION},
+    {"student.rationale_weight", K_DOUBLE, "1", 0, 1e6, 0, 0, NULL, OFF(distill.rationale_weight),
+     "multitask: w in loss = label loss + w * rationale loss (SFT and distillation; a trained teacher uses 1)",
+     TO(RUN_SFT | RUN_DISTILL, O_FLOAT, rationale_weight)},
+    {"student.rationale_source", K_ENUM, "data", 0, 0, 0, 0, "data|teacher", OFF(distill.rationale_source),
+     "multitask: rationale targets of the distillation from the task, or generated once by the teacher "
+     "(greedy; the SFT student always uses the task's)", TO(RUN_DISTILL, O_INT, rationale_source)},
     {"student.sft.steps", K_INT, "300", 1, 1e8, 0, 0, NULL, OFF(student_sft.steps), "SFT steps",
      TO(RUN_SFT, O_LONG, steps)},
     {"student.sft.batch", K_INT, "64", 1, 65536, 0, 0, NULL, OFF(student_sft.batch), "sequences per step",

@@ -63,7 +63,18 @@ int run_shared_teacher(gkd_model **out, const gkd_cell_config *c, const char *ex
     shape.vocab_size = gkd_tokenizer_vocab_size(tok);
     gkd_distill_options o;
     cell_run_options(&o, c, CELL_RUN_TEACHER);
-    return shared_supervised(out, exp_dir, "teacher", hash, &shape, &o, tok, task, tty);
+    /* The teacher learns from every training example whatever fraction the
+     * student sees (task.train_fraction is not in its hash): one teacher
+     * for the whole data-efficiency curve. */
+    if (gkd_task_config_of(task)->train_fraction == 1.0)
+        return shared_supervised(out, exp_dir, "teacher", hash, &shape, &o, tok, task, tty);
+    gkd_task_config full = *gkd_task_config_of(task);
+    full.train_fraction = 1.0;
+    gkd_task *whole = NULL;
+    int rc = gkd_task_new(&whole, &full);
+    if (!rc) rc = shared_supervised(out, exp_dir, "teacher", hash, &shape, &o, tok, whole, tty);
+    gkd_task_free(whole);
+    return rc;
 }
 
 int run_shared_student(gkd_model **out, const gkd_cell_config *c, const gkd_model_config *shape,

@@ -21,7 +21,9 @@
  *
  * Score: 1 if the final answer (the text after the last "->" with a
  * rationale, the whole output without) equals the reference's; an output
- * without the marker scores 0 when rationales are on. */
+ * without the marker scores 0 when rationales are on. With student.targets
+ * the references change form (task_targets.c): answer and multitask
+ * compare whole answers, rationale+answer the text after the marker. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,17 +136,23 @@ static int build(gkd_task *t) {
     return rc;
 }
 
-/* The final answer: after the last marker with rationales, else everything. */
-static const char *final_answer(const gkd_task *t, const char *s) {
-    if (!t->cfg.rationale) return s;
+/* The final answer: after the last marker when `marked`, else everything. */
+static const char *final_answer(int marked, const char *s) {
+    if (!marked) return s;
     const char *last = NULL;
     for (const char *p = strstr(s, FINAL_MARKER); p; p = strstr(p + 1, FINAL_MARKER)) last = p;
     return last ? last + strlen(FINAL_MARKER) : NULL;
 }
 
 static double score(const gkd_task *t, const gkd_example *ex, const char *output) {
-    const char *want = final_answer(t, ex->reference), *got = final_answer(t, output);
+    const int marked = task_references_marked(t);
+    const char *want = final_answer(marked, ex->reference), *got = final_answer(marked, output);
     return want && got && strcmp(want, got) == 0 ? 1.0 : 0.0;
 }
 
-const gkd_task_ops gkd_task_arith_ops = {"arith", build, score, 0};
+/* A generated reference's answer: rationale=1 decides its form. */
+static const char *answer(const gkd_task *t, const char *reference) {
+    return final_answer(t->cfg.rationale, reference);
+}
+
+const gkd_task_ops gkd_task_arith_ops = {"arith", build, score, 0, answer};

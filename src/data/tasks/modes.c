@@ -169,4 +169,4 @@ static double score(const gkd_task *t, const gkd_example *ex, const char *output
     return ok;
 }
 
-const gkd_task_ops gkd_task_modes_ops = {"modes", build, score, 0};
+const gkd_task_ops gkd_task_modes_ops = {"modes", build, score, 0, NULL};

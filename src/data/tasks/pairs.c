@@ -113,4 +113,4 @@ done:
     return rc;
 }
 
-const gkd_task_ops gkd_task_pairs_ops = {"pairs", build, task_score_exact, 0};
+const gkd_task_ops gkd_task_pairs_ops = {"pairs", build, task_score_exact, 0, NULL};

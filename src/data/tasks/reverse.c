@@ -42,4 +42,4 @@ static int build(gkd_task *t) {
     return task_generate_splits(t, 2, gen);
 }
 
-const gkd_task_ops gkd_task_reverse_ops = {"reverse", build, task_score_exact, 0};
+const gkd_task_ops gkd_task_reverse_ops = {"reverse", build, task_score_exact, 0, NULL};

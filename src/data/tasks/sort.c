@@ -62,4 +62,4 @@ static int build(gkd_task *t) {
     return task_generate_splits(t, 3, gen);
 }
 
-const gkd_task_ops gkd_task_sort_ops = {"sort", build, task_score_exact, 0};
+const gkd_task_ops gkd_task_sort_ops = {"sort", build, task_score_exact, 0, NULL};

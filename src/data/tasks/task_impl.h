@@ -29,8 +29,10 @@ struct gkd_task {
     gkd_task_config cfg;   /* string fields point into owned copies below */
     char *owned[6];        /* name, op, alphabet, path, eval_path, tokenizer */
     const gkd_task_ops *ops;
-    task_split split[2];   /* [GKD_SPLIT_TRAIN], [GKD_SPLIT_EVAL] */
-    task_dist *dist[2];    /* (n) per example, modes only */
+    task_split split[3];   /* [GKD_SPLIT_TRAIN], [GKD_SPLIT_EVAL], [GKD_SPLIT_RATIONALE] */
+    task_dist *dist[3];    /* (n) per example, modes only */
+    size_t train_all;      /* training examples before train_fraction (kept allocated: the
+                              vocabulary covers them, so every fraction shares it) */
     size_t dropped_overlap;/* pairs with eval_path: train lines whose prompt is in eval */
 };
 
@@ -41,7 +43,21 @@ struct gkd_task_ops {
     /** Primary score of an output in [0, 1]. */
     double (*score)(const gkd_task *t, const gkd_example *ex, const char *output);
     int byte_vocab; /* 1: gkd_task_tokenizer returns the byte vocabulary */
+    /** The answer within a generated reference (gkd_task_answer); NULL op:
+     *  the whole reference. */
+    const char *(*answer)(const gkd_task *t, const char *reference);
 };
+
+/** 1 if the task's references (after targets) carry a rationale before
+ *  the answer marker: rationale=1 with targets reference, or targets
+ *  rationale+answer. The scorers of tasks with rationales read it. */
+int task_references_marked(const gkd_task *t);
+
+/** Rewrite both splits for cfg.targets (task_targets.c); after build. */
+int task_apply_targets(gkd_task *t);
+/** Keep the first round(f n) training examples (task_targets.c); after
+ *  task_apply_targets. */
+int task_apply_train_fraction(gkd_task *t);
 
 extern const gkd_task_ops gkd_task_arith_ops, gkd_task_reverse_ops, gkd_task_sort_ops,
     gkd_task_modes_ops, gkd_task_pairs_ops, gkd_task_text_ops;

@@ -65,4 +65,4 @@ done:
     return rc;
 }
 
-const gkd_task_ops gkd_task_text_ops = {"text", build, task_score_exact, 1};
+const gkd_task_ops gkd_task_text_ops = {"text", build, task_score_exact, 1, NULL};
