@@ -80,6 +80,12 @@ typedef struct {
     int targets;          /* gkd_targets of both splits (student.targets, --targets) */
     double train_fraction;/* the first round(f n) examples of the training split, f in (0, 1];
                              0 stands for 1 (the whole split) */
+    /* contexts: text only the teacher sees before the prompt (docs/tasks.md) */
+    const char *context;  /* arith: NULL | "none" | "rationale" | "worked_example" */
+    const char *context_path; /* text: a file whose text is every example's context */
+    const char *teacher_context; /* any task: text before every example's own context */
+    int with_context;     /* 1: gkd_task_encode_example/_prompt lay sequences out as the
+                             teacher sees them, [BOS] context prompt SEP reference EOS */
 } gkd_task_config;
 
 /** The data seed of experiment files (task.seed) and of gkd train, distill,
@@ -91,8 +97,9 @@ typedef struct {
     {.name = "arith", .seed = 1, .train = 20000, .eval = 500, .digits = 3, .op = "add",   \
      .rationale = 0, .min_len = 3, .max_len = 8, .alphabet = "abcdefghij", .modes_k = 4,  \
      .zipf_s = 1.0, .modes_len = 4, .path = NULL, .eval_path = NULL,                      \
-     .eval_fraction = 0.1, .chunk = 64, .prompt_chars = 32, .tokenizer = NULL,  \
-     .targets = GKD_TARGETS_REFERENCE, .train_fraction = 1.0}
+     .eval_fraction = 0.1, .chunk = 64, .prompt_chars = 32, .tokenizer = NULL,                \
+     .targets = GKD_TARGETS_REFERENCE, .train_fraction = 1.0, .context = NULL,            \
+     .context_path = NULL, .teacher_context = NULL, .with_context = 0}
 
 typedef struct gkd_task gkd_task;
 
@@ -147,7 +154,28 @@ size_t gkd_task_dropped_overlap(const gkd_task *t);
  *  from: "file:line: " for pairs/text, "arith eval example 7: " else. */
 int gkd_task_example_error(const gkd_task *t, gkd_split split, size_t i, int rc);
 
-/** BOS prompt SEP reference EOS of example i (see gkd_tokenizer_encode_pair).
+/** 1 if some example of either split has a non-empty context. */
+int gkd_task_has_context(const gkd_task *t);
+
+/** The tokens of example i's context (text, no specials), *n 0 when it
+ *  has none. GKD_EINVAL (prefixed with where the example came from) if
+ *  they do not fit in cap. */
+int gkd_task_encode_context(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i, int *ids,
+                            int cap, int *n);
+
+/** The teacher's view of example i: [BOS] context prompt SEP [reference
+ *  EOS], the sequence of gkd_tokenizer_encode_pair with the context's
+ *  tokens (gkd_task_encode_context) inserted after BOS (at the start when
+ *  the tokenizer has none). So the tokens after the context are the plain
+ *  sequence's tokens after BOS: position t of the plain sequence is
+ *  position t + *context_len of this one. prompt_len and len count the
+ *  context. with_reference 0: prompt only. */
+int gkd_task_encode_with_context(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
+                                 int with_reference, int *ids, int cap, int *context_len, int *prompt_len,
+                                 int *len);
+
+/** BOS prompt SEP reference EOS of example i (see gkd_tokenizer_encode_pair);
+ *  with cfg.with_context, the teacher's view (gkd_task_encode_with_context).
  *  Errors are prefixed with where the example came from ("file:line: " or
  *  "arith eval example 7: "), e.g. a character outside the vocabulary. */
 int gkd_task_encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,

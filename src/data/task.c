@@ -44,7 +44,9 @@ int gkd_task_new(gkd_task **out, const gkd_task_config *cfg) {
     if ((rc = dup_field(t, 0, &t->cfg.name)) || (rc = dup_field(t, 1, &t->cfg.op)) ||
         (rc = dup_field(t, 2, &t->cfg.alphabet)) || (rc = dup_field(t, 3, &t->cfg.path)) ||
         (rc = dup_field(t, 4, &t->cfg.eval_path)) || (rc = dup_field(t, 5, &t->cfg.tokenizer)) ||
-        (rc = ops->build(t)) || (rc = task_apply_targets(t)) || (rc = task_apply_train_fraction(t))) {
+        (rc = dup_field(t, 6, &t->cfg.context)) || (rc = dup_field(t, 7, &t->cfg.context_path)) ||
+        (rc = dup_field(t, 8, &t->cfg.teacher_context)) || (rc = ops->build(t)) || (rc = task_apply_contexts(t)) ||
+        (rc = task_apply_targets(t)) || (rc = task_apply_train_fraction(t))) {
         gkd_task_free(t);
         return rc;
     }
@@ -98,7 +100,7 @@ int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out) {
                                              ? t->train_all : t->split[s].n;
     size_t n = 0;
     for (int s = 0; s < 3; s++) {
-        n += 2 * all[s];
+        n += 3 * all[s];
         if (t->dist[s])
             for (size_t i = 0; i < all[s]; i++) n += t->dist[s][i].k;
     }
@@ -109,6 +111,7 @@ int gkd_task_tokenizer(const gkd_task *t, gkd_tokenizer **out) {
         for (size_t i = 0; i < all[s]; i++) {
             texts[m++] = t->split[s].ex[i].prompt;
             texts[m++] = t->split[s].ex[i].reference;
+            if (t->split[s].ex[i].context) texts[m++] = t->split[s].ex[i].context; /* the teacher reads it */
             if (t->dist[s])
                 for (size_t k = 0; k < t->dist[s][i].k; k++) texts[m++] = t->dist[s][i].text[k];
         }
@@ -153,15 +156,78 @@ int gkd_task_example_error(const gkd_task *t, gkd_split split, size_t i, int rc)
     return gkd_error_wrap(rc, "%s %s example %zu", t->cfg.name, split_name(split), i);
 }
 
+int gkd_task_has_context(const gkd_task *t) {
+    for (int s = 0; s < 2; s++)
+        for (size_t i = 0; i < t->split[s].n; i++)
+            if (t->split[s].ex[i].context && t->split[s].ex[i].context[0]) return 1;
+    return 0;
+}
+
+static int check_index(const gkd_task *t, gkd_split split, size_t i) {
+    if (i < t->split[split].n) return 0;
+    return gkd_error(GKD_EINVAL, "%s: %s example %zu out of range (%zu examples)", t->cfg.name, split_name(split), i,
+                     t->split[split].n);
+}
+
+int gkd_task_encode_context(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i, int *ids,
+                            int cap, int *n) {
+    *n = 0;
+    int rc = check_index(t, split, i);
+    if (rc) return rc;
+    const char *c = t->split[split].ex[i].context;
+    if (!c || !c[0]) return 0;
+    if ((rc = gkd_tokenizer_encode(tok, c, ids, cap, n))) {
+        *n = 0;
+        return gkd_task_example_error(t, split, i, gkd_error_wrap(rc, "its context"));
+    }
+    return 0;
+}
+
+int gkd_task_encode_with_context(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
+                                 int with_reference, int *ids, int cap, int *context_len, int *prompt_len,
+                                 int *len) {
+    *context_len = *prompt_len = *len = 0;
+    int rc = check_index(t, split, i);
+    if (rc) return rc;
+    const gkd_example *ex = &t->split[split].ex[i];
+    int plain_prompt = 0, plain_len = 0, c = 0;
+    if ((rc = gkd_tokenizer_encode_pair(tok, ex->prompt, with_reference ? ex->reference : NULL, ids, cap,
+                                        &plain_prompt, &plain_len)))
+        return gkd_task_example_error(t, split, i, rc);
+    const int head = gkd_tokenizer_bos(tok) >= 0; /* BOS stays first */
+    if (ex->context && ex->context[0]) {
+        int *ctx = malloc(sizeof(int) * (size_t)cap);
+        if (!ctx) return gkd_error(GKD_ENOMEM, "out of memory");
+        rc = gkd_task_encode_context(t, tok, split, i, ctx, cap, &c);
+        if (!rc && plain_len + c > cap)
+            rc = gkd_task_example_error(t, split, i,
+                                        gkd_error(GKD_EINVAL, "its context and sequence take %d tokens, more than %d",
+                                                  plain_len + c, cap));
+        if (!rc) {
+            memmove(ids + head + c, ids + head, sizeof(int) * (size_t)(plain_len - head));
+            memcpy(ids + head, ctx, sizeof(int) * (size_t)c);
+        }
+        free(ctx);
+        if (rc) return rc;
+    }
+    *context_len = c;
+    *prompt_len = plain_prompt + c;
+    *len = plain_len + c;
+    return 0;
+}
+
 static int encode_example(const gkd_task *t, const gkd_tokenizer *tok, gkd_split split, size_t i,
                           int with_reference, int *ids, int cap, int *prompt_len, int *len) {
     *prompt_len = *len = 0;
-    if (i >= t->split[split].n)
-        return gkd_error(GKD_EINVAL, "%s: %s example %zu out of range (%zu examples)", t->cfg.name,
-                         split_name(split), i, t->split[split].n);
+    int rc = check_index(t, split, i);
+    if (rc) return rc;
+    if (t->cfg.with_context) {
+        int c;
+        return gkd_task_encode_with_context(t, tok, split, i, with_reference, ids, cap, &c, prompt_len, len);
+    }
     const gkd_example *ex = &t->split[split].ex[i];
-    int rc = gkd_tokenizer_encode_pair(tok, ex->prompt, with_reference ? ex->reference : NULL, ids,
-                                       cap, prompt_len, len);
+    rc = gkd_tokenizer_encode_pair(tok, ex->prompt, with_reference ? ex->reference : NULL, ids, cap, prompt_len,
+                                   len);
     return rc ? gkd_task_example_error(t, split, i, rc) : 0;
 }
 

@@ -75,6 +75,9 @@ int gkd_task_record_new(gkd_task_record **out, const gkd_task *t) {
     /* The split does not depend on the tokenizer, which the checkpoint
      * stores whole anyway. */
     r->cfg.tokenizer = NULL;
+    /* Nor on the teacher's contexts: the student's examples are the same. */
+    r->cfg.context = r->cfg.context_path = r->cfg.teacher_context = NULL;
+    r->cfg.with_context = 0;
     int rc = 0;
     const char **paths[2] = {&r->cfg.path, &r->cfg.eval_path};
     for (int i = 0; i < 2 && !rc; i++) {

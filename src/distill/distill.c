@@ -40,6 +40,7 @@ void gkd_distill_state_free(gkd_distill_state *s) {
     gkd_sampler_free(s->student_sampler);
     gkd_sampler_free(s->teacher_sampler);
     gkd_sampler_free(s->mixed_sampler);
+    gkd_teacher_view_free(s);
     gkd_seqbatch_free(&s->batch);
     gkd_seqbatch_free(&s->gathered);
     free(s->examples);
@@ -156,6 +157,7 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
         s->seqkd_cache = calloc(s->seqkd_cache_n, sizeof *s->seqkd_cache);
         if (!s->seqkd_cache) { rc = gkd_error(GKD_ENOMEM, "distill: out of memory for the SeqKD cache"); goto done; }
     }
+    if ((rc = gkd_teacher_view_init(s))) goto done;
     rc = gkd_rationale_term_init(s);
 done:
     if (rc) gkd_distill_state_free(s);
@@ -219,6 +221,12 @@ static int generate_rows(gkd_distill_state *s, gkd_sampler *sampler, float mix_a
     return 0;
 }
 
+/* SeqKD rows: the teacher completes the prompts, seeing their contexts if any. */
+static int generate_teacher_rows(gkd_distill_state *s, const int *rows, int n, const uint64_t *streams) {
+    if (gkd_teacher_view_on(s)) return gkd_teacher_view_generate(s, rows, n, streams);
+    return generate_rows(s, s->teacher_sampler, 0, rows, n, streams);
+}
+
 static int rows_with_source(const gkd_distill_state *s, gkd_source src, int *rows) {
     int n = 0;
     for (int b = 0; b < s->o.batch; b++)
@@ -231,7 +239,7 @@ static int teacher_rows(gkd_distill_state *s, long step) {
     if (n == 0 || (s->tcache && s->tcache_source == GKD_SRC_TEACHER)) return 0; /* the teacher cache's */
     if (!s->seqkd_cache) {
         for (int j = 0; j < n; j++) s->stream_ids[j] = rollout_stream(step, s->o.batch, s->rows[j]);
-        return generate_rows(s, s->teacher_sampler, 0, s->rows, n, s->stream_ids);
+        return generate_teacher_rows(s, s->rows, n, s->stream_ids);
     }
     /* Offline SeqKD: each prompt's teacher output is generated once and reused. */
     int m = 0, *missing = s->rows;
@@ -252,7 +260,7 @@ static int teacher_rows(gkd_distill_state *s, long step) {
         }
     }
     if (m == 0) return 0;
-    int rc = generate_rows(s, s->teacher_sampler, 0, missing, m, s->stream_ids);
+    int rc = generate_teacher_rows(s, missing, m, s->stream_ids);
     if (rc) return rc;
     for (int j = 0; j < m; j++) {
         int r = missing[j];
@@ -447,6 +455,26 @@ static void note_nonfinite_rows(nonfinite_rows *bad, const gkd_distill_state *s,
     }
 }
 
+/* The teacher's forward on the step's batch (its head too unless
+ * hidden_only): on the student's tokens, or on its view with contexts. */
+static int teacher_forward(gkd_distill_state *s, int hidden_only) {
+    const gkd_batch_layout *l = &s->layout;
+    const int *tokens = l->tokens, B = s->o.batch;
+    int T = l->T, rc;
+    if (gkd_teacher_view_on(s)) {
+        if ((rc = gkd_teacher_view_tokens(s))) return rc;
+        tokens = s->tv_tokens;
+        T = s->tv_T;
+    }
+    return hidden_only ? gkd_model_forward_hidden(s->teacher, tokens, B, T) : gkd_model_forward(s->teacher, tokens, B, T);
+}
+
+/* Rows r0 .. r0 + n - 1 of the teacher's logits laid out as the student's. */
+static int teacher_logit_rows(gkd_distill_state *s, int r0, int n, float *out) {
+    if (gkd_teacher_view_on(s)) return gkd_teacher_view_logit_rows(s, r0, n, out);
+    return gkd_model_logits_rows(s->teacher, r0, n, out);
+}
+
 /* s->topk from the teacher's head run a chunk of rows at a time after
  * gkd_model_forward_hidden: the rows gkd_sparse_rows_from_logits builds
  * from the whole (B, T, V) logits, which are never held. Rows are built
@@ -454,12 +482,12 @@ static void note_nonfinite_rows(nonfinite_rows *bad, const gkd_distill_state *s,
 static int teacher_topk_rows(gkd_distill_state *s, nonfinite_rows *bad) {
     const gkd_batch_layout *l = &s->layout;
     const int N = s->o.batch * l->T;
-    int rc = gkd_model_forward_hidden(s->teacher, l->tokens, s->o.batch, l->T);
+    int rc = teacher_forward(s, 1);
     if (rc) return rc;
     s->topk.N = N;
     for (int r0 = 0; r0 < N; r0 += GKD_TEACHER_CHUNK) {
         const int n = N - r0 < GKD_TEACHER_CHUNK ? N - r0 : GKD_TEACHER_CHUNK;
-        if ((rc = gkd_model_logits_rows(s->teacher, r0, n, s->teacher_chunk))) return rc;
+        if ((rc = teacher_logit_rows(s, r0, n, s->teacher_chunk))) return rc;
         note_nonfinite_rows(bad, s, s->teacher_chunk, r0, n);
         if (!bad->any && (rc = gkd_sparse_rows_from_logit_rows(&s->topk, r0, n, s->teacher_chunk))) return rc;
     }
@@ -480,7 +508,7 @@ static int teacher_dense_by_chunks(gkd_distill_state *s, const float *zs, int ev
     for (int r0 = 0; r0 < N; r0 += GKD_TEACHER_CHUNK) {
         const int n = N - r0 < GKD_TEACHER_CHUNK ? N - r0 : GKD_TEACHER_CHUNK;
         const size_t o = (size_t)r0 * V;
-        int rc = gkd_model_logits_rows(s->teacher, r0, n, s->teacher_chunk);
+        int rc = teacher_logit_rows(s, r0, n, s->teacher_chunk);
         if (rc) return rc;
         note_nonfinite_rows(bad, s, s->teacher_chunk, r0, n);
         if (evaluate && !bad->in_loss)
@@ -522,10 +550,10 @@ int gkd_distill_loss_grad(gkd_distill_state *s, long step, gkd_step_stats *st) {
         if (!all_cached && (rc = teacher_topk_rows(s, &bad))) return rc;
     } else if (by_chunks) {
         /* the head runs with the loss below, a chunk at a time */
-        if ((rc = gkd_model_forward_hidden(s->teacher, l->tokens, B, T))) return rc;
+        if ((rc = teacher_forward(s, 1))) return rc;
     } else if (scored && !all_cached) {
-        if ((rc = gkd_model_forward(s->teacher, l->tokens, B, T))) return rc;
-        zt = s->teacher->logits;
+        if ((rc = teacher_forward(s, 0))) return rc;
+        zt = gkd_teacher_view_on(s) ? gkd_teacher_view_gather(s) : s->teacher->logits;
         note_nonfinite_rows(&bad, s, zt, 0, N);
     }
     double t2 = gkd_now();

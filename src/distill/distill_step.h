@@ -53,6 +53,15 @@ typedef struct {
     gkd_batch_layout rationale_layout;
     int **rationale_cache;       /* rationale_source teacher: per train example, as seqkd_cache */
     size_t rationale_cache_n;
+    /* Context distillation (teacher_view.c): all NULL/0 when no example has a context. */
+    int *ctx_tokens;             /* the train examples' context tokens, concatenated */
+    size_t *ctx_off;             /* (train n) where example i's start in ctx_tokens */
+    int *ctx_n;                  /* (train n) its number of tokens (c_i) */
+    int *tv_tokens;              /* (B, teacher context) the teacher's view of the step's batch */
+    int *tv_shift;               /* (B) c_b: teacher position of student position t is t + c_b */
+    int tv_T;                    /* the teacher view's length this step */
+    float *tv_logits;            /* (B, cap, V) teacher rows aligned on the student's, when held whole */
+    gkd_seqbatch tv_batch;       /* (B, teacher context) scratch of SeqKD with contexts */
 } gkd_distill_state;
 
 typedef struct {
@@ -98,6 +107,28 @@ int gkd_rationale_term(gkd_distill_state *s, long step, double *loss);
  *  scratch (distill.c). */
 double gkd_weighted_ce(float *dlogits, double *row_loss, const float *logits, const int *targets, const float *w,
                        int N, int V, float scale);
+/* The teacher's view of the batch when examples have contexts (teacher_view.c). */
+/** Encode the train examples' contexts and check the combination: the
+ *  teacher's context window, no teacher_mix, no teacher cache, replay only
+ *  with one context for all. Nothing (0) when no example has a context. */
+int gkd_teacher_view_init(gkd_distill_state *s);
+void gkd_teacher_view_free(gkd_distill_state *s);
+/** 1 when the teacher sees contexts. */
+static inline int gkd_teacher_view_on(const gkd_distill_state *s) { return s->ctx_n != NULL; }
+/** s->tv_tokens, tv_shift, tv_T from s->batch and s->layout: row b is
+ *  the student's row with example b's context after BOS. */
+int gkd_teacher_view_tokens(gkd_distill_state *s);
+/** Teacher logits (n, V) for the student's flat rows r0 .. r0 + n - 1 of
+ *  s->layout, after gkd_model_forward_hidden(teacher, tv_tokens, B, tv_T):
+ *  row b T + t is the teacher's row b tv_T + t + c_b (zeros past its end,
+ *  where the loss reads nothing). */
+int gkd_teacher_view_logit_rows(gkd_distill_state *s, int r0, int n, float *out);
+/** The same from the whole logits of gkd_model_forward into s->tv_logits. */
+const float *gkd_teacher_view_gather(gkd_distill_state *s);
+/** SeqKD: the teacher completes rows[0..n) of s->batch (prompts) seeing
+ *  their contexts; the student's rows get the plain prompt and the
+ *  teacher's continuation. */
+int gkd_teacher_view_generate(gkd_distill_state *s, const int *rows, int n, const uint64_t *streams);
 
 int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *teacher,
                            const gkd_tokenizer *tok, const gkd_task *task,

@@ -19,6 +19,16 @@
  * 5+6+1=2c1"), whatever rationale is set to, for distilling step-by-step
  * and as a teacher's context.
  *
+ * Contexts (task.context, what the teacher sees before the prompt):
+ *   rationale       the example's own steps and " ;": "7+8=5c1 5+6+1=2c1 ;"
+ *   worked_example  one fixed problem of the same op and digits (operands
+ *                   the first `digits` digits of 473829156 and 851629374)
+ *                   with its rationale and answer, and " ;":
+ *                   "47+85=7+5=2c1 4+8+1=3c1 ->132 ;" (sub swaps them as
+ *                   gen does: "8-4=8-4=4b0 ->4 ;")
+ * ";" appears in no prompt or reference, so a teacher learns where the
+ * context ends.
+ *
  * Score: 1 if the final answer (the text after the last "->" with a
  * rationale, the whole output without) equals the reference's; an output
  * without the marker scores 0 when rationales are on. With student.targets
@@ -123,6 +133,55 @@ static int fill_rationale(const gkd_task *t, gkd_example *ex) {
     return 0;
 }
 
+#define CONTEXT_END " ;"
+
+enum { CTX_NONE, CTX_RATIONALE, CTX_WORKED };
+
+static int context_of(const char *c) {
+    if (!c || !strcmp(c, "none")) return CTX_NONE;
+    if (!strcmp(c, "rationale")) return CTX_RATIONALE;
+    if (!strcmp(c, "worked_example")) return CTX_WORKED;
+    return -1;
+}
+
+/* The worked example every prompt gets with task.context: worked_example. */
+static int worked_example(const gkd_task *t, char **out) {
+    const int op = op_of(t->cfg.op), d = t->cfg.digits;
+    unsigned long long x = 0, y = 0;
+    for (int i = 0; i < d; i++) {
+        x = 10 * x + (unsigned long long)("473829156"[i] - '0');
+        y = 10 * y + (unsigned long long)("851629374"[i] - '0');
+    }
+    if (op == OP_SUB && x < y) { /* as gen: never negative */
+        unsigned long long tmp = x;
+        x = y;
+        y = tmp;
+    }
+    const unsigned long long z = op == OP_ADD ? x + y : op == OP_SUB ? x - y : x * y;
+    strbuf b = {0};
+    int rc = strbuf_printf(&b, "%llu%c%llu=", x, "+-*"[op], y);
+    if (!rc) rc = rationale(&b, op, x, y, d);
+    if (!rc) rc = strbuf_printf(&b, FINAL_MARKER "%llu" CONTEXT_END, z);
+    if (rc) {
+        free(b.s);
+        return rc;
+    }
+    *out = b.s;
+    return 0;
+}
+
+static int fill_context(const gkd_task *t, gkd_example *ex, const char *worked) {
+    strbuf b = {0};
+    int rc = worked ? strbuf_printf(&b, "%s", worked) : strbuf_printf(&b, "%s" CONTEXT_END, ex->rationale);
+    if (rc) {
+        free(b.s);
+        return rc;
+    }
+    (void)t;
+    ex->context = b.s;
+    return 0;
+}
+
 static int build(gkd_task *t) {
     if (t->cfg.digits < 1 || t->cfg.digits > 9)
         return gkd_error(GKD_EINVAL, "arith: digits must be in [1, 9], got %d", t->cfg.digits);
@@ -130,9 +189,18 @@ static int build(gkd_task *t) {
         return gkd_error(GKD_EINVAL, "arith: op must be add, sub or mul, got '%s'", t->cfg.op);
     if (t->cfg.rationale != 0 && t->cfg.rationale != 1)
         return gkd_error(GKD_EINVAL, "arith: rationale must be 0 or 1, got %d", t->cfg.rationale);
+    const int ctx = context_of(t->cfg.context);
+    if (ctx < 0)
+        return gkd_error(GKD_EINVAL, "task.context: expected none, rationale or worked_example, got '%s'",
+                         t->cfg.context);
     int rc = task_generate_splits(t, 1, gen);
     for (int sp = 0; sp < 2 && !rc; sp++)
         for (size_t i = 0; i < t->split[sp].n && !rc; i++) rc = fill_rationale(t, &t->split[sp].ex[i]);
+    char *worked = NULL;
+    if (!rc && ctx == CTX_WORKED) rc = worked_example(t, &worked);
+    for (int sp = 0; sp < 2 && !rc && ctx != CTX_NONE; sp++)
+        for (size_t i = 0; i < t->split[sp].n && !rc; i++) rc = fill_context(t, &t->split[sp].ex[i], worked);
+    free(worked);
     return rc;
 }
 

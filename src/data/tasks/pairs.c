@@ -1,6 +1,9 @@
 /* pairs: the user's parallel data, one example per line of a TSV file:
- *     source<TAB>target
- * The prompt is the source, the reference the target. A trailing "\r" is
+ *     source<TAB>target[<TAB>context]
+ * The prompt is the source, the reference the target; an optional third
+ * column is the example's context, text only a teacher sees before the
+ * prompt (a hint, a dictionary entry, an instruction; an empty third
+ * column is no context). A trailing "\r" is
  * removed and empty lines are skipped. Every other line must be well formed:
  * exactly one tab, a non-empty source and target, valid UTF-8 without NUL
  * bytes. Parsing is strict: the first malformed line is a GKD_EFORMAT error
@@ -46,10 +49,16 @@ static int parse_tsv(const char *path, task_split *out) {
             rc = gkd_error(GKD_EFORMAT, "%s:%d: expected source<TAB>target, found no tab", path, line);
             break;
         }
-        size_t src_len = (size_t)(tab - start), tgt_len = n - src_len - 1;
-        if (memchr(tab + 1, '\t', tgt_len)) {
-            rc = gkd_error(GKD_EFORMAT, "%s:%d: expected one tab, found more", path, line);
-            break;
+        size_t src_len = (size_t)(tab - start), tgt_len = n - src_len - 1, ctx_len = 0;
+        char *tab2 = memchr(tab + 1, '\t', tgt_len);
+        if (tab2) {
+            ctx_len = tgt_len - (size_t)(tab2 - tab);
+            tgt_len = (size_t)(tab2 - tab - 1);
+            if (memchr(tab2 + 1, '\t', ctx_len)) {
+                rc = gkd_error(GKD_EFORMAT, "%s:%d: expected at most two tabs (source, target, context), found more",
+                               path, line);
+                break;
+            }
         }
         if (src_len == 0 || tgt_len == 0) {
             rc = gkd_error(GKD_EFORMAT, "%s:%d: empty %s", path, line, src_len == 0 ? "source" : "target");
@@ -63,6 +72,8 @@ static int parse_tsv(const char *path, task_split *out) {
             break;
         }
         rc = task_split_push(out, p, r, path, line);
+        if (!rc && ctx_len && !(out->ex[out->n - 1].context = strndup(tab2 + 1, ctx_len)))
+            rc = gkd_error(GKD_ENOMEM, "out of memory");
     }
     free(buf);
     if (!rc && out->n == 0) rc = gkd_error(GKD_EFORMAT, "%s: no examples (no non-empty lines)", path);
@@ -103,6 +114,8 @@ static int build(gkd_task *t) {
         rc = task_split_push(&t->split[GKD_SPLIT_TRAIN], ex->prompt, ex->reference, train.file[i], train.line[i]);
         ex->prompt = ex->reference = NULL;
         if (rc) goto done;
+        t->split[GKD_SPLIT_TRAIN].ex[t->split[GKD_SPLIT_TRAIN].n - 1].context = ex->context;
+        ex->context = NULL;
     }
     if (t->split[GKD_SPLIT_TRAIN].n == 0)
         rc = gkd_error(GKD_EINVAL, "pairs: every source in %s also appears in %s; no training examples left",

@@ -27,7 +27,8 @@ typedef struct {
 
 struct gkd_task {
     gkd_task_config cfg;   /* string fields point into owned copies below */
-    char *owned[6];        /* name, op, alphabet, path, eval_path, tokenizer */
+    char *owned[9];        /* name, op, alphabet, path, eval_path, tokenizer, context,
+                              context_path, teacher_context */
     const gkd_task_ops *ops;
     task_split split[3];   /* [GKD_SPLIT_TRAIN], [GKD_SPLIT_EVAL], [GKD_SPLIT_RATIONALE] */
     task_dist *dist[3];    /* (n) per example, modes only */
@@ -82,6 +83,10 @@ int task_generate_splits(gkd_task *t, uint64_t tag, task_gen_fn gen);
 int task_split_by_prompt(gkd_task *t, task_split *all, uint64_t tag);
 
 void task_split_free(task_split *s);
+
+/** After build: check the context options against the task, and put
+ *  cfg.teacher_context before every example's own context (contexts.c). */
+int task_apply_contexts(gkd_task *t);
 
 /* Small string helpers shared by the generators. */
 /** Number of code points of valid UTF-8 s (or -1 if invalid). */

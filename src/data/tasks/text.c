@@ -5,12 +5,34 @@
  * seed like pairs (distinct prompts shuffled, eval_fraction of them to eval),
  * so no eval prompt appears in train. The vocabulary is bytes (any text can
  * be encoded). Invalid UTF-8 or a NUL byte is a GKD_EFORMAT error with
- * file:line. Score: exact match. */
+ * file:line. Score: exact match.
+ *
+ * context_path: the whole text of that file (valid UTF-8, no NUL, at most
+ * 1 MB; a style instruction, say) is every example's context. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gkd/error.h"
 #include "task_impl.h"
+
+/* Every example's context := the text of cfg.context_path. */
+static int fill_context(gkd_task *t) {
+    char *buf;
+    size_t len;
+    int rc = task_read_file(t->cfg.context_path, &buf, &len);
+    if (rc) return gkd_error_wrap(rc, "task.context_path");
+    size_t bad = utf8_invalid_at(buf, len);
+    if (bad < len)
+        rc = gkd_error(GKD_EFORMAT, "task.context_path: %s: %s at byte offset %zu", t->cfg.context_path,
+                       buf[bad] ? "invalid UTF-8" : "NUL byte", bad);
+    else if (len > (1u << 20))
+        rc = gkd_error(GKD_EFORMAT, "task.context_path: %s: %zu bytes, more than 1 MB", t->cfg.context_path, len);
+    for (int s = 0; s < 2 && !rc; s++)
+        for (size_t i = 0; i < t->split[s].n && !rc; i++)
+            if (!(t->split[s].ex[i].context = strdup(buf))) rc = gkd_error(GKD_ENOMEM, "out of memory");
+    free(buf);
+    return rc;
+}
 
 static int build(gkd_task *t) {
     const gkd_task_config *c = &t->cfg;
@@ -58,7 +80,8 @@ static int build(gkd_task *t) {
                        all.n, c->chunk);
         goto done;
     }
-    rc = task_split_by_prompt(t, &all, 6);
+    if ((rc = task_split_by_prompt(t, &all, 6))) goto done;
+    if (c->context_path) rc = fill_context(t);
 done:
     task_split_free(&all);
     free(buf);

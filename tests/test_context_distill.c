@@ -1,0 +1,395 @@
+/* Context distillation: the tasks' contexts (arith rationale and worked
+ * example, pairs' third column, text's context file, teacher.context), the
+ * teacher's view of a batch against sequences built by hand, the context
+ * path with empty contexts against the plain path bit for bit, SeqKD with
+ * contexts against the teacher's own greedy decoding, and the refusals. */
+#include <check.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/distill/distill_step.h"
+#include "gkd/distill.h"
+#include "gkd/error.h"
+#include "helpers.h"
+
+static gkd_task *arith_task(const char *context, const char *teacher_context, int digits) {
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.digits = digits;
+    tc.train = 200;
+    tc.eval = 40;
+    tc.context = context;
+    tc.teacher_context = teacher_context;
+    gkd_task *t = NULL;
+    ck_assert_msg(gkd_task_new(&t, &tc) == 0, "%s", gkd_last_error());
+    return t;
+}
+
+static char *write_tmp(const char *text) {
+    char *path = strdup("/tmp/gkd_test_ctx_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* ---- the tasks' contexts ---- */
+
+START_TEST(test_arith_rationale_context) {
+    gkd_task *t = arith_task("rationale", NULL, 2);
+    for (size_t i = 0; i < gkd_task_size(t, GKD_SPLIT_TRAIN); i++) {
+        const gkd_example *ex = gkd_task_example(t, GKD_SPLIT_TRAIN, i);
+        char want[256];
+        snprintf(want, sizeof want, "%s ;", ex->rationale);
+        ck_assert_str_eq(ex->context, want);
+    }
+    /* 57+68: the steps arith.c documents. */
+    gkd_task_free(t);
+    gkd_task *plain = arith_task(NULL, NULL, 2);
+    ck_assert(!gkd_task_has_context(plain));
+    ck_assert_ptr_null(gkd_task_example(plain, GKD_SPLIT_TRAIN, 0)->context);
+    gkd_task_free(plain);
+}
+END_TEST
+
+START_TEST(test_arith_worked_example_context) {
+    /* 47+85 = 132: 7+5 = 12 (digit 2, carry 1), 4+8+1 = 13 (digit 3, carry 1). */
+    gkd_task *t = arith_task("worked_example", NULL, 2);
+    ck_assert_str_eq(gkd_task_example(t, GKD_SPLIT_TRAIN, 0)->context, "47+85=7+5=2c1 4+8+1=3c1 ->132 ;");
+    ck_assert_str_eq(gkd_task_example(t, GKD_SPLIT_EVAL, 3)->context, "47+85=7+5=2c1 4+8+1=3c1 ->132 ;");
+    gkd_task_free(t);
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.digits = 1;
+    tc.op = "sub";
+    tc.train = 50;
+    tc.eval = 10;
+    tc.context = "worked_example";
+    ck_assert_int_eq(gkd_task_new(&t, &tc), 0);
+    /* 8-4 = 4, no borrow. */
+    ck_assert_str_eq(gkd_task_example(t, GKD_SPLIT_TRAIN, 1)->context, "8-4=8-4=4b0 ->4 ;");
+    gkd_task_free(t);
+    tc.context = "hint";
+    ck_assert_int_eq(gkd_task_new(&t, &tc), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "task.context"));
+    tc.name = "reverse";
+    tc.context = "rationale";
+    ck_assert_int_eq(gkd_task_new(&t, &tc), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "task.context: reverse"));
+}
+END_TEST
+
+START_TEST(test_pairs_third_column_and_teacher_context) {
+    char *path = write_tmp("a\tA\tup a\nb\tB\nc\tC\tup c\nd\tD\t\ne\tE\tup e\n");
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.name = "pairs";
+    tc.path = path;
+    tc.eval_fraction = 0.2;
+    tc.teacher_context = "Q:";
+    gkd_task *t = NULL;
+    ck_assert_msg(gkd_task_new(&t, &tc) == 0, "%s", gkd_last_error());
+    int seen = 0;
+    for (int sp = 0; sp < 2; sp++)
+        for (size_t i = 0; i < gkd_task_size(t, (gkd_split)sp); i++) {
+            const gkd_example *ex = gkd_task_example(t, (gkd_split)sp, i);
+            char want[16];
+            const int own = ex->prompt[0] == 'a' || ex->prompt[0] == 'c' || ex->prompt[0] == 'e';
+            snprintf(want, sizeof want, own ? "Q:up %s" : "Q:", ex->prompt);
+            ck_assert_str_eq(ex->context, want);
+            seen++;
+        }
+    ck_assert_int_eq(seen, 5);
+    /* The char vocabulary holds the context's characters. */
+    gkd_tokenizer *tok = NULL;
+    ck_assert_int_eq(gkd_task_tokenizer(t, &tok), 0);
+    int ids[8], n = 0;
+    ck_assert_msg(gkd_tokenizer_encode(tok, "Q:up", ids, 8, &n) == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(n, 4);
+    gkd_tokenizer_free(tok);
+    gkd_task_free(t);
+    unlink(path);
+    free(path);
+    char *bad = write_tmp("a\tA\tx\ty\n");
+    tc.path = bad;
+    ck_assert_int_eq(gkd_task_new(&t, &tc), GKD_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), ":1: expected at most two tabs"));
+    unlink(bad);
+    free(bad);
+}
+END_TEST
+
+START_TEST(test_text_context_path) {
+    char *text = write_tmp("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ!?");
+    char *style = write_tmp("Style: terse.\n");
+    gkd_task_config tc = GKD_TASK_CONFIG_INIT;
+    tc.name = "text";
+    tc.path = text;
+    tc.chunk = 8;
+    tc.prompt_chars = 3;
+    tc.eval_fraction = 0.25;
+    tc.context_path = style;
+    gkd_task *t = NULL;
+    ck_assert_msg(gkd_task_new(&t, &tc) == 0, "%s", gkd_last_error());
+    ck_assert(gkd_task_has_context(t));
+    for (int sp = 0; sp < 2; sp++)
+        for (size_t i = 0; i < gkd_task_size(t, (gkd_split)sp); i++)
+            ck_assert_str_eq(gkd_task_example(t, (gkd_split)sp, i)->context, "Style: terse.\n");
+    gkd_task_free(t);
+    tc.context_path = "/nonexistent/style.txt";
+    ck_assert_int_ne(gkd_task_new(&t, &tc), 0);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "task.context_path"));
+    tc.name = "arith";
+    tc.context_path = style;
+    ck_assert_int_eq(gkd_task_new(&t, &tc), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "task.context_path: only the text task"));
+    unlink(text);
+    unlink(style);
+    free(text);
+    free(style);
+}
+END_TEST
+
+/* ---- the teacher's view in the distillation step ---- */
+
+typedef struct {
+    gkd_task *task;
+    gkd_tokenizer *tok;
+    gkd_model *teacher, *student;
+    int V;
+} world;
+
+static world make_world(const char *context, int teacher_ctx) {
+    world w;
+    w.task = arith_task(context, NULL, 1);
+    ck_assert_int_eq(gkd_task_tokenizer(w.task, &w.tok), 0);
+    w.V = gkd_tokenizer_vocab_size(w.tok);
+    w.teacher = th_make_model(w.V, teacher_ctx, 1, 16, 2, 3, 0.3f, 991);
+    w.student = th_make_model(w.V, 16, 1, 16, 2, 4, 0.3f, 991);
+    return w;
+}
+
+static void free_world(world *w) {
+    gkd_model_free(w->teacher);
+    gkd_model_free(w->student);
+    gkd_tokenizer_free(w->tok);
+    gkd_task_free(w->task);
+}
+
+static gkd_distill_options small_options(void) {
+    gkd_distill_options o = GKD_DISTILL_OPTIONS_INIT;
+    o.batch = 6;
+    o.steps = 10;
+    o.lr = 3e-3;
+    o.sample.max_new_tokens = 4;
+    o.seed = 5;
+    return o;
+}
+
+/* [BOS] context prompt SEP reference EOS of train example i, from its
+ * strings token by token. */
+static int by_hand(const world *w, size_t i, int *ids, int *c) {
+    const gkd_example *ex = gkd_task_example(w->task, GKD_SPLIT_TRAIN, i);
+    int n = 0, k = 0;
+    ids[n++] = GKD_TOK_BOS;
+    ck_assert_int_eq(gkd_tokenizer_encode(w->tok, ex->context, ids + n, 64, &k), 0);
+    n += k;
+    *c = k;
+    ck_assert_int_eq(gkd_tokenizer_encode(w->tok, ex->prompt, ids + n, 64, &k), 0);
+    n += k;
+    ids[n++] = GKD_TOK_SEP;
+    ck_assert_int_eq(gkd_tokenizer_encode(w->tok, ex->reference, ids + n, 64, &k), 0);
+    n += k;
+    ids[n++] = GKD_TOK_EOS;
+    return n;
+}
+
+/* The rows the step scored with (dense, by chunks) are the rows of a
+ * forward over the sequence built by hand, at t + c; the loss is the
+ * divergence against them; top-k rows come from the same rows. */
+START_TEST(test_teacher_rows_are_the_contextual_forward) {
+    omp_set_num_threads(1);
+    for (int k = 0; k <= 5; k += 5) {
+        world w = make_world("rationale", 48);
+        gkd_distill_options o = small_options();
+        o.schedule.lambda = 0.0;
+        o.teacher_topk = k;
+        gkd_distill_state s;
+        ck_assert_msg(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o) == 0, "%s",
+                      gkd_last_error());
+        ck_assert(gkd_teacher_view_on(&s));
+        gkd_step_stats st;
+        ck_assert_int_eq(gkd_distill_prepare(&s, 1, &st), 0);
+        ck_assert_msg(gkd_distill_loss_grad(&s, 1, &st) == 0, "%s", gkd_last_error());
+        const int B = o.batch, T = s.layout.T, V = w.V, N = B * T;
+        float *aligned = calloc((size_t)N * V, sizeof(float));
+        ck_assert_int_eq(gkd_teacher_view_logit_rows(&s, 0, N, aligned), 0);
+        for (int b = 0; b < B; b++) {
+            int ids[128], c = 0, ctx2 = 0, pl = 0, len2 = 0, ids2[128];
+            const int len = by_hand(&w, s.examples[b], ids, &c);
+            ck_assert_int_gt(c, 0);
+            ck_assert_int_eq(s.tv_shift[b], c);
+            ck_assert_int_eq(gkd_task_encode_with_context(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], 1, ids2, 128,
+                                                          &ctx2, &pl, &len2), 0);
+            ck_assert_int_eq(len2, len);
+            ck_assert_int_eq(ctx2, c);
+            ck_assert(!memcmp(ids, ids2, sizeof(int) * (size_t)len));
+            ck_assert_int_eq(len, s.batch.len[b] + c);
+            ck_assert_int_eq(gkd_model_forward(w.teacher, ids, 1, len), 0);
+            for (int t = 0; t < s.batch.len[b]; t++)
+                ck_assert_msg(!memcmp(aligned + ((size_t)b * T + t) * V, w.teacher->logits + (size_t)(t + c) * V,
+                                      sizeof(float) * V),
+                              "row %d position %d", b, t);
+        }
+        /* What the step computed from those rows. */
+        ck_assert_int_eq(gkd_model_forward(w.student, s.layout.tokens, B, T), 0);
+        if (k == 0) {
+            float *dl = calloc((size_t)N * V, sizeof(float));
+            double want = gkd_divergence_eval(&o.divergence, w.student->logits, aligned, s.layout.weight, N, V, 1.0f,
+                                              1.0f, NULL, dl);
+            ck_assert_msg(want == st.divergence, "%.17g vs %.17g", want, st.divergence);
+            free(dl);
+        } else {
+            gkd_sparse_rows rows;
+            ck_assert_int_eq(gkd_sparse_rows_alloc(&rows, N, V, k, 1.0f), 0);
+            ck_assert_int_eq(gkd_sparse_rows_from_logits(&rows, aligned), 0);
+            ck_assert(!memcmp(rows.ids, s.topk.ids, sizeof(int32_t) * (size_t)N * k));
+            ck_assert(!memcmp(rows.logp, s.topk.logp, sizeof(float) * (size_t)N * k));
+            gkd_sparse_rows_free(&rows);
+        }
+        free(aligned);
+        gkd_distill_state_free(&s);
+        free_world(&w);
+    }
+}
+END_TEST
+
+/* The context path with every context empty has the plain path's bits:
+ * loss and gradients, dense by chunks, top-k and whole logits (pg_rkl). */
+START_TEST(test_empty_context_is_the_plain_path) {
+    omp_set_num_threads(1);
+    static const struct { const char *div; int k; double lambda; } cases[] = {
+        {"fkl", 0, 0.0}, {"jsd(0.5)", 0, 1.0}, {"rkl", 5, 0.0}, {"pg_rkl", 0, 1.0}};
+    for (int c = 0; c < 4; c++) {
+        world w = make_world("worked_example", 48);
+        gkd_task *plain = arith_task(NULL, NULL, 1);
+        gkd_distill_options o = small_options();
+        o.schedule.lambda = cases[c].lambda;
+        o.teacher_topk = cases[c].k;
+        ck_assert_int_eq(gkd_divergence_parse(&o.divergence, cases[c].div), 0);
+        gkd_distill_state sc, sp;
+        ck_assert_msg(gkd_distill_state_init(&sc, w.student, w.teacher, w.tok, w.task, &o) == 0, "%s",
+                      gkd_last_error());
+        for (size_t i = 0; i < gkd_task_size(w.task, GKD_SPLIT_TRAIN); i++) sc.ctx_n[i] = 0;
+        gkd_step_stats a, b;
+        ck_assert_int_eq(gkd_distill_prepare(&sc, 1, &a), 0);
+        ck_assert_msg(gkd_distill_loss_grad(&sc, 1, &a) == 0, "%s", gkd_last_error());
+        const size_t P = w.student->num_params;
+        float *g = malloc(sizeof(float) * P);
+        memcpy(g, w.student->grads_memory, sizeof(float) * P);
+        ck_assert_int_eq(gkd_distill_state_init(&sp, w.student, w.teacher, w.tok, plain, &o), 0);
+        ck_assert(!gkd_teacher_view_on(&sp));
+        ck_assert_int_eq(gkd_distill_prepare(&sp, 1, &b), 0);
+        ck_assert_msg(gkd_distill_loss_grad(&sp, 1, &b) == 0, "%s", gkd_last_error());
+        ck_assert_int_eq(sc.layout.T, sp.layout.T);
+        ck_assert_msg(a.loss == b.loss, "%s: %.17g vs %.17g", cases[c].div, a.loss, b.loss);
+        ck_assert_msg(!memcmp(g, w.student->grads_memory, sizeof(float) * P), "%s: gradients", cases[c].div);
+        free(g);
+        gkd_distill_state_free(&sc);
+        gkd_distill_state_free(&sp);
+        gkd_task_free(plain);
+        free_world(&w);
+    }
+}
+END_TEST
+
+/* SeqKD rows: the plain prompt and the teacher's greedy continuation of
+ * the contextual prompt. */
+START_TEST(test_seqkd_continues_the_contextual_prompt) {
+    omp_set_num_threads(1);
+    world w = make_world("rationale", 48);
+    gkd_distill_options o = small_options();
+    o.schedule.lambda = 0.0;
+    o.schedule.seqkd = 1.0;
+    o.sample.temperature = 0.0f;
+    gkd_distill_state s;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), 0);
+    gkd_step_stats st;
+    ck_assert_msg(gkd_distill_prepare(&s, 1, &st) == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(st.source_count[GKD_SRC_TEACHER], o.batch);
+    gkd_sampler *sampler = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&sampler, w.teacher, NULL, 1), 0);
+    gkd_seqbatch one;
+    ck_assert_int_eq(gkd_seqbatch_new(&one, 1, 48), 0);
+    for (int b = 0; b < o.batch; b++) {
+        int c = 0, plain_pl = 0, plain_len = 0, plain[64];
+        ck_assert_int_eq(gkd_task_encode_with_context(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], 0, one.tokens,
+                                                      48, &c, &one.prompt_len[0], &one.len[0]), 0);
+        ck_assert_int_eq(gkd_task_encode_prompt(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], plain, 64, &plain_pl,
+                                                &plain_len), 0);
+        uint64_t stream = 0;
+        gkd_sample_options so = o.sample;
+        so.eos_token = gkd_tokenizer_eos(w.tok);
+        ck_assert_int_eq(gkd_sampler_generate(sampler, &one, &so, 0, 1, &stream, NULL), 0);
+        const int *row = s.batch.tokens + (size_t)b * s.batch.cap;
+        ck_assert_int_eq(s.batch.prompt_len[b], plain_pl);
+        ck_assert(!memcmp(row, plain, sizeof(int) * (size_t)plain_pl));
+        ck_assert_int_eq(s.batch.len[b], one.len[0] - c);
+        ck_assert_int_eq(s.batch.eos[b], one.eos[0]);
+        ck_assert(!memcmp(row + plain_pl, one.tokens + one.prompt_len[0],
+                          sizeof(int) * (size_t)(one.len[0] - one.prompt_len[0])));
+    }
+    gkd_seqbatch_free(&one);
+    gkd_sampler_free(sampler);
+    gkd_distill_state_free(&s);
+    free_world(&w);
+}
+END_TEST
+
+START_TEST(test_refusals) {
+    omp_set_num_threads(1);
+    /* "3+4=3+4=7c0 ;" (13) + "3+4=" SEP "7" EOS with BOS (7): a 16-token
+     * teacher cannot hold it. */
+    world w = make_world("rationale", 16);
+    gkd_distill_options o = small_options();
+    gkd_distill_state s;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_msg(strstr(gkd_last_error(), "distill: teacher context: arith train example") &&
+                      strstr(gkd_last_error(), "the teacher's context is 16"),
+                  "%s", gkd_last_error());
+    free_world(&w);
+    w = make_world("rationale", 48);
+    o.schedule.teacher_mix = 0.5;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "teacher_mix with task contexts"));
+    o.schedule.teacher_mix = 0;
+    o.schedule.replay = GKD_REPLAY_FIXED;
+    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "replay with contexts that differ"));
+    free_world(&w);
+    /* One context for all: replay is fine. */
+    w = make_world("worked_example", 48);
+    ck_assert_msg(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o) == 0, "%s", gkd_last_error());
+    gkd_distill_state_free(&s);
+    free_world(&w);
+}
+END_TEST
+
+Suite *context_distill_suite(void) {
+    Suite *s = suite_create("context_distill");
+    TCase *tasks = tcase_create("tasks");
+    tcase_add_test(tasks, test_arith_rationale_context);
+    tcase_add_test(tasks, test_arith_worked_example_context);
+    tcase_add_test(tasks, test_pairs_third_column_and_teacher_context);
+    tcase_add_test(tasks, test_text_context_path);
+    suite_add_tcase(s, tasks);
+    TCase *step = tcase_create("step");
+    tcase_set_timeout(step, 60);
+    tcase_add_test(step, test_teacher_rows_are_the_contextual_forward);
+    tcase_add_test(step, test_empty_context_is_the_plain_path);
+    tcase_add_test(step, test_seqkd_continues_the_contextual_prompt);
+    tcase_add_test(step, test_refusals);
+    suite_add_tcase(s, step);
+    return s;
+}
