@@ -376,6 +376,70 @@ START_TEST(test_refusals) {
 }
 END_TEST
 
+/* `gkd run` of both fixture experiments completes every cell, each with
+ * the teacher's reference evaluation, and the files hold the options. */
+static void run_experiment(const char *name, const char *needle) {
+    char dir[256], yaml[64], path[512];
+    th_make_tmpdir(dir, sizeof dir, "gkd_test_ctx_run");
+    snprintf(yaml, sizeof yaml, "%s.yaml", name);
+    const char *fixture = th_fixture_path("experiments", yaml);
+    int rc = th_gkd(dir, "run '%s' --results '%s/res'", fixture, dir);
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    unsigned char *err = th_read_bytes(path, &n);
+    ck_assert_msg(rc == 0, "gkd run %s exited %d: %s", name, rc, err ? (const char *)err : "");
+    free(err);
+    static const char *const cells[] = {"divergence=%s,lambda=%s,seed=1"};
+    static const char *const divs[2][2] = {{"fkl", "jsd(0.5)"}, {"fkl", "rkl"}};
+    const int which = strcmp(name, "tiny_context") != 0;
+    for (int d = 0; d < 2; d++)
+        for (int l = 0; l < 2; l++) {
+            char cell[128];
+            snprintf(cell, sizeof cell, cells[0], divs[which][d], l ? "1" : "0");
+            static const char *const files[] = {"done", "teacher_eval.csv", "eval.csv", "final.ckpt"};
+            for (int f = 0; f < 4; f++) {
+                snprintf(path, sizeof path, "%s/res/%s/%s/%s", dir, name, cell, files[f]);
+                ck_assert_msg(access(path, F_OK) == 0, "%s missing", path);
+            }
+            snprintf(path, sizeof path, "%s/res/%s/%s/config.yaml", dir, name, cell);
+            unsigned char *config = th_read_bytes(path, &n);
+            ck_assert_ptr_nonnull(config);
+            ck_assert_msg(strstr((const char *)config, needle), "'%s' not in %s", needle, path);
+            free(config);
+        }
+    th_remove_tmpdir(dir);
+}
+
+START_TEST(test_run_context_experiment) { run_experiment("tiny_context", "context: rationale"); }
+END_TEST
+
+START_TEST(test_run_self_distillation) { run_experiment("tiny_self_context", "same_as: student_init"); }
+END_TEST
+
+/* The experiment's check names the example, the tokens and the key. */
+START_TEST(test_run_checks_teacher_window) {
+    char dir[256], yaml[512], path[512];
+    th_make_tmpdir(dir, sizeof dir, "gkd_test_ctx_window");
+    snprintf(yaml, sizeof yaml, "%s/small.yaml", dir);
+    th_write_file(yaml, "name: small\ntask: {name: arith, digits: 1, train: 50, eval: 10, context: rationale}\n"
+                        "teacher: {context: \"Q:\", model: {layers: 1, d_model: 16, heads: 2, context: 16}}\n"
+                        "student: {model: {layers: 1, d_model: 16, heads: 2}}\n"
+                        "distill: {steps: 2, max_new_tokens: 4}\n");
+    ck_assert_int_ne(th_gkd(dir, "run '%s' --results '%s/res'", yaml, dir), 0);
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    unsigned char *err = th_read_bytes(path, &n);
+    ck_assert_ptr_nonnull(err);
+    /* Example 0's context "Q:" + its steps "a+b=dcK" + " ;": 2 + 7 + 2 = 11
+     * tokens; its prompt BOS "a+b=" SEP (6) with 4 new tokens: 10. */
+    ck_assert_msg(strstr((const char *)err, "arith train example 0: the context (11 tokens) and sequences of up to 10 "
+                                             "take 21 tokens; teacher.model.context is 16"),
+                  "%s", (const char *)err);
+    free(err);
+    th_remove_tmpdir(dir);
+}
+END_TEST
+
 Suite *context_distill_suite(void) {
     Suite *s = suite_create("context_distill");
     TCase *tasks = tcase_create("tasks");
@@ -391,5 +455,11 @@ Suite *context_distill_suite(void) {
     tcase_add_test(step, test_seqkd_continues_the_contextual_prompt);
     tcase_add_test(step, test_refusals);
     suite_add_tcase(s, step);
+    TCase *run = tcase_create("run");
+    tcase_set_timeout(run, 300);
+    tcase_add_test(run, test_run_context_experiment);
+    tcase_add_test(run, test_run_self_distillation);
+    tcase_add_test(run, test_run_checks_teacher_window);
+    suite_add_tcase(s, run);
     return s;
 }

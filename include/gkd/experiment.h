@@ -125,6 +125,8 @@ typedef struct {
     gkd_model_config teacher_model;  /* vocab_size 0 (set by the runner); all 0 with a checkpoint */
     gkd_train_options teacher_train; /* all 0 with a checkpoint */
     uint64_t teacher_seed;           /* teacher.train.seed */
+    int teacher_same_as;             /* teacher.same_as: 1 = student_init, the teacher is a frozen
+                                        copy of the student's initial model (self-distillation) */
 
     gkd_model_config student_model;  /* vocab_size 0; max_seq_len defaults to the teacher's
                                         (0 with a teacher checkpoint: taken from it) */

@@ -37,7 +37,10 @@ const char cli_task_flags_help[] =
     "      text: --path FILE.txt [--chunk N --prompt-chars N --eval-fraction F]\n"
     "      any: [--targets reference|answer|rationale+answer|multitask] [--train-fraction F (1)]\n"
     "      any: --tokenizer FILE_OR_DIR (subword tokenizer files; default: the task's char/byte\n"
-    "           vocabulary, or the tokenizer the model brings)\n";
+    "           vocabulary, or the tokenizer the model brings)\n"
+    "      contexts (what the teacher sees before the prompt): arith: --task-context\n"
+    "           none|rationale|worked_example; text: --context-path FILE; any: --teacher-context TEXT;\n"
+    "           pairs: a third TSV column; train, eval: --with-context (the model sees them)\n";
 
 static int bad(const char *cmd) {
     fprintf(stderr, "gkd %s: %s\n", cmd, gkd_last_error());
@@ -50,6 +53,10 @@ int cli_task_flag(gkd_task_config *tc, int argc, char **argv, int *i, const char
     long n;
     double d;
     if (!strcmp(argv[*i], "--rationale")) { tc->rationale = 1; return 1; }
+    if (!strcmp(argv[*i], "--with-context")) { tc->with_context = 1; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--task-context", &err))) { tc->context = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--context-path", &err))) { tc->context_path = v; return 1; }
+    if ((v = cli_flag(argc, argv, i, "--teacher-context", &err))) { tc->teacher_context = v; return 1; }
 #define LONG_FLAG(flag, field, key)                                                          \
     if ((v = cli_flag(argc, argv, i, flag, &err))) {                                         \
         if (cli_parse_setting_long(&n, v, key, flag)) return bad(cmd);                       \

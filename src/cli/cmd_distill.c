@@ -179,6 +179,11 @@ int cmd_distill(int argc, char **argv) {
         return 2;
     }
     if (!out || !teacher_path) { fprintf(stderr, "gkd distill: --teacher and --out are required\n"); return 2; }
+    if (tc.with_context) {
+        fprintf(stderr, "gkd distill: --with-context is for the teacher (gkd train, gkd eval); the student of "
+                        "gkd distill sees the plain prompts and the teacher the contexts\n");
+        return 2;
+    }
     gkd_task *task = NULL;
     gkd_tokenizer *tok = NULL, *stok = NULL;
     gkd_model *teacher = NULL, *student = NULL;

@@ -136,6 +136,8 @@ int exp_check_cell(const gkd_experiment *e, const gkd_cell_config *c, const size
         return fail(e, c, choice, "task.prompt_chars", "task.prompt_chars: %d must be less than task.chunk %d",
                     t->prompt_chars, t->chunk);
 
+    if (c->teacher_same_as && c->teacher_checkpoint)
+        return fail(e, c, choice, "teacher.same_as", "teacher.same_as: student_init excludes teacher.checkpoint");
     if (!c->teacher_checkpoint) {
         if ((rc = check_model(e, c, choice, "teacher", &c->teacher_model))) return rc;
         if ((rc = check_warmup(e, c, choice, "teacher.train", &c->teacher_train))) return rc;

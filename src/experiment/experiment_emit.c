@@ -89,6 +89,12 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     /* Keys added after results existed are left out at their defaults, so
      * those results keep their hashes; allow_overlap changes no result. */
     if (!strcmp(p, "eval.bleu_smoothing") && c->eval.bleu_smoothing == 0) return 0;
+    if (!strcmp(p, "task.context") && (!c->task.context || !strcmp(c->task.context, "none"))) return 0;
+    if (!strcmp(p, "task.context_path") && !c->task.context_path) return 0;
+    if (!strcmp(p, "teacher.context") && (!c->task.teacher_context || !c->task.teacher_context[0])) return 0;
+    if (!strcmp(p, "teacher.same_as") && !c->teacher_same_as) return 0;
+    /* Only the teacher sees contexts: the SFT student is the same without. */
+    if (why == P_STUDENT_INIT && (!strcmp(p, "task.context") || !strcmp(p, "task.context_path"))) return 0;
     if ((!strcmp(p, "distill.teacher_topk") || !strcmp(p, "distill.topk_tail")) && c->distill.teacher_topk == 0)
         return 0;
     if (!strcmp(p, "task.train_fraction") && c->task.train_fraction == 1.0) return 0;

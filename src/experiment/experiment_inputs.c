@@ -58,7 +58,7 @@ static int load_checkpoint(gkd_checkpoint_data *d, const char *what, const char 
 /* Every example of both splits: it encodes, fits both contexts whole, and
  * its prompt leaves max_new tokens of room in the student's context. */
 static int check_examples(const gkd_task *task, const gkd_tokenizer *tok, int teacher_ctx, int student_ctx,
-                          int max_new) {
+                          int max_new, const char *teacher_ctx_key) {
     const int whole = teacher_ctx < student_ctx ? teacher_ctx : student_ctx;
     int *ids = NULL, cap = 0, rc = 0;
     for (int split = 0; split < 2 && !rc; split++) {
@@ -66,7 +66,7 @@ static int check_examples(const gkd_task *task, const gkd_tokenizer *tok, int te
         for (size_t i = 0; i < n && !rc; i++) {
             const gkd_example *ex = gkd_task_example(task, (gkd_split)split, i);
             /* At most one token per byte, plus BOS, SEP and EOS. */
-            size_t need = strlen(ex->prompt) + strlen(ex->reference) + 4;
+            size_t need = strlen(ex->prompt) + strlen(ex->reference) + (ex->context ? strlen(ex->context) : 0) + 4;
             if (need > (size_t)cap) {
                 if (need > 1u << 30) return free(ids), gkd_error(GKD_EINVAL, "example too long");
                 int *grown = realloc(ids, need * sizeof *ids);
@@ -85,6 +85,17 @@ static int check_examples(const gkd_task *task, const gkd_tokenizer *tok, int te
                                "a prompt of %d tokens leaves no room for distill.max_new_tokens %d in the "
                                "student's context of %d",
                                prompt_len, max_new, student_ctx);
+            /* The teacher sees the context before the prompt, the
+             * reference or a rollout after it (context distillation). */
+            int c = 0;
+            if (!rc && ex->context && ex->context[0] &&
+                !(rc = gkd_task_encode_context(task, tok, (gkd_split)split, i, ids, cap, &c))) {
+                const int rollout = prompt_len + max_new < student_ctx ? prompt_len + max_new : student_ctx;
+                const int longest = len > rollout ? len : rollout;
+                if (c + longest > teacher_ctx)
+                    rc = gkd_error(GKD_EINVAL, "the context (%d tokens) and sequences of up to %d take %d tokens; %s is %d",
+                                   c, longest, c + longest, teacher_ctx_key, teacher_ctx);
+            }
             if (rc) rc = gkd_task_example_error(task, (gkd_split)split, i, rc);
         }
     }
@@ -136,7 +147,12 @@ static int check_setup(const gkd_cell_config *c, const gkd_inputs_options *o) {
             goto done;
         }
     }
-    rc = check_examples(task, tok, teacher_ctx, student_ctx, c->distill.max_new_tokens);
+    const char *teacher_ctx_key = c->teacher_checkpoint ? "the teacher.checkpoint's context" : "teacher.model.context";
+    if (c->teacher_same_as) {
+        teacher_ctx = student_ctx; /* the teacher is the initial student */
+        teacher_ctx_key = "the student's context";
+    }
+    rc = check_examples(task, tok, teacher_ctx, student_ctx, c->distill.max_new_tokens, teacher_ctx_key);
 done:
     gkd_checkpoint_data_free(&teacher);
     gkd_checkpoint_data_free(&student);

@@ -64,10 +64,22 @@ const exp_key exp_keys[] = {
     {"task.prompt_chars", K_INT, "32", 1, 65535, 0, T_TEXT, NULL, OFF(task.prompt_chars),
      "characters of the chunk that form the prompt (< chunk)", NO_OPTION},
 
+    {"task.context", K_ENUM_STR, "none", 0, 0, 0, T_ARITH, "none|rationale|worked_example", OFF(task.context),
+     "what the teacher sees before each prompt (context distillation): the example's own rationale steps, or "
+     "one fixed worked example", NO_OPTION},
+    {"task.context_path", K_PATH, NULL, 0, 0, 0, T_TEXT, NULL, OFF(task.context_path),
+     "a file whose text the teacher sees before every prompt (context distillation)", NO_OPTION},
+
     {"teacher.checkpoint", K_PATH, NULL, 0, 0, 0, 0, NULL, OFF(teacher_checkpoint),
      "load the teacher from this file: a gkd checkpoint, a llama2.c .bin, or a Hugging Face directory or "
      "model.safetensors with its config.json (docs/models.md; excludes teacher.model and teacher.train)",
      NO_OPTION},
+    {"teacher.context", K_STR, "", 0, 0, 0, 0, NULL, OFF(task.teacher_context),
+     "text the teacher sees before every prompt, before the task's own context (context distillation)",
+     NO_OPTION},
+    {"teacher.same_as", K_ENUM, "none", 0, 0, 0, 0, "none|student_init", OFF(teacher_same_as),
+     "student_init: the teacher is a frozen copy of the student's initial model, seeing the contexts "
+     "(self-distillation; excludes teacher.checkpoint)", NO_OPTION},
     {"teacher.model.layers", K_INT, "4", 1, 64, 0, 0, NULL, OFF(teacher_model.n_layer), "transformer blocks",
      NO_OPTION},
     {"teacher.model.d_model", K_INT, "128", 1, 4096, 0, 0, NULL, OFF(teacher_model.n_embd), "channels", NO_OPTION},

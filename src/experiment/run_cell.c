@@ -2,6 +2,7 @@
 #include "run_cell.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cell_dir.h"
 #include "cell_options.h"
@@ -29,12 +30,13 @@ static int load_model(gkd_model **out, gkd_tokenizer **tok_out, const char *path
 }
 
 /* The student the distillation starts from: a checkpoint, the shared SFT
- * student, or the run seed's random init. */
-static int student_init(gkd_model **out, const gkd_cell_config *c, const gkd_model *teacher, const char *exp_dir,
+ * student, or the run seed's random init. vocab and context: the
+ * teacher's (the context the student's defaults to). */
+static int student_init(gkd_model **out, const gkd_cell_config *c, int vocab, int context, const char *exp_dir,
                         const gkd_tokenizer *tok, const gkd_task *task, int tty) {
     gkd_model_config shape = c->student_model;
-    shape.vocab_size = teacher->config.vocab_size;
-    if (shape.max_seq_len == 0) shape.max_seq_len = teacher->config.max_seq_len;
+    shape.vocab_size = vocab;
+    if (shape.max_seq_len == 0) shape.max_seq_len = context;
     if (c->student_init == GKD_INIT_CHECKPOINT) return load_model(out, NULL, c->student_checkpoint);
     if (c->student_init == GKD_INIT_SFT && c->student_sft.steps > 0)
         return run_shared_student(out, c, &shape, exp_dir, tok, task, tty);
@@ -43,10 +45,18 @@ static int student_init(gkd_model **out, const gkd_cell_config *c, const gkd_mod
     return rc;
 }
 
+/* teacher.same_as: student_init: a frozen copy of the initial student. */
+static int copy_model(gkd_model **out, const gkd_model *m) {
+    int rc = gkd_model_new(out, &m->config);
+    if (!rc) memcpy((*out)->params_memory, m->params_memory, sizeof(float) * m->num_params);
+    return rc;
+}
+
 int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, size_t total, int tty,
              int *busy_out) {
     char dir[RUN_PATH_CAP], path[RUN_PATH_CAP], started[32];
-    gkd_task *task = NULL;
+    gkd_task *task = NULL, *context_task = NULL;
+    const gkd_task *teacher_task = NULL; /* the task as the teacher sees it: with contexts, if any */
     gkd_tokenizer *tok = NULL;
     gkd_model *teacher = NULL, *student = NULL;
     int rc, marked = 0, busy = 0;
@@ -76,6 +86,13 @@ int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, 
     }
 
     if ((rc = gkd_task_new(&task, &c->task))) goto done;
+    teacher_task = task;
+    if (gkd_task_has_context(task)) {
+        gkd_task_config with = c->task;
+        with.with_context = 1;
+        if ((rc = gkd_task_new(&context_task, &with))) goto done;
+        teacher_task = context_task;
+    }
     if (c->teacher_checkpoint && (rc = load_model(&teacher, &tok, c->teacher_checkpoint))) goto done;
     if (tok && (rc = gkd_task_check_model_tokenizer(task, tok, "teacher.checkpoint", c->teacher_checkpoint)))
         goto done;
@@ -84,21 +101,32 @@ int run_cell(const gkd_cell_config *c, const char *exp_dir, size_t done_before, 
     if (teacher && (rc = gkd_model_source_check_vocab(teacher->config.vocab_size, tok, "teacher.checkpoint",
                                                       c->teacher_checkpoint)))
         goto done;
-    if (!teacher && (rc = run_shared_teacher(&teacher, c, exp_dir, tok, task, tty))) goto done;
+    if (c->teacher_same_as) {
+        /* Self-distillation: the teacher is the initial student. */
+        const int vocab = gkd_tokenizer_vocab_size(tok);
+        if ((rc = student_init(&student, c, vocab, c->teacher_model.max_seq_len, exp_dir, tok, task, tty)) ||
+            (rc = copy_model(&teacher, student)))
+            goto done;
+    }
+    if (!teacher && (rc = run_shared_teacher(&teacher, c, exp_dir, tok, teacher_task, tty))) goto done;
     gkd_distill_options o;
     cell_run_options(&o, c, CELL_RUN_DISTILL);
     if (reference_only) {
-        rc = gkd_distill_eval_teacher(teacher, tok, task, &o, dir);
+        rc = gkd_distill_eval_teacher(teacher, tok, teacher_task, &o, dir);
         goto done;
     }
     char cache[RUN_PATH_CAP];
-    if ((rc = run_shared_teacher_cache(cache, c, &o, exp_dir, teacher, tok, task, tty))) goto done;
-    if (cache[0]) o.teacher_cache = cache;
-    if ((rc = student_init(&student, c, teacher, exp_dir, tok, task, tty))) goto done;
+    /* A cache holds rows scored without contexts (distillation refuses it). */
+    if (!context_task && (rc = run_shared_teacher_cache(cache, c, &o, exp_dir, teacher, tok, task, tty))) goto done;
+    if (!context_task && cache[0]) o.teacher_cache = cache;
+    if (!student &&
+        (rc = student_init(&student, c, teacher->config.vocab_size, teacher->config.max_seq_len, exp_dir, tok, task,
+                           tty)))
+        goto done;
     run_progress pc = {.cell = c->name, .done = done_before, .total = total, .started = gkd_now(),
                        .last_heartbeat = gkd_now(), .cell_dir = dir, .tty = tty};
     if ((rc = gkd_distill_run(student, teacher, tok, task, &o, dir, run_progress_cell, &pc))) goto done;
-    if ((rc = gkd_distill_eval_teacher(teacher, tok, task, &o, dir))) goto done;
+    if ((rc = gkd_distill_eval_teacher(teacher, tok, teacher_task, &o, dir))) goto done;
     char ended[32];
     cell_dir_time_now(ended, sizeof ended);
     if ((rc = cell_dir_write_run_json(dir, started, ended))) goto done;
@@ -114,6 +142,7 @@ done:
     gkd_model_free(student);
     gkd_model_free(teacher);
     gkd_tokenizer_free(tok);
+    gkd_task_free(context_task);
     gkd_task_free(task);
     return rc;
 }

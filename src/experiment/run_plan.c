@@ -87,7 +87,7 @@ int run_plan_teachers(size_t **cells, size_t *n, const run_plan *p, const gkd_ex
     int rc = seen && *cells ? 0 : gkd_error(GKD_ENOMEM, "out of memory");
     for (size_t k = 0; k < p->ntodo && !rc; k++) {
         gkd_cell_config c;
-        if ((rc = gkd_experiment_cell(exp, p->todo[k], &c)) || c.teacher_checkpoint) continue;
+        if ((rc = gkd_experiment_cell(exp, p->todo[k], &c)) || c.teacher_checkpoint || c.teacher_same_as) continue;
         gkd_cell_teacher_hash(&c, seen[*n]);
         int known = 0;
         for (size_t j = 0; j < *n && !known; j++) known = !strcmp(seen[j], seen[*n]);
