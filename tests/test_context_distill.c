@@ -424,7 +424,7 @@ START_TEST(test_run_checks_teacher_window) {
     th_write_file(yaml, "name: small\ntask: {name: arith, digits: 1, train: 50, eval: 10, context: rationale}\n"
                         "teacher: {context: \"Q:\", model: {layers: 1, d_model: 16, heads: 2, context: 16}}\n"
                         "student: {model: {layers: 1, d_model: 16, heads: 2}}\n"
-                        "distill: {steps: 2, max_new_tokens: 4}\n");
+                        "distill: {steps: 2, max_new_tokens: 4}\neval: {n: 10}\n");
     ck_assert_int_ne(th_gkd(dir, "run '%s' --results '%s/res'", yaml, dir), 0);
     size_t n = 0;
     snprintf(path, sizeof path, "%s/err.txt", dir);
