@@ -28,7 +28,7 @@
 
 static char tmp[128];
 static void setup(void) { th_make_tmpdir(tmp, sizeof tmp, "gkd-subword-pipeline"); }
-static void teardown(void) { th_remove_tmpdir(tmp); }
+static void teardown(void);
 
 static const char *in_tmp(const char *name) {
     static char buf[512];
@@ -36,9 +36,26 @@ static const char *in_tmp(const char *name) {
     return buf;
 }
 
+/* The whole file name (in tmp), owned here: the last SLURP_KEEP results
+ * stay valid, older ones are freed, the rest at teardown. */
+#define SLURP_KEEP 4
+static char *slurped[SLURP_KEEP];
+static int slurp_next;
 static char *slurp(const char *name) {
     size_t n;
-    return (char *)th_read_bytes(in_tmp(name), &n);
+    free(slurped[slurp_next]);
+    char *text = (char *)th_read_bytes(in_tmp(name), &n);
+    slurped[slurp_next] = text;
+    slurp_next = (slurp_next + 1) % SLURP_KEEP;
+    return text;
+}
+
+static void teardown(void) {
+    for (int i = 0; i < SLURP_KEEP; i++) {
+        free(slurped[i]);
+        slurped[i] = NULL;
+    }
+    th_remove_tmpdir(tmp);
 }
 
 /* The GPT-2 tokenizer.json + merges.txt directory of the fixtures. */
@@ -325,7 +342,8 @@ static void write_story(const char *name) {
 
 /* Column col of the last row of CSV file name (in tmp). */
 static double last_csv_value(const char *name, const char *col) {
-    char *csv = slurp(name);
+    size_t len;
+    char *csv = (char *)th_read_bytes(in_tmp(name), &len);
     char *header = strtok(csv, "\n"), *last = NULL, *line;
     while ((line = strtok(NULL, "\n"))) last = line;
     ck_assert_ptr_nonnull(last);
@@ -361,7 +379,6 @@ START_TEST(test_gpt2_text_through_gkd_run) {
     gkd_checkpoint_data_free(&d);
     char *opts = slurp("t/options.txt");
     ck_assert_ptr_nonnull(strstr(opts, "tokenizer=byte-level BPE (50257 tokens) "));
-    free(opts);
     /* Exported, the directory carries the tokenizer files: it scores text
      * as the checkpoint does, bit for bit (float32 both ways). */
     ck_assert_msg(th_gkd(tmp, "export --model t/final.ckpt --out t_hf --format safetensors") == 0, "%s",
@@ -372,8 +389,6 @@ START_TEST(test_gpt2_text_through_gkd_run) {
     ck_assert_msg(th_gkd(tmp, "score --model t_hf --text lines.txt --csv") == 0, "%s", slurp("err.txt"));
     char *hf_scores = slurp("out.txt");
     ck_assert_str_eq(hf_scores, ckpt_scores);
-    free(ckpt_scores);
-    free(hf_scores);
     /* The imported directory teaches a Llama student through gkd run, with
      * its top-32 tokens per position. */
     th_write_file(in_tmp("exp.yaml"),
@@ -402,7 +417,6 @@ START_TEST(test_gpt2_text_through_gkd_run) {
     char *want = slurp("out.txt");
     ck_assert_int_eq(th_gkd(tmp, "tokenize --tokenizer res/sub/seed=1/final.ckpt --text lines.txt"), 0);
     ck_assert_str_eq(slurp("out.txt"), want);
-    free(want);
     /* A task tokenizer other than the teacher's is one line. */
     th_write_small_llama2c_tokenizer(in_tmp("spm.bin"));
     th_write_file(in_tmp("other.yaml"),
@@ -452,7 +466,6 @@ START_TEST(test_spm_pairs_through_distill) {
     char *ckpt_scores = slurp("out.txt");
     ck_assert_msg(th_gkd(tmp, "score --model l2c/student.bin --text lines.txt --csv") == 0, "%s", slurp("err.txt"));
     ck_assert_str_eq(slurp("out.txt"), ckpt_scores);
-    free(ckpt_scores);
     /* Exporting beside a different tokenizer file refuses to replace it. */
     th_write_file(in_tmp("l2c/tokenizer.bin"), "not this one");
     ck_assert_int_ne(th_gkd(tmp, "export --model d/final.ckpt --out l2c/student.bin --format llama2c"), 0);
