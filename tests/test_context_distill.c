@@ -416,6 +416,34 @@ END_TEST
 START_TEST(test_run_self_distillation) { run_experiment("tiny_self_context", "same_as: student_init"); }
 END_TEST
 
+/* With the context as an axis, the cells with and without it each get an
+ * SFT student of their own vocabulary (the contexts' characters are in
+ * it), and both complete. */
+START_TEST(test_run_context_axis_with_sft_students) {
+    char dir[256], path[1200];
+    th_make_tmpdir(dir, sizeof dir, "gkd_test_ctx_axis");
+    const char *fixture = th_fixture_path("experiments", "tiny_context_axis.yaml");
+    int rc = th_gkd(dir, "run '%s' --results '%s/res'", fixture, dir);
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    unsigned char *err = th_read_bytes(path, &n);
+    ck_assert_msg(rc == 0, "gkd run exited %d: %s", rc, err ? (const char *)err : "");
+    free(err);
+    static const char *const cells[] = {"context=none,seed=1", "context=rationale,seed=1"};
+    for (int c = 0; c < 2; c++) {
+        snprintf(path, sizeof path, "%s/res/tiny_context_axis/%s/done", dir, cells[c]);
+        ck_assert_msg(access(path, F_OK) == 0, "%s missing", path);
+    }
+    snprintf(path, sizeof path, "ls -d '%s'/res/tiny_context_axis/shared/student-*/ | wc -l > '%s/n.txt'", dir, dir);
+    ck_assert_int_eq(system(path), 0);
+    snprintf(path, sizeof path, "%s/n.txt", dir);
+    unsigned char *count = th_read_bytes(path, &n);
+    ck_assert_int_eq(atoi((const char *)count), 2);
+    free(count);
+    th_remove_tmpdir(dir);
+}
+END_TEST
+
 /* The experiment's check names the example, the tokens and the key. */
 START_TEST(test_run_checks_teacher_window) {
     char dir[256], yaml[512], path[512];
@@ -459,6 +487,7 @@ Suite *context_distill_suite(void) {
     tcase_set_timeout(run, 300);
     tcase_add_test(run, test_run_context_experiment);
     tcase_add_test(run, test_run_self_distillation);
+    tcase_add_test(run, test_run_context_axis_with_sft_students);
     tcase_add_test(run, test_run_checks_teacher_window);
     suite_add_tcase(s, run);
     return s;

@@ -93,8 +93,10 @@ static int included(const gkd_cell_config *c, const exp_key *k, purpose why) {
     if (!strcmp(p, "task.context_path") && !c->task.context_path) return 0;
     if (!strcmp(p, "teacher.context") && (!c->task.teacher_context || !c->task.teacher_context[0])) return 0;
     if (!strcmp(p, "teacher.same_as") && !c->teacher_same_as) return 0;
-    /* Only the teacher sees contexts: the SFT student is the same without. */
-    if (why == P_STUDENT_INIT && (!strcmp(p, "task.context") || !strcmp(p, "task.context_path"))) return 0;
+    /* Only the teacher reads contexts, but their characters are in the
+     * vocabulary the SFT student is trained with: a shared SFT student
+     * made for other contexts would not fit the run's tokenizer. */
+    if (why == P_STUDENT_INIT && c->student_init == GKD_INIT_SFT && !strcmp(p, "teacher.context")) return 1;
     if ((!strcmp(p, "distill.teacher_topk") || !strcmp(p, "distill.topk_tail")) && c->distill.teacher_topk == 0)
         return 0;
     if (!strcmp(p, "task.train_fraction") && c->task.train_fraction == 1.0) return 0;
