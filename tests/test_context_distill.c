@@ -444,6 +444,75 @@ START_TEST(test_run_context_axis_with_sft_students) {
 }
 END_TEST
 
+/* Context distillation from experiment files on the file tasks: pairs
+ * with a third column (a hint) under every divergence with a sparse-free
+ * dense form, off- and on-policy, and text with a context file, with
+ * pg_rkl on-policy; every cell completes. */
+START_TEST(test_run_pairs_and_text_contexts) {
+    char dir[256], path[1200];
+    th_make_tmpdir(dir, sizeof dir, "gkd_test_ctx_files");
+    snprintf(path, sizeof path, "%s/pairs.tsv", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 60; i++)
+        fprintf(f, "%c%c%c\t%c%c%c\treverse it\n", 'a' + i % 5, 'a' + i / 5 % 5, 'a' + i / 25, 'a' + i / 25,
+                'a' + i / 5 % 5, 'a' + i % 5);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/story.txt", dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 40; i++) fprintf(f, "the cat %d sat on the mat. ", i);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/style.txt", dir);
+    th_write_file(path, "Write plainly: ");
+    snprintf(path, sizeof path, "%s/pairs.yaml", dir);
+    th_write_file(path,
+                  "name: ctx_pairs\n"
+                  "task: {name: pairs, path: pairs.tsv, eval_fraction: 0.2}\n"
+                  "teacher:\n"
+                  "  model: {layers: 1, d_model: 16, heads: 2, context: 32}\n"
+                  "  train: {steps: 10, batch: 8, lr: 3e-3, warmup: 2}\n"
+                  "student: {model: {layers: 1, d_model: 8, heads: 2}, init: random}\n"
+                  "distill: {steps: 2, batch: 4, warmup: 1, max_new_tokens: 4,\n"
+                  "  divergence: [fkl, rkl, jsd(0.5), skl(0.1), srkl(0.1), tvd], lambda: [0, 1]}\n"
+                  "eval: {every: 2, n: 4}\n");
+    snprintf(path, sizeof path, "%s/text.yaml", dir);
+    th_write_file(path,
+                  "name: ctx_text\n"
+                  "task: {name: text, path: story.txt, chunk: 24, prompt_chars: 12, context_path: style.txt}\n"
+                  "teacher:\n"
+                  "  model: {layers: 1, d_model: 16, heads: 2, context: 48}\n"
+                  "  train: {steps: 10, batch: 8, lr: 3e-3, warmup: 2}\n"
+                  "student: {model: {layers: 1, d_model: 8, heads: 2}, init: random}\n"
+                  "distill: {steps: 2, batch: 4, warmup: 1, max_new_tokens: 4}\n"
+                  "variants:\n"
+                  "  off: {distill: {divergence: fkl, lambda: 0}}\n"
+                  "  on: {distill: {divergence: pg_rkl, lambda: 1}}\n"
+                  "eval: {every: 2, n: 4}\n");
+    const char *names[2] = {"pairs", "text"};
+    for (int k = 0; k < 2; k++) {
+        int rc = th_gkd(dir, "run %s.yaml --results res", names[k]);
+        snprintf(path, sizeof path, "%s/err.txt", dir);
+        size_t n;
+        unsigned char *err = th_read_bytes(path, &n);
+        ck_assert_msg(rc == 0, "gkd run %s.yaml exited %d: %s", names[k], rc, (const char *)err);
+        free(err);
+    }
+    static const char *const divs[] = {"fkl", "rkl", "jsd(0.5)", "skl(0.1)", "srkl(0.1)", "tvd"};
+    for (int d = 0; d < 6; d++)
+        for (int l = 0; l < 2; l++) {
+            snprintf(path, sizeof path, "%s/res/ctx_pairs/divergence=%s,lambda=%d,seed=1/done", dir, divs[d], l);
+            ck_assert_msg(access(path, F_OK) == 0, "%s missing", path);
+        }
+    static const char *const variants[] = {"off", "on"};
+    for (int v = 0; v < 2; v++) {
+        snprintf(path, sizeof path, "%s/res/ctx_text/variant=%s,seed=1/done", dir, variants[v]);
+        ck_assert_msg(access(path, F_OK) == 0, "%s missing", path);
+    }
+    th_remove_tmpdir(dir);
+}
+END_TEST
+
 /* The experiment's check names the example, the tokens and the key. */
 START_TEST(test_run_checks_teacher_window) {
     char dir[256], yaml[512], path[512];
@@ -488,6 +557,7 @@ Suite *context_distill_suite(void) {
     tcase_add_test(run, test_run_context_experiment);
     tcase_add_test(run, test_run_self_distillation);
     tcase_add_test(run, test_run_context_axis_with_sft_students);
+    tcase_add_test(run, test_run_pairs_and_text_contexts);
     tcase_add_test(run, test_run_checks_teacher_window);
     suite_add_tcase(s, run);
     return s;
