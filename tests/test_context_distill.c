@@ -4,6 +4,7 @@
  * path with empty contexts against the plain path bit for bit, SeqKD with
  * contexts against the teacher's own greedy decoding, and the refusals. */
 #include <check.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include "../src/distill/distill_step.h"
 #include "gkd/distill.h"
 #include "gkd/error.h"
+#include "gkd/eval.h"
+#include "gkd/metrics.h"
 #include "helpers.h"
 
 static gkd_task *arith_task(const char *context, const char *teacher_context, int digits) {
@@ -513,6 +516,63 @@ START_TEST(test_run_pairs_and_text_contexts) {
 }
 END_TEST
 
+/* The student's evaluation scores the teacher on its view, as training
+ * does: fkl_ref equals the mean KL over the references' loss positions
+ * between the teacher's rows of [BOS] context prompt SEP ref EOS (each
+ * example run alone, position t + c) and the student's of the plain
+ * sequence; the teacher on the plain sequences gives another value. */
+START_TEST(test_eval_scores_the_teacher_on_its_view) {
+    gkd_task *task = arith_task("rationale", "Q:", 1);
+    gkd_tokenizer *tok = NULL;
+    ck_assert_int_eq(gkd_task_tokenizer(task, &tok), 0);
+    const int V = gkd_tokenizer_vocab_size(tok), n = 6;
+    gkd_model *teacher = th_make_model(V, 48, 1, 16, 2, 11, 0.3f, 1);
+    gkd_model *student = th_make_model(V, 16, 1, 8, 2, 12, 0.3f, 2);
+    gkd_eval_options eo = GKD_EVAL_OPTIONS_INIT;
+    eo.n = n;
+    eo.samples = 0;
+    eo.batch = 8;
+    gkd_eval_result res;
+    ck_assert_msg(gkd_evaluate(&res, student, teacher, tok, task, &eo) == 0, "%s", gkd_last_error());
+    float *zs = malloc(sizeof(float) * 64 * (size_t)V), *zt = malloc(sizeof(float) * 64 * (size_t)V),
+          *zp = malloc(sizeof(float) * 64 * (size_t)V), *ones = malloc(sizeof(float) * 64);
+    ck_assert(zs && zt && zp && ones);
+    int rows = 0;
+    for (int i = 0; i < n; i++) {
+        int plain[48], view[48], pl, len, c, vpl, vlen;
+        ck_assert_int_eq(gkd_task_encode_example(task, tok, GKD_SPLIT_EVAL, (size_t)i, plain, 16, &pl, &len), 0);
+        ck_assert_int_eq(gkd_task_encode_with_context(task, tok, GKD_SPLIT_EVAL, (size_t)i, 1, view, 48, &c, &vpl,
+                                                      &vlen), 0);
+        ck_assert_int_gt(c, 0);
+        ck_assert_int_eq(gkd_model_forward(student, plain, 1, len), 0);
+        for (int t = pl - 1; t < len - 1; t++)
+            memcpy(zs + (size_t)(rows + t - pl + 1) * V, student->logits + (size_t)t * V, sizeof(float) * (size_t)V);
+        ck_assert_int_eq(gkd_model_forward(teacher, plain, 1, len), 0);
+        for (int t = pl - 1; t < len - 1; t++)
+            memcpy(zp + (size_t)(rows + t - pl + 1) * V, teacher->logits + (size_t)t * V, sizeof(float) * (size_t)V);
+        ck_assert_int_eq(gkd_model_forward(teacher, view, 1, vlen), 0);
+        for (int t = pl - 1; t < len - 1; t++)
+            memcpy(zt + (size_t)(rows + t - pl + 1) * V, teacher->logits + (size_t)(t + c) * V,
+                   sizeof(float) * (size_t)V);
+        rows += len - pl;
+        ck_assert_int_le(rows, 64);
+    }
+    for (int r = 0; r < rows; r++) ones[r] = 1.0f;
+    const double want = gkd_metric_kl(zt, zs, ones, rows, V, 0), plain_teacher = gkd_metric_kl(zp, zs, ones, rows, V, 0);
+    ck_assert_msg(fabs(res.v[GKD_M_FKL_REF] - want) <= 1e-9 * fabs(want), "fkl_ref %.12g, by hand %.12g",
+                  res.v[GKD_M_FKL_REF], want);
+    ck_assert_msg(fabs(plain_teacher - want) > 1e-3, "the context changes nothing here: %g vs %g", plain_teacher, want);
+    free(zs);
+    free(zt);
+    free(zp);
+    free(ones);
+    gkd_model_free(teacher);
+    gkd_model_free(student);
+    gkd_tokenizer_free(tok);
+    gkd_task_free(task);
+}
+END_TEST
+
 /* The experiment's check names the example, the tokens and the key. */
 START_TEST(test_run_checks_teacher_window) {
     char dir[256], yaml[512], path[512];
@@ -551,6 +611,7 @@ Suite *context_distill_suite(void) {
     tcase_add_test(step, test_empty_context_is_the_plain_path);
     tcase_add_test(step, test_seqkd_continues_the_contextual_prompt);
     tcase_add_test(step, test_refusals);
+    tcase_add_test(step, test_eval_scores_the_teacher_on_its_view);
     suite_add_tcase(s, step);
     TCase *run = tcase_create("run");
     tcase_set_timeout(run, 300);

@@ -44,6 +44,12 @@ typedef struct {
     float *mask_cap, *mask_bt;
     int T;
     gkd_sampler *sampler;
+    /* Context distillation: the teacher scores each row on its own view,
+     * the example's context after BOS (gkd_task_encode_with_context). */
+    int contexts;                /* 1: some eval example has a context */
+    size_t first;                /* eval example of the batch's row 0 */
+    int *ctx_ids, *view_tokens;  /* (cap) scratch, (B, teacher context) */
+    float *view_logits;          /* (B, cap, V) the teacher's rows aligned on the student's */
 } evaluator;
 
 /* Compact the batch's first `rows` rows to (rows, T) with loss mask. */
@@ -82,6 +88,53 @@ static int masked_rows_finite(const float *z, const float *mask, int N, int V) {
     return 1;
 }
 
+/* The teacher's logits for the student's rows of the batch (rows, T):
+ * with contexts, row r is scored as [BOS] context_r tokens[1..T) (the
+ * context first when the tokenizer has no BOS) and its position t + c_r
+ * gathered at t, so every column compares the same prediction; without,
+ * the teacher's forward over the same tokens. */
+static int teacher_rows(evaluator *e, int rows, const float **zt) {
+    const int T = e->T;
+    if (!e->contexts) {
+        int rc = gkd_model_forward(e->teacher, e->tokens_bt, rows, T);
+        *zt = e->teacher->logits;
+        return rc;
+    }
+    const int maxT = e->teacher->config.max_seq_len;
+    int c[rows], Tv = T;
+    for (int r = 0; r < rows; r++) {
+        int rc = gkd_task_encode_context(e->task, e->tok, GKD_SPLIT_EVAL, e->first + (size_t)r, e->ctx_ids, maxT,
+                                         &c[r]);
+        if (rc) return rc;
+        if (T + c[r] > maxT)
+            return gkd_error(GKD_EINVAL,
+                             "evaluate: eval example %zu's context (%d tokens) and sequence of %d take %d tokens; "
+                             "the teacher's context is %d",
+                             e->first + (size_t)r, c[r], T, T + c[r], maxT);
+        if (T + c[r] > Tv) Tv = T + c[r];
+    }
+    for (int r = 0; r < rows; r++) {
+        int *v = e->view_tokens + (size_t)r * Tv;
+        const int *t = e->tokens_bt + (size_t)r * T;
+        int n = 0;
+        (void)gkd_task_encode_context(e->task, e->tok, GKD_SPLIT_EVAL, e->first + (size_t)r, e->ctx_ids, maxT, &n);
+        /* BOS stays first; a tokenizer without one gets the context first. */
+        const int head = gkd_tokenizer_bos(e->tok) >= 0;
+        memcpy(v, t, sizeof(int) * (size_t)head);
+        memcpy(v + head, e->ctx_ids, sizeof(int) * (size_t)n);
+        memcpy(v + head + n, t + head, sizeof(int) * (size_t)(T - head));
+        for (int k = T + n; k < Tv; k++) v[k] = GKD_TOK_PAD; /* after the sequence: never read */
+    }
+    int rc = gkd_model_forward(e->teacher, e->view_tokens, rows, Tv);
+    if (rc) return rc;
+    const size_t V = (size_t)e->V;
+    for (int r = 0; r < rows; r++)
+        memcpy(e->view_logits + (size_t)r * T * V, e->teacher->logits + ((size_t)r * Tv + (size_t)c[r]) * V,
+               sizeof(float) * (size_t)T * V);
+    *zt = e->view_logits;
+    return 0;
+}
+
 /* Sums over masked tokens, turned into means at the end. */
 typedef struct {
     double count, nll, acc, fkl, rkl, val, accept;
@@ -101,8 +154,9 @@ static int score_rows(evaluator *e, int rows, token_sums *s, int student_metrics
         s->acc += c * gkd_metric_token_accuracy(e->student->logits, e->targets_bt, e->mask_bt, N, V);
     }
     if (e->teacher) {
-        if ((rc = gkd_model_forward(e->teacher, e->tokens_bt, rows, e->T))) return rc;
-        const float *zt = e->teacher->logits, *zs = e->student->logits;
+        const float *zt = NULL;
+        if ((rc = teacher_rows(e, rows, &zt))) return rc;
+        const float *zs = e->student->logits;
         if (!student_metrics) s->nll += c * gkd_metric_nll(zt, e->targets_bt, e->mask_bt, N, V);
         s->fkl += c * gkd_metric_kl(zt, zs, e->mask_bt, N, V, 0);
         s->rkl += c * gkd_metric_kl(zt, zs, e->mask_bt, N, V, 1);
@@ -228,6 +282,23 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
         goto done;
     }
     if ((rc = gkd_sampler_new(&e.sampler, student, NULL, e.B))) goto done;
+    /* A task laid out as the teacher sees it (with_context: the teacher's
+     * own evaluation) already holds the contexts in its sequences. */
+    const int viewed = gkd_task_config_of(task)->with_context;
+    for (size_t i = 0; teacher && !viewed && i < n && !e.contexts; i++) {
+        const char *c = gkd_task_example(task, GKD_SPLIT_EVAL, i)->context;
+        e.contexts = c && c[0];
+    }
+    if (e.contexts) {
+        const size_t Tt = (size_t)teacher->config.max_seq_len;
+        e.ctx_ids = malloc(Tt * sizeof(int));
+        e.view_tokens = malloc((size_t)e.B * Tt * sizeof(int));
+        e.view_logits = malloc(BC * (size_t)e.V * sizeof(float));
+        if (!e.ctx_ids || !e.view_tokens || !e.view_logits) {
+            rc = gkd_error(GKD_ENOMEM, "evaluate: out of memory for the teacher's view");
+            goto done;
+        }
+    }
 
     /* 1. references, teacher-forced */
     for (size_t first = 0; first < n; first += (size_t)e.B) {
@@ -239,6 +310,7 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
                                               &e.batch.prompt_len[r], &e.batch.len[r])))
                 goto done;
         }
+        e.first = first;
         if ((rc = score_rows(&e, rows, &ref, 1))) goto done;
     }
     if (ref.count > 0) {
@@ -290,6 +362,7 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
                         rc = gkd_error(GKD_ENOMEM, "evaluate: out of memory");
                         goto done;
                     }
+                e.first = first;
                 if (teacher && (rc = score_rows(&e, rows, &smp, 0))) goto done;
             }
         const char *const *all = (const char *const *)samples;
@@ -324,6 +397,9 @@ done:
     free(eos);
     free(e.targets_cap);
     free(e.tokens_bt);
+    free(e.ctx_ids);
+    free(e.view_tokens);
+    free(e.view_logits);
     free(e.targets_bt);
     free(e.mask_cap);
     free(e.mask_bt);
