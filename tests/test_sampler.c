@@ -1,6 +1,7 @@
 /* Sampler: greedy/top-k/top-p/temperature against full-forward softmax,
  * rollout independence from batch position and thread count, EOS/PAD,
- * loss-mask layout, teacher-mixed sampling and importance weights. */
+ * loss-mask layout, teacher-mixed sampling and importance weights, with
+ * and without a context for the mix model. */
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
@@ -446,6 +447,229 @@ START_TEST(test_teacher_mixed_sampling) {
 }
 END_TEST
 
+/* ---- a context for the mix model ---- */
+
+/* Row tokens[0..len) with the c tokens ctx inserted before position at:
+ * the mix model's view of the row. Returns len + c. */
+static int with_context(const int *tok, int len, int at, const int *ctx, int c, int *out) {
+    memcpy(out, tok, sizeof(int) * (size_t)at);
+    memcpy(out + at, ctx, sizeof(int) * (size_t)c);
+    memcpy(out + at + c, tok + at, sizeof(int) * (size_t)(len - at));
+    return len + c;
+}
+
+static void generate_with_context(gkd_model *m, gkd_model *mix, gkd_seqbatch *bt, const gkd_sample_options *o,
+                                  float alpha, const uint64_t *ids, float *iw, int at, const int *const *ctx,
+                                  const int *clen) {
+    gkd_sampler *s = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&s, m, mix, bt->B), 0);
+    ck_assert_int_eq(gkd_sampler_set_mix_context(s, at, ctx, clen), 0);
+    int rc = gkd_sampler_generate(s, bt, o, alpha, 5, ids, iw);
+    ck_assert_msg(rc == 0, "%s", gkd_last_error());
+    gkd_sampler_free(s);
+}
+
+/* Contexts of 3, 0, 5, 1 tokens after BOS (at 1) and first (at 0; the
+ * rows then start with a plain token). */
+#define CTX_B 4
+static const int ctx_len4[CTX_B] = {3, 0, 5, 1};
+static const int ctx_tok[CTX_B][5] = {{7, 9, 4}, {0}, {12, 5, 5, 8, 11}, {10}};
+static const int *const ctx_ptr[CTX_B] = {ctx_tok[0], ctx_tok[1], ctx_tok[2], ctx_tok[3]};
+
+static void fill_prompts_at(gkd_seqbatch *bt, const int *plen, int V, int at) {
+    fill_prompts(bt, plen, V, 30);
+    if (at == 0)
+        for (int b = 0; b < bt->B; b++) bt->tokens[(size_t)b * bt->cap] = GKD_TOK_NSPECIAL + b;
+}
+
+/* alpha = 1 with contexts is the mix model's own rollout of the contextual
+ * prompts, bit for bit (same stream, same decoder logits), also where the
+ * mix model's shorter context ends a row; alpha = 0.5 weights are
+ * p_model / p_mixture with the mix model's full forward of the contextual
+ * sequence at t + c_b and the model's of the plain row at t. */
+START_TEST(test_mix_context_is_the_contextual_mix_model) {
+    const int V = 16, T = 20, TM = 16;
+    gkd_model *a = make_model(V, T, 2, 32, 4, 21, 0.1f), *t = make_model(V, TM, 2, 32, 4, 22, 0.1f);
+    const int plen[CTX_B] = {3, 5, 4, 6};
+    uint64_t ids[CTX_B] = {9, 8, 7, 6};
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.max_new_tokens = 10;
+    o.top_k = 8;
+    o.eos_token = V - 1; /* rare: rows run to their limits */
+    gkd_seqbatch mixed, alone;
+    ck_assert_int_eq(gkd_seqbatch_new(&mixed, CTX_B, T), 0);
+    ck_assert_int_eq(gkd_seqbatch_new(&alone, CTX_B, TM), 0);
+    float *iw = malloc(sizeof(float) * CTX_B * T);
+    int window_stops = 0;
+    for (int at = 0; at <= 1; at++) {
+        fill_prompts_at(&mixed, plen, V, at);
+        generate_with_context(a, t, &mixed, &o, 1.0f, ids, iw, at, ctx_ptr, ctx_len4);
+        for (int b = 0; b < CTX_B; b++) {
+            const int *row = mixed.tokens + (size_t)b * T;
+            alone.prompt_len[b] = with_context(row, plen[b], at, ctx_tok[b], ctx_len4[b], alone.tokens + (size_t)b * TM);
+        }
+        generate(t, NULL, &alone, &o, 0.0f, 5, ids, NULL);
+        for (int b = 0; b < CTX_B; b++) {
+            const int c = ctx_len4[b], *row = mixed.tokens + (size_t)b * T, *ref = alone.tokens + (size_t)b * TM;
+            ck_assert_int_eq(mixed.len[b] + c, alone.len[b]);
+            ck_assert_int_eq(mixed.eos[b], alone.eos[b]);
+            ck_assert_int_gt(mixed.len[b], plen[b]);
+            ck_assert(!memcmp(row + plen[b], ref + plen[b] + c, sizeof(int) * (size_t)(mixed.len[b] - plen[b])));
+            for (int i = mixed.len[b]; i < T; i++) ck_assert_int_eq(row[i], GKD_TOK_PAD);
+            window_stops += !mixed.eos[b] && mixed.len[b] + c == TM;
+        }
+        fill_prompts_at(&mixed, plen, V, at);
+        const float alpha = 0.5f;
+        generate_with_context(a, t, &mixed, &o, alpha, ids, iw, at, ctx_ptr, ctx_len4);
+        int generated = 0;
+        for (int b = 0; b < CTX_B; b++) {
+            const int c = ctx_len4[b], *tok = mixed.tokens + (size_t)b * T;
+            int full[64];
+            const int n = with_context(tok, mixed.len[b], at, ctx_tok[b], c, full);
+            ck_assert_int_le(n, TM);
+            float *la = forward_logits(a, tok, mixed.len[b]), *lt = forward_logits(t, full, n);
+            for (int i = 0; i < T; i++) {
+                float w = iw[b * T + i];
+                if (i < plen[b] || i >= mixed.len[b]) {
+                    ck_assert_float_eq(w, 1.0f);
+                    continue;
+                }
+                double pa[16], pt[16];
+                int idx[32];
+                gkd_sample_filter(pa, la + (size_t)(i - 1) * V, V, o.temperature, o.top_k, o.top_p, idx);
+                gkd_sample_filter(pt, lt + (size_t)(i - 1 + c) * V, V, o.temperature, o.top_k, o.top_p, idx);
+                int y = tok[i];
+                double expect = pa[y] / (alpha * pt[y] + (1 - alpha) * pa[y]);
+                ck_assert_msg(fabs(w - expect) <= 1e-4 * (1 + expect), "at %d seq %d pos %d: %g vs %g", at, b, i,
+                              (double)w, expect);
+                generated++;
+            }
+            free(la);
+            free(lt);
+        }
+        ck_assert_int_gt(generated, 10);
+    }
+    ck_assert_int_gt(window_stops, 0);
+    free(iw);
+    gkd_seqbatch_free(&mixed);
+    gkd_seqbatch_free(&alone);
+    gkd_model_free(a);
+    gkd_model_free(t);
+}
+END_TEST
+
+/* alpha = 1, greedy: each generated token is the argmax of the mix model's
+ * full forward of the contextual sequence at t + c_b (closed form; a
+ * different pick only for a tie within float rounding, as for greedy). */
+START_TEST(test_mix_context_greedy_is_contextual_argmax) {
+    const int V = 20, T = 24;
+    gkd_model *a = make_model(V, T, 2, 32, 4, 1, 0.1f), *t = make_model(V, 32, 2, 32, 4, 2, 0.1f);
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, CTX_B, T), 0);
+    const int plen[CTX_B] = {3, 7, 5, 12};
+    fill_prompts(&bt, plen, V, 2);
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.temperature = 0.0f;
+    o.max_new_tokens = 10;
+    generate_with_context(a, t, &bt, &o, 1.0f, NULL, NULL, 1, ctx_ptr, ctx_len4);
+    int checked = 0;
+    for (int b = 0; b < CTX_B; b++) {
+        const int c = ctx_len4[b], *tok = bt.tokens + (size_t)b * T;
+        ck_assert(bt.len[b] > plen[b]);
+        int full[64];
+        const int n = with_context(tok, bt.len[b], 1, ctx_tok[b], c, full);
+        float *lg = forward_logits(t, full, n);
+        for (int i = plen[b]; i < bt.len[b]; i++) {
+            const float *row = lg + (size_t)(i - 1 + c) * V;
+            int am = gkd_sample_argmax(row, V);
+            ck_assert_msg(tok[i] == am || row[am] - row[tok[i]] < 1e-5f, "seq %d pos %d: picked %d, argmax %d", b,
+                          i, tok[i], am);
+            checked++;
+        }
+        free(lg);
+    }
+    ck_assert_int_ge(checked, 12);
+    gkd_seqbatch_free(&bt);
+    gkd_model_free(a);
+    gkd_model_free(t);
+}
+END_TEST
+
+/* Empty contexts, and a context with mix_alpha 0, give the bits of no
+ * context (tokens, lengths, EOS, weights); a context serves one call. */
+START_TEST(test_empty_mix_context_is_no_context) {
+    const int V = 16, T = 20;
+    gkd_model *a = make_model(V, T, 2, 32, 4, 21, 0.1f), *t = make_model(V, T, 2, 32, 4, 22, 0.1f);
+    const int plen[CTX_B] = {3, 5, 4, 6}, zero[CTX_B] = {0, 0, 0, 0};
+    uint64_t ids[CTX_B] = {9, 8, 7, 6};
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    o.max_new_tokens = 10;
+    o.top_p = 0.9f;
+    gkd_seqbatch x, y;
+    ck_assert_int_eq(gkd_seqbatch_new(&x, CTX_B, T), 0);
+    ck_assert_int_eq(gkd_seqbatch_new(&y, CTX_B, T), 0);
+    float *iwx = malloc(sizeof(float) * CTX_B * T), *iwy = malloc(sizeof(float) * CTX_B * T);
+    gkd_sampler *s = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&s, a, t, CTX_B), 0);
+    for (int c = 0; c < 3; c++) {
+        const float alpha = c == 1 ? 0.0f : 0.5f;
+        fill_prompts(&x, plen, V, 30);
+        fill_prompts(&y, plen, V, 30);
+        generate(a, t, &x, &o, alpha, 5, ids, iwx);
+        if (c < 2) ck_assert_int_eq(gkd_sampler_set_mix_context(s, 1, ctx_ptr, c == 0 ? zero : ctx_len4), 0);
+        ck_assert_int_eq(gkd_sampler_generate(s, &y, &o, alpha, 5, ids, iwy), 0);
+        ck_assert(!memcmp(x.tokens, y.tokens, sizeof(int) * CTX_B * T));
+        ck_assert(!memcmp(x.len, y.len, sizeof(int) * CTX_B));
+        ck_assert(!memcmp(x.eos, y.eos, CTX_B));
+        ck_assert(!memcmp(iwx, iwy, sizeof(float) * CTX_B * T));
+    }
+    free(iwx);
+    free(iwy);
+    gkd_sampler_free(s);
+    gkd_seqbatch_free(&x);
+    gkd_seqbatch_free(&y);
+    gkd_model_free(a);
+    gkd_model_free(t);
+}
+END_TEST
+
+START_TEST(test_bad_mix_context) {
+    gkd_model *m = make_model(16, 8, 1, 8, 2, 1, 0.0f), *t = make_model(16, 10, 1, 8, 2, 2, 0.0f);
+    gkd_sampler *s = NULL, *plain = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&plain, m, NULL, 2), 0);
+    const int len[2] = {1, 1}, bad[1] = {16}, ok[9] = {5, 5, 5, 5, 5, 5, 5, 5, 5};
+    const int *bad_ctx[2] = {ok, bad}, *ok_ctx[2] = {ok, ok};
+    ck_assert_int_eq(gkd_sampler_set_mix_context(plain, 1, ok_ctx, len), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "needs a mix model"));
+    ck_assert_int_eq(gkd_sampler_new(&s, m, t, 2), 0);
+    ck_assert_int_eq(gkd_sampler_set_mix_context(s, -1, ok_ctx, len), GKD_EINVAL);
+    ck_assert_int_eq(gkd_sampler_set_mix_context(s, 1, ok_ctx, NULL), GKD_EINVAL);
+    gkd_seqbatch bt;
+    ck_assert_int_eq(gkd_seqbatch_new(&bt, 2, 8), 0);
+    bt.tokens[0] = bt.tokens[8] = GKD_TOK_BOS;
+    bt.tokens[1] = bt.tokens[9] = 6;
+    bt.prompt_len[0] = bt.prompt_len[1] = 2;
+    gkd_sample_options o = GKD_SAMPLE_OPTIONS_INIT;
+    ck_assert_int_eq(gkd_sampler_set_mix_context(s, 1, bad_ctx, len), 0);
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.5f, 1, NULL, NULL), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "mix context token 16"));
+    const int long_len[2] = {9, 0};
+    ck_assert_int_eq(gkd_sampler_set_mix_context(s, 1, ok_ctx, long_len), 0);
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.5f, 1, NULL, NULL), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "mix context (9) exceed the mix model's context 10"));
+    ck_assert_int_eq(gkd_sampler_set_mix_context(s, 3, ok_ctx, len), 0);
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.5f, 1, NULL, NULL), GKD_EINVAL);
+    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "before the mix context's position 3"));
+    /* The refused context is gone: the next call has none. */
+    ck_assert_int_eq(gkd_sampler_generate(s, &bt, &o, 0.5f, 1, NULL, NULL), 0);
+    gkd_seqbatch_free(&bt);
+    gkd_sampler_free(s);
+    gkd_sampler_free(plain);
+    gkd_model_free(m);
+    gkd_model_free(t);
+}
+END_TEST
+
 START_TEST(test_bad_options) {
     gkd_model *m = make_model(8, 8, 1, 8, 2, 1, 0.0f);
     gkd_sampler *s = NULL;
@@ -561,6 +785,10 @@ Suite *sampler_suite(void) {
     tcase_add_test(tc, test_seqbatch_targets_hand_made);
     tcase_add_test(tc, test_teacher_mixed_sampling);
     tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_mix_context_is_the_contextual_mix_model);
+    tcase_add_test(tc, test_mix_context_greedy_is_contextual_argmax);
+    tcase_add_test(tc, test_empty_mix_context_is_no_context);
+    tcase_add_test(tc, test_bad_mix_context);
     tcase_add_loop_test(tc, test_rollout_hashes, 0,
                         (int)(sizeof rollout_hash_cases / sizeof rollout_hash_cases[0]));
     suite_add_tcase(s, tc);

@@ -63,6 +63,21 @@ void gkd_sampler_free(gkd_sampler *s);
 int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_options *opt,
                          float mix_alpha, uint64_t seed, const uint64_t *stream_ids, float *iw);
 
+/** A context for the mix model in the next gkd_sampler_generate call with
+ *  mix_alpha > 0 (context distillation: the teacher of a teacher-mixed
+ *  rollout sees what the student does not). The mix model's sequence b is
+ *  batch row b with the ctx_len[b] tokens ctx[b] inserted before row
+ *  position `at` (1: after BOS; 0: first, for vocabularies without BOS),
+ *  so row position t >= at is its position t + ctx_len[b]; both models'
+ *  distributions of a step follow the same row prefix. Sequence b also
+ *  stops at the mix model's context length minus ctx_len[b], and the call
+ *  fails if prompt_len[b] < at or prompt_len[b] + ctx_len[b] exceeds that
+ *  context. ctx and ctx_len (one entry per batch row) must stay valid until
+ *  the call, which uses them once and forgets them (so does a call with
+ *  mix_alpha 0). ctx and ctx_len both NULL clears a context set before.
+ *  Empty contexts give the same rollouts, bit for bit, as none. */
+int gkd_sampler_set_mix_context(gkd_sampler *s, int at, const int *const *ctx, const int *ctx_len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,7 +17,13 @@
  *   the top-k-renormalized distribution (sample_filter.c).
  * - A sequence stops after EOS, after max_new_tokens generated tokens, or
  *   at min(cap, context length) tokens; the rest of its row becomes PAD. A
- *   prompt already at that limit generates nothing. */
+ *   prompt already at that limit generates nothing.
+ * - With a mix context (gkd_sampler_set_mix_context), the mix model decodes
+ *   rows of its own: row b's tokens before `at`, its c_b context tokens,
+ *   then the rest of the row, so row position t >= at is its position
+ *   t + c_b, and a sequence also stops at the mix model's context length
+ *   minus c_b. Without one (or when it is not used) both models decode the
+ *   same rows. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +80,11 @@ struct gkd_sampler {
     double *p, *p_mix, *p_draw; /* (max_B, V) */
     int *sort_idx;              /* (max_B, 2V) */
     int *seq, *pos, *tok, *out; /* (max_rows) decoder rows */
+    int *mseq, *mpos, *mtok, *mout; /* (max_rows) the mix model's rows, with a mix context */
+    const int *const *ctx;      /* the next generate call's mix contexts, or NULL */
+    const int *ctx_len;
+    int ctx_at;
+    int *shift;                 /* (max_B) c_b of the current call, 0 without contexts */
     int *limit;                 /* (max_B) length at which a sequence stops */
     unsigned char *live;        /* (max_B) */
     gkd_rng *rng;               /* (max_B) */
@@ -93,6 +104,11 @@ void gkd_sampler_free(gkd_sampler *s) {
     free(s->pos);
     free(s->tok);
     free(s->out);
+    free(s->mseq);
+    free(s->mpos);
+    free(s->mtok);
+    free(s->mout);
+    free(s->shift);
     free(s->limit);
     free(s->live);
     free(s->rng);
@@ -132,11 +148,19 @@ int gkd_sampler_new(gkd_sampler **out, gkd_model *model, gkd_model *mix, int max
     s->pos = malloc((size_t)s->max_rows * sizeof(int));
     s->tok = malloc((size_t)s->max_rows * sizeof(int));
     s->out = malloc((size_t)s->max_rows * sizeof(int));
+    if (mix) {
+        s->mseq = malloc((size_t)s->max_rows * sizeof(int));
+        s->mpos = malloc((size_t)s->max_rows * sizeof(int));
+        s->mtok = malloc((size_t)s->max_rows * sizeof(int));
+        s->mout = malloc((size_t)s->max_rows * sizeof(int));
+    }
+    s->shift = malloc((size_t)max_B * sizeof(int));
     s->limit = malloc((size_t)max_B * sizeof(int));
     s->live = malloc((size_t)max_B);
     s->rng = malloc((size_t)max_B * sizeof(gkd_rng));
     if (!s->logits || !s->logits_mix || !s->p || !s->p_mix || !s->p_draw || !s->sort_idx ||
-        !s->seq || !s->pos || !s->tok || !s->out || !s->limit || !s->live || !s->rng) {
+        !s->seq || !s->pos || !s->tok || !s->out || !s->limit || !s->live || !s->rng || !s->shift ||
+        (mix && (!s->mseq || !s->mpos || !s->mtok || !s->mout))) {
         gkd_sampler_free(s);
         return gkd_error(GKD_ENOMEM, "sampler: out of memory for %d sequences", max_B);
     }
@@ -144,8 +168,41 @@ int gkd_sampler_new(gkd_sampler **out, gkd_model *model, gkd_model *mix, int max
     return 0;
 }
 
+int gkd_sampler_set_mix_context(gkd_sampler *s, int at, const int *const *ctx, const int *ctx_len) {
+    if (!s) return gkd_error(GKD_EINVAL, "sampler: NULL sampler");
+    s->ctx = NULL;
+    s->ctx_len = NULL;
+    if (!ctx && !ctx_len) return 0;
+    if (!s->mix) return gkd_error(GKD_EINVAL, "sampler: a mix context needs a mix model");
+    if (!ctx || !ctx_len) return gkd_error(GKD_EINVAL, "sampler: a mix context needs both tokens and lengths");
+    if (at < 0) return gkd_error(GKD_EINVAL, "sampler: mix context position %d must be >= 0", at);
+    s->ctx = ctx;
+    s->ctx_len = ctx_len;
+    s->ctx_at = at;
+    return 0;
+}
+
+/* Row b's mix context against the vocabulary and the mix model's window. */
+static int check_context(const gkd_sampler *s, const gkd_seqbatch *batch, int b) {
+    const int c = s->ctx_len[b], pl = batch->prompt_len[b], window = s->mix->config.max_seq_len;
+    if (c < 0 || (c > 0 && !s->ctx[b]))
+        return gkd_error(GKD_EINVAL, "sampler: sequence %d: mix context of %d tokens%s", b, c,
+                         c < 0 ? " (must be >= 0)" : " without tokens");
+    if (pl < s->ctx_at)
+        return gkd_error(GKD_EINVAL, "sampler: sequence %d: prompt length %d is before the mix context's "
+                                     "position %d", b, pl, s->ctx_at);
+    if (pl + c > window)
+        return gkd_error(GKD_EINVAL, "sampler: sequence %d: prompt (%d tokens) and mix context (%d) exceed the "
+                                     "mix model's context %d", b, pl, c, window);
+    for (int j = 0; j < c; j++)
+        if (s->ctx[b][j] < 0 || s->ctx[b][j] >= s->V)
+            return gkd_error(GKD_EINVAL, "sampler: sequence %d: mix context token %d at %d outside the vocabulary "
+                                         "(V=%d)", b, s->ctx[b][j], j, s->V);
+    return 0;
+}
+
 static int check_args(const gkd_sampler *s, const gkd_seqbatch *batch, const gkd_sample_options *o,
-                      float mix_alpha, int use_mix) {
+                      float mix_alpha, int use_mix, int use_ctx) {
     if (!batch || !o) return gkd_error(GKD_EINVAL, "sampler: NULL batch or options");
     if (batch->B > s->max_B)
         return gkd_error(GKD_EINVAL, "sampler: batch of %d exceeds the sampler's %d", batch->B, s->max_B);
@@ -163,7 +220,7 @@ static int check_args(const gkd_sampler *s, const gkd_seqbatch *batch, const gkd
     if (mix_alpha > 0.0f && !s->mix)
         return gkd_error(GKD_EINVAL, "sampler: mix_alpha %g needs a mix model", (double)mix_alpha);
     int maxT = s->model->config.max_seq_len;
-    if (use_mix && s->mix->config.max_seq_len < maxT) maxT = s->mix->config.max_seq_len;
+    if (use_mix && !use_ctx && s->mix->config.max_seq_len < maxT) maxT = s->mix->config.max_seq_len;
     for (int b = 0; b < batch->B; b++) {
         int pl = batch->prompt_len[b];
         if (pl < 1 || pl > batch->cap || pl > maxT)
@@ -175,31 +232,57 @@ static int check_args(const gkd_sampler *s, const gkd_seqbatch *batch, const gkd
                 return gkd_error(GKD_EINVAL, "sampler: sequence %d: token %d at %d outside the vocabulary (V=%d)",
                                  b, v, t, s->V);
         }
+        if (use_ctx) {
+            int rc = check_context(s, batch, b);
+            if (rc) return rc;
+        }
     }
     return 0;
 }
 
-/* Run the decoder rows on the model, and on the mix model if used. */
-static int run_rows(gkd_sampler *s, int n, int use_mix) {
+/* Run the decoder rows on the model, and on the mix model if used: its own
+ * nm rows with a mix context, else the model's. */
+static int run_rows(gkd_sampler *s, int n, int nm, int use_mix, int use_ctx) {
     int rc = gkd_decode_rows(s->model, s->kv, n, s->seq, s->pos, s->tok, s->out, s->logits);
-    if (!rc && use_mix)
+    if (!rc && use_mix && use_ctx)
+        rc = gkd_decode_rows(s->mix, s->kv_mix, nm, s->mseq, s->mpos, s->mtok, s->mout, s->logits_mix);
+    else if (!rc && use_mix)
         rc = gkd_decode_rows(s->mix, s->kv_mix, n, s->seq, s->pos, s->tok, s->out, s->logits_mix);
     return rc;
+}
+
+/* Append the mix model's row: token v at position p of sequence b. */
+static void mix_row(gkd_sampler *s, int *nm, int b, int p, int v, int out) {
+    s->mseq[*nm] = b;
+    s->mpos[*nm] = p;
+    s->mtok[*nm] = v;
+    s->mout[*nm] = out;
+    (*nm)++;
 }
 
 int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_options *opt,
                          float mix_alpha, uint64_t seed, const uint64_t *stream_ids, float *iw) {
     if (!s) return gkd_error(GKD_EINVAL, "sampler: NULL sampler");
     int use_mix = s->mix && mix_alpha > 0.0f;
-    int rc = check_args(s, batch, opt, mix_alpha, use_mix);
-    if (rc) return rc;
+    const int use_ctx = use_mix && s->ctx != NULL;
+    int rc = check_args(s, batch, opt, mix_alpha, use_mix, use_ctx);
+    /* A mix context serves one call. */
+    const int *const *ctx = s->ctx;
+    const int at = s->ctx_at;
+    s->ctx = NULL;
+    if (rc) {
+        s->ctx_len = NULL;
+        return rc;
+    }
     const int B = batch->B, cap = batch->cap, V = s->V;
+    for (int b = 0; b < B; b++) s->shift[b] = use_ctx ? s->ctx_len[b] : 0;
+    s->ctx_len = NULL;
     int maxT = s->model->config.max_seq_len;
-    if (use_mix && s->mix->config.max_seq_len < maxT) maxT = s->mix->config.max_seq_len;
+    if (use_mix && !use_ctx && s->mix->config.max_seq_len < maxT) maxT = s->mix->config.max_seq_len;
 
     if (iw)
         for (size_t i = 0; i < (size_t)B * cap; i++) iw[i] = 1.0f;
-    int n = 0;
+    int n = 0, nm = 0;
     for (int b = 0; b < B; b++) {
         int pl = batch->prompt_len[b];
         int *tok = batch->tokens + (size_t)b * cap;
@@ -209,6 +292,7 @@ int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_o
         int lim = pl + opt->max_new_tokens;
         if (lim > cap) lim = cap;
         if (lim > maxT) lim = maxT;
+        if (use_ctx && lim > s->mix->config.max_seq_len - s->shift[b]) lim = s->mix->config.max_seq_len - s->shift[b];
         s->limit[b] = lim;
         s->live[b] = pl < lim;
         s->rng[b] = gkd_rng_derive(seed, GKD_RNG_SAMPLE, stream_ids ? stream_ids[b] : (uint64_t)b, 0);
@@ -220,9 +304,14 @@ int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_o
             s->out[n] = t == pl - 1 ? b : -1;
             n++;
         }
+        if (!use_ctx) continue;
+        const int c = s->shift[b];
+        for (int t = 0; t < at; t++) mix_row(s, &nm, b, t, tok[t], c == 0 && t == pl - 1 ? b : -1);
+        for (int j = 0; j < c; j++) mix_row(s, &nm, b, at + j, ctx[b][j], j == c - 1 && at == pl ? b : -1);
+        for (int t = at; t < pl; t++) mix_row(s, &nm, b, t + c, tok[t], t == pl - 1 ? b : -1);
     }
     if (n == 0) return 0;
-    rc = run_rows(s, n, use_mix);
+    rc = run_rows(s, n, nm, use_mix, use_ctx);
     if (rc) return gkd_error_wrap(rc, "sampler: prefill");
 
     const float alpha = mix_alpha;
@@ -261,7 +350,7 @@ int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_o
             if (y == opt->eos_token) batch->eos[b] = 1;
             if (y == opt->eos_token || t + 1 >= s->limit[b]) s->live[b] = 0;
         }
-        n = 0;
+        n = nm = 0;
         for (int b = 0; b < B; b++) {
             if (!s->live[b]) continue;
             int t = batch->len[b] - 1;
@@ -270,9 +359,10 @@ int gkd_sampler_generate(gkd_sampler *s, gkd_seqbatch *batch, const gkd_sample_o
             s->tok[n] = batch->tokens[(size_t)b * cap + t];
             s->out[n] = b;
             n++;
+            if (use_ctx) mix_row(s, &nm, b, t >= at ? t + s->shift[b] : t, s->tok[n - 1], b);
         }
         if (n == 0) break;
-        rc = run_rows(s, n, use_mix);
+        rc = run_rows(s, n, nm, use_mix, use_ctx);
         if (rc) return gkd_error_wrap(rc, "sampler: decode");
     }
     return 0;
