@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../src/distill/distill_step.h"
+#include "../src/model/sample_filter.h"
 #include "gkd/distill.h"
 #include "gkd/error.h"
 #include "gkd/eval.h"
@@ -350,6 +351,85 @@ START_TEST(test_seqkd_continues_the_contextual_prompt) {
 }
 END_TEST
 
+/* Teacher-mixed rows with alpha 1 and greedy decoding: the plain prompt
+ * and the teacher's greedy continuation of the contextual prompt, as for
+ * SeqKD; their importance weights are p_student / p_mixture of the plain
+ * student row against the contextual teacher row. */
+START_TEST(test_mixed_rows_use_the_contextual_teacher) {
+    omp_set_num_threads(1);
+    world w = make_world("rationale", 48);
+    gkd_distill_options o = small_options();
+    o.schedule.lambda = 1.0;
+    o.schedule.teacher_mix = 1.0;
+    o.sample.temperature = 0.0f;
+    gkd_distill_state s;
+    ck_assert_msg(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o) == 0, "%s", gkd_last_error());
+    gkd_step_stats st;
+    ck_assert_msg(gkd_distill_prepare(&s, 1, &st) == 0, "%s", gkd_last_error());
+    ck_assert_int_eq(st.source_count[GKD_SRC_MIXED], o.batch);
+    gkd_sampler *sampler = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&sampler, w.teacher, NULL, 1), 0);
+    gkd_seqbatch one;
+    ck_assert_int_eq(gkd_seqbatch_new(&one, 1, 48), 0);
+    int differs = 0;
+    for (int b = 0; b < o.batch; b++) {
+        int c = 0, plain_pl = 0, plain_len = 0, plain[64];
+        ck_assert_int_eq(gkd_task_encode_with_context(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], 0, one.tokens,
+                                                      48, &c, &one.prompt_len[0], &one.len[0]), 0);
+        ck_assert_int_gt(c, 0);
+        ck_assert_int_eq(gkd_task_encode_prompt(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], plain, 64, &plain_pl,
+                                                &plain_len), 0);
+        uint64_t stream = 0;
+        gkd_sample_options so = o.sample;
+        so.eos_token = gkd_tokenizer_eos(w.tok);
+        ck_assert_int_eq(gkd_sampler_generate(sampler, &one, &so, 0, 1, &stream, NULL), 0);
+        const int *row = s.batch.tokens + (size_t)b * s.batch.cap;
+        ck_assert_int_eq(s.batch.prompt_len[b], plain_pl);
+        ck_assert(!memcmp(row, plain, sizeof(int) * (size_t)plain_pl));
+        ck_assert_int_eq(s.batch.len[b], one.len[0] - c);
+        ck_assert_int_eq(s.batch.eos[b], one.eos[0]);
+        ck_assert(!memcmp(row + plain_pl, one.tokens + one.prompt_len[0],
+                          sizeof(int) * (size_t)(one.len[0] - one.prompt_len[0])));
+        /* Greedy: each model's distribution is one-hot, so the weight is 1
+         * where the student's argmax is the drawn token, else 0. */
+        const int len = s.batch.len[b], V = w.V;
+        ck_assert_int_eq(gkd_model_forward(w.student, row, 1, len), 0);
+        for (int t = plain_pl; t < len; t++) {
+            const float want = gkd_sample_argmax(w.student->logits + (size_t)(t - 1) * V, V) == row[t] ? 1.0f : 0.0f;
+            ck_assert_msg(s.iw[(size_t)b * s.batch.cap + t] == want, "row %d position %d", b, t);
+            differs += want == 0.0f;
+        }
+    }
+    ck_assert_int_gt(differs, 0);
+    gkd_seqbatch_free(&one);
+    gkd_sampler_free(sampler);
+    gkd_distill_state_free(&s);
+    free_world(&w);
+}
+END_TEST
+
+/* teacher_mix 0.5 with contexts trains: every step's rows are mixed
+ * rollouts, the loss stays finite. */
+START_TEST(test_teacher_mix_with_contexts_runs) {
+    omp_set_num_threads(1);
+    world w = make_world("rationale", 48);
+    gkd_distill_options o = small_options();
+    o.schedule.lambda = 1.0;
+    o.schedule.teacher_mix = 0.5;
+    o.mix_importance = 1;
+    gkd_distill_state s;
+    ck_assert_msg(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o) == 0, "%s", gkd_last_error());
+    for (long step = 1; step <= o.steps; step++) {
+        gkd_step_stats st;
+        ck_assert_msg(gkd_distill_step(&s, step, &st) == 0, "step %ld: %s", step, gkd_last_error());
+        ck_assert_int_eq(st.source_count[GKD_SRC_MIXED], o.batch);
+        ck_assert(isfinite(st.loss));
+    }
+    gkd_distill_state_free(&s);
+    free_world(&w);
+}
+END_TEST
+
 START_TEST(test_refusals) {
     omp_set_num_threads(1);
     /* "3+4=3+4=7c0 ;" (13) + "3+4=" SEP "7" EOS with BOS (7): a 16-token
@@ -363,10 +443,6 @@ START_TEST(test_refusals) {
                   "%s", gkd_last_error());
     free_world(&w);
     w = make_world("rationale", 48);
-    o.schedule.teacher_mix = 0.5;
-    ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
-    ck_assert_ptr_nonnull(strstr(gkd_last_error(), "teacher_mix with task contexts"));
-    o.schedule.teacher_mix = 0;
     o.schedule.replay = GKD_REPLAY_FIXED;
     ck_assert_int_eq(gkd_distill_state_init(&s, w.student, w.teacher, w.tok, w.task, &o), GKD_EINVAL);
     ck_assert_ptr_nonnull(strstr(gkd_last_error(), "replay with contexts that differ"));
@@ -610,6 +686,8 @@ Suite *context_distill_suite(void) {
     tcase_add_test(step, test_teacher_rows_are_the_contextual_forward);
     tcase_add_test(step, test_empty_context_is_the_plain_path);
     tcase_add_test(step, test_seqkd_continues_the_contextual_prompt);
+    tcase_add_test(step, test_mixed_rows_use_the_contextual_teacher);
+    tcase_add_test(step, test_teacher_mix_with_contexts_runs);
     tcase_add_test(step, test_refusals);
     tcase_add_test(step, test_eval_scores_the_teacher_on_its_view);
     suite_add_tcase(s, step);

@@ -211,6 +211,11 @@ static int generate_rows(gkd_distill_state *s, gkd_sampler *sampler, float mix_a
     /* The sampler completes every row it is given: give it exactly n. */
     gkd_seqbatch sub = first_rows(&s->gathered, n);
     float *sub_iw = mix_alpha > 0 ? s->gathered_iw : NULL;
+    /* Teacher-mixed rows: the teacher of the mixture sees the contexts. */
+    if (mix_alpha > 0 && gkd_teacher_view_on(s)) {
+        int rc = gkd_teacher_view_mix_context(s, rows, n);
+        if (rc) return gkd_error_wrap(rc, "rollouts");
+    }
     int rc = gkd_sampler_generate(sampler, &sub, &s->o.sample, mix_alpha, s->o.seed, streams, sub_iw);
     if (rc) return gkd_error_wrap(rc, "rollouts");
     for (int j = 0; j < n; j++) {

@@ -62,6 +62,8 @@ typedef struct {
     int tv_T;                    /* the teacher view's length this step */
     float *tv_logits;            /* (B, cap, V) teacher rows aligned on the student's, when held whole */
     gkd_seqbatch tv_batch;       /* (B, teacher context) scratch of SeqKD with contexts */
+    const int **mix_ctx;         /* teacher_mix: (B) the contexts of the rows of one mixed rollout */
+    int *mix_ctx_n;              /* teacher_mix: (B) their lengths */
 } gkd_distill_state;
 
 typedef struct {
@@ -109,8 +111,8 @@ double gkd_weighted_ce(float *dlogits, double *row_loss, const float *logits, co
                        int N, int V, float scale);
 /* The teacher's view of the batch when examples have contexts (teacher_view.c). */
 /** Encode the train examples' contexts and check the combination: the
- *  teacher's context window, no teacher_mix, no teacher cache, replay only
- *  with one context for all. Nothing (0) when no example has a context. */
+ *  teacher's context window, no teacher cache, replay only with one
+ *  context for all. Nothing (0) when no example has a context. */
 int gkd_teacher_view_init(gkd_distill_state *s);
 void gkd_teacher_view_free(gkd_distill_state *s);
 /** 1 when the teacher sees contexts. */
@@ -129,6 +131,10 @@ const float *gkd_teacher_view_gather(gkd_distill_state *s);
  *  their contexts; the student's rows get the plain prompt and the
  *  teacher's continuation. */
 int gkd_teacher_view_generate(gkd_distill_state *s, const int *rows, int n, const uint64_t *streams);
+/** Teacher-mixed rows: the contexts of rows[0..n)'s examples, after BOS,
+ *  for the mixed sampler's next call on those rows (its j-th row is
+ *  rows[j]), so the teacher of the mixture sees them. */
+int gkd_teacher_view_mix_context(gkd_distill_state *s, const int *rows, int n);
 
 int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *teacher,
                            const gkd_tokenizer *tok, const gkd_task *task,

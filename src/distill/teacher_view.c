@@ -24,6 +24,8 @@ void gkd_teacher_view_free(gkd_distill_state *s) {
     free(s->tv_tokens);
     free(s->tv_shift);
     free(s->tv_logits);
+    free(s->mix_ctx);
+    free(s->mix_ctx_n);
     gkd_seqbatch_free(&s->tv_batch);
 }
 
@@ -61,9 +63,6 @@ static int check_window(gkd_distill_state *s, size_t n, int *ids) {
 int gkd_teacher_view_init(gkd_distill_state *s) {
     if (!s->teacher || !gkd_task_has_context(s->task)) return 0;
     const gkd_distill_options *o = &s->o;
-    if (o->schedule.teacher_mix > 0)
-        return gkd_error(GKD_EINVAL, "distill: teacher_mix with task contexts is not supported (the mixed "
-                                     "sampler decodes one prompt for both models); set teacher_mix 0");
     if (o->teacher_cache)
         return gkd_error(GKD_EINVAL, "distill: a teacher cache holds rows scored without contexts; the task "
                                      "has contexts, so run without teacher_cache");
@@ -98,6 +97,9 @@ int gkd_teacher_view_init(gkd_distill_state *s) {
         return gkd_error(GKD_EINVAL, "distill: replay with contexts that differ per example is not supported "
                                      "(a replayed sequence's example is not kept); set replay off");
     if ((rc = gkd_seqbatch_new(&s->tv_batch, B, window))) return rc;
+    if (o->schedule.teacher_mix > 0 &&
+        (!(s->mix_ctx = calloc(B, sizeof *s->mix_ctx)) || !(s->mix_ctx_n = calloc(B, sizeof *s->mix_ctx_n))))
+        return gkd_error(GKD_ENOMEM, "distill: out of memory for the mixed rollouts' contexts");
     /* The whole teacher logits are aligned into a buffer of their own when
      * they are held (OpenBLAS products, pg_rkl). */
     if (!(s->tv_logits = malloc(sizeof(float) * (size_t)B * cap * (size_t)V)))
@@ -199,4 +201,14 @@ int gkd_teacher_view_generate(gkd_distill_state *s, const int *rows, int n, cons
         sb->eos[r] = (unsigned char)(eos && dst[len - 1] == s->o.sample.eos_token);
     }
     return 0;
+}
+
+int gkd_teacher_view_mix_context(gkd_distill_state *s, const int *rows, int n) {
+    for (int j = 0; j < n; j++) {
+        const size_t ex = s->examples[rows[j]];
+        s->mix_ctx[j] = s->ctx_tokens + s->ctx_off[ex];
+        s->mix_ctx_n[j] = s->ctx_n[ex];
+    }
+    const int at = gkd_tokenizer_bos(s->tok) >= 0;
+    return gkd_sampler_set_mix_context(s->mixed_sampler, at, s->mix_ctx, s->mix_ctx_n);
 }
