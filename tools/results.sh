@@ -162,6 +162,34 @@ for name in "$@"; do
     } | write exposure-bias
     "$gkd" table results/exposure-bias --rows variant --metric exact_match --reference teacher,init --baseline variant=supervised_kd --format latex > results/exposure-bias/table.tex
     ;;
+  context-distillation)
+    {
+      header context-distillation ""
+      table context-distillation "fkl: with against without the privileged context (exact match, final evaluation)" --rows context --cols lambda --where divergence=fkl --metric exact_match --reference teacher,init --baseline context=none --power
+      table context-distillation "rkl: with against without the privileged context (exact match, final evaluation)" --rows context --cols lambda --where divergence=rkl --metric exact_match --reference teacher,init --baseline context=none --power
+      table context-distillation "On-policy against off-policy, with the context (exact match, final evaluation)" --rows divergence --cols lambda --where context=rationale --metric exact_match --baseline lambda=0 --power
+      table context-distillation "On-policy against off-policy, without it (exact match, final evaluation)" --rows divergence --cols lambda --where context=none --metric exact_match --baseline lambda=0 --power
+      table context-distillation "fkl: mean exact match over training (area under the curve)" --rows context --cols lambda --where divergence=fkl --metric exact_match --at auc --baseline context=none
+      figure context-distillation --metric exact_match --by context --where divergence=fkl --where lambda=0
+      figure context-distillation --metric exact_match --by context --where divergence=fkl --where lambda=1
+      echo '![exact match, fkl, off-policy](figures/exact_match_by_context_divergence=fkl_lambda=0.svg)'
+      echo '![exact match, fkl, on-policy](figures/exact_match_by_context_divergence=fkl_lambda=1.svg)'
+    } | write context-distillation
+    "$gkd" table results/context-distillation --rows context --cols lambda --where divergence=fkl --metric exact_match --reference teacher,init --baseline context=none --format latex > results/context-distillation/table.tex
+    ;;
+  step-by-step)
+    {
+      header step-by-step ""
+      table step-by-step "Against standard fine-tuning, per share of the training data (exact match of the answer, final evaluation)" --rows train_fraction --cols variant --metric exact_match --baseline variant=sft --power
+      table step-by-step "Against plain KD (exact match of the answer, final evaluation)" --rows train_fraction --cols variant --metric exact_match --baseline variant=kd --power
+      table step-by-step "Each variant's teacher and its untrained students (reference rows, all the data)" --rows variant --where train_fraction=1 --metric exact_match --reference teacher,init
+      figure step-by-step --metric exact_match --by variant --where train_fraction=0.1
+      figure step-by-step --metric exact_match --by variant --where train_fraction=1
+      echo '![exact match, 10% of the data](figures/exact_match_by_variant_train_fraction=0.1.svg)'
+      echo '![exact match, all the data](figures/exact_match_by_variant_train_fraction=1.svg)'
+    } | write step-by-step
+    "$gkd" table results/step-by-step --rows train_fraction --cols variant --metric exact_match --baseline variant=sft --format latex > results/step-by-step/table.tex
+    ;;
   modes)
     {
       header modes ""
