@@ -36,12 +36,13 @@
  * parameters, gradients, Adam moments and the sampler's KV caches.
  * The PyTorch peer in the same setting (peer_torch_gkd.py --batch 16
  * --steps 1 stories15m) peaked at 8151 MiB. Since, the teacher's head
- * runs 256 rows at a time and its logits are never held whole.
+ * runs a chunk of rows (64 MiB of logits) at a time and its logits are
+ * never held whole.
  *
  * v50k-dense and v50k-topk64 (run only when named, each in its own
  * process: `bench_gkd v50k-dense`) are one step of the stories15m shape at
  * GPT-2's vocabulary, V = 50257, B = 16, T = 256, the teacher dense and
- * as its top-64 rows: peak_rss_mib 3786 and 3788 (4522 and 4524 while the
+ * as its top-64 rows: peak_rss_mib 3801 and 3803 (4522 and 4524 while the
  * teacher's (B, T, V) logits, 785 MiB, were held); the PyTorch peer's
  * dense step (peer_torch_gkd.py v50k-dense) peaked at 11832 MiB.
  * docs/divergences.md, "In a distillation". */

@@ -143,9 +143,13 @@ int gkd_distill_state_init(gkd_distill_state *s, gkd_model *student, gkd_model *
         rc = gkd_error(GKD_ENOMEM, "distill: out of memory for a batch of %d x %d", B, cap);
         goto done;
     }
+    {
+        const size_t fit = GKD_TEACHER_CHUNK_BYTES / (sizeof(float) * (size_t)V), all = (size_t)B * cap;
+        s->teacher_chunk_rows = (int)(fit < GKD_TEACHER_CHUNK ? GKD_TEACHER_CHUNK : fit < all ? fit : all);
+    }
     if (opt->divergence.kind <= GKD_DIV_TVD &&
-        !(s->teacher_chunk = malloc(sizeof(float) * GKD_TEACHER_CHUNK * (size_t)V))) {
-        rc = gkd_error(GKD_ENOMEM, "distill: out of memory for %d rows of teacher logits", GKD_TEACHER_CHUNK);
+        !(s->teacher_chunk = malloc(sizeof(float) * (size_t)s->teacher_chunk_rows * (size_t)V))) {
+        rc = gkd_error(GKD_ENOMEM, "distill: out of memory for %d rows of teacher logits", s->teacher_chunk_rows);
         goto done;
     }
     if (opt->teacher_topk && needs_teacher_scores(opt) &&
@@ -490,8 +494,9 @@ static int teacher_topk_rows(gkd_distill_state *s, nonfinite_rows *bad) {
     int rc = teacher_forward(s, 1);
     if (rc) return rc;
     s->topk.N = N;
-    for (int r0 = 0; r0 < N; r0 += GKD_TEACHER_CHUNK) {
-        const int n = N - r0 < GKD_TEACHER_CHUNK ? N - r0 : GKD_TEACHER_CHUNK;
+    const int chunk = s->teacher_chunk_rows;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = N - r0 < chunk ? N - r0 : chunk;
         if ((rc = teacher_logit_rows(s, r0, n, s->teacher_chunk))) return rc;
         note_nonfinite_rows(bad, s, s->teacher_chunk, r0, n);
         if (!bad->any && (rc = gkd_sparse_rows_from_logit_rows(&s->topk, r0, n, s->teacher_chunk))) return rc;
@@ -510,8 +515,9 @@ static int teacher_dense_by_chunks(gkd_distill_state *s, const float *zs, int ev
     const gkd_batch_layout *l = &s->layout;
     const int N = s->o.batch * l->T, V = s->student->config.vocab_size;
     double total = 0.0;
-    for (int r0 = 0; r0 < N; r0 += GKD_TEACHER_CHUNK) {
-        const int n = N - r0 < GKD_TEACHER_CHUNK ? N - r0 : GKD_TEACHER_CHUNK;
+    const int chunk = s->teacher_chunk_rows;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        const int n = N - r0 < chunk ? N - r0 : chunk;
         const size_t o = (size_t)r0 * V;
         int rc = teacher_logit_rows(s, r0, n, s->teacher_chunk);
         if (rc) return rc;

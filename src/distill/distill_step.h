@@ -15,9 +15,12 @@
 #include "batch_layout.h"
 
 /* Rows of the teacher's head computed at a time when its logits are not
- * held whole: 51 MB at V = 50257 instead of B T V floats (823 MB at B T =
- * 4096). The results do not depend on it. */
+ * held whole: as many as fit in GKD_TEACHER_CHUNK_BYTES, at least
+ * GKD_TEACHER_CHUNK (64 MiB: 333 rows at V = 50257 instead of B T V
+ * floats, 823 MB at B T = 4096; a small vocabulary runs in one chunk, as
+ * fast as the whole head). The results do not depend on it. */
 #define GKD_TEACHER_CHUNK 256
+#define GKD_TEACHER_CHUNK_BYTES ((size_t)64 << 20)
 
 typedef struct {
     gkd_distill_options o;
@@ -41,7 +44,8 @@ typedef struct {
     float *rewards, *advantages; /* (B, cap) pg_rkl, used as (B, T) */
     float *dlogits;              /* (B, cap, V), used as (B, T, V) */
     gkd_sparse_rows topk;        /* teacher_topk > 0: the teacher's rows, (B cap) allocated, B T used */
-    float *teacher_chunk;        /* (GKD_TEACHER_CHUNK, V): the teacher's logits of one chunk of rows,
+    int teacher_chunk_rows;      /* rows of teacher_chunk (see GKD_TEACHER_CHUNK) */
+    float *teacher_chunk;        /* (teacher_chunk_rows, V): the teacher's logits of one chunk of rows,
                                     when they are not held whole (fkl..tvd, gkd's products) */
     double *ce_row_loss;         /* (B, cap) scratch of the cross-entropy, one value per position */
     gkd_teacher_cache *tcache;   /* teacher_cache: the offline cache, or NULL */
