@@ -272,6 +272,72 @@ START_TEST(test_loss_is_label_plus_w_rationale) {
 }
 END_TEST
 
+/* rationale_source teacher: the rationale rows are the teacher's own
+ * greedy completion of "[rationale] " prompt (decoded here one row at a
+ * time by a sampler of its own), generated once per example and reused
+ * when the example comes again; their loss differs from the task's
+ * ground-truth rationales'. */
+START_TEST(test_teacher_rationales) {
+    omp_set_num_threads(1);
+    gkd_task *mt = make(GKD_TARGETS_MULTITASK, 1, 0, 8);
+    gkd_tokenizer *tok = NULL;
+    ck_assert_int_eq(gkd_task_tokenizer(mt, &tok), 0);
+    const int V = gkd_tokenizer_vocab_size(tok);
+    gkd_distill_options o = sft_options(1);
+    o.divergence.kind = GKD_DIV_FKL;
+    o.rationale_source = GKD_RATIONALE_TEACHER;
+    gkd_model *st = model(V, 5), *te = model(V, 9);
+    gkd_distill_state s;
+    ck_assert_msg(gkd_distill_state_init(&s, st, te, tok, mt, &o) == 0, "%s", gkd_last_error());
+    gkd_step_stats ss;
+    ck_assert_msg(gkd_distill_step(&s, 1, &ss) == 0, "%s", gkd_last_error());
+    const double teacher_loss = ss.loss;
+    gkd_sampler *sampler = NULL;
+    ck_assert_int_eq(gkd_sampler_new(&sampler, te, NULL, 1), 0);
+    gkd_seqbatch one;
+    const int cap = s.rationale.cap;
+    ck_assert_int_eq(gkd_seqbatch_new(&one, 1, cap), 0);
+    for (int b = 0; b < o.batch; b++) {
+        const size_t ex = s.examples[b];
+        ck_assert_ptr_nonnull(s.rationale_cache[ex]);
+        ck_assert_int_eq(gkd_task_encode_prompt(mt, tok, GKD_SPLIT_RATIONALE, ex, one.tokens, cap, &one.prompt_len[0],
+                                                &one.len[0]), 0);
+        gkd_sample_options greedy = GKD_SAMPLE_OPTIONS_INIT;
+        greedy.temperature = 0;
+        greedy.max_new_tokens = cap;
+        greedy.eos_token = gkd_tokenizer_eos(tok);
+        uint64_t stream = 0;
+        ck_assert_int_eq(gkd_sampler_generate(sampler, &one, &greedy, 0, 1, &stream, NULL), 0);
+        ck_assert_int_eq(s.rationale.prompt_len[b], one.prompt_len[0]);
+        ck_assert_int_eq(s.rationale.len[b], one.len[0]);
+        ck_assert_int_eq(s.rationale.eos[b], one.eos[0]);
+        ck_assert(!memcmp(s.rationale.tokens + (size_t)b * cap, one.tokens, sizeof(int) * (size_t)one.len[0]));
+    }
+    /* Cached: a later step drawing the same example gets the same row. */
+    int *first = malloc(sizeof(int) * (size_t)(cap + 3));
+    const size_t ex0 = s.examples[0];
+    memcpy(first, s.rationale_cache[ex0], sizeof(int) * (size_t)(cap + 3));
+    for (long k = 2; k <= 6; k++) ck_assert_msg(gkd_distill_step(&s, k, &ss) == 0, "%s", gkd_last_error());
+    ck_assert(!memcmp(first, s.rationale_cache[ex0], sizeof(int) * (size_t)(cap + 3)));
+    free(first);
+    gkd_seqbatch_free(&one);
+    gkd_sampler_free(sampler);
+    gkd_distill_state_free(&s);
+    /* The same first step on the task's own rationales: another loss. */
+    gkd_model_free(st);
+    st = model(V, 5);
+    o.rationale_source = GKD_RATIONALE_DATA;
+    ck_assert_int_eq(gkd_distill_state_init(&s, st, te, tok, mt, &o), 0);
+    ck_assert_int_eq(gkd_distill_step(&s, 1, &ss), 0);
+    ck_assert_msg(ss.loss != teacher_loss, "teacher and data rationales give the same loss %g", ss.loss);
+    gkd_distill_state_free(&s);
+    gkd_model_free(st);
+    gkd_model_free(te);
+    gkd_tokenizer_free(tok);
+    gkd_task_free(mt);
+}
+END_TEST
+
 START_TEST(test_grid_targets_fraction) {
     char dir[256], path[512];
     th_make_tmpdir(dir, sizeof dir, "gkd_test_sbs");
@@ -318,6 +384,7 @@ Suite *step_by_step_suite(void) {
     tcase_add_test(tc, test_w0_equals_answer_sft);
     tcase_add_test(tc, test_w0_equals_answer_distill);
     tcase_add_test(tc, test_loss_is_label_plus_w_rationale);
+    tcase_add_test(tc, test_teacher_rationales);
     tcase_add_test(tc, test_grid_targets_fraction);
     suite_add_tcase(s, tc);
     return s;
