@@ -67,10 +67,27 @@ uint64_t th_fnv1a(uint64_t h, const void *p, size_t n);
  *  not exit). Fails the test if GKD_BIN is not set. */
 int th_gkd(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/** The bytes of a llama2.c tokenizer.bin (malloc'd, *len of them): max
- *  piece length 16, <unk>, <s>, </s>, the 256 byte pieces <0x00>..<0xFF>
- *  (ids 3..258), then pieces[0..n) with their scores (ids 259...). */
-unsigned char *th_llama2c_tokenizer(size_t *len, const char *const *pieces, const float *scores, int n);
+/** Growable little-endian bytes (a file under construction). */
+typedef struct {
+    unsigned char *b;
+    size_t n, cap;
+} th_bytes;
+void th_bytes_put(th_bytes *o, const void *p, size_t n);
+void th_bytes_u32(th_bytes *o, uint32_t v);
+void th_bytes_f32(th_bytes *o, float f);
+/** One llama2.c piece: its score, its length and its bytes. */
+void th_bytes_piece(th_bytes *o, float score, const char *s);
+
+/** The bytes of a llama2.c tokenizer.bin (free .b): max piece length 16,
+ *  <unk>, <s>, </s>, the 256 byte pieces <0x00>..<0xFF> (ids 3..258), then
+ *  pieces[0..n) with their scores (ids 259...). */
+th_bytes th_llama2c_tokenizer(const char *const *pieces, const float *scores, int n);
+
+/** $GKD_BUILD/tokenizers/llama2/name (the Llama 2 vocabulary `make test`
+ *  fetches with npm), in a static buffer; NULL with a notice naming suite
+ *  when it is not there, a failure instead when GKD_REQUIRE_NPM is set
+ *  (CI). */
+const char *th_llama2_file(const char *name, const char *suite);
 
 /** Write a small llama2.c tokenizer.bin (269 pieces) to path: the above
  *  with " " (259), "a" (260), "b" (261), "c" (262), "ab" (263, score -1),

@@ -68,10 +68,9 @@ static unsigned char *serialized(const gkd_subword *t, size_t *n) {
 static void write_small_bin(const char *extra) {
     const char *pieces[7] = {" ", "a", "b", "c", "ab", " ab", extra};
     const float scores[7] = {-100, -101, -102, -103, -1, -2, 0};
-    size_t n;
-    unsigned char *b = th_llama2c_tokenizer(&n, pieces, scores, extra ? 7 : 6);
-    th_write_bytes(in_dir("tokenizer.bin"), b, n);
-    free(b);
+    th_bytes o = th_llama2c_tokenizer(pieces, scores, extra ? 7 : 6);
+    th_write_bytes(in_dir("tokenizer.bin"), o.b, o.n);
+    free(o.b);
 }
 
 /* The same pieces as a Hugging Face tokenizer.json of Llama 2's layout;
@@ -131,18 +130,6 @@ static void write_small_bytelevel(void) {
 
 /* ---- round trips ---- */
 
-/* $GKD_BUILD/tokenizers/llama2/name, or NULL with a notice. */
-static const char *llama2_file(const char *name) {
-    static char p[4096];
-    const char *b = getenv("GKD_BUILD");
-    struct stat st;
-    snprintf(p, sizeof p, "%s/tokenizers/llama2/%s", b && *b ? b : "build", name);
-    if (stat(p, &st) == 0) return p;
-    const char *req = getenv("GKD_REQUIRE_NPM");
-    ck_assert_msg(!(req && *req && strcmp(req, "0")), "%s not there and GKD_REQUIRE_NPM is set", p);
-    fprintf(stderr, "subword_blob: %s not there (make test writes it with npm); Llama 2 checks skipped\n", p);
-    return NULL;
-}
 
 /* The tokenizer of case i, loaded from its files, or NULL if absent. */
 static gkd_subword *case_tokenizer(int i, const char **name) {
@@ -158,7 +145,7 @@ static gkd_subword *case_tokenizer(int i, const char **name) {
     case 3: write_small_bin(NULL); return load_ok(in_dir("tokenizer.bin"));
     case 4: write_small_json("null"); return load_ok(in_dir("tokenizer.json"));
     default: {
-        const char *p = llama2_file(i == 5 ? "tokenizer.bin" : "tokenizer.json");
+        const char *p = th_llama2_file(i == 5 ? "tokenizer.bin" : "tokenizer.json", "subword_blob");
         return p ? load_ok(p) : NULL;
     }
     }
@@ -472,7 +459,7 @@ START_TEST(test_pad_and_unk) {
         gkd_subword_free(t);
     }
     free(gpt2);
-    const char *p = llama2_file("tokenizer.json");
+    const char *p = th_llama2_file("tokenizer.json", "subword_blob");
     if (p) {
         t = load_ok(p);
         ck_assert_int_eq(gkd_subword_unk(t), 0);
@@ -536,7 +523,7 @@ END_TEST
  * continuation byte, encode(x) with its first id (" ") replaced by <0x20>;
  * for an empty line, the " " piece alone. */
 static void check_continuation_identity(const char *file, int bin) {
-    const char *p = llama2_file(file);
+    const char *p = th_llama2_file(file, "subword_blob");
     if (!p) return;
     gkd_subword *t = load_ok(p);
     size_t cn;

@@ -42,45 +42,12 @@ static void teardown(void) { th_remove_tmpdir(dir); }
 
 /* ---- a small llama2.c tokenizer.bin ---- */
 
-typedef struct {
-    unsigned char *b;
-    size_t n, cap;
-} bytes;
-
-static void put(bytes *o, const void *p, size_t n) {
-    if (o->n + n > o->cap) {
-        o->cap = 2 * (o->n + n) + 64;
-        o->b = realloc(o->b, o->cap);
-        ck_assert_ptr_nonnull(o->b);
-    }
-    memcpy(o->b + o->n, p, n);
-    o->n += n;
-}
-static void put32(bytes *o, int32_t v) {
-    unsigned char b[4];
-    for (int k = 0; k < 4; k++) b[k] = (unsigned char)((uint32_t)v >> (8 * k));
-    put(o, b, 4);
-}
-static void putf(bytes *o, float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put32(o, (int32_t)u);
-}
-static void piece(bytes *o, float score, const char *s) {
-    putf(o, score);
-    put32(o, (int32_t)strlen(s));
-    put(o, s, strlen(s));
-}
-
 /* The small tokenizer.bin of th_write_small_llama2c_tokenizer, in memory
  * (to be cut short or extended). */
-static bytes small_bin(void) {
+static th_bytes small_bin(void) {
     static const char *const pieces[] = {" ", "a", "b", "c", "ab", "bc", " ab", "abc", "\xC3\xA9", " \xC3\xA9"};
     static const float scores[] = {-100, -101, -102, -103, -1, -2, -3, -4, -104, -5};
-    bytes o = {0};
-    o.b = th_llama2c_tokenizer(&o.n, pieces, scores, 10);
-    o.cap = o.n;
-    return o;
+    return th_llama2c_tokenizer(pieces, scores, 10);
 }
 
 static gkd_subword *load_ok(const char *path) {
@@ -100,7 +67,7 @@ static void expect_ids(gkd_subword *t, const char *text, const int *want, int n)
 }
 
 START_TEST(test_small_bin) {
-    bytes o = small_bin();
+    th_bytes o = small_bin();
     th_write_bytes(bin_path, o.b, o.n);
     free(o.b);
     gkd_subword *t = load_ok(bin_path);
@@ -217,7 +184,7 @@ static void refused(const char *path, const char *what) {
 
 /* Set the 4 bytes at off of the small tokenizer.bin to v and write n bytes. */
 static void bin_with(size_t off, int32_t v, size_t n) {
-    bytes o = small_bin();
+    th_bytes o = small_bin();
     if (off + 4 <= o.n) {
         for (int k = 0; k < 4; k++) o.b[off + k] = (unsigned char)((uint32_t)v >> (8 * k));
     }
@@ -226,7 +193,7 @@ static void bin_with(size_t off, int32_t v, size_t n) {
 }
 
 START_TEST(test_bad_bin) {
-    bytes o = small_bin();
+    th_bytes o = small_bin();
     size_t full = o.n;
     free(o.b);
     bin_with(0, 16, 3);
@@ -253,14 +220,14 @@ START_TEST(test_bad_bin) {
     refused(bin_path, "non-finite score");
     /* Duplicates and NUL bytes. */
     o = small_bin();
-    piece(&o, 0, "ab");
+    th_bytes_piece(&o, 0, "ab");
     th_write_bytes(bin_path, o.b, o.n);
     free(o.b);
     refused(bin_path, "piece 269 \"ab\" repeats piece 263");
     o = small_bin();
-    putf(&o, 0);
-    put32(&o, 2);
-    put(&o, "x\0", 2);
+    th_bytes_f32(&o, 0);
+    th_bytes_u32(&o, 2);
+    th_bytes_put(&o, "x\0", 2);
     th_write_bytes(bin_path, o.b, o.n);
     free(o.b);
     refused(bin_path, "NUL");
@@ -321,25 +288,6 @@ END_TEST
 
 /* ---- Llama 2 ---- */
 
-/* $GKD_BUILD/tokenizers/llama2/name, or NULL (with a notice) if it is not there. */
-static const char *llama2_file(const char *name) {
-    static char p[4096];
-    const char *b = getenv("GKD_BUILD");
-    struct stat st;
-    snprintf(p, sizeof p, "%s/tokenizers/llama2/%s", b && *b ? b : "build", name);
-    if (stat(p, &st) != 0) {
-        /* CI sets GKD_REQUIRE_NPM: there a missing vocabulary is a failure,
-         * not a skip. */
-        const char *req = getenv("GKD_REQUIRE_NPM");
-        ck_assert_msg(!(req && *req && strcmp(req, "0")), "%s not there and GKD_REQUIRE_NPM is set", p);
-        fprintf(stderr,
-                "subword_spm: %s not there (make test writes it with npm from "
-                "tools/tokenizer_oracles_llama); Llama 2 checks skipped\n",
-                p);
-        return NULL;
-    }
-    return p;
-}
 
 static int valid_utf8(const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n;) {
@@ -362,7 +310,7 @@ static int valid_utf8(const unsigned char *s, size_t n) {
 /* Every corpus line against llama2_ids.txt; returns the lines that differ
  * (each one a line that is not valid UTF-8, or the test fails). */
 static void check_corpus(const char *file, int bin) {
-    const char *p = llama2_file(file);
+    const char *p = th_llama2_file(file, "subword_spm");
     if (!p) return;
     gkd_subword *t = load_ok(p);
     ck_assert_int_eq(gkd_subword_vocab_size(t), 32000);
