@@ -308,6 +308,32 @@ START_TEST(test_empty_context_is_the_plain_path) {
 }
 END_TEST
 
+/* Row b of the step's batch is the plain prompt of its example followed by
+ * the teacher's greedy continuation of the contextual prompt (decoded here
+ * by `sampler`, the teacher's, into `one`), ending as it does; a context
+ * must be there when need_context. Returns the plain prompt's length. */
+static int check_teacher_continuation(const world *w, const gkd_distill_state *s, gkd_sampler *sampler,
+                                      gkd_seqbatch *one, int b, int need_context) {
+    int c = 0, plain_pl = 0, plain_len = 0, plain[64];
+    ck_assert_int_eq(gkd_task_encode_with_context(w->task, w->tok, GKD_SPLIT_TRAIN, s->examples[b], 0, one->tokens,
+                                                  48, &c, &one->prompt_len[0], &one->len[0]), 0);
+    if (need_context) ck_assert_int_gt(c, 0);
+    ck_assert_int_eq(gkd_task_encode_prompt(w->task, w->tok, GKD_SPLIT_TRAIN, s->examples[b], plain, 64, &plain_pl,
+                                            &plain_len), 0);
+    uint64_t stream = 0;
+    gkd_sample_options so = s->o.sample;
+    so.eos_token = gkd_tokenizer_eos(w->tok);
+    ck_assert_int_eq(gkd_sampler_generate(sampler, one, &so, 0, 1, &stream, NULL), 0);
+    const int *row = s->batch.tokens + (size_t)b * s->batch.cap;
+    ck_assert_int_eq(s->batch.prompt_len[b], plain_pl);
+    ck_assert(!memcmp(row, plain, sizeof(int) * (size_t)plain_pl));
+    ck_assert_int_eq(s->batch.len[b], one->len[0] - c);
+    ck_assert_int_eq(s->batch.eos[b], one->eos[0]);
+    ck_assert(!memcmp(row + plain_pl, one->tokens + one->prompt_len[0],
+                      sizeof(int) * (size_t)(one->len[0] - one->prompt_len[0])));
+    return plain_pl;
+}
+
 /* SeqKD rows: the plain prompt and the teacher's greedy continuation of
  * the contextual prompt. */
 START_TEST(test_seqkd_continues_the_contextual_prompt) {
@@ -327,22 +353,7 @@ START_TEST(test_seqkd_continues_the_contextual_prompt) {
     gkd_seqbatch one;
     ck_assert_int_eq(gkd_seqbatch_new(&one, 1, 48), 0);
     for (int b = 0; b < o.batch; b++) {
-        int c = 0, plain_pl = 0, plain_len = 0, plain[64];
-        ck_assert_int_eq(gkd_task_encode_with_context(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], 0, one.tokens,
-                                                      48, &c, &one.prompt_len[0], &one.len[0]), 0);
-        ck_assert_int_eq(gkd_task_encode_prompt(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], plain, 64, &plain_pl,
-                                                &plain_len), 0);
-        uint64_t stream = 0;
-        gkd_sample_options so = o.sample;
-        so.eos_token = gkd_tokenizer_eos(w.tok);
-        ck_assert_int_eq(gkd_sampler_generate(sampler, &one, &so, 0, 1, &stream, NULL), 0);
-        const int *row = s.batch.tokens + (size_t)b * s.batch.cap;
-        ck_assert_int_eq(s.batch.prompt_len[b], plain_pl);
-        ck_assert(!memcmp(row, plain, sizeof(int) * (size_t)plain_pl));
-        ck_assert_int_eq(s.batch.len[b], one.len[0] - c);
-        ck_assert_int_eq(s.batch.eos[b], one.eos[0]);
-        ck_assert(!memcmp(row + plain_pl, one.tokens + one.prompt_len[0],
-                          sizeof(int) * (size_t)(one.len[0] - one.prompt_len[0])));
+        check_teacher_continuation(&w, &s, sampler, &one, b, 0);
     }
     gkd_seqbatch_free(&one);
     gkd_sampler_free(sampler);
@@ -373,23 +384,8 @@ START_TEST(test_mixed_rows_use_the_contextual_teacher) {
     ck_assert_int_eq(gkd_seqbatch_new(&one, 1, 48), 0);
     int differs = 0;
     for (int b = 0; b < o.batch; b++) {
-        int c = 0, plain_pl = 0, plain_len = 0, plain[64];
-        ck_assert_int_eq(gkd_task_encode_with_context(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], 0, one.tokens,
-                                                      48, &c, &one.prompt_len[0], &one.len[0]), 0);
-        ck_assert_int_gt(c, 0);
-        ck_assert_int_eq(gkd_task_encode_prompt(w.task, w.tok, GKD_SPLIT_TRAIN, s.examples[b], plain, 64, &plain_pl,
-                                                &plain_len), 0);
-        uint64_t stream = 0;
-        gkd_sample_options so = o.sample;
-        so.eos_token = gkd_tokenizer_eos(w.tok);
-        ck_assert_int_eq(gkd_sampler_generate(sampler, &one, &so, 0, 1, &stream, NULL), 0);
+        const int plain_pl = check_teacher_continuation(&w, &s, sampler, &one, b, 1);
         const int *row = s.batch.tokens + (size_t)b * s.batch.cap;
-        ck_assert_int_eq(s.batch.prompt_len[b], plain_pl);
-        ck_assert(!memcmp(row, plain, sizeof(int) * (size_t)plain_pl));
-        ck_assert_int_eq(s.batch.len[b], one.len[0] - c);
-        ck_assert_int_eq(s.batch.eos[b], one.eos[0]);
-        ck_assert(!memcmp(row + plain_pl, one.tokens + one.prompt_len[0],
-                          sizeof(int) * (size_t)(one.len[0] - one.prompt_len[0])));
         /* Greedy: each model's distribution is one-hot, so the weight is 1
          * where the student's argmax is the drawn token, else 0. */
         const int len = s.batch.len[b], V = w.V;
