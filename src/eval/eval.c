@@ -48,7 +48,9 @@ typedef struct {
      * the example's context after BOS (gkd_task_encode_with_context). */
     int contexts;                /* 1: some eval example has a context */
     size_t first;                /* eval example of the batch's row 0 */
-    int *ctx_ids, *view_tokens;  /* (cap) scratch, (B, teacher context) */
+    int *ctx_tokens;             /* the eval examples' context tokens, encoded once, concatenated */
+    size_t *ctx_off;             /* (n + 1) example i's are ctx_tokens[ctx_off[i] .. ctx_off[i + 1]) */
+    int *view_tokens;            /* (B, teacher context) */
     float *view_logits;          /* (B, cap, V) the teacher's rows aligned on the student's */
 } evaluator;
 
@@ -103,9 +105,8 @@ static int teacher_rows(evaluator *e, int rows, const float **zt) {
     const int maxT = e->teacher->config.max_seq_len;
     int c[rows], Tv = T;
     for (int r = 0; r < rows; r++) {
-        int rc = gkd_task_encode_context(e->task, e->tok, GKD_SPLIT_EVAL, e->first + (size_t)r, e->ctx_ids, maxT,
-                                         &c[r]);
-        if (rc) return rc;
+        const size_t i = e->first + (size_t)r;
+        c[r] = (int)(e->ctx_off[i + 1] - e->ctx_off[i]);
         if (T + c[r] > maxT)
             return gkd_error(GKD_EINVAL,
                              "evaluate: eval example %zu's context (%d tokens) and sequence of %d take %d tokens; "
@@ -116,12 +117,11 @@ static int teacher_rows(evaluator *e, int rows, const float **zt) {
     for (int r = 0; r < rows; r++) {
         int *v = e->view_tokens + (size_t)r * Tv;
         const int *t = e->tokens_bt + (size_t)r * T;
-        int n = 0;
-        (void)gkd_task_encode_context(e->task, e->tok, GKD_SPLIT_EVAL, e->first + (size_t)r, e->ctx_ids, maxT, &n);
+        const int n = c[r];
         /* BOS stays first; a tokenizer without one gets the context first. */
         const int head = gkd_tokenizer_bos(e->tok) >= 0;
         memcpy(v, t, sizeof(int) * (size_t)head);
-        memcpy(v + head, e->ctx_ids, sizeof(int) * (size_t)n);
+        memcpy(v + head, e->ctx_tokens + e->ctx_off[e->first + (size_t)r], sizeof(int) * (size_t)n);
         memcpy(v + head + n, t + head, sizeof(int) * (size_t)(T - head));
         for (int k = T + n; k < Tv; k++) v[k] = GKD_TOK_PAD; /* after the sequence: never read */
     }
@@ -291,13 +291,23 @@ int gkd_evaluate(gkd_eval_result *out, gkd_model *student, gkd_model *teacher, c
     }
     if (e.contexts) {
         const size_t Tt = (size_t)teacher->config.max_seq_len;
-        e.ctx_ids = malloc(Tt * sizeof(int));
+        e.ctx_tokens = malloc(n * Tt * sizeof(int)); /* at most a window each; trimmed below */
+        e.ctx_off = malloc((n + 1) * sizeof(size_t));
         e.view_tokens = malloc((size_t)e.B * Tt * sizeof(int));
         e.view_logits = malloc(BC * (size_t)e.V * sizeof(float));
-        if (!e.ctx_ids || !e.view_tokens || !e.view_logits) {
+        if (!e.ctx_tokens || !e.ctx_off || !e.view_tokens || !e.view_logits) {
             rc = gkd_error(GKD_ENOMEM, "evaluate: out of memory for the teacher's view");
             goto done;
         }
+        e.ctx_off[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+            int c = 0;
+            if ((rc = gkd_task_encode_context(task, tok, GKD_SPLIT_EVAL, i, e.ctx_tokens + e.ctx_off[i], (int)Tt, &c)))
+                goto done;
+            e.ctx_off[i + 1] = e.ctx_off[i] + (size_t)c;
+        }
+        int *trimmed = realloc(e.ctx_tokens, (e.ctx_off[n] ? e.ctx_off[n] : 1) * sizeof(int));
+        if (trimmed) e.ctx_tokens = trimmed;
     }
 
     /* 1. references, teacher-forced */
@@ -397,7 +407,8 @@ done:
     free(eos);
     free(e.targets_cap);
     free(e.tokens_bt);
-    free(e.ctx_ids);
+    free(e.ctx_tokens);
+    free(e.ctx_off);
     free(e.view_tokens);
     free(e.view_logits);
     free(e.targets_bt);
