@@ -241,6 +241,9 @@ int gkd_task_record_deserialize(gkd_task_record **out, const unsigned char *buf,
         last = tag;
         if (tag == EXT_TRAIN_FRACTION) c->train_fraction = blob_get_f64(&rd);
         else c->targets = get_i32(&rd);
+        /* a default is never written: one record, one form */
+        if (tag == EXT_TRAIN_FRACTION && c->train_fraction == 1.0) BAD("train fraction (the default, written)");
+        if (tag == EXT_TARGETS && c->targets == GKD_TARGETS_REFERENCE) BAD("targets (the default, written)");
     }
     if (rd.short_read) BAD("contents (truncated)");
     if (!(c->train_fraction > 0 && c->train_fraction <= 1)) BAD("train fraction");
